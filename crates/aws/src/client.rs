@@ -1,0 +1,38 @@
+//! Building the shared AWS SDK configuration once per cold start.
+//!
+//! Explicit timeouts keep a stuck call from eating the Lambda's whole budget; the SDK's
+//! standard retry mode (exponential backoff with jitter, throttling-aware) handles transient
+//! errors before they reach jobrunner's own error classification. `AWS_ENDPOINT_URL` (the local
+//! emulator) is honoured by the SDK itself.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Attempts per call, the first included.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Loads region and credentials from the environment with jobrunner's retry and timeouts.
+pub async fn load() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
+}
+
+/// Standard retry mode: exponential backoff with jitter, throttling errors included.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(Duration::from_millis(100)).with_max_backoff(Duration::from_secs(5))
+}
+
+/// Connect in 3 s, each attempt within 10 s, the whole call (retries included) within 25 s.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(25))
+        .build()
+}

@@ -1,0 +1,291 @@
+//! The config schema as Rust types (see README's configuration reference).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Launch settings every job inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: LaunchSettings,
+    /// Jobs by name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, Job>,
+    #[serde(default)]
+    pub triggers: Triggers,
+    /// Worker services scaled on their queue's backlog, by name.
+    #[serde(default)]
+    pub workers: BTreeMap<String, Worker>,
+    pub alerts: Option<Alerts>,
+    /// Small persistent state (scaler history, alert dedupe).
+    pub state: Option<State>,
+}
+
+/// Where and how a job's tasks run. Every field is optional so that `[defaults]` and each job
+/// can set any subset; [`Job::resolved`] merges the two.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchSettings {
+    /// Cluster name or ARN.
+    pub cluster: Option<String>,
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: Option<bool>,
+    /// Capacity providers in order of preference: a capacity failure on one falls back to the next.
+    pub capacity: Option<Vec<String>>,
+    /// `FARGATE` or `EC2`; exclusive with `capacity`.
+    pub launch_type: Option<LaunchType>,
+    /// Fargate platform version, e.g. `LATEST` or `1.4.0`.
+    pub platform_version: Option<String>,
+    /// EC2 only: passed through to RunTask.
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
+    /// EC2 only: passed through to RunTask.
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    /// Copy the task definition's tags to the task (`TASK_DEFINITION`) or not.
+    pub propagate_tags: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LaunchType {
+    Fargate,
+    Ec2,
+}
+
+impl LaunchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaunchType::Fargate => "FARGATE",
+            LaunchType::Ec2 => "EC2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConstraint {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub expression: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementStrategy {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub field: Option<String>,
+}
+
+/// A containerized job: what to run and how to size it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Family, `family:revision`, or ARN.
+    pub task_definition: String,
+    /// The container that receives the command and environment overrides.
+    pub container: String,
+    /// Replaces the container's command; each element is templated on its own.
+    pub command: Option<Vec<String>>,
+    /// Added to the container's environment; values are templated.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Concurrency cap: over it, events wait in their queue.
+    pub max_running: Option<u32>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Task-level CPU units when no size tier applies.
+    pub cpu: Option<u32>,
+    /// Task-level memory (MiB) when no size tier applies.
+    pub memory: Option<u32>,
+    /// Right-sizing by object size: the first tier whose `max_bytes` fits wins.
+    #[serde(default)]
+    pub size_tiers: Vec<SizeTier>,
+
+    // Launch settings that override `[defaults]` (listed, not flattened, so unknown fields stay errors).
+    pub cluster: Option<String>,
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: Option<bool>,
+    pub capacity: Option<Vec<String>>,
+    pub launch_type: Option<LaunchType>,
+    pub platform_version: Option<String>,
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    pub propagate_tags: Option<bool>,
+}
+
+impl Job {
+    /// The job's launch settings with `[defaults]` filled in where the job is silent.
+    pub fn resolved(&self, defaults: &LaunchSettings) -> LaunchSettings {
+        // A job that picks a launch type drops the default capacity list, and vice versa.
+        let (capacity, launch_type) = match (&self.capacity, self.launch_type) {
+            (None, None) => (defaults.capacity.clone(), defaults.launch_type),
+            (capacity, launch_type) => (capacity.clone(), launch_type),
+        };
+        LaunchSettings {
+            cluster: self.cluster.clone().or_else(|| defaults.cluster.clone()),
+            subnets: self.subnets.clone().or_else(|| defaults.subnets.clone()),
+            security_groups: self.security_groups.clone().or_else(|| defaults.security_groups.clone()),
+            assign_public_ip: self.assign_public_ip.or(defaults.assign_public_ip),
+            capacity,
+            launch_type,
+            platform_version: self.platform_version.clone().or_else(|| defaults.platform_version.clone()),
+            placement_constraints: self.placement_constraints.clone().or_else(|| defaults.placement_constraints.clone()),
+            placement_strategy: self.placement_strategy.clone().or_else(|| defaults.placement_strategy.clone()),
+            propagate_tags: self.propagate_tags.or(defaults.propagate_tags),
+        }
+    }
+}
+
+impl LaunchSettings {
+    /// True when tasks run on Fargate (a Fargate launch type or FARGATE/FARGATE_SPOT providers).
+    pub fn is_fargate(&self) -> bool {
+        match (&self.capacity, self.launch_type) {
+            (_, Some(LaunchType::Fargate)) => true,
+            (_, Some(LaunchType::Ec2)) => false,
+            (Some(providers), None) => providers.iter().all(|p| p.starts_with("FARGATE")),
+            (None, None) => true,
+        }
+    }
+}
+
+/// One size tier of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeTier {
+    /// Objects up to this many bytes use this tier; omitted on the last tier (everything larger).
+    pub max_bytes: Option<u64>,
+    pub cpu: u32,
+    pub memory: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    #[serde(default)]
+    pub s3: Vec<S3Trigger>,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleTrigger>,
+}
+
+/// Routes S3 "Object Created" events to a job. All conditions must hold; first match wins.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Trigger {
+    pub job: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub suffix: String,
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+}
+
+/// Runs a job on a schedule (EventBridge rule or EventBridge Scheduler).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleTrigger {
+    pub name: String,
+    pub job: String,
+    /// `rate(1 hour)` or `cron(0 * * * ? *)` in EventBridge's syntax.
+    pub expression: Option<String>,
+    /// IANA time zone for cron expressions, e.g. `Europe/Berlin`.
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// Added to the job's environment for this schedule's tasks.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Replaces the job's command for this schedule's tasks.
+    pub command: Option<Vec<String>>,
+}
+
+/// What to do when a tick fires while the previous run is still going
+/// (Kubernetes CronJob's `concurrencyPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    #[default]
+    Allow,
+    Forbid,
+    Replace,
+}
+
+/// An ECS service of queue workers whose `desiredCount` follows its SQS backlog.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    pub cluster: String,
+    pub service: String,
+    pub queue_url: String,
+    /// Target backlog per task.
+    pub messages_per_task: u32,
+    #[serde(default)]
+    pub min_tasks: u32,
+    pub max_tasks: u32,
+    /// Stabilization window before removing tasks.
+    #[serde(default = "default_scale_in_after")]
+    pub scale_in_after_seconds: u32,
+    /// Count delayed messages as backlog too.
+    #[serde(default)]
+    pub count_delayed: bool,
+    /// At most this many tasks added per decision.
+    pub max_step_out: Option<u32>,
+    /// At most this many tasks removed per decision.
+    pub max_step_in: Option<u32>,
+    /// Re-sample within one invocation every this many seconds (sub-minute reaction).
+    pub sample_every_seconds: Option<u32>,
+    /// Scheduled capacity: while a window is active its min/max apply.
+    #[serde(default)]
+    pub windows: Vec<ScalingWindow>,
+}
+
+fn default_scale_in_after() -> u32 {
+    300
+}
+
+/// A recurring period with its own task bounds (scheduled scaling).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingWindow {
+    /// Days the window applies, e.g. `["MON", "TUE"]`; empty means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start time `HH:MM`, inclusive.
+    pub start: String,
+    /// End time `HH:MM`, exclusive.
+    pub end: String,
+    /// IANA time zone of `start`/`end`; UTC when omitted.
+    pub timezone: Option<String>,
+    pub min_tasks: Option<u32>,
+    pub max_tasks: Option<u32>,
+}
+
+/// Where stopped-task alerts go and which classes are worth one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    pub topic_arn: String,
+    #[serde(default = "default_notify_on")]
+    pub notify_on: Vec<String>,
+}
+
+/// The alert classes worth waking someone for, when `notify_on` is not set.
+pub fn default_notify_on() -> Vec<String> {
+    ["non_zero_exit", "oom", "failed_to_start", "spot_interruption", "timeout", "unknown"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The DynamoDB table holding small state (scaler history, alert dedupe).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub table: String,
+}

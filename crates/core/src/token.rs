@@ -1,0 +1,92 @@
+//! Deterministic RunTask `clientToken`s, so that a redelivered event can never start a second
+//! task: ECS remembers a token for 24 hours per cluster and returns the original task for it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::event::ObjectCreated;
+
+/// ECS accepts up to 64 characters of ASCII 33–126.
+pub const MAX_LEN: usize = 64;
+const PREFIX: &str = "jr1-";
+
+/// The token for launching `job` for one object event. Identity is the object version when the
+/// bucket is versioned, else the event's sequencer (shared by redeliveries, new for each write).
+pub fn for_object(job: &str, object: &ObjectCreated) -> String {
+    let identity = match (&object.version_id, &object.sequencer) {
+        (Some(version), _) => format!("v:{version}"),
+        (None, Some(sequencer)) => format!("s:{sequencer}"),
+        (None, None) => format!("e:{}:{}", object.etag.as_deref().unwrap_or(""), object.event_time.to_rfc3339()),
+    };
+    digest(&["s3", job, &object.bucket, &object.key, &identity])
+}
+
+/// The token for one tick of a schedule: the same for every delivery and retry of the tick.
+pub fn for_tick(schedule: &str, scheduled_time: DateTime<Utc>) -> String {
+    digest(&["schedule", schedule, &scheduled_time.to_rfc3339_opts(SecondsFormat::Secs, true)])
+}
+
+/// The token of a fallback attempt on another capacity provider: a different request needs a
+/// different token, and the same fallback after a redelivery gets the same one.
+pub fn for_attempt(base: &str, capacity_provider: &str) -> String {
+    digest(&["attempt", base, capacity_provider])
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length-prefixed so that ("ab","c") and ("a","bc") differ.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut token = String::with_capacity(MAX_LEN);
+    token.push_str(PREFIX);
+    token.push_str(&hex[..MAX_LEN - PREFIX.len()]);
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(version: Option<&str>, sequencer: Option<&str>) -> ObjectCreated {
+        ObjectCreated {
+            bucket: "uploads".into(),
+            key: "images/cat.jpg".into(),
+            size: 10,
+            etag: Some("abc".into()),
+            version_id: version.map(Into::into),
+            sequencer: sequencer.map(Into::into),
+            event_time: "2026-11-22T05:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn token_fits_ecs_rules() {
+        let token = for_object("thumbnails", &object(None, Some("0A1B")));
+        assert_eq!(token.len(), MAX_LEN);
+        assert!(token.bytes().all(|b| (33..=126).contains(&b)));
+    }
+
+    #[test]
+    fn redelivery_gives_the_same_token() {
+        assert_eq!(for_object("t", &object(None, Some("0A1B"))), for_object("t", &object(None, Some("0A1B"))));
+    }
+
+    #[test]
+    fn other_version_or_write_gives_another_token() {
+        assert_ne!(for_object("t", &object(Some("v1"), Some("0A"))), for_object("t", &object(Some("v2"), Some("0A"))));
+        assert_ne!(for_object("t", &object(None, Some("0A"))), for_object("t", &object(None, Some("0B"))));
+        assert_ne!(for_object("t", &object(None, Some("0A"))), for_object("u", &object(None, Some("0A"))));
+    }
+
+    #[test]
+    fn attempts_and_ticks_differ() {
+        let base = for_tick("hourly", "2026-11-22T05:00:00Z".parse().unwrap());
+        assert_eq!(base, for_tick("hourly", "2026-11-22T05:00:00Z".parse().unwrap()));
+        assert_ne!(base, for_tick("hourly", "2026-11-22T06:00:00Z".parse().unwrap()));
+        assert_ne!(for_attempt(&base, "FARGATE"), base);
+        assert_eq!(for_attempt(&base, "FARGATE").len(), MAX_LEN);
+    }
+}

@@ -1,0 +1,372 @@
+// The construct's props, and the jobrunner config document generated from them.
+//
+// The props mirror the config file (see the repository README's configuration reference) field
+// for field, with CDK references where the config holds names: an `ecs.TaskDefinition` instead of
+// a family, an `s3.IBucket` instead of a bucket name, and so on. `renderConfig` turns them into
+// the JSON document every function reads from `JOBRUNNER_CONFIG`. Values that are only known at
+// deploy time (ARNs, generated names, queue URLs) stay CloudFormation tokens inside the document.
+
+import { Duration, Token } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+
+/** Capacity providers in order of preference (`capacity` in the config). */
+export type CapacityProvider = 'FARGATE' | 'FARGATE_SPOT' | (string & {});
+
+/** `launch_type` in the config; exclusive with `capacity`. */
+export type LaunchType = 'FARGATE' | 'EC2';
+
+/** Where and how tasks run: `[defaults]`, and the same fields on a job. */
+export interface LaunchSettings {
+  /** Subnets for the task's ENI (`subnets`), selected from the cluster's VPC. */
+  readonly subnets?: ec2.SubnetSelection;
+  /** Security groups for the task's ENI (`security_groups`). */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+  /** `assign_public_ip`: needed in public subnets without a NAT gateway. */
+  readonly assignPublicIp?: boolean;
+  /** `capacity`: capacity providers tried in order when one has no capacity. */
+  readonly capacity?: CapacityProvider[];
+  /** `launch_type`: exclusive with `capacity`. */
+  readonly launchType?: LaunchType;
+  /** `platform_version`, e.g. `LATEST` or `1.4.0`. */
+  readonly platformVersion?: string;
+  /** `propagate_tags`: copy the task definition's tags to each task. */
+  readonly propagateTags?: boolean;
+}
+
+/** `[defaults]`: inherited by every job that does not set its own. */
+export interface DefaultsProps extends LaunchSettings {
+  /** `cluster`: the cluster jobs run in. */
+  readonly cluster: ecs.ICluster;
+}
+
+/** One size tier (`[[jobs.NAME.size_tiers]]`). */
+export interface SizeTier {
+  /** Objects up to this many bytes use this tier; omit on the last tier. */
+  readonly maxBytes?: number;
+  readonly cpu: number;
+  readonly memory: number;
+}
+
+/** A job (`[jobs.NAME]`). */
+export interface JobProps extends LaunchSettings {
+  /** `task_definition`: the job's task definition; the config names its family. */
+  readonly taskDefinition: ecs.TaskDefinition;
+  /** `container`: the container that receives the command and environment overrides. */
+  readonly container: string | ecs.ContainerDefinition;
+  /** `command`: replaces the container's command; each element is templated on its own. */
+  readonly command?: string[];
+  /** `environment`: added to the container's environment; values are templated. */
+  readonly environment?: Record<string, string>;
+  /** `max_running`: concurrency cap; over it the event waits in its queue. */
+  readonly maxRunning?: number;
+  /** `tags`: added to every task. */
+  readonly tags?: Record<string, string>;
+  /** `cpu`: task CPU units when no size tier applies. */
+  readonly cpu?: number;
+  /** `memory`: task memory (MiB) when no size tier applies. */
+  readonly memory?: number;
+  /** `size_tiers`: right-size by object size; the first tier whose `maxBytes` fits wins. */
+  readonly sizeTiers?: SizeTier[];
+  /** `cluster`: overrides the default cluster for this job. */
+  readonly cluster?: ecs.ICluster;
+}
+
+/** An S3 trigger (`[[triggers.s3]]`): objects created in `bucket` run `job`. */
+export interface S3TriggerProps {
+  readonly job: string;
+  /** The bucket; EventBridge notifications are turned on for it. */
+  readonly bucket: s3.IBucket;
+  readonly prefix?: string;
+  readonly suffix?: string;
+  /** `min_size` in bytes. */
+  readonly minSize?: number;
+  /** `max_size` in bytes. */
+  readonly maxSize?: number;
+  /**
+   * Turn on the bucket's EventBridge notifications (a CDK custom resource updates the bucket's
+   * notification configuration, keeping any other notifications). Set false when the bucket
+   * already sends its events to EventBridge.
+   * @default true
+   */
+  readonly enableEventBridge?: boolean;
+}
+
+/** What to do when a schedule fires while the previous run still runs. */
+export type Overlap = 'allow' | 'forbid' | 'replace';
+
+/** A schedule (`[[triggers.schedule]]`), deployed as an EventBridge Scheduler schedule. */
+export interface ScheduleTriggerProps {
+  /** Schedule name: letters, digits, `-`, `_`. */
+  readonly name: string;
+  readonly job: string;
+  /** `rate(1 hour)`, `cron(0 3 * * ? *)` or `at(...)`, in EventBridge Scheduler's syntax. */
+  readonly expression: string;
+  /** IANA time zone of the expression, e.g. `Europe/Berlin`. @default UTC */
+  readonly timezone?: string;
+  /** @default 'allow' */
+  readonly overlap?: Overlap;
+  /** Added to the job's environment for this schedule's tasks. */
+  readonly environment?: Record<string, string>;
+  /** Replaces the job's command for this schedule's tasks. */
+  readonly command?: string[];
+}
+
+/** A scheduled-capacity window of a worker (`[[workers.NAME.windows]]`). */
+export interface ScalingWindowProps {
+  /** Days, e.g. `['MON', 'TUE']`; empty or omitted means every day. */
+  readonly days?: string[];
+  /** `HH:MM`, inclusive. */
+  readonly start: string;
+  /** `HH:MM`, exclusive. */
+  readonly end: string;
+  readonly timezone?: string;
+  readonly minTasks?: number;
+  readonly maxTasks?: number;
+}
+
+/** A worker service scaled on its queue's backlog (`[workers.NAME]`). */
+export interface WorkerProps {
+  /** The ECS service of workers (a `FargateService`, or one imported with its cluster). */
+  readonly service: ecs.IBaseService;
+  /** The queue the workers poll. */
+  readonly queue: sqs.IQueue;
+  /** `messages_per_task`: target backlog per task. */
+  readonly messagesPerTask: number;
+  /** `min_tasks`. @default 0 */
+  readonly minTasks?: number;
+  /** `max_tasks`. */
+  readonly maxTasks: number;
+  /** `scale_in_after_seconds`: stabilization window before removing tasks. @default 5 minutes */
+  readonly scaleInAfter?: Duration;
+  /** `count_delayed`: count delayed messages as backlog. */
+  readonly countDelayed?: boolean;
+  /** `max_step_out`: at most this many tasks added per decision. */
+  readonly maxStepOut?: number;
+  /** `max_step_in`: at most this many tasks removed per decision. */
+  readonly maxStepIn?: number;
+  /** `sample_every_seconds`: re-sample within one invocation (sub-minute reaction). */
+  readonly sampleEverySeconds?: number;
+  /** `windows`: scheduled capacity. */
+  readonly windows?: ScalingWindowProps[];
+}
+
+/** The alert classes of the config's `notify_on`. */
+export type AlertClass =
+  | 'non_zero_exit'
+  | 'oom'
+  | 'failed_to_start'
+  | 'spot_interruption'
+  | 'timeout'
+  | 'unknown'
+  | (string & {});
+
+/** Where stopped-task alerts go (`[alerts]`); the construct creates the topic. */
+export interface AlertsProps {
+  /** Email addresses subscribed to the alert topic (each must confirm the subscription). */
+  readonly emails?: string[];
+  /** `notify_on`. @default the alerter's default classes */
+  readonly notifyOn?: AlertClass[];
+}
+
+/** The parts of the config the construct creates itself. */
+export interface CreatedResources {
+  readonly topicArn?: string;
+  readonly stateTableName?: string;
+}
+
+/** The config's props, as the `JobRunner` construct takes them. */
+export interface ConfigProps {
+  readonly defaults: DefaultsProps;
+  readonly jobs?: Record<string, JobProps>;
+  readonly s3Triggers?: S3TriggerProps[];
+  readonly schedules?: ScheduleTriggerProps[];
+  readonly workers?: Record<string, WorkerProps>;
+  readonly alerts?: AlertsProps;
+}
+
+/** Lambda's limit on the total size of a function's environment variables (keys and values). */
+export const LAMBDA_ENV_LIMIT_BYTES = 4096;
+
+/** The environment variable every function reads its config from. */
+export const CONFIG_ENV = 'JOBRUNNER_CONFIG';
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+/** The JSON document (CloudFormation tokens where values are only known at deploy time). */
+export type ConfigDocument = Record<string, unknown>;
+
+/** Checks what can be checked at synth time; the Rust validator checks the rest at init. */
+export function checkConfigProps(props: ConfigProps): void {
+  const jobs = props.jobs ?? {};
+  for (const name of Object.keys(jobs)) {
+    if (!NAME.test(name)) throw new Error(`jobs.${name}: job names may use letters, digits, '-' and '_'`);
+    const job = jobs[name];
+    containerName(job, `jobs.${name}`);
+    if (job.capacity && job.launchType) throw new Error(`jobs.${name}: set capacity or launchType, not both`);
+  }
+  if (props.defaults.capacity && props.defaults.launchType) {
+    throw new Error('defaults: set capacity or launchType, not both');
+  }
+  (props.s3Triggers ?? []).forEach((t, i) => {
+    if (!(t.job in jobs)) throw new Error(`triggers.s3[${i}].job: unknown job '${t.job}'`);
+  });
+  const seen = new Set<string>();
+  (props.schedules ?? []).forEach((s, i) => {
+    if (!NAME.test(s.name)) throw new Error(`triggers.schedule[${i}].name: '${s.name}' may use letters, digits, '-' and '_'`);
+    if (seen.has(s.name)) throw new Error(`triggers.schedule[${i}].name: duplicate schedule '${s.name}'`);
+    seen.add(s.name);
+    if (!(s.job in jobs)) throw new Error(`triggers.schedule[${i}].job: unknown job '${s.job}'`);
+  });
+  for (const name of Object.keys(props.workers ?? {})) {
+    if (!NAME.test(name)) throw new Error(`workers.${name}: worker names may use letters, digits, '-' and '_'`);
+  }
+}
+
+/** The container name a job's overrides go to; checks it exists in the task definition. */
+export function containerName(job: JobProps, path: string): string {
+  const name = typeof job.container === 'string' ? job.container : job.container.containerName;
+  if (!job.taskDefinition.findContainer(name)) {
+    throw new Error(`${path}.container: task definition '${job.taskDefinition.family}' has no container '${name}'`);
+  }
+  return name;
+}
+
+/** The cluster a job runs in (its own, else the default). */
+export function jobCluster(props: ConfigProps, job: JobProps): ecs.ICluster {
+  return job.cluster ?? props.defaults.cluster;
+}
+
+/** Renders the config document from the props. */
+export function renderConfig(props: ConfigProps, created: CreatedResources): ConfigDocument {
+  checkConfigProps(props);
+  const d = props.defaults;
+  const config: ConfigDocument = {
+    defaults: {
+      cluster: d.cluster.clusterArn,
+      ...launchSettings(d, d.cluster),
+    },
+    jobs: Object.fromEntries(
+      Object.entries(props.jobs ?? {}).map(([name, job]) => [name, renderJob(name, job, props)]),
+    ),
+  };
+
+  const s3 = (props.s3Triggers ?? []).map((t) => ({
+    job: t.job,
+    bucket: t.bucket.bucketName,
+    prefix: t.prefix,
+    suffix: t.suffix,
+    min_size: t.minSize,
+    max_size: t.maxSize,
+  }));
+  const schedule = (props.schedules ?? []).map((s) => ({
+    name: s.name,
+    job: s.job,
+    expression: s.expression,
+    timezone: s.timezone,
+    overlap: s.overlap,
+    environment: nonEmpty(s.environment),
+    command: s.command,
+  }));
+  if (s3.length || schedule.length) {
+    config.triggers = { s3: s3.length ? s3 : undefined, schedule: schedule.length ? schedule : undefined };
+  }
+
+  const workers = Object.entries(props.workers ?? {});
+  if (workers.length) {
+    config.workers = Object.fromEntries(workers.map(([name, w]) => [name, renderWorker(w)]));
+  }
+  if (created.topicArn) {
+    config.alerts = { topic_arn: created.topicArn, notify_on: props.alerts?.notifyOn };
+  }
+  if (created.stateTableName) {
+    config.state = { table: created.stateTableName };
+  }
+  return prune(config) as ConfigDocument;
+}
+
+function renderJob(name: string, job: JobProps, props: ConfigProps): Record<string, unknown> {
+  return {
+    task_definition: job.taskDefinition.family,
+    container: containerName(job, `jobs.${name}`),
+    command: job.command,
+    environment: nonEmpty(job.environment),
+    max_running: job.maxRunning,
+    tags: nonEmpty(job.tags),
+    cpu: job.cpu,
+    memory: job.memory,
+    size_tiers: job.sizeTiers?.map((t) => ({ max_bytes: t.maxBytes, cpu: t.cpu, memory: t.memory })),
+    cluster: job.cluster?.clusterArn,
+    ...launchSettings(job, jobCluster(props, job)),
+  };
+}
+
+function launchSettings(s: LaunchSettings, cluster: ecs.ICluster): Record<string, unknown> {
+  return {
+    subnets: s.subnets ? cluster.vpc.selectSubnets(s.subnets).subnetIds : undefined,
+    security_groups: s.securityGroups?.map((g) => g.securityGroupId),
+    assign_public_ip: s.assignPublicIp,
+    capacity: s.capacity,
+    launch_type: s.launchType,
+    platform_version: s.platformVersion,
+    propagate_tags: s.propagateTags,
+  };
+}
+
+function renderWorker(w: WorkerProps): Record<string, unknown> {
+  return {
+    cluster: w.service.cluster.clusterArn,
+    service: w.service.serviceName,
+    queue_url: w.queue.queueUrl,
+    messages_per_task: w.messagesPerTask,
+    min_tasks: w.minTasks ?? 0,
+    max_tasks: w.maxTasks,
+    scale_in_after_seconds: (w.scaleInAfter ?? Duration.minutes(5)).toSeconds(),
+    count_delayed: w.countDelayed,
+    max_step_out: w.maxStepOut,
+    max_step_in: w.maxStepIn,
+    sample_every_seconds: w.sampleEverySeconds,
+    windows: w.windows?.map((x) => ({
+      days: x.days,
+      start: x.start,
+      end: x.end,
+      timezone: x.timezone,
+      min_tasks: x.minTasks,
+      max_tasks: x.maxTasks,
+    })),
+  };
+}
+
+function nonEmpty<T extends object>(o: T | undefined): T | undefined {
+  return o && Object.keys(o).length ? o : undefined;
+}
+
+/** Drops `undefined` members so they don't reach the (strict) Rust parser. */
+function prune(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(prune);
+  if (value && typeof value === 'object' && !Token.isUnresolved(value)) {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, prune(v)]),
+    );
+  }
+  return value;
+}
+
+/** Length a token is assumed to take once deployed, for the size estimate (ARNs are ~90). */
+const TOKEN_ESTIMATE = 100;
+
+/**
+ * Estimates the bytes the rendered document takes once deployed: literal text as is, each
+ * CloudFormation token as `TOKEN_ESTIMATE` bytes (an ARN or queue URL is 60-100 characters).
+ */
+export function estimateConfigBytes(config: ConfigDocument): { literal: number; estimate: number; tokens: number } {
+  const text = JSON.stringify(config);
+  const pattern = /[$#]\{Token\[[^\]]+\]\}/g;
+  const tokens = text.match(pattern) ?? [];
+  const literal = Buffer.byteLength(text.replace(pattern, ''), 'utf8');
+  return { literal, tokens: tokens.length, estimate: literal + tokens.length * TOKEN_ESTIMATE };
+}
