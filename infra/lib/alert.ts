@@ -1,0 +1,143 @@
+// The alert unit: ECS "Task State Change" events with lastStatus STOPPED in the configured
+// clusters go through an SQS buffer to the alerter, which classifies why each task stopped and
+// publishes to an SNS topic (KMS-encrypted, TLS only) with email subscriptions.
+
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { EventBuffer } from './buffer';
+import { type FunctionOptions, JobRunnerFunction } from './function';
+import { acknowledgeWildcardAction, acknowledgeWildcardResource } from './nag';
+
+/** Tuning of the alerter. */
+export interface AlerterOptions {
+  /** At most this many concurrent alerter invocations (2-1000). @default 2 */
+  readonly maxConcurrency?: number;
+  /** @default 30 seconds */
+  readonly timeout?: Duration;
+  /** What happens to the topic's KMS key when the stack is deleted. @default RemovalPolicy.DESTROY (7-day pending window) */
+  readonly keyRemovalPolicy?: RemovalPolicy;
+}
+
+export interface AlertTopicProps {
+  readonly emails?: string[];
+  readonly keyRemovalPolicy?: RemovalPolicy;
+}
+
+/** The alert topic and its key, created before the functions because the config names the topic. */
+export class AlertTopic extends Construct {
+  readonly topic: sns.Topic;
+  readonly key: kms.Key;
+
+  constructor(scope: Construct, id: string, props: AlertTopicProps) {
+    super(scope, id);
+    this.key = new kms.Key(this, 'Key', {
+      description: 'jobrunner: encrypts the alert topic',
+      enableKeyRotation: true,
+      pendingWindow: Duration.days(7),
+      removalPolicy: props.keyRemovalPolicy ?? RemovalPolicy.DESTROY,
+    });
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'jobrunner alerts',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    for (const email of props.emails ?? []) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(email));
+    }
+    // CloudWatch alarms (dead-letter queues) publish to the topic too: they need the key.
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+  }
+}
+
+export interface AlerterProps extends AlerterOptions {
+  readonly config: string;
+  readonly functionOptions?: FunctionOptions;
+  readonly topic: AlertTopic;
+  /** The clusters whose stopped tasks are reported. */
+  readonly clusters: ecs.ICluster[];
+}
+
+export class Alerter extends Construct {
+  readonly function: lambda.Function;
+  readonly role: iam.Role;
+  readonly buffer: EventBuffer;
+  /** ECS Task State Change, lastStatus STOPPED, in the configured clusters. */
+  readonly rule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: AlerterProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const fn = new JobRunnerFunction(this, 'Alerter', {
+      ...props.functionOptions,
+      binaryName: 'alerter',
+      description: 'jobrunner alerter: stopped ECS tasks to SNS alerts',
+      config: props.config,
+      timeout,
+    });
+    this.function = fn.function;
+    this.role = fn.role;
+
+    this.buffer = new EventBuffer(this, 'Buffer', {
+      purpose: 'ECS task events the alerter could not report',
+      consumerTimeout: timeout,
+    });
+    this.function.addEventSource(
+      new SqsEventSource(this.buffer.queue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: props.maxConcurrency ?? 2,
+      }),
+    );
+
+    this.rule = new events.Rule(this, 'TaskStopped', {
+      description: 'jobrunner: stopped ECS tasks of the configured clusters to the alerter buffer',
+      eventPattern: {
+        source: ['aws.ecs'],
+        detailType: ['ECS Task State Change'],
+        detail: {
+          lastStatus: ['STOPPED'],
+          clusterArn: [...new Set(props.clusters)].map((c) => c.clusterArn),
+        },
+      },
+    });
+    this.rule.addTarget(
+      new eventsTargets.SqsQueue(this.buffer.queue, {
+        deadLetterQueue: this.buffer.deadLetterQueue,
+        retryAttempts: 185,
+        maxEventAge: Duration.hours(24),
+      }),
+    );
+
+    // sns:Publish on this topic only, plus the data key it needs from the topic's own key.
+    props.topic.topic.grantPublish(this.role);
+    acknowledgeWildcardAction(
+      this.role,
+      'kms:GenerateDataKey*',
+      "Publishing to a KMS-encrypted topic needs GenerateDataKey* (AWS's documented action set); the statement is limited to the topic's own key.",
+    );
+    // Reading the stopped task's definition (container limits, essential flags) for the alert.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['ecs:DescribeTaskDefinition'], resources: ['*'] }),
+    );
+    acknowledgeWildcardResource(
+      this.role,
+      '*',
+      'ecs:DescribeTaskDefinition supports no resource-level permissions (AWS requires resource "*"); it is read-only.',
+    );
+  }
+}

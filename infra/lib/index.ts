@@ -1,0 +1,9 @@
+// Public API of the jobrunner CDK library.
+export * from './alert';
+export * from './buffer';
+export * from './config';
+export * from './function';
+export * from './jobrunner';
+export * from './launch';
+export * from './scale';
+export * from './state';

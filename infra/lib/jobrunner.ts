@@ -1,0 +1,134 @@
+// JobRunner: wires the launcher, scaler and alerter to the user's clusters, task definitions,
+// buckets, queues and services. It renders the jobrunner config from its props and gives every
+// function the same document inline in JOBRUNNER_CONFIG.
+//
+// Lambda limits a function's environment variables to 4 KB in total. The config is written
+// compactly (no whitespace, unset fields left out); deploy-time values such as ARNs take 60-100
+// bytes each. A config over the limit fails here at synth (literal text alone over 4 KB) or at
+// deploy; split the jobs over several JobRunner instances or shorten names to stay under it.
+
+import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Construct } from 'constructs';
+import { Alerter, type AlerterOptions, AlertTopic } from './alert';
+import {
+  CONFIG_ENV,
+  type ConfigDocument,
+  type ConfigProps,
+  checkConfigProps,
+  estimateConfigBytes,
+  LAMBDA_ENV_LIMIT_BYTES,
+  renderConfig,
+} from './config';
+import type { FunctionOptions } from './function';
+import { Launcher, type LauncherOptions } from './launch';
+import { Scaler, type ScalerOptions } from './scale';
+import { StateTable, type StateTableProps } from './state';
+
+export interface JobRunnerProps extends ConfigProps {
+  /** Settings of all three functions (architecture, memory, log retention, Cargo manifest). */
+  readonly functions?: FunctionOptions;
+  readonly launcher?: LauncherOptions;
+  readonly scaler?: ScalerOptions;
+  readonly alerter?: AlerterOptions;
+  readonly state?: StateTableProps;
+}
+
+/** Bytes the other variables and the keys take besides the config value. */
+const ENV_OVERHEAD_BYTES = CONFIG_ENV.length + 'RUST_LOG'.length + 16;
+
+export class JobRunner extends Construct {
+  readonly launcher: Launcher;
+  /** Present when workers are configured. */
+  readonly scaler?: Scaler;
+  /** Present when `alerts` is set. */
+  readonly alerter?: Alerter;
+  readonly alertTopic?: AlertTopic;
+  /** Present when the scaler or the alerter is. */
+  readonly state?: StateTable;
+  /** The generated config document (tokens where values are known only at deploy time). */
+  readonly config: ConfigDocument;
+  /** The document as the JSON string each function receives in JOBRUNNER_CONFIG. */
+  readonly configJson: string;
+
+  constructor(scope: Construct, id: string, props: JobRunnerProps) {
+    super(scope, id);
+    checkConfigProps(props);
+    const jobs = props.jobs ?? {};
+    const workers = props.workers ?? {};
+    const hasWorkers = Object.keys(workers).length > 0;
+
+    // Functions read the document lazily: it names the topic and table created below.
+    let document: ConfigDocument | undefined;
+    const config = Lazy.string({
+      produce: () => {
+        if (!document) throw new Error('jobrunner config rendered before JobRunner finished');
+        return Stack.of(this).toJsonString(document);
+      },
+    });
+    this.configJson = config;
+
+    if (hasWorkers || props.alerts) this.state = new StateTable(this, 'State', props.state);
+    if (props.alerts) {
+      this.alertTopic = new AlertTopic(this, 'AlertTopic', {
+        emails: props.alerts.emails,
+        keyRemovalPolicy: props.alerter?.keyRemovalPolicy,
+      });
+    }
+
+    this.launcher = new Launcher(this, 'Launch', {
+      ...props.launcher,
+      config,
+      functionOptions: props.functions,
+      defaults: props.defaults,
+      jobs,
+      s3Triggers: props.s3Triggers ?? [],
+      schedules: props.schedules ?? [],
+    });
+
+    if (hasWorkers) {
+      this.scaler = new Scaler(this, 'Scale', { ...props.scaler, config, functionOptions: props.functions, workers });
+      this.state!.grantState(this.scaler.role);
+    }
+
+    if (this.alertTopic) {
+      const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
+      for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
+      for (const w of Object.values(workers)) clusters.add(w.service.cluster);
+      this.alerter = new Alerter(this, 'Alert', {
+        ...props.alerter,
+        config,
+        functionOptions: props.functions,
+        topic: this.alertTopic,
+        clusters: [...clusters],
+      });
+      this.state!.grantState(this.alerter.role);
+      // Dead letters are worth an alert too.
+      const action = new cwActions.SnsAction(this.alertTopic.topic);
+      for (const buffer of [this.launcher.buffer, this.alerter.buffer]) buffer.deadLetterAlarm.addAlarmAction(action);
+    }
+
+    document = renderConfig(props, {
+      topicArn: this.alertTopic?.topic.topicArn,
+      stateTableName: this.state?.table.tableName,
+    });
+    this.config = document;
+
+    const size = estimateConfigBytes(document);
+    const budget = LAMBDA_ENV_LIMIT_BYTES - ENV_OVERHEAD_BYTES;
+    if (size.literal > budget) {
+      throw new Error(
+        `jobrunner config is ${size.literal} bytes before deploy-time values, over Lambda's 4 KB environment limit: ` +
+          'split the jobs over several JobRunner constructs or shorten names and commands',
+      );
+    }
+    if (size.estimate > budget) {
+      Annotations.of(this).addWarningV2(
+        'jobrunner:config-size',
+        `jobrunner config may exceed Lambda's 4 KB environment limit once deployed: ${size.literal} bytes plus ` +
+          `${size.tokens} deploy-time values (estimated ${size.estimate} bytes)`,
+      );
+    }
+  }
+}

@@ -1,0 +1,257 @@
+// The launch unit: S3 "Object Created" events (EventBridge rule → SQS buffer) and EventBridge
+// Scheduler schedules feed the launcher, which turns each into an ECS RunTask. The launcher may
+// run tasks only from the configured task-definition families, only in their clusters, and may
+// pass only those task definitions' roles to ECS.
+
+import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import { Construct } from 'constructs';
+import { EventBuffer } from './buffer';
+import type { DefaultsProps, JobProps, S3TriggerProps, ScheduleTriggerProps } from './config';
+import { type FunctionOptions, JobRunnerFunction } from './function';
+import { acknowledgeWildcardResource } from './nag';
+
+/** Tuning of the launcher. */
+export interface LauncherOptions {
+  /** Messages per invocation from the S3 buffer. @default 10 */
+  readonly batchSize?: number;
+  /**
+   * At most this many concurrent launcher invocations from the S3 buffer (2-1000). Keeps a burst
+   * of uploads under Fargate's launch rate (about 20 tasks/s); the rest waits in the queue.
+   * @default 5
+   */
+  readonly maxConcurrency?: number;
+  /** @default 30 seconds */
+  readonly timeout?: Duration;
+  /** Retries of a schedule's invocation when Lambda rejects it (e.g. throttling). @default 3 */
+  readonly scheduleRetryAttempts?: number;
+  /** How long a schedule's invocation may be retried. @default 1 hour */
+  readonly scheduleMaxEventAge?: Duration;
+}
+
+export interface LauncherProps extends LauncherOptions {
+  readonly config: string;
+  readonly functionOptions?: FunctionOptions;
+  readonly defaults: DefaultsProps;
+  readonly jobs: Record<string, JobProps>;
+  readonly s3Triggers: S3TriggerProps[];
+  readonly schedules: ScheduleTriggerProps[];
+}
+
+/** The input each schedule delivers; the launcher decodes exactly this shape. */
+export function scheduleInput(name: string): Record<string, string> {
+  return {
+    source: 'jobrunner.scheduler',
+    schedule: name,
+    scheduled_time: scheduler.ContextAttribute.scheduledTime,
+    schedule_arn: scheduler.ContextAttribute.scheduleArn,
+  };
+}
+
+export class Launcher extends Construct {
+  readonly function: lambda.Function;
+  readonly role: iam.Role;
+  /** Buffers S3 events for the launcher; failures end in its dead-letter queue. */
+  readonly buffer: EventBuffer;
+  /** One rule per bucket, routing its matching "Object Created" events to the buffer. */
+  readonly s3Rules: events.Rule[] = [];
+  readonly schedules: scheduler.Schedule[] = [];
+  /** The role EventBridge Scheduler assumes to invoke the launcher. */
+  readonly schedulerRole?: iam.Role;
+
+  constructor(scope: Construct, id: string, props: LauncherProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+
+    const fn = new JobRunnerFunction(this, 'Launcher', {
+      ...props.functionOptions,
+      binaryName: 'launcher',
+      description: 'jobrunner launcher: S3 events and schedules to ECS RunTask',
+      config: props.config,
+      timeout,
+    });
+    this.function = fn.function;
+    this.role = fn.role;
+
+    this.buffer = new EventBuffer(this, 'Buffer', {
+      purpose: 'S3 events the launcher could not turn into tasks',
+      consumerTimeout: timeout,
+    });
+    this.function.addEventSource(
+      new SqsEventSource(this.buffer.queue, {
+        batchSize: props.batchSize ?? 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: props.maxConcurrency ?? 5,
+      }),
+    );
+    // Scheduled invocations are asynchronous: after Lambda's retries they land in the same DLQ.
+    this.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new destinations.SqsDestination(this.buffer.deadLetterQueue),
+    });
+
+    this.addS3Rules(props.s3Triggers);
+    if (props.schedules.length) {
+      this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+        assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+        }),
+        description: 'jobrunner: EventBridge Scheduler invokes the launcher',
+      });
+      for (const s of props.schedules) this.addSchedule(s, props);
+      acknowledgeWildcardResource(
+        this.schedulerRole,
+        `${this.function.functionArn}:*`,
+        "CDK's grantInvoke covers the launcher's versions and aliases (ARN:*); the role can invoke only this one function.",
+      );
+    }
+    this.grantLaunch(props);
+  }
+
+  private addS3Rules(triggers: S3TriggerProps[]): void {
+    const byBucket = new Map<s3.IBucket, S3TriggerProps[]>();
+    for (const t of triggers) byBucket.set(t.bucket, [...(byBucket.get(t.bucket) ?? []), t]);
+    let i = 0;
+    for (const [bucket, list] of byBucket) {
+      if (list.some((t) => t.enableEventBridge ?? true)) bucket.enableEventBridgeNotification();
+      const rule = new events.Rule(this, `S3Rule${i++}`, {
+        description: 'jobrunner: S3 Object Created events of configured triggers to the launcher buffer',
+        eventPattern: {
+          source: ['aws.s3'],
+          detailType: ['Object Created'],
+          detail: { bucket: { name: [bucket.bucketName] }, ...objectFilter(list) },
+        },
+      });
+      rule.addTarget(
+        new eventsTargets.SqsQueue(this.buffer.queue, {
+          deadLetterQueue: this.buffer.deadLetterQueue,
+          retryAttempts: 185,
+          maxEventAge: Duration.hours(24),
+        }),
+      );
+      this.s3Rules.push(rule);
+    }
+  }
+
+  private addSchedule(s: ScheduleTriggerProps, props: LauncherProps): void {
+    const schedule = new scheduler.Schedule(this, `Schedule-${s.name}`, {
+      description: `jobrunner: schedule ${s.name} runs job ${s.job}`,
+      schedule: scheduler.ScheduleExpression.expression(s.expression, TimeZone.of(s.timezone ?? 'Etc/UTC')),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new schedulerTargets.LambdaInvoke(this.function, {
+        role: this.schedulerRole,
+        input: scheduler.ScheduleTargetInput.fromObject(scheduleInput(s.name)),
+        retryAttempts: props.scheduleRetryAttempts ?? 3,
+        maxEventAge: props.scheduleMaxEventAge ?? Duration.hours(1),
+        deadLetterQueue: this.buffer.deadLetterQueue,
+      }),
+    });
+    this.schedules.push(schedule);
+  }
+
+  /** RunTask and friends, each scoped to the configured families, clusters and roles. */
+  private grantLaunch(props: LauncherProps): void {
+    const stack = Stack.of(this);
+    const byCluster = new Map<ecs.ICluster, Set<string>>();
+    const passRoles = new Map<string, iam.IRole>();
+    for (const job of Object.values(props.jobs)) {
+      const cluster = job.cluster ?? props.defaults.cluster;
+      byCluster.set(cluster, (byCluster.get(cluster) ?? new Set()).add(job.taskDefinition.family));
+      for (const role of [job.taskDefinition.taskRole, job.taskDefinition.executionRole]) {
+        if (role) passRoles.set(role.node.path, role);
+      }
+    }
+
+    for (const [cluster, families] of byCluster) {
+      const onCluster = { ArnEquals: { 'ecs:cluster': cluster.clusterArn } };
+      const taskDefinitions = [...families].sort().map((family) =>
+        stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${family}:*` }),
+      );
+      const tasks = stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${cluster.clusterName}/*` });
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['ecs:RunTask'], resources: taskDefinitions, conditions: onCluster }),
+      );
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['ecs:StopTask', 'ecs:DescribeTasks'], resources: [tasks], conditions: onCluster }),
+      );
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['ecs:TagResource'],
+          resources: [tasks],
+          conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+        }),
+      );
+      // ListTasks has no task resource to scope to; the cluster condition is its only scope.
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['ecs:ListTasks'], resources: ['*'], conditions: onCluster }),
+      );
+      for (const arn of taskDefinitions) {
+        acknowledgeWildcardResource(
+          this.role,
+          arn,
+          'RunTask on every revision (:*) of one configured task-definition family, only in its configured cluster (ecs:cluster condition).',
+        );
+      }
+      acknowledgeWildcardResource(
+        this.role,
+        tasks,
+        'Stop/describe/tag the tasks of one configured cluster: task IDs are unknown until launch; StopTask/DescribeTasks also carry the ecs:cluster condition, TagResource ecs:CreateAction=RunTask.',
+      );
+    }
+    if (byCluster.size) {
+      acknowledgeWildcardResource(
+        this.role,
+        '*',
+        'ecs:ListTasks has no resource-level scope (AWS: resource "*"); the statement is limited to the configured clusters with the ecs:cluster condition.',
+      );
+    }
+
+    if (passRoles.size) {
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['iam:PassRole'],
+          resources: [...passRoles.values()].map((r) => r.roleArn),
+          conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+        }),
+      );
+    }
+  }
+}
+
+/** The `detail` filter on the object key and size for one bucket's triggers. */
+export function objectFilter(triggers: S3TriggerProps[]): Record<string, unknown> {
+  const filters = triggers.map(oneObjectFilter);
+  if (filters.some((f) => f === undefined)) return {}; // a trigger takes every object
+  const unique = [...new Map(filters.map((f) => [JSON.stringify(f), f])).values()];
+  return unique.length === 1 ? unique[0]! : { $or: unique };
+}
+
+function oneObjectFilter(t: S3TriggerProps): Record<string, unknown> | undefined {
+  const object: Record<string, unknown[]> = {};
+  const escape = (s: string) => s.replace(/[\\*]/g, '\\$&');
+  if (t.prefix && t.suffix) {
+    // One key, both conditions: a wildcard (prefix and suffix matchers on the same key are ORed).
+    object.key = [{ wildcard: `${escape(t.prefix)}*${escape(t.suffix)}` }];
+  } else if (t.prefix) {
+    object.key = [{ prefix: t.prefix }];
+  } else if (t.suffix) {
+    object.key = [{ suffix: t.suffix }];
+  }
+  if (t.minSize !== undefined || t.maxSize !== undefined) {
+    const numeric: (string | number)[] = [];
+    if (t.minSize !== undefined) numeric.push('>=', t.minSize);
+    if (t.maxSize !== undefined) numeric.push('<=', t.maxSize);
+    object.size = [{ numeric }];
+  }
+  return Object.keys(object).length ? { object } : undefined;
+}
