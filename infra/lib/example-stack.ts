@@ -13,13 +13,14 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { JobRunner } from './jobrunner';
-import { acknowledge } from './nag';
+import { acknowledge, acknowledgeWildcardResource } from './nag';
 
 /** The AWS CLI image the example tasks run (no build step, public ECR: no pull credentials). */
 export const EXAMPLE_IMAGE = 'public.ecr.aws/aws-cli/aws-cli:2.27.0';
@@ -79,11 +80,6 @@ export class JobRunnerExampleStack extends Stack {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       lifecycleRules: [{ expiration: Duration.days(90) }],
     });
-    acknowledge(
-      accessLogs,
-      'AwsSolutions-S1',
-      'This bucket is the destination of the uploads bucket\'s server access logs; logging it into itself would loop.',
-    );
     this.uploads = new s3.Bucket(this, 'Uploads', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -110,8 +106,23 @@ export class JobRunnerExampleStack extends Stack {
       memoryReservationMiB: 256,
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'job', logGroup: jobLogs }),
     });
-    this.uploads.grantRead(this.jobTaskDefinition.taskRole, 'uploads/*');
-    this.uploads.grantRead(this.jobTaskDefinition.taskRole); // `s3 ls` of the nightly inventory
+    // Read objects under uploads/ and list that prefix (the nightly inventory), nothing else.
+    const uploadedObjects = this.uploads.arnForObjects('uploads/*');
+    this.jobTaskDefinition.addToTaskRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [uploadedObjects] }),
+    );
+    this.jobTaskDefinition.addToTaskRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.uploads.bucketArn],
+        conditions: { StringLike: { 's3:prefix': ['uploads/*'] } },
+      }),
+    );
+    acknowledgeWildcardResource(
+      this.jobTaskDefinition.taskRole,
+      uploadedObjects,
+      'The job reads whichever object was uploaded: GetObject on keys under uploads/ of this one bucket.',
+    );
 
     // The worker service: polls the orders queue, deletes what it handled; starts at zero.
     const ordersDlq = new sqs.Queue(this, 'OrdersDeadLetters', {
@@ -216,7 +227,7 @@ export class JobRunnerExampleStack extends Stack {
 /** The worker: long-poll one message, "handle" it (log it), delete it; forever. */
 const WORKER_LOOP = [
   'while true; do',
-  '  out=$(aws sqs receive-message --queue-url "$QUEUE_URL" --wait-time-seconds 20 --max-number-of-messages 1',
+  '  out=$(aws sqs receive-message --queue-url "$QUEUE_URL" --wait-time-seconds 20 --max-number-of-messages 1 \\',
   '        --query "Messages[0].[ReceiptHandle,Body]" --output text) || { sleep 5; continue; }',
   '  if [ -n "$out" ] && [ "$out" != "None" ]; then',
   '    echo "handling: $(printf "%s" "$out" | cut -f2-)"; sleep 2',

@@ -18,7 +18,7 @@ import { Construct } from 'constructs';
 import { EventBuffer } from './buffer';
 import type { DefaultsProps, JobProps, S3TriggerProps, ScheduleTriggerProps } from './config';
 import { type FunctionOptions, JobRunnerFunction } from './function';
-import { acknowledgeWildcardResource } from './nag';
+import { acknowledgeManagedPolicy, acknowledgeWildcardResource } from './nag';
 
 /** Tuning of the launcher. */
 export interface LauncherOptions {
@@ -123,7 +123,10 @@ export class Launcher extends Construct {
     for (const t of triggers) byBucket.set(t.bucket, [...(byBucket.get(t.bucket) ?? []), t]);
     let i = 0;
     for (const [bucket, list] of byBucket) {
-      if (list.some((t) => t.enableEventBridge ?? true)) bucket.enableEventBridgeNotification();
+      if (list.some((t) => t.enableEventBridge ?? true)) {
+        bucket.enableEventBridgeNotification();
+        acknowledgeNotificationsHandler(bucket);
+      }
       const rule = new events.Rule(this, `S3Rule${i++}`, {
         description: 'jobrunner: S3 Object Created events of configured triggers to the launcher buffer',
         eventPattern: {
@@ -225,6 +228,21 @@ export class Launcher extends Construct {
         }),
       );
     }
+  }
+}
+
+/**
+ * Turning on a bucket's EventBridge notifications goes through CDK's BucketNotificationsHandler
+ * (one per stack), whose role has AWS's basic Lambda execution policy for its logs.
+ */
+function acknowledgeNotificationsHandler(bucket: s3.IBucket): void {
+  for (const child of Stack.of(bucket).node.children) {
+    if (!child.node.id.startsWith('BucketNotificationsHandler')) continue;
+    acknowledgeManagedPolicy(
+      child,
+      'service-role/AWSLambdaBasicExecutionRole',
+      "CDK's own BucketNotificationsHandler (turns on the bucket's EventBridge notifications at deploy time) logs through AWS's basic execution policy (CloudWatch Logs only); its other permission is s3:PutBucketNotification on the configured buckets.",
+    );
   }
 }
 

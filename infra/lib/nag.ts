@@ -24,6 +24,17 @@ export function acknowledgeWildcardAction(scope: IConstruct, action: string, rea
   acknowledge(scope, `AwsSolutions-IAM5[Action::${action}]`, reason);
 }
 
+/** Acknowledges the AwsSolutions-IAM4 finding for an AWS managed policy attached under `scope`. */
+export function acknowledgeManagedPolicy(scope: IConstruct, policyName: string, reason: string): void {
+  // CDK renders managed policy ARNs with the partition as a reference, or as a literal in
+  // stacks whose region is known: acknowledge the finding in whichever form it takes.
+  const stack = Stack.of(scope);
+  const partitions = new Set(['<AWS::Partition>', flatten(stack.resolve(stack.partition))]);
+  for (const partition of partitions) {
+    acknowledge(scope, `AwsSolutions-IAM4[Policy::arn:${partition}:iam::aws:policy/${policyName}]`, reason);
+  }
+}
+
 /** The same flattening cdk-nag applies to a resolved CloudFormation value. */
 function flatten(node: unknown): string {
   if (node === undefined) return '';

@@ -1,1 +1,69 @@
-fn main() {}
+//! `jobrunner`: validate a config, and dry-run an event into the exact AWS calls it would
+//! cause. It calls no AWS API: it runs the same core code as the Lambda functions.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jobrunner_core::Config;
+
+#[derive(Parser)]
+#[command(name = "jobrunner", version, about = "Event-driven job runner for ECS: offline tools over the runner's config.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file; exit 0 when valid, else print what is wrong and exit 1.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the AWS calls an event would cause, as JSON (no AWS call is made).
+    Plan {
+        #[arg(long)]
+        config: PathBuf,
+        /// An event file in any delivery shape: EventBridge, Scheduler input, S3 notification, SQS batch.
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Validate { config } => validate(&config),
+        Command::Plan { config, event } => plan(&config, &event),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("jobrunner: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(path: &Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    println!(
+        "{}: valid ({} jobs, {} S3 triggers, {} schedules, {} workers, alerts {})",
+        path.display(),
+        config.jobs.len(),
+        config.triggers.s3.len(),
+        config.triggers.schedule.len(),
+        config.workers.len(),
+        if config.alerts.is_some() { "on" } else { "off" }
+    );
+    Ok(())
+}
+
+fn plan(config: &Path, event: &Path) -> Result<(), String> {
+    let config = Config::load(config).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(event).map_err(|e| format!("{}: cannot read: {e}", event.display()))?;
+    let payload = jobrunner_core::event::parse_json(&text).map_err(|e| format!("{}: {e}", event.display()))?;
+    let dry_run = jobrunner_core::dryrun::dry_run(&config, &payload).map_err(|e| format!("{}: {e}", event.display()))?;
+    println!("{}", serde_json::to_string_pretty(&dry_run).map_err(|e| e.to_string())?);
+    Ok(())
+}
