@@ -28,6 +28,7 @@ export function existingResources(override: (p: JobRunnerProps) => JobRunnerProp
     vpcId: 'vpc-0a1b2c3d4e5f60789',
     availabilityZones: ['eu-central-1a', 'eu-central-1b'],
     privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
+    privateSubnetRouteTableIds: ['rtb-0aaaaaaaaaaaaaaaa', 'rtb-0bbbbbbbbbbbbbbbb'],
   });
   const jobs = ecs.Cluster.fromClusterAttributes(stack, 'Jobs', { clusterName: 'jobs', vpc });
   const batch = ecs.Cluster.fromClusterAttributes(stack, 'Batch', { clusterName: 'batch', vpc });

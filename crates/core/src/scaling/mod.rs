@@ -1,9 +1,15 @@
 //! Scaling decisions for worker services: queue backlog in, desired task count out.
+//!
+//! [`decide`] is pure: the caller passes the observation, the worker's policy, the history
+//! returned by the previous call and the current time, and stores the returned
+//! [`Decision::history`] for the next call. The scaler Lambda keeps that history in DynamoDB;
+//! a simulator can keep it in memory and call [`decide`] with synthetic observations.
 
-use crate::config::Worker;
-use crate::error::Error;
+mod decide;
+mod window;
 
-/// Validates a worker's scheduled-capacity windows.
-pub fn validate_windows(_path: &str, _worker: &Worker) -> Result<(), Error> {
-    Ok(())
-}
+pub use decide::{Decision, Direction, History, MAX_SAMPLE_GAP_SECONDS, Observation, QueueDepth, Sample, ServiceCounts, decide};
+pub use window::{Bounds, bounds_at, describe as describe_window, validate_windows};
+
+#[cfg(test)]
+mod tests;

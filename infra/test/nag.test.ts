@@ -1,0 +1,101 @@
+// cdk-nag's AwsSolutions pack: no unacknowledged finding, and every acknowledgement is needed
+// and explained.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { type App, Validations } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { JobRunnerExampleStack } from '../lib/example-stack';
+import { ENV, existingResources } from './fixtures';
+import { INFRA_DIR, testApp } from './support';
+
+/** The pack with acknowledgements ignored: every finding the rules raise. */
+class AllFindings extends AwsSolutionsChecks {
+  isAcknowledged(): boolean {
+    return false;
+  }
+}
+
+function exampleApp(env?: { account: string; region: string }): App {
+  const app = testApp();
+  new JobRunnerExampleStack(app, 'JobRunnerExample', { alertEmails: ['ops@example.com'], architecture: lambda.Architecture.ARM_64, env });
+  return app;
+}
+
+function violations(scope: IConstruct): string[] {
+  return new AwsSolutionsChecks(scope)
+    .validateScope(scope)
+    .violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+}
+
+/** Every AwsSolutions acknowledgement in the tree: [construct path, rule id, reason]. */
+function acknowledgements(scope: IConstruct): [string, string, string][] {
+  const out: [string, string, string][] = [];
+  for (const c of scope.node.findAll()) {
+    for (const entry of c.node.metadata) {
+      if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+      for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) {
+        if (/^(AwsSolutions::)?AwsSolutions-/.test(id)) out.push([c.node.path, id, reason]);
+      }
+    }
+  }
+  return out;
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  test('the example app has no unacknowledged finding', () => {
+    assert.deepEqual(violations(exampleApp()), []);
+  });
+
+  test('…also with an explicit account and region (ARNs with literal values)', () => {
+    assert.deepEqual(violations(exampleApp(ENV)), []);
+  });
+
+  test('registered as a synth validation plugin, synth succeeds', () => {
+    const app = exampleApp();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    assert.doesNotThrow(() => app.synth());
+  });
+
+  test('the plugin does fail synth on an unacknowledged finding', () => {
+    const app = testApp();
+    const stack = new JobRunnerExampleStack(app, 'JobRunnerExample', { architecture: lambda.Architecture.ARM_64 });
+    // An unencrypted, unlogged bucket: several AwsSolutions findings.
+    new (require('aws-cdk-lib/aws-s3').Bucket)(stack, 'Unchecked');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    assert.throws(() => app.synth(), /Validation failed/);
+  });
+
+  test('the construct adds no unacknowledged finding to a stack of existing resources', () => {
+    const { stack } = existingResources();
+    const ours = violations(stack).filter((v) => / at Existing\/(JobRunner|BucketNotificationsHandler)/.test(v));
+    assert.deepEqual(ours, []);
+  });
+
+  test('every acknowledgement matches a finding and states a reason', () => {
+    const app = exampleApp();
+    const raw = new AllFindings(app).validateScope(app).violations;
+    const found = new Set(raw.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName}@${r.constructPath}`)));
+    const acks = acknowledgements(app);
+    assert.ok(acks.length > 0);
+    for (const [at, id, reason] of acks) {
+      const rule = id.replace(/^AwsSolutions::/, '');
+      const matches = [...found].some((f) => f.startsWith(`${rule}@${at}/`) || f === `${rule}@${at}`);
+      assert.ok(matches, `acknowledgement ${rule} at ${at} matches no finding (stale)`);
+      assert.ok(reason.length >= 60, `acknowledgement ${rule} at ${at} needs a real reason: '${reason}'`);
+    }
+  });
+
+  test('README lists every acknowledged rule', () => {
+    const readme = fs.readFileSync(path.join(INFRA_DIR, 'README.md'), 'utf8');
+    const app = exampleApp();
+    for (const [, id] of acknowledgements(app)) {
+      const rule = id.replace(/^AwsSolutions::/, '').replace(/\[.*$/, '');
+      assert.ok(readme.includes(rule), `README.md does not list ${rule}`);
+    }
+  });
+});
