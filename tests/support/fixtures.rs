@@ -1,1 +1,108 @@
-//! (in progress)
+//! Fixtures on moto: a cluster, a task definition, the default subnet, and a config using them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
+use jobrunner_core::Config;
+use jobrunner_core::config::Format;
+
+use crate::{Account, endpoint};
+
+/// What the launcher tests need in their account.
+pub struct LaunchFixture {
+    pub account: Account,
+    pub cluster: String,
+    pub subnet: String,
+    pub security_group: String,
+}
+
+impl LaunchFixture {
+    /// Creates cluster `jobs` and the task definitions `thumbnails` and `report` (container `app`).
+    pub async fn new() -> LaunchFixture {
+        let account = Account::new();
+        let ecs = account.ecs();
+        ecs.create_cluster().cluster_name("jobs").send().await.expect("create cluster");
+        for family in ["thumbnails", "report"] {
+            ecs.register_task_definition()
+                .family(family)
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .cpu("256")
+                .memory("512")
+                // moto's RunTask needs container memory.
+                .container_definitions(ContainerDefinition::builder().name("app").image("public.ecr.aws/docker/library/busybox").memory(512).build())
+                .send()
+                .await
+                .expect("register task definition");
+        }
+        let subnet = ec2_first(&account, "DescribeSubnets", "subnetId");
+        let security_group = ec2_first(&account, "DescribeSecurityGroups", "groupId");
+        LaunchFixture { account, cluster: "jobs".into(), subnet, security_group }
+    }
+
+    /// A config whose `[defaults]` use this account's network, followed by `rest`.
+    pub fn config(&self, rest: &str) -> Config {
+        let text = format!(
+            "[defaults]\ncluster = \"{}\"\nsubnets = [\"{}\"]\nsecurity_groups = [\"{}\"]\ncapacity = [\"FARGATE\"]\n{rest}",
+            self.cluster, self.subnet, self.security_group
+        );
+        Config::parse(&text, Format::Toml).expect("valid test config")
+    }
+
+    /// ARNs of the tasks in the cluster started by `started_by` (any status).
+    pub async fn tasks(&self, started_by: &str) -> Vec<aws_sdk_ecs::types::Task> {
+        let ecs = self.account.ecs();
+        let mut arns = Vec::new();
+        for status in [aws_sdk_ecs::types::DesiredStatus::Running, aws_sdk_ecs::types::DesiredStatus::Stopped] {
+            let page = ecs.list_tasks().cluster(&self.cluster).started_by(started_by).desired_status(status).send().await.expect("list tasks");
+            arns.extend(page.task_arns.unwrap_or_default());
+        }
+        if arns.is_empty() {
+            return vec![];
+        }
+        ecs.describe_tasks()
+            .cluster(&self.cluster)
+            .set_tasks(Some(arns))
+            .include(aws_sdk_ecs::types::TaskField::Tags)
+            .send()
+            .await
+            .expect("describe tasks")
+            .tasks
+            .unwrap_or_default()
+    }
+}
+
+/// Keeps moto's ECS tasks RUNNING instead of advancing them on every DescribeTasks.
+pub fn keep_tasks_running() {
+    let body = r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
+    let response = http_post("/moto-api/state-manager/set-transition", "application/json", body, None);
+    assert!(response.starts_with("HTTP/1.1 20"), "set-transition: {response}");
+}
+
+/// The first `<field>` in the answer of an EC2 query action (moto's default VPC has them).
+fn ec2_first(account: &Account, action: &str, field: &str) -> String {
+    let body = format!("Action={action}&Version=2016-11-15");
+    let response = http_post("/", "application/x-www-form-urlencoded", &body, Some(&account.id));
+    let open = format!("<{field}>");
+    let start = response.find(&open).unwrap_or_else(|| panic!("{action}: no {field} in {response}")) + open.len();
+    let end = start + response[start..].find('<').expect("closing tag");
+    response[start..end].to_string()
+}
+
+/// A minimal HTTP/1.1 POST to moto (test setup only; the product talks to AWS via the SDK).
+fn http_post(path: &str, content_type: &str, body: &str, account: Option<&str>) -> String {
+    let host = endpoint().trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect to moto");
+    let account_header = account.map(|a| format!("x-moto-account-id: {a}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         {account_header}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}

@@ -1,1 +1,87 @@
-//! (in progress)
+//! Reading a queue's depth: SQS GetQueueAttributes.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use jobrunner_core::scaling::QueueDepth;
+
+use crate::error::Error;
+
+/// The queue attributes the scaler reads.
+pub const DEPTH_ATTRIBUTES: [QueueAttributeName; 3] = [
+    QueueAttributeName::ApproximateNumberOfMessages,
+    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+];
+
+/// SQS queues, read through one shared client (the queue is named per call by its URL).
+#[derive(Debug, Clone)]
+pub struct SqsQueues {
+    client: aws_sdk_sqs::Client,
+}
+
+impl SqsQueues {
+    pub fn new(client: aws_sdk_sqs::Client) -> Self {
+        SqsQueues { client }
+    }
+
+    /// Visible, in-flight and delayed message counts (approximate, eventually consistent).
+    pub async fn depth(&self, queue_url: &str) -> Result<QueueDepth, Error> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .set_attribute_names(Some(DEPTH_ATTRIBUTES.to_vec()))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
+        let attributes = output.attributes();
+        let count = |name: &QueueAttributeName| -> Result<u64, Error> {
+            match attributes.and_then(|a| a.get(name)) {
+                None => Ok(0),
+                Some(text) => text.parse().map_err(|_| Error::Rejected {
+                    operation: "GetQueueAttributes",
+                    message: format!("{} is not a count: '{text}'", name.as_str()),
+                }),
+            }
+        };
+        Ok(QueueDepth {
+            visible: count(&DEPTH_ATTRIBUTES[0])?,
+            in_flight: count(&DEPTH_ATTRIBUTES[1])?,
+            delayed: count(&DEPTH_ATTRIBUTES[2])?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::operation::get_queue_attributes::{GetQueueAttributesError, GetQueueAttributesOutput};
+    use aws_sdk_sqs::types::error::QueueDoesNotExist;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_the_three_counts() {
+        let rule = mock!(aws_sdk_sqs::Client::get_queue_attributes)
+            .match_requests(|r| r.queue_url() == Some("https://q") && r.attribute_names().len() == 3)
+            .then_output(|| {
+                GetQueueAttributesOutput::builder()
+                    .attributes(QueueAttributeName::ApproximateNumberOfMessages, "12")
+                    .attributes(QueueAttributeName::ApproximateNumberOfMessagesNotVisible, "3")
+                    .attributes(QueueAttributeName::ApproximateNumberOfMessagesDelayed, "1")
+                    .build()
+            });
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
+        assert_eq!(queues.depth("https://q").await.unwrap(), QueueDepth { visible: 12, in_flight: 3, delayed: 1 });
+    }
+
+    #[tokio::test]
+    async fn a_missing_queue_is_rejected() {
+        let rule = mock!(aws_sdk_sqs::Client::get_queue_attributes).then_error(|| {
+            GetQueueAttributesError::QueueDoesNotExist(QueueDoesNotExist::builder().message("no such queue").build())
+        });
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
+        let err = queues.depth("https://q").await.unwrap_err();
+        assert!(matches!(err, Error::Rejected { operation: "GetQueueAttributes", .. }), "{err:?}");
+        assert!(!err.is_retryable());
+    }
+}

@@ -1,0 +1,408 @@
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::*;
+use crate::config::{Config, Format, ScalingWindow, Worker};
+use crate::error::Error;
+
+fn worker(messages_per_task: u32, min_tasks: u32, max_tasks: u32, scale_in_after_seconds: u32) -> Worker {
+    Worker {
+        cluster: "jobs".into(),
+        service: "order-workers".into(),
+        queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/orders".into(),
+        messages_per_task,
+        min_tasks,
+        max_tasks,
+        scale_in_after_seconds,
+        count_delayed: false,
+        max_step_out: None,
+        max_step_in: None,
+        sample_every_seconds: None,
+        windows: Vec::new(),
+    }
+}
+
+/// Monday 2024-01-01 00:00:00 UTC.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(seconds)
+}
+
+fn obs(visible: u64, in_flight: u64, desired: u32) -> Observation {
+    Observation { visible, in_flight, delayed: 0, desired, running: desired, pending: 0 }
+}
+
+/// Drives `decide` like the scaler does: the service's desired count follows each decision.
+struct Sim {
+    worker: Worker,
+    history: History,
+    desired: u32,
+}
+
+impl Sim {
+    fn new(worker: Worker, desired: u32) -> Sim {
+        Sim { worker, history: History::default(), desired }
+    }
+
+    fn step(&mut self, seconds: i64, visible: u64, in_flight: u64) -> Decision {
+        let decision = decide(&self.worker, &obs(visible, in_flight, self.desired), &self.history, at(seconds));
+        self.history = decision.history.clone();
+        self.desired = decision.desired;
+        decision
+    }
+
+    /// Runs (second, visible, in-flight) steps; returns the desired count after each.
+    fn run(&mut self, steps: &[(i64, u64, u64)]) -> Vec<u32> {
+        steps.iter().map(|&(s, v, f)| self.step(s, v, f).desired).collect()
+    }
+}
+
+#[test]
+fn from_zero_on_the_first_visible_message() {
+    let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
+    let d = sim.step(0, 0, 0);
+    assert_eq!((d.desired, d.direction), (0, Direction::Hold));
+    let d = sim.step(15, 1, 0);
+    assert_eq!((d.desired, d.direction), (1, Direction::Out));
+    assert!(d.reason.contains("scale out 0 → 1"), "{}", d.reason);
+    assert!(d.changed());
+    assert_eq!(d.delta(), 1);
+}
+
+#[test]
+fn burst_scales_out_at_once_to_the_ceiling_and_is_capped_by_max() {
+    let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
+    assert_eq!(sim.run(&[(0, 0, 0), (60, 95, 0), (120, 1000, 0)]), vec![0, 10, 50]);
+    let d = sim.step(180, 1000, 0);
+    assert_eq!(d.direction, Direction::Hold);
+    assert!(d.reason.contains("max_tasks 50"), "{}", d.reason);
+}
+
+#[test]
+fn in_flight_messages_count_as_backlog() {
+    let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
+    let d = sim.step(0, 0, 35);
+    assert_eq!(d.desired, 4);
+    assert_eq!(d.backlog, 35);
+    assert_eq!(d.in_flight_floor, 4);
+}
+
+#[test]
+fn in_flight_only_never_scales_to_zero() {
+    // Everything was received: no visible messages, but work in progress holds its tasks for
+    // as long as it lasts, well past the stabilization window.
+    let mut sim = Sim::new(worker(10, 0, 50, 60), 3);
+    let mut steps = vec![(0, 0, 25)];
+    steps.extend((1..=10).map(|i| (i * 60, 0, 25)));
+    assert!(sim.run(&steps).iter().all(|d| *d == 3));
+    // The work finishes: only then, after a whole window of zero, does it reach zero.
+    assert_eq!(sim.run(&[(660, 0, 0), (690, 0, 0), (720, 0, 0)]), vec![3, 3, 0]);
+}
+
+#[test]
+fn scale_in_waits_for_a_whole_window_of_lower_recommendations() {
+    let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
+    assert_eq!(sim.step(0, 50, 0).desired, 5);
+    // Drained at 60 s: every sample until 300 s after the last high one holds 5.
+    for s in (60..=299).step_by(30) {
+        let d = sim.step(s, 0, 0);
+        assert_eq!(d.desired, 5, "at {s}s: {}", d.reason);
+    }
+    let d = sim.step(300, 0, 0);
+    assert_eq!(d.desired, 0, "{}", d.reason);
+    assert_eq!(d.direction, Direction::In);
+    assert!(d.reason.contains("scale in 5 → 0"), "{}", d.reason);
+}
+
+#[test]
+fn stabilization_uses_the_highest_recommendation_in_the_window() {
+    let mut sim = Sim::new(worker(10, 0, 50, 120), 0);
+    // Observed long enough to be stable.
+    assert_eq!(sim.run(&[(0, 80, 0), (60, 80, 0), (120, 80, 0)]), vec![8, 8, 8]);
+    // Falls to 6, then 2: after 120 s of lower samples, scale in to the max of the window.
+    assert_eq!(sim.run(&[(180, 60, 0), (240, 20, 0)]), vec![8, 8]);
+    let d = sim.step(300, 20, 0);
+    assert_eq!(d.desired, 6, "{}", d.reason);
+    assert_eq!(d.stabilized, 6);
+    assert!(d.reason.contains("highest need in the last 120s was 6"), "{}", d.reason);
+    assert_eq!(sim.step(360, 20, 0).desired, 2);
+}
+
+#[test]
+fn a_spike_inside_the_window_restarts_the_wait() {
+    let mut sim = Sim::new(worker(10, 0, 50, 120), 0);
+    assert_eq!(sim.run(&[(0, 30, 0), (60, 0, 0), (120, 0, 0), (150, 30, 0)]), vec![3, 3, 3, 3]);
+    // The spike at 150 s keeps 3 until 270 s.
+    assert_eq!(sim.run(&[(200, 0, 0), (269, 0, 0), (270, 0, 0)]), vec![3, 3, 0]);
+}
+
+#[test]
+fn trickle_keeps_one_task_and_never_flaps() {
+    let mut sim = Sim::new(worker(10, 0, 50, 120), 0);
+    // A message every other sample: visible 1, then 0 (consumed), then 1 ...
+    let steps: Vec<_> = (0..40).map(|i| (i * 15, (i % 2) as u64, 0)).collect();
+    let desired = sim.run(&steps);
+    assert_eq!(desired[0], 0);
+    assert!(desired[1..].iter().all(|d| *d == 1), "{desired:?}");
+}
+
+#[test]
+fn drain_scales_in_gradually_with_max_step_in() {
+    let mut w = worker(10, 0, 50, 60);
+    w.max_step_in = Some(2);
+    let mut sim = Sim::new(w, 0);
+    assert_eq!(sim.step(0, 70, 0).desired, 7);
+    let desired = sim.run(&[(30, 0, 0), (60, 0, 0), (90, 0, 0), (120, 0, 0), (150, 0, 0), (180, 0, 0)]);
+    assert_eq!(desired, vec![7, 7, 5, 3, 1, 0]);
+    let mut w = worker(10, 0, 50, 60);
+    w.max_step_in = Some(2);
+    let mut sim = Sim::new(w, 0);
+    sim.run(&[(0, 70, 0), (30, 0, 0), (60, 0, 0)]);
+    assert!(sim.step(90, 0, 0).reason.contains("capped by max_step_in 2"));
+}
+
+#[test]
+fn max_step_out_caps_each_decision() {
+    let mut w = worker(1, 0, 100, 300);
+    w.max_step_out = Some(4);
+    let mut sim = Sim::new(w, 0);
+    assert_eq!(sim.run(&[(0, 10, 0), (15, 10, 0), (30, 10, 0), (45, 10, 0)]), vec![4, 8, 10, 10]);
+    let mut w = worker(1, 0, 100, 300);
+    w.max_step_out = Some(4);
+    let d = decide(&w, &obs(10, 0, 0), &History::default(), at(0));
+    assert!(d.reason.contains("capped by max_step_out 4"), "{}", d.reason);
+}
+
+#[test]
+fn min_tasks_is_kept_and_reached_at_once() {
+    let mut w = worker(10, 2, 10, 60);
+    w.max_step_out = Some(1);
+    let d = decide(&w, &obs(0, 0, 0), &History::default(), at(0));
+    assert_eq!(d.desired, 2, "bounds win over step caps: {}", d.reason);
+    let mut sim = Sim::new(worker(10, 2, 10, 60), 2);
+    assert_eq!(sim.run(&[(0, 0, 0), (60, 0, 0), (120, 0, 0)]), vec![2, 2, 2]);
+}
+
+#[test]
+fn count_delayed_adds_delayed_messages() {
+    let mut w = worker(10, 0, 50, 60);
+    let o = Observation { visible: 5, in_flight: 0, delayed: 20, desired: 0, running: 0, pending: 0 };
+    assert_eq!(decide(&w, &o, &History::default(), at(0)).desired, 1);
+    w.count_delayed = true;
+    let d = decide(&w, &o, &History::default(), at(0));
+    assert_eq!((d.desired, d.backlog), (3, 25));
+    assert!(d.reason.contains("20 delayed"), "{}", d.reason);
+}
+
+#[test]
+fn cold_start_waits_a_window_before_scaling_in() {
+    // No history (first run, or the state was lost): 4 tasks and an empty queue.
+    let mut sim = Sim::new(worker(10, 0, 50, 120), 4);
+    let d = sim.step(0, 0, 0);
+    assert_eq!(d.desired, 4);
+    assert!(!d.stable);
+    assert!(d.reason.contains("scale-in waits for 120s of observations (have 0s)"), "{}", d.reason);
+    assert_eq!(sim.run(&[(60, 0, 0), (119, 0, 0), (120, 0, 0)]), vec![4, 4, 0]);
+}
+
+#[test]
+fn a_sampling_gap_restarts_the_history() {
+    let mut sim = Sim::new(worker(10, 0, 50, 60), 0);
+    assert_eq!(sim.run(&[(0, 30, 0), (30, 30, 0), (60, 30, 0)]), vec![3, 3, 3]);
+    // The scaler missed 10 minutes; one empty sample is not enough to drop to zero.
+    let d = sim.step(660, 0, 0);
+    assert_eq!(d.desired, 3);
+    assert!(d.reason.contains("restarted after a sampling gap"), "{}", d.reason);
+    assert_eq!(d.history.since, Some(at(660)));
+    assert_eq!(sim.run(&[(690, 0, 0), (720, 0, 0)]), vec![3, 0]);
+}
+
+#[test]
+fn history_stays_small_and_round_trips_through_json() {
+    let mut sim = Sim::new(worker(10, 0, 50, 3600), 0);
+    for i in 0..2000 {
+        sim.step(i * 5, (i % 7) as u64 * 10, 0);
+    }
+    // A sliding-window maximum keeps at most one sample per distinct recommendation.
+    assert!(sim.history.samples.len() <= 7, "{:?}", sim.history.samples);
+    assert!(sim.history.samples.windows(2).all(|w| w[0].at < w[1].at && w[0].tasks > w[1].tasks));
+    let json = serde_json::to_string(&sim.history).unwrap();
+    assert_eq!(serde_json::from_str::<History>(&json).unwrap(), sim.history);
+    assert_eq!(serde_json::from_str::<History>("{}").unwrap(), History::default());
+}
+
+#[test]
+fn time_going_backwards_does_not_break_the_history() {
+    let w = worker(10, 0, 50, 60);
+    let first = decide(&w, &obs(30, 0, 0), &History::default(), at(100));
+    let second = decide(&w, &obs(10, 0, 3), &first.history, at(90));
+    assert_eq!(second.desired, 3);
+    assert!(second.history.samples.windows(2).all(|w| w[0].at <= w[1].at));
+}
+
+#[test]
+fn decision_is_serializable_for_reports() {
+    let d = decide(&worker(10, 0, 50, 60), &obs(30, 0, 0), &History::default(), at(0));
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["direction"], "out");
+    assert_eq!(json["desired"], 3);
+    assert_eq!(Direction::Out.as_str(), "scale_out");
+}
+
+// --- windows ---------------------------------------------------------------------------------
+
+fn window(days: &[&str], start: &str, end: &str, timezone: Option<&str>, min: Option<u32>, max: Option<u32>) -> ScalingWindow {
+    ScalingWindow {
+        days: days.iter().map(|d| d.to_string()).collect(),
+        start: start.into(),
+        end: end.into(),
+        timezone: timezone.map(String::from),
+        min_tasks: min,
+        max_tasks: max,
+    }
+}
+
+#[test]
+fn business_hours_window_raises_min_while_active() {
+    let mut w = worker(10, 0, 20, 60);
+    w.windows.push(window(&["MON-FRI"], "09:00", "17:00", None, Some(5), None));
+    // Monday 08:59: worker bounds.
+    assert_eq!(bounds_at(&w, at(8 * 3600 + 59 * 60)), Bounds { min: 0, max: 20, window: None });
+    assert_eq!(bounds_at(&w, at(9 * 3600)), Bounds { min: 5, max: 20, window: Some(0) });
+    assert_eq!(bounds_at(&w, at(17 * 3600)).window, None);
+    // Saturday 2024-01-06 10:00: not a listed day.
+    assert_eq!(bounds_at(&w, at(5 * 86400 + 10 * 3600)).window, None);
+
+    let mut sim = Sim::new(w, 0);
+    let d = sim.step(9 * 3600, 0, 0);
+    assert_eq!(d.desired, 5);
+    assert!(d.reason.contains("min_tasks 5 of window 0 (MON-FRI 09:00-17:00 UTC)"), "{}", d.reason);
+    // The window ends: back to the worker's min after stabilization.
+    let end = 17 * 3600;
+    assert_eq!(sim.run(&[(end - 60, 0, 0), (end, 0, 0), (end + 30, 0, 0), (end + 60, 0, 0)]), vec![5, 0, 0, 0]);
+}
+
+#[test]
+fn window_lowering_max_applies_at_once() {
+    let mut w = worker(10, 0, 20, 300);
+    w.windows.push(window(&[], "22:00", "06:00", None, None, Some(2)));
+    let mut sim = Sim::new(w, 0);
+    assert_eq!(sim.step(21 * 3600, 200, 0).desired, 20);
+    let d = sim.step(22 * 3600, 200, 0);
+    assert_eq!(d.desired, 2, "{}", d.reason);
+    assert!(d.reason.contains("max_tasks 2 of window 0"), "{}", d.reason);
+    // Overnight: still active at 05:59 the next day, not at 06:00.
+    assert_eq!(sim.step(86400 + 5 * 3600 + 59 * 60, 200, 0).desired, 2);
+    assert_eq!(sim.step(86400 + 6 * 3600, 200, 0).desired, 20);
+}
+
+#[test]
+fn overnight_window_belongs_to_the_day_it_starts() {
+    let mut w = worker(10, 0, 20, 300);
+    w.windows.push(window(&["FRI"], "22:00", "02:00", None, Some(3), None));
+    // Friday 2024-01-05 23:00 and Saturday 01:00 are inside; Thursday 23:00 and Friday 01:00 not.
+    assert_eq!(bounds_at(&w, at(4 * 86400 + 23 * 3600)).window, Some(0));
+    assert_eq!(bounds_at(&w, at(5 * 86400 + 3600)).window, Some(0));
+    assert_eq!(bounds_at(&w, at(3 * 86400 + 23 * 3600)).window, None);
+    assert_eq!(bounds_at(&w, at(4 * 86400 + 3600)).window, None);
+}
+
+#[test]
+fn window_timezone_offsets_shift_the_clock() {
+    let mut w = worker(10, 0, 20, 300);
+    w.windows.push(window(&["MON"], "09:00", "10:00", Some("+02:00"), Some(4), None));
+    // 09:00 at +02:00 is 07:00 UTC.
+    assert_eq!(bounds_at(&w, at(7 * 3600)).window, Some(0));
+    assert_eq!(bounds_at(&w, at(9 * 3600)).window, None);
+    w.windows[0].timezone = Some("UTC-05:00".into());
+    assert_eq!(bounds_at(&w, at(14 * 3600)).window, Some(0));
+    // Sunday 23:30 UTC is Monday 01:30 at +02:00.
+    w.windows[0] = window(&["MON"], "01:00", "02:00", Some("+0200"), Some(4), None);
+    assert_eq!(bounds_at(&w, at(-1800)).window, Some(0));
+}
+
+#[test]
+fn first_active_window_wins() {
+    let mut w = worker(10, 0, 20, 300);
+    w.windows.push(window(&["MON"], "00:00", "24:00", None, Some(7), None));
+    w.windows.push(window(&[], "00:00", "24:00", None, Some(1), Some(3)));
+    assert_eq!(bounds_at(&w, at(60)), Bounds { min: 7, max: 20, window: Some(0) });
+    assert_eq!(bounds_at(&w, at(86400 + 60)), Bounds { min: 1, max: 3, window: Some(1) });
+}
+
+fn window_error(w: ScalingWindow) -> (String, String) {
+    let mut worker = worker(10, 0, 20, 300);
+    worker.windows.push(w);
+    match validate_windows("workers.orders", &worker) {
+        Err(Error::Config { path, reason }) => (path, reason),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn window_validation_names_the_field() {
+    let (path, reason) = window_error(window(&["MON", "FUNDAY"], "09:00", "17:00", None, Some(1), None));
+    assert_eq!(path, "workers.orders.windows[0].days[1]");
+    assert!(reason.contains("'FUNDAY' is not a day"), "{reason}");
+    let (path, _) = window_error(window(&["MON-XYZ"], "09:00", "17:00", None, Some(1), None));
+    assert_eq!(path, "workers.orders.windows[0].days[0]");
+    for bad in ["9:00", "24:00", "12:60", "0900", "ab:cd", "12:3x"] {
+        let (path, reason) = window_error(window(&[], bad, "17:00", None, Some(1), None));
+        assert_eq!(path, "workers.orders.windows[0].start", "{bad}");
+        assert!(reason.contains("HH:MM"), "{reason}");
+    }
+    let (path, _) = window_error(window(&[], "09:00", "24:01", None, Some(1), None));
+    assert_eq!(path, "workers.orders.windows[0].end");
+    let (path, reason) = window_error(window(&[], "09:00", "09:00", None, Some(1), None));
+    assert_eq!(path, "workers.orders.windows[0].end");
+    assert!(reason.contains("24:00"), "{reason}");
+    let (path, reason) = window_error(window(&[], "09:00", "17:00", Some("Europe/Berlin"), Some(1), None));
+    assert_eq!(path, "workers.orders.windows[0].timezone");
+    assert!(reason.contains("fixed UTC offset"), "{reason}");
+    for bad in ["+15:00", "+1:5", "+", "+02:60", "CET"] {
+        assert_eq!(window_error(window(&[], "09:00", "17:00", Some(bad), Some(1), None)).0, "workers.orders.windows[0].timezone", "{bad}");
+    }
+    let (path, reason) = window_error(window(&[], "09:00", "17:00", None, None, None));
+    assert_eq!(path, "workers.orders.windows[0].min_tasks");
+    assert!(reason.contains("must set"), "{reason}");
+    // min falls back to the worker's 0... but a window min above the worker's max fails.
+    let (path, reason) = window_error(window(&[], "09:00", "17:00", None, Some(30), None));
+    assert_eq!(path, "workers.orders.windows[0].max_tasks");
+    assert!(reason.contains("below its min_tasks 30"), "{reason}");
+}
+
+#[test]
+fn valid_windows_pass() {
+    let mut w = worker(10, 0, 20, 300);
+    for zone in [None, Some("UTC"), Some("Z"), Some("utc"), Some("+05:30"), Some("-0800"), Some("UTC+1"), Some("GMT-03:00")] {
+        w.windows = vec![window(&["mon", "WED-FRI", "SAT-MON"], "00:00", "24:00", zone, Some(0), Some(0))];
+        assert_eq!(validate_windows("workers.orders", &w), Ok(()), "{zone:?}");
+    }
+}
+
+#[test]
+fn config_validation_checks_windows() {
+    let text = r#"
+[workers.orders]
+cluster = "jobs"
+service = "order-workers"
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+messages_per_task = 10
+max_tasks = 50
+
+[[workers.orders.windows]]
+days = ["MON-FRI"]
+start = "09:00"
+end = "25:00"
+min_tasks = 2
+"#;
+    match Config::parse(text, Format::Toml) {
+        Err(Error::Config { path, .. }) => assert_eq!(path, "workers.orders.windows[0].end"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let fixed = text.replace("25:00", "17:00");
+    let config = Config::parse(&fixed, Format::Toml).unwrap();
+    assert_eq!(config.workers["orders"].windows[0].min_tasks, Some(2));
+}
