@@ -1,0 +1,57 @@
+# jobrunner: the two commands are `make demo` (the launcher against a local AWS) and `make test`.
+# Each installs what it needs on a fresh machine: pinned Python tools in .venv/, infra/node_modules.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+JOBS ?= 2
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := infra/node_modules/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help demo test test-rust test-infra lint build synth venv clean
+
+help:
+	@echo "make demo   run the launcher on sample events against moto server (local AWS)"
+	@echo "make test   every test: unit, aws-smithy-mocks, moto integration, infra (CDK, cdk-nag, cfn-lint)"
+	@echo "make lint   rustfmt and clippy"
+	@echo "make build  release Lambda binaries (cargo lambda build --release)"
+	@echo "make synth  full cdk synth of the example stack, with Rust bundling (x86_64)"
+
+$(VENV_STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV_STAMP)
+
+$(NODE_STAMP): infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(VENV_STAMP)
+	$(CARGO) build -j$(JOBS) -p jobrunner-launcher -p jobrunner-cli -p jobrunner-alerter -p jobrunner-scaler
+	./scripts/demo.sh
+
+test: test-rust test-infra
+
+test-rust: $(VENV_STAMP)
+	$(CARGO) test -j$(JOBS) --workspace
+
+test-infra: $(VENV_STAMP) $(NODE_STAMP)
+	$(CARGO) build -j$(JOBS) -p jobrunner-cli
+	cd infra && npm test
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+
+build: $(VENV_STAMP)
+	cargo lambda build --release -j$(JOBS) --bin launcher --bin scaler --bin alerter
+
+synth: $(VENV_STAMP) $(NODE_STAMP)
+	cd infra && npm run synth
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) infra/node_modules infra/cdk.out .demo

@@ -1,0 +1,135 @@
+"""Demo helpers on moto server (the local AWS): create the demo's resources, report what ran.
+
+  demo_moto.py setup CONFIG_IN CONFIG_OUT   cluster, task definitions, bucket, objects; writes a config
+                                            whose network IDs are moto's own
+  demo_moto.py report                       the tasks ECS started, read back from moto
+  demo_moto.py logs FILE                    the launcher's JSON log lines, one per event
+"""
+import json
+import os
+import sys
+import urllib.request
+
+import boto3
+
+ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
+OBJECTS = {
+    "images/cat.jpg": 5 * 1024 * 1024,
+    "images/summer trip/Ünïcödé café + friends.jpg": 1024,
+    "images/dog.jpg": 2048,
+    "images/holiday photos/café & bar.jpg": 4096,
+}
+
+
+def client(name):
+    return boto3.client(name, endpoint_url=ENDPOINT, region_name="us-east-1")
+
+
+def setup(config_in, config_out):
+    # Keep tasks RUNNING (moto otherwise advances a task's status on every DescribeTasks).
+    request = urllib.request.Request(
+        f"{ENDPOINT}/moto-api/state-manager/set-transition",
+        data=json.dumps({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}}).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(request).read()
+
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName="jobs")
+    for family in ("thumbnails", "report"):
+        ecs.register_task_definition(
+            family=family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "app", "image": f"example.com/{family}:1", "memory": 512}],
+        )
+    s3 = client("s3")
+    s3.create_bucket(Bucket="uploads")
+    for key, size in OBJECTS.items():
+        s3.put_object(Bucket="uploads", Key=key, Body=b"\0" * size)
+
+    ec2 = client("ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    with open(config_in, encoding="utf-8") as f:
+        text = f.read()
+    text = text.replace('subnets = ["subnet-0abc", "subnet-0def"]', f'subnets = ["{subnet}"]')
+    text = text.replace('security_groups = ["sg-0123"]', f'security_groups = ["{group}"]')
+    with open(config_out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"   cluster 'jobs', task definitions 'thumbnails' and 'report', bucket 'uploads' with {len(OBJECTS)} objects")
+    print(f"   network from moto's default VPC: subnet {subnet}, security group {group}")
+
+
+def report():
+    ecs = client("ecs")
+    arns = ecs.list_tasks(cluster="jobs")["taskArns"]
+    if not arns:
+        print("   (no tasks)")
+        return 1
+    tasks = ecs.describe_tasks(cluster="jobs", tasks=arns, include=["TAGS"])["tasks"]
+    tasks.sort(key=lambda t: t.get("createdAt") or 0)
+    rows = [("TASK", "JOB", "STARTED BY", "INPUT", "CPU/MEM", "CAPACITY", "COMMAND")]
+    for task in tasks:
+        override = task["overrides"]["containerOverrides"][0]
+        env = {kv["name"]: kv["value"] for kv in override.get("environment", [])}
+        if env.get("JOB_TRIGGER") == "s3":
+            source = f"s3://{env['JOB_BUCKET']}/{env['JOB_KEY']} ({env['JOB_SIZE']} B)"
+        else:
+            source = f"{env.get('JOB_SCHEDULE')} @ {env.get('JOB_SCHEDULED_TIME')}"
+        sizing = f"{task['overrides'].get('cpu', '-')}/{task['overrides'].get('memory', '-')}"
+        rows.append((
+            task["taskArn"].rsplit("/", 1)[-1][:8],
+            env.get("JOB_NAME", "?"),
+            task.get("startedBy", ""),
+            source,
+            sizing,
+            task.get("capacityProviderName") or task.get("launchType", ""),
+            json.dumps(override.get("command", []), ensure_ascii=False),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("   " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    first = tasks[0]
+    tags = ", ".join(f"{t['key']}={t['value']}" for t in first.get("tags", []))
+    env = first["overrides"]["containerOverrides"][0]["environment"]
+    print(f"\n   first task in full: tags [{tags}]")
+    for kv in env:
+        print(f"     {kv['name']}={kv['value']}")
+    return 0
+
+
+def logs(path):
+    tokens = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            start = line.find("{")
+            if start < 0:
+                continue
+            try:
+                entry = json.loads(line[start:])
+            except ValueError:
+                continue
+            fields = entry.get("fields", {})
+            message = fields.get("message", "")
+            if message.startswith(("task started", "already started", "skipped", "will retry", "permanent failure")):
+                detail = {k: v for k, v in fields.items() if k not in ("message", "task_arns")}
+                print(f"   {entry.get('level', ''):5} {message[:60]:60} {json.dumps(detail, ensure_ascii=False)[:150]}")
+                if "client_token" in fields:
+                    tokens[fields["client_token"]] = tokens.get(fields["client_token"], 0) + 1
+    for token, count in tokens.items():
+        if count > 1:
+            print(f"\n   One S3 event arrived {count} times (directly, then again in the SQS batch): every RunTask for it")
+            print(f"   carried clientToken {token}, so ECS starts one task for it.")
+            print("   moto ignores clientToken and started one per call: the duplicate rows above are moto's, not AWS's.")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "setup":
+        setup(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "report":
+        sys.exit(report())
+    elif sys.argv[1] == "logs":
+        logs(sys.argv[2])
