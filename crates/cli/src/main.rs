@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use jobrunner_core::Config;
+use jobrunner_core::{Config, schedule};
 
 #[derive(Parser)]
 #[command(name = "jobrunner", version, about = "Event-driven job runner for ECS: offline tools over the runner's config.")]
@@ -29,12 +29,24 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Print the next fire times of each schedule, in UTC and in its time zone.
+    Schedules {
+        #[arg(long)]
+        config: PathBuf,
+        /// Start from this RFC 3339 time instead of now.
+        #[arg(long)]
+        from: Option<String>,
+        /// How many fire times per schedule.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Validate { config } => validate(&config),
         Command::Plan { config, event } => plan(&config, &event),
+        Command::Schedules { config, from, count } => schedules(&config, from.as_deref(), count),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,5 +77,28 @@ fn plan(config: &Path, event: &Path) -> Result<(), String> {
     let payload = jobrunner_core::event::parse_json(&text).map_err(|e| format!("{}: {e}", event.display()))?;
     let dry_run = jobrunner_core::dryrun::dry_run(&config, &payload).map_err(|e| format!("{}: {e}", event.display()))?;
     println!("{}", serde_json::to_string_pretty(&dry_run).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let from = match from {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| format!("--from '{text}': not an RFC 3339 time ({e})"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    if config.triggers.schedule.is_empty() {
+        println!("{}: no [[triggers.schedule]]", path.display());
+    }
+    for schedule in &config.triggers.schedule {
+        let timezone = schedule.timezone.as_deref().unwrap_or("UTC");
+        let expression = schedule.expression.as_deref().unwrap_or("(no expression: fired by a rule defined elsewhere)");
+        println!("{} (job {}, {expression}, {timezone}, overlap {})", schedule.name, schedule.job, format!("{:?}", schedule.overlap).to_lowercase());
+        let tz = schedule::parse_timezone(timezone)?;
+        for time in schedule::next_fire_times(schedule, from, count)? {
+            println!("  {}   {}", time.format("%Y-%m-%dT%H:%M:%SZ"), time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"));
+        }
+    }
     Ok(())
 }
