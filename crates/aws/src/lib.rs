@@ -7,9 +7,11 @@
 pub mod client;
 pub mod ecs;
 pub mod ecs_service;
+pub mod lambda_init;
 pub mod error;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;
+pub mod task_definitions;
 
 pub use error::Error;

@@ -1,14 +1,13 @@
 //! The launcher Lambda's entry point: config and clients once per cold start, then the loop.
 
 use jobrunner_aws::ecs::EcsTasks;
-use jobrunner_core::Config;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let config = jobrunner_aws::lambda_init::load_config().await?;
     let sdk = jobrunner_aws::client::load().await;
     let ecs = EcsTasks::new(aws_sdk_ecs::Client::new(&sdk));
     let (config, ecs) = (&config, &ecs);
