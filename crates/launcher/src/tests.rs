@@ -124,3 +124,78 @@ async fn task_state_changes_are_not_the_launchers() {
     let err = handle(&config(), &FakeEcs::default(), &event).await.unwrap_err();
     assert!(matches!(err, Error::WrongFunction(_)));
 }
+
+/// Malformed and hostile events: each fails (or is skipped) on its own, with a one-line reason;
+/// none panics and none launches.
+#[tokio::test]
+async fn bad_input_table_never_launches() {
+    let object = |object: Value| -> String {
+        json!({"version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3", "account": "1",
+            "time": "2026-11-22T05:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"bucket": {"name": "uploads"}, "object": object}})
+        .to_string()
+    };
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, String)> = vec![
+        ("not JSON", "hello".into()),
+        ("truncated", s3_event("images/a.jpg").to_string()[..80].to_string()),
+        ("empty body", String::new()),
+        ("JSON but not an object", "[1,2,3]".into()),
+        ("wrong type: size is a string", object(json!({"key": "images/a.jpg", "size": "big", "sequencer": "1"}))),
+        ("wrong type: key is a number", object(json!({"key": 7, "size": 1}))),
+        ("missing object", json!({"detail-type": "Object Created", "source": "aws.s3", "time": "2026-11-22T05:00:00Z", "detail": {"bucket": {"name": "uploads"}}}).to_string()),
+        ("missing time", json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}).to_string()),
+        ("unknown detail-type", json!({"detail-type": "Object Exploded", "source": "custom", "time": "2026-11-22T05:00:00Z", "detail": {}}).to_string()),
+        ("negative size", object(json!({"key": "images/a.jpg", "size": -1}))),
+        ("size beyond u64", object(json!({"key": "images/a.jpg", "size": 1e30}))),
+        ("1025-byte key", object(json!({"key": format!("images/{}", "k".repeat(1018)), "size": 1}))),
+        ("control characters in key", object(json!({"key": "images/a\u{0}b.jpg", "size": 1}))),
+        ("newline in key", object(json!({"key": "images/a\nb.jpg", "size": 1}))),
+        ("dot-dot segment", object(json!({"key": "images/../../etc/passwd", "size": 1}))),
+        ("deeply nested JSON", deep),
+        ("scheduler input without a time", json!({"source": "jobrunner.scheduler", "schedule": "x"}).to_string()),
+    ];
+    let ecs = FakeEcs::default();
+    let bodies: Vec<String> = cases.iter().map(|(_, body)| body.clone()).collect();
+    let response = handle(&config(), &ecs, &batch(&bodies)).await.unwrap();
+    let failed = failed_ids(&response);
+    for (i, (name, _)) in cases.iter().enumerate() {
+        assert!(failed.contains(&format!("m{i}")), "{name}: should fail back to the queue (DLQ after retries)");
+    }
+    assert!(ecs.launched.lock().unwrap().is_empty(), "nothing launched");
+
+    // Direct deliveries of the same inputs: a one-line error each.
+    for (name, body) in &cases {
+        let Ok(value) = serde_json::from_str::<Value>(body) else { continue };
+        if let Err(e) = handle(&config(), &ecs, &value).await {
+            assert!(!e.to_string().contains('\n'), "{name}: one line: {e}");
+            assert!(!e.is_retryable(), "{name}: bad input is permanent");
+        } else {
+            panic!("{name}: accepted");
+        }
+    }
+    assert!(ecs.launched.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_length_key_is_still_a_valid_object() {
+    let ecs = FakeEcs::default();
+    let key = format!("images/{}", "k".repeat(1017));
+    assert_eq!(key.len(), 1024);
+    handle(&config(), &ecs, &s3_event(&key)).await.unwrap();
+    assert_eq!(ecs.launched.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn keys_that_overflow_the_overrides_limit_are_refused() {
+    let mut config = config();
+    let job = config.jobs.get_mut("thumbnails").unwrap();
+    for i in 0..8 {
+        job.environment.insert(format!("COPY_{i}"), "{key}".into());
+    }
+    let ecs = FakeEcs::default();
+    let err = handle(&config, &ecs, &s3_event(&format!("images/{}", "k".repeat(1000)))).await.unwrap_err();
+    assert!(err.to_string().contains("8192"), "{err}");
+    assert!(!err.is_retryable());
+    assert!(ecs.launched.lock().unwrap().is_empty());
+}

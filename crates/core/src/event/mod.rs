@@ -5,7 +5,7 @@
 //! [`decode_invocation`] tells the two apart; each message body is decoded on its own so that
 //! one bad message fails only itself.
 
-mod s3;
+pub mod s3;
 mod schedule;
 
 pub use s3::ObjectCreated;
