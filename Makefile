@@ -55,3 +55,18 @@ synth: $(VENV_STAMP) $(NODE_STAMP)
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) infra/node_modules infra/cdk.out .demo
+
+# Coverage-guided fuzzing (cargo fuzz, libFuzzer) of event decoding, config parsing and planning.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := decode_event parse_config plan_event
+.PHONY: fuzz
+$(VENV)/bin/cargo-fuzz:
+	$(CARGO) install --locked --root $(VENV) cargo-fuzz@0.13.2
+fuzz: $(VENV)/bin/cargo-fuzz
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$target; \
+	  [ $$target = parse_config ] && cp examples/jobrunner.toml fuzz/corpus/$$target/ || cp events/*.json fuzz/corpus/$$target/; \
+	  echo "== fuzzing $$target for $(FUZZ_SECONDS)s"; \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target -j1 -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E '^(stat::|==|INFO: (Running|Loaded|seed corpus)|Done|.*(panicked|ERROR|SUMMARY))' || exit 1; \
+	done
