@@ -10,7 +10,7 @@
 // everything, and the worker service at zero tasks until messages arrive. The stack composes
 // the environment and the JobRunner construct, and grants the tasks what they need.
 
-import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -221,6 +221,15 @@ export class JobRunnerExampleStack extends Stack {
       },
       functions: { architecture: props.architecture },
     });
+
+    // What `cargo lambda deploy`, uploads and test messages need.
+    const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    out('LauncherFunctionName', this.jobRunner.launcher.function.functionName, 'cargo lambda deploy --binary-name launcher <this>');
+    out('ScalerFunctionName', this.jobRunner.scaler!.function.functionName, 'cargo lambda deploy --binary-name scaler <this>');
+    out('AlerterFunctionName', this.jobRunner.alerter!.function.functionName, 'cargo lambda deploy --binary-name alerter <this>');
+    out('UploadsBucketName', this.uploads.bucketName, 'upload under uploads/ to run the process-upload job');
+    out('OrdersQueueUrl', this.ordersQueue.queueUrl, 'send messages here to scale the orders workers up from zero');
+    out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks and dead letters');
   }
 }
 

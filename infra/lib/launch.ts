@@ -83,7 +83,7 @@ export class Launcher extends Construct {
     this.role = fn.role;
 
     this.buffer = new EventBuffer(this, 'Buffer', {
-      purpose: 'S3 events the launcher could not turn into tasks',
+      purpose: 'S3 events or schedules the launcher could not turn into tasks',
       consumerTimeout: timeout,
     });
     this.function.addEventSource(

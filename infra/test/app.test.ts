@@ -6,11 +6,17 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { cdkJsonContext, INFRA_DIR, resourcesOfType } from './support';
+
+const temps: string[] = [];
+after(() => {
+  for (const dir of temps) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function runApp(context: Record<string, unknown>): { status: number | null; output: string; outdir: string } {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobrunner-app-'));
+  temps.push(outdir);
   const run = spawnSync(process.execPath, ['--import', 'tsx', path.join('bin', 'app.ts')], {
     cwd: INFRA_DIR,
     encoding: 'utf8',

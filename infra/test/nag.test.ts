@@ -7,17 +7,18 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { type App, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { JobRunnerExampleStack } from '../lib/example-stack';
 import { ENV, existingResources } from './fixtures';
 import { INFRA_DIR, testApp } from './support';
 
-/** The pack with acknowledgements ignored: every finding the rules raise. */
-class AllFindings extends AwsSolutionsChecks {
-  isAcknowledged(): boolean {
-    return false;
-  }
+/** Every finding the rules raise, acknowledgements ignored (NagPack.isAcknowledged is private). */
+function allFindings(scope: IConstruct) {
+  const pack = new AwsSolutionsChecks(scope);
+  (pack as unknown as { isAcknowledged: () => boolean }).isAcknowledged = () => false;
+  return pack.validateScope(scope).violations;
 }
 
 function exampleApp(env?: { account: string; region: string }): App {
@@ -66,7 +67,7 @@ describe('cdk-nag AwsSolutions', () => {
     const app = testApp();
     const stack = new JobRunnerExampleStack(app, 'JobRunnerExample', { architecture: lambda.Architecture.ARM_64 });
     // An unencrypted, unlogged bucket: several AwsSolutions findings.
-    new (require('aws-cdk-lib/aws-s3').Bucket)(stack, 'Unchecked');
+    new s3.Bucket(stack, 'Unchecked');
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     assert.throws(() => app.synth(), /Validation failed/);
   });
@@ -79,7 +80,7 @@ describe('cdk-nag AwsSolutions', () => {
 
   test('every acknowledgement matches a finding and states a reason', () => {
     const app = exampleApp();
-    const raw = new AllFindings(app).validateScope(app).violations;
+    const raw = allFindings(app);
     const found = new Set(raw.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName}@${r.constructPath}`)));
     const acks = acknowledgements(app);
     assert.ok(acks.length > 0);
