@@ -23,6 +23,11 @@ export interface AlerterOptions {
   readonly maxConcurrency?: number;
   /** @default 30 seconds */
   readonly timeout?: Duration;
+  /**
+   * How long the buffer gathers stops before invoking the alerter: it bounds alert latency and
+   * lets one invocation digest a storm (one message per job and class). @default 30 seconds
+   */
+  readonly batchingWindow?: Duration;
   /** What happens to the topic's KMS key when the stack is deleted. @default RemovalPolicy.DESTROY (7-day pending window) */
   readonly keyRemovalPolicy?: RemovalPolicy;
 }
@@ -98,7 +103,8 @@ export class Alerter extends Construct {
     });
     this.function.addEventSource(
       new SqsEventSource(this.buffer.queue, {
-        batchSize: 10,
+        batchSize: 100,
+        maxBatchingWindow: props.batchingWindow ?? Duration.seconds(30),
         reportBatchItemFailures: true,
         maxConcurrency: props.maxConcurrency ?? 2,
       }),

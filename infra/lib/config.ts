@@ -159,6 +159,7 @@ export type AlertClass =
   | 'oom'
   | 'failed_to_start'
   | 'spot_interruption'
+  | 'unhealthy'
   | 'timeout'
   | 'unknown'
   | (string & {});

@@ -45,7 +45,15 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        StateStore { client, table: table.into() }
+        StateStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Builds the client from the shared SDK configuration ([`crate::client::load`]).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 
     pub fn table(&self) -> &str {
@@ -63,13 +71,21 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetItem", e))?;
-        let Some(item) = output.item() else { return Ok(None) };
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
         Ok(Some(record(key, item)?))
     }
 
     /// Writes `data` if the stored version is still `expected` (`None`: only if no item exists
     /// yet). Returns the new version, or [`Saved::Conflict`] when another writer won.
-    pub async fn put(&self, key: &str, data: &str, expected: Option<u64>, expires_at: DateTime<Utc>) -> Result<Saved, Error> {
+    pub async fn put(
+        &self,
+        key: &str,
+        data: &str,
+        expected: Option<u64>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Saved, Error> {
         let version = expected.map_or(1, |v| v + 1);
         let request = self
             .client
@@ -78,10 +94,18 @@ impl StateStore {
             .item(PK, AttributeValue::S(key.to_string()))
             .item(DATA, AttributeValue::S(data.to_string()))
             .item(VERSION, AttributeValue::N(version.to_string()))
-            .item(EXPIRES_AT, AttributeValue::N(expires_at.timestamp().to_string()))
-            .item(UPDATED_AT, AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)));
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N(expires_at.timestamp().to_string()),
+            )
+            .item(
+                UPDATED_AT,
+                AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+            );
         let request = match expected {
-            None => request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+            None => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
             Some(expected) => request
                 .condition_expression("#v = :expected")
                 .expression_attribute_names("#v", VERSION)
@@ -89,16 +113,34 @@ impl StateStore {
         };
         match request.send().await {
             Ok(_) => Ok(Saved::Written { version }),
-            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(Saved::Conflict),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Saved::Conflict)
+            }
             Err(e) => Err(Error::from_sdk("PutItem", e)),
         }
     }
 }
 
 fn record(key: &str, item: &HashMap<String, AttributeValue>) -> Result<Record, Error> {
-    let malformed = |what: &str| Error::Rejected { operation: "GetItem", message: format!("state item '{key}' has no valid {what}") };
-    let data = item.get(DATA).and_then(|v| v.as_s().ok()).ok_or_else(|| malformed(DATA))?.clone();
-    let version = item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or_else(|| malformed(VERSION))?;
+    let malformed = |what: &str| Error::Rejected {
+        operation: "GetItem",
+        message: format!("state item '{key}' has no valid {what}"),
+    };
+    let data = item
+        .get(DATA)
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| malformed(DATA))?
+        .clone();
+    let version = item
+        .get(VERSION)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| malformed(VERSION))?;
     Ok(Record { data, version })
 }
 
@@ -107,14 +149,34 @@ mod tests {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_mocks::mock;
 
     use super::*;
+
+    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
+    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        let interceptor = rules.iter().fold(
+            aws_smithy_mocks::MockResponseInterceptor::new()
+                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
+            |i, r| i.with_rule(r),
+        );
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
 
     #[tokio::test]
     async fn reads_records_and_missing_items() {
         let found = mock!(aws_sdk_dynamodb::Client::get_item)
-            .match_requests(|r| r.table_name() == Some("state") && r.consistent_read() == Some(true))
+            .match_requests(|r| {
+                r.table_name() == Some("state") && r.consistent_read() == Some(true)
+            })
             .then_output(|| {
                 GetItemOutput::builder()
                     .item(PK, AttributeValue::S("k".into()))
@@ -122,9 +184,16 @@ mod tests {
                     .item(VERSION, AttributeValue::N("7".into()))
                     .build()
             });
-        let missing = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
-        let store = StateStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&found, &missing]), "state");
-        assert_eq!(store.get("k").await.unwrap(), Some(Record { data: "{}".into(), version: 7 }));
+        let missing = mock!(aws_sdk_dynamodb::Client::get_item)
+            .then_output(|| GetItemOutput::builder().build());
+        let store = StateStore::new(mock_client(&[&found, &missing]), "state");
+        assert_eq!(
+            store.get("k").await.unwrap(),
+            Some(Record {
+                data: "{}".into(),
+                version: 7
+            })
+        );
         assert_eq!(store.get("k").await.unwrap(), None);
     }
 
@@ -134,15 +203,30 @@ mod tests {
             .match_requests(|r| {
                 r.condition_expression() == Some("attribute_not_exists(#pk)")
                     && r.item().and_then(|i| i.get(VERSION)) == Some(&AttributeValue::N("1".into()))
-                    && r.item().and_then(|i| i.get(EXPIRES_AT)) == Some(&AttributeValue::N("86400".into()))
+                    && r.item().and_then(|i| i.get(EXPIRES_AT))
+                        == Some(&AttributeValue::N("86400".into()))
             })
             .then_output(|| PutItemOutput::builder().build());
         let lost = mock!(aws_sdk_dynamodb::Client::put_item)
-            .match_requests(|r| r.expression_attribute_values().and_then(|v| v.get(":expected")) == Some(&AttributeValue::N("3".into())))
-            .then_error(|| PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build()));
-        let store = StateStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &lost]), "state");
+            .match_requests(|r| {
+                r.expression_attribute_values()
+                    .and_then(|v| v.get(":expected"))
+                    == Some(&AttributeValue::N("3".into()))
+            })
+            .then_error(|| {
+                PutItemError::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder().build(),
+                )
+            });
+        let store = StateStore::new(mock_client(&[&first, &lost]), "state");
         let expires = DateTime::from_timestamp(86400, 0).unwrap();
-        assert_eq!(store.put("k", "{}", None, expires).await.unwrap(), Saved::Written { version: 1 });
-        assert_eq!(store.put("k", "{}", Some(3), expires).await.unwrap(), Saved::Conflict);
+        assert_eq!(
+            store.put("k", "{}", None, expires).await.unwrap(),
+            Saved::Written { version: 1 }
+        );
+        assert_eq!(
+            store.put("k", "{}", Some(3), expires).await.unwrap(),
+            Saved::Conflict
+        );
     }
 }

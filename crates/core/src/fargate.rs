@@ -12,7 +12,7 @@ pub fn is_valid_pair(cpu: u32, memory: u32) -> bool {
         16384 => (32768, 122880, 8192),
         _ => return false,
     };
-    (min..=max).contains(&memory) && memory % step == 0
+    (min..=max).contains(&memory) && memory.is_multiple_of(step)
 }
 
 /// The valid memory values for `cpu`, for error messages.

@@ -91,7 +91,11 @@ impl Class {
 
     pub fn severity(self) -> Severity {
         match self {
-            Class::NonZeroExit | Class::Oom | Class::FailedToStart | Class::Timeout | Class::Unhealthy => Severity::Error,
+            Class::NonZeroExit
+            | Class::Oom
+            | Class::FailedToStart
+            | Class::Timeout
+            | Class::Unhealthy => Severity::Error,
             Class::SpotInterruption | Class::Unknown => Severity::Warning,
             Class::Succeeded | Class::ScaledIn | Class::UserStopped => Severity::Info,
         }
@@ -116,15 +120,25 @@ impl Class {
     /// What the on-call engineer should look at first.
     pub fn hint(self) -> Option<&'static str> {
         match self {
-            Class::NonZeroExit => Some("The container's log shows the error; the input above reproduces it."),
-            Class::Oom => Some("Give the task more memory (the job's memory or its size tier), or make the container use less."),
+            Class::NonZeroExit => {
+                Some("The container's log shows the error; the input above reproduces it.")
+            }
+            Class::Oom => Some(
+                "Give the task more memory (the job's memory or its size tier), or make the container use less.",
+            ),
             Class::FailedToStart => Some(
                 "ECS could not start the task (reason above): check that the image exists, that the execution role can pull it and read the task's secrets, and that the subnets reach ECR/Secrets Manager.",
             ),
-            Class::SpotInterruption => Some("AWS reclaimed the capacity; the task did not fail on its own. Re-run it, or put FARGATE after FARGATE_SPOT in the job's capacity."),
+            Class::SpotInterruption => Some(
+                "AWS reclaimed the capacity; the task did not fail on its own. Re-run it, or put FARGATE after FARGATE_SPOT in the job's capacity.",
+            ),
             Class::Timeout => Some("The task ran past its timeout and was stopped."),
-            Class::Unhealthy => Some("The service's health checks failed: the container's log and the health check settings tell why."),
-            Class::Unknown => Some("jobrunner could not classify this stop: the stop code and reasons above are ECS's own."),
+            Class::Unhealthy => Some(
+                "The service's health checks failed: the container's log and the health check settings tell why.",
+            ),
+            Class::Unknown => Some(
+                "jobrunner could not classify this stop: the stop code and reasons above are ECS's own.",
+            ),
             Class::Succeeded | Class::ScaledIn | Class::UserStopped => None,
         }
     }
@@ -143,11 +157,19 @@ pub struct Classification {
 
 impl Classification {
     fn new(class: Class) -> Self {
-        Classification { class, container: None, exit_code: None, reason: None }
+        Classification {
+            class,
+            container: None,
+            exit_code: None,
+            reason: None,
+        }
     }
 
     fn task(class: Class, change: &TaskStateChange) -> Self {
-        Classification { reason: change.stopped_reason.clone(), ..Classification::new(class) }
+        Classification {
+            reason: change.stopped_reason.clone(),
+            ..Classification::new(class)
+        }
     }
 
     fn container(class: Class, container: &ContainerState, change: &TaskStateChange) -> Self {
@@ -155,7 +177,10 @@ impl Classification {
             class,
             container: Some(container.name.clone()),
             exit_code: container.exit_code,
-            reason: container.reason.clone().or_else(|| change.stopped_reason.clone()),
+            reason: container
+                .reason
+                .clone()
+                .or_else(|| change.stopped_reason.clone()),
         }
     }
 }
@@ -173,7 +198,9 @@ const START_FAILURES: &[&str] = &[
 ];
 
 fn is_start_failure(reason: &str) -> bool {
-    START_FAILURES.iter().any(|prefix| reason.trim_start().starts_with(prefix))
+    START_FAILURES
+        .iter()
+        .any(|prefix| reason.trim_start().starts_with(prefix))
 }
 
 fn is_oom(reason: &str) -> bool {
@@ -183,20 +210,42 @@ fn is_oom(reason: &str) -> bool {
 
 /// Classifies a stopped task. `definition` (when looked up) says which containers are
 /// essential; without it every container counts as essential.
-pub fn classify(change: &TaskStateChange, definition: Option<&TaskDefinitionInfo>) -> Classification {
+pub fn classify(
+    change: &TaskStateChange,
+    definition: Option<&TaskDefinitionInfo>,
+) -> Classification {
     let task_reason = change.stopped_reason.as_deref().unwrap_or("");
     let essential: Vec<&ContainerState> = {
-        let filtered: Vec<_> = change.containers.iter().filter(|c| definition.is_none_or(|d| d.is_essential(&c.name))).collect();
-        if filtered.is_empty() { change.containers.iter().collect() } else { filtered }
+        let filtered: Vec<_> = change
+            .containers
+            .iter()
+            .filter(|c| definition.is_none_or(|d| d.is_essential(&c.name)))
+            .collect();
+        if filtered.is_empty() {
+            change.containers.iter().collect()
+        } else {
+            filtered
+        }
     };
-    let stop_code = change.stop_code.as_deref().unwrap_or_else(|| infer_stop_code(task_reason));
+    let stop_code = change
+        .stop_code
+        .as_deref()
+        .unwrap_or_else(|| infer_stop_code(task_reason));
 
     // 1. The task never got going: keep ECS's reason.
     if stop_code == "TaskFailedToStart" || is_start_failure(task_reason) {
-        let failed = change.containers.iter().find(|c| c.reason.as_deref().is_some_and(is_start_failure));
+        let failed = change
+            .containers
+            .iter()
+            .find(|c| c.reason.as_deref().is_some_and(is_start_failure));
         return match failed {
-            Some(container) if task_reason.is_empty() || !is_start_failure(task_reason) => Classification::container(Class::FailedToStart, container, change),
-            _ => Classification { container: failed.map(|c| c.name.clone()), ..Classification::task(Class::FailedToStart, change) },
+            Some(container) if task_reason.is_empty() || !is_start_failure(task_reason) => {
+                Classification::container(Class::FailedToStart, container, change)
+            }
+            _ => Classification {
+                container: failed.map(|c| c.name.clone()),
+                ..Classification::task(Class::FailedToStart, change)
+            },
         };
     }
     // 2. AWS took the capacity back.
@@ -204,13 +253,26 @@ pub fn classify(change: &TaskStateChange, definition: Option<&TaskDefinitionInfo
         return Classification::task(Class::SpotInterruption, change);
     }
     // 3. Out of memory: a container's reason, or exit 137 with the task's OOM reason.
-    if let Some(container) = essential.iter().find(|c| c.reason.as_deref().is_some_and(is_oom)) {
+    if let Some(container) = essential
+        .iter()
+        .find(|c| c.reason.as_deref().is_some_and(is_oom))
+    {
         return Classification::container(Class::Oom, container, change);
     }
     if is_oom(task_reason) {
-        let killed = essential.iter().find(|c| c.exit_code == Some(137)).or_else(|| essential.iter().find(|c| c.exit_code.is_some_and(|code| code != 0)));
+        let killed = essential
+            .iter()
+            .find(|c| c.exit_code == Some(137))
+            .or_else(|| {
+                essential
+                    .iter()
+                    .find(|c| c.exit_code.is_some_and(|code| code != 0))
+            });
         return match killed {
-            Some(container) => Classification { reason: Some(task_reason.to_owned()), ..Classification::container(Class::Oom, container, change) },
+            Some(container) => Classification {
+                reason: Some(task_reason.to_owned()),
+                ..Classification::container(Class::Oom, container, change)
+            },
             None => Classification::task(Class::Oom, change),
         };
     }
@@ -220,25 +282,43 @@ pub fn classify(change: &TaskStateChange, definition: Option<&TaskDefinitionInfo
     }
     // 5. Stopped on purpose.
     match stop_code {
-        "UserInitiated" if task_reason.starts_with(TIMEOUT_REASON_PREFIX) => return Classification::task(Class::Timeout, change),
+        "UserInitiated" if task_reason.starts_with(TIMEOUT_REASON_PREFIX) => {
+            return Classification::task(Class::Timeout, change);
+        }
         "UserInitiated" => return Classification::task(Class::UserStopped, change),
         "ServiceSchedulerInitiated" => return Classification::task(Class::ScaledIn, change),
         _ => {}
     }
     // 6. The containers' own outcome. Exit 143 (SIGTERM) is usually ECS stopping the other
     //    containers after the first essential one exited: blame another container first.
-    let non_zero: Vec<&&ContainerState> = essential.iter().filter(|c| c.exit_code.is_some_and(|code| code != 0)).collect();
-    if let Some(container) = non_zero.iter().find(|c| c.exit_code != Some(143)).or_else(|| non_zero.first()) {
+    let non_zero: Vec<&&ContainerState> = essential
+        .iter()
+        .filter(|c| c.exit_code.is_some_and(|code| code != 0))
+        .collect();
+    if let Some(container) = non_zero
+        .iter()
+        .find(|c| c.exit_code != Some(143))
+        .or_else(|| non_zero.first())
+    {
         return Classification::container(Class::NonZeroExit, container, change);
     }
-    if let Some(container) = essential.iter().find(|c| c.exit_code.is_none() && c.reason.as_deref().is_some_and(is_start_failure)) {
+    if let Some(container) = essential
+        .iter()
+        .find(|c| c.exit_code.is_none() && c.reason.as_deref().is_some_and(is_start_failure))
+    {
         return Classification::container(Class::FailedToStart, container, change);
     }
     if !essential.is_empty() && essential.iter().all(|c| c.exit_code == Some(0)) {
         return Classification::new(Class::Succeeded);
     }
-    let reason = essential.iter().find_map(|c| c.reason.clone()).or_else(|| change.stopped_reason.clone());
-    Classification { reason, ..Classification::new(Class::Unknown) }
+    let reason = essential
+        .iter()
+        .find_map(|c| c.reason.clone())
+        .or_else(|| change.stopped_reason.clone());
+    Classification {
+        reason,
+        ..Classification::new(Class::Unknown)
+    }
 }
 
 /// Older events (and some EC2 stops) have no `stopCode`: infer it from well-known reasons.
@@ -246,7 +326,8 @@ fn infer_stop_code(reason: &str) -> &'static str {
     let lower = reason.to_ascii_lowercase();
     if lower.contains("spot task was interrupted") || lower.contains("spot interruption") {
         "SpotInterruption"
-    } else if lower.starts_with("task stopped by user") || lower.starts_with(TIMEOUT_REASON_PREFIX) {
+    } else if lower.starts_with("task stopped by user") || lower.starts_with(TIMEOUT_REASON_PREFIX)
+    {
         "UserInitiated"
     } else if lower.starts_with("scaling activity initiated by") {
         "ServiceSchedulerInitiated"

@@ -72,10 +72,16 @@ impl TaskDefinitionLookup {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     /// A jobrunner job (`startedBy` = `jobrunner/<job>[/<schedule>]`).
-    Job { job: String, schedule: Option<String> },
+    Job {
+        job: String,
+        schedule: Option<String>,
+    },
     /// A task of an ECS service (`group` = `service:<name>`), with the `[workers]` entry that
     /// scales it when there is one.
-    Service { service: String, worker: Option<String> },
+    Service {
+        service: String,
+        worker: Option<String>,
+    },
     /// Anything else: named by its task definition family.
     Task { family: Option<String> },
 }
@@ -83,33 +89,56 @@ pub enum Origin {
 impl Origin {
     /// Works out what started `change`.
     pub fn of(config: &Config, change: &TaskStateChange) -> Origin {
-        if let Some(rest) = change.started_by.as_deref().and_then(|s| s.strip_prefix(STARTED_BY_PREFIX)) {
+        if let Some(rest) = change
+            .started_by
+            .as_deref()
+            .and_then(|s| s.strip_prefix(STARTED_BY_PREFIX))
+        {
             let mut parts = rest.splitn(2, '/');
             if let Some(job) = parts.next().filter(|j| !j.is_empty()) {
-                return Origin::Job { job: job.to_owned(), schedule: parts.next().filter(|s| !s.is_empty()).map(str::to_owned) };
+                return Origin::Job {
+                    job: job.to_owned(),
+                    schedule: parts.next().filter(|s| !s.is_empty()).map(str::to_owned),
+                };
             }
         }
-        if let Some(service) = change.group.as_deref().and_then(|g| g.strip_prefix("service:")) {
+        if let Some(service) = change
+            .group
+            .as_deref()
+            .and_then(|g| g.strip_prefix("service:"))
+        {
             let cluster = change.cluster_name();
             let worker = config
                 .workers
                 .iter()
                 .find(|(_, w)| {
-                    let same_service = w.service == service || w.service.rsplit('/').next() == Some(service);
-                    let same_cluster = cluster.is_none_or(|c| w.cluster == c || w.cluster.rsplit('/').next() == Some(c));
+                    let same_service =
+                        w.service == service || w.service.rsplit('/').next() == Some(service);
+                    let same_cluster = cluster
+                        .is_none_or(|c| w.cluster == c || w.cluster.rsplit('/').next() == Some(c));
                     same_service && same_cluster
                 })
                 .map(|(name, _)| name.clone());
-            return Origin::Service { service: service.to_owned(), worker };
+            return Origin::Service {
+                service: service.to_owned(),
+                worker,
+            };
         }
         if let Some(job) = change.override_env("JOB_NAME") {
-            return Origin::Job { job: job.to_owned(), schedule: change.override_env("JOB_SCHEDULE").map(str::to_owned) };
+            return Origin::Job {
+                job: job.to_owned(),
+                schedule: change.override_env("JOB_SCHEDULE").map(str::to_owned),
+            };
         }
         let family = change
             .group
             .as_deref()
             .and_then(|g| g.strip_prefix("family:"))
-            .or_else(|| change.task_definition().map(|td| td.split(':').next().unwrap_or(td)))
+            .or_else(|| {
+                change
+                    .task_definition()
+                    .map(|td| td.split(':').next().unwrap_or(td))
+            })
             .map(str::to_owned);
         Origin::Task { family }
     }
@@ -118,9 +147,14 @@ impl Origin {
     pub fn name(&self) -> &str {
         match self {
             Origin::Job { job, .. } => job,
-            Origin::Service { worker: Some(worker), .. } => worker,
+            Origin::Service {
+                worker: Some(worker),
+                ..
+            } => worker,
             Origin::Service { service, .. } => service,
-            Origin::Task { family: Some(family) } => family,
+            Origin::Task {
+                family: Some(family),
+            } => family,
             Origin::Task { family: None } => "unknown",
         }
     }
@@ -137,11 +171,25 @@ impl Origin {
     /// One line: `job thumbnails`, `job report (schedule hourly)`, `worker orders (service order-workers)`.
     pub fn describe(&self) -> String {
         match self {
-            Origin::Job { job, schedule: Some(schedule) } => format!("job {job} (schedule {schedule})"),
-            Origin::Job { job, schedule: None } => format!("job {job}"),
-            Origin::Service { service, worker: Some(worker) } => format!("worker {worker} (service {service})"),
-            Origin::Service { service, worker: None } => format!("service {service}"),
-            Origin::Task { family: Some(family) } => format!("task definition {family}"),
+            Origin::Job {
+                job,
+                schedule: Some(schedule),
+            } => format!("job {job} (schedule {schedule})"),
+            Origin::Job {
+                job,
+                schedule: None,
+            } => format!("job {job}"),
+            Origin::Service {
+                service,
+                worker: Some(worker),
+            } => format!("worker {worker} (service {service})"),
+            Origin::Service {
+                service,
+                worker: None,
+            } => format!("service {service}"),
+            Origin::Task {
+                family: Some(family),
+            } => format!("task definition {family}"),
             Origin::Task { family: None } => "a task".into(),
         }
     }
@@ -173,12 +221,20 @@ impl JobInput {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bucket.is_none() && self.key.is_none() && self.scheduled_time.is_none() && self.schedule.is_none()
+        self.bucket.is_none()
+            && self.key.is_none()
+            && self.scheduled_time.is_none()
+            && self.schedule.is_none()
     }
 
     /// `s3://bucket/key`, `schedule hourly at 2024-05-01T10:00:00Z`, or `None`.
     pub fn describe(&self) -> Option<String> {
-        match (&self.bucket, &self.key, &self.schedule, &self.scheduled_time) {
+        match (
+            &self.bucket,
+            &self.key,
+            &self.schedule,
+            &self.scheduled_time,
+        ) {
             (Some(bucket), Some(key), _, _) => Some(match &self.version_id {
                 Some(version) => format!("s3://{bucket}/{key} (version {version})"),
                 None => format!("s3://{bucket}/{key}"),
@@ -225,7 +281,9 @@ pub fn console_url(change: &TaskStateChange) -> Option<String> {
 
 /// One link per container whose logs go to CloudWatch Logs, in the event's container order.
 pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<LogLink> {
-    let Some(task_region) = change.region() else { return vec![] };
+    let Some(task_region) = change.region() else {
+        return vec![];
+    };
     let mut names: Vec<&str> = change.containers.iter().map(|c| c.name.as_str()).collect();
     for definition in &info.containers {
         if !names.contains(&definition.name.as_str()) {
@@ -276,7 +334,10 @@ mod tests {
 
     #[test]
     fn console_fragment_matches_the_console() {
-        assert_eq!(console_fragment("/ecs/thumbnails"), "$252Fecs$252Fthumbnails");
+        assert_eq!(
+            console_fragment("/ecs/thumbnails"),
+            "$252Fecs$252Fthumbnails"
+        );
         assert_eq!(console_fragment("ecs/app/abc"), "ecs$252Fapp$252Fabc");
     }
 }

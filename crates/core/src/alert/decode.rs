@@ -130,7 +130,12 @@ impl TaskStateChange {
 
     /// The cluster's name, from `clusterArn` or the (long-format) task ARN.
     pub fn cluster_name(&self) -> Option<&str> {
-        if let Some(name) = self.cluster_arn.as_deref().and_then(|arn| arn.split_once(":cluster/")).map(|(_, name)| name) {
+        if let Some(name) = self
+            .cluster_arn
+            .as_deref()
+            .and_then(|arn| arn.split_once(":cluster/"))
+            .map(|(_, name)| name)
+        {
             return Some(name);
         }
         // arn:aws:ecs:region:account:task/CLUSTER/ID (the old format has no cluster segment).
@@ -145,7 +150,11 @@ impl TaskStateChange {
     /// The task definition as `family:revision`, from its ARN.
     pub fn task_definition(&self) -> Option<&str> {
         let arn = self.task_definition_arn.as_deref()?;
-        Some(arn.rsplit_once(":task-definition/").map(|(_, name)| name).unwrap_or(arn))
+        Some(
+            arn.rsplit_once(":task-definition/")
+                .map(|(_, name)| name)
+                .unwrap_or(arn),
+        )
     }
 
     /// The value of an environment variable set in the task's container overrides.
@@ -183,18 +192,35 @@ where
 fn lenient_u64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
     match Option::<Value>::deserialize(de)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
-        Some(other) => Err(serde::de::Error::custom(format!("expected an integer, got {other}"))),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))
+        }),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected an integer, got {other}"
+        ))),
     }
 }
 
 fn lenient_i64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
     match Option::<Value>::deserialize(de)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}"))),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
-        Some(other) => Err(serde::de::Error::custom(format!("expected an integer, got {other}"))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected an integer, got {other}"
+        ))),
     }
 }
 
@@ -203,6 +229,8 @@ fn lenient_string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D:
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string, got {other}"
+        ))),
     }
 }

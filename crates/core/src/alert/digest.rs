@@ -20,10 +20,20 @@ pub struct StoppedTask {
 }
 
 impl StoppedTask {
-    pub fn new(config: &Config, change: TaskStateChange, definition: TaskDefinitionLookup) -> StoppedTask {
+    pub fn new(
+        config: &Config,
+        change: TaskStateChange,
+        definition: TaskDefinitionLookup,
+    ) -> StoppedTask {
         let classification = classify(&change, definition.info());
         let origin = Origin::of(config, &change);
-        StoppedTask { change, classification, origin, definition, deliveries: vec![] }
+        StoppedTask {
+            change,
+            classification,
+            origin,
+            definition,
+            deliveries: vec![],
+        }
     }
 
     pub fn with_deliveries(mut self, deliveries: Vec<String>) -> StoppedTask {
@@ -50,7 +60,12 @@ pub struct Alert {
 
 impl Alert {
     pub fn single(task: StoppedTask) -> Alert {
-        Alert { class: task.class(), name: task.origin.name().to_owned(), origin_kind: task.origin.kind(), tasks: vec![task] }
+        Alert {
+            class: task.class(),
+            name: task.origin.name().to_owned(),
+            origin_kind: task.origin.kind(),
+            tasks: vec![task],
+        }
     }
 
     pub fn is_digest(&self) -> bool {
@@ -59,7 +74,9 @@ impl Alert {
 
     /// The deliveries behind this alert: if publishing it fails, these are retried.
     pub fn deliveries(&self) -> impl Iterator<Item = &str> {
-        self.tasks.iter().flat_map(|t| t.deliveries.iter().map(String::as_str))
+        self.tasks
+            .iter()
+            .flat_map(|t| t.deliveries.iter().map(String::as_str))
     }
 }
 
@@ -107,7 +124,11 @@ pub fn group(alerts: &Alerts, tasks: Vec<StoppedTask>) -> (Vec<Alert>, Vec<Stopp
             quiet.push(task);
             continue;
         }
-        let key = (task.origin.kind(), task.origin.name().to_owned(), task.class());
+        let key = (
+            task.origin.kind(),
+            task.origin.name().to_owned(),
+            task.class(),
+        );
         match index.get(&key) {
             Some(&i) => groups[i].tasks.push(task),
             None => {

@@ -12,12 +12,17 @@ mod digest;
 mod render;
 
 pub use classify::{Class, Classification, Severity, TIMEOUT_REASON_PREFIX, classify};
-pub use context::{AwsLogs, ContainerDefinitionInfo, JobInput, LogLink, Origin, TaskDefinitionInfo, TaskDefinitionLookup, console_url, log_links};
-pub use decode::{ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange};
+pub use context::{
+    AwsLogs, ContainerDefinitionInfo, JobInput, LogLink, Origin, TaskDefinitionInfo,
+    TaskDefinitionLookup, console_url, log_links,
+};
+pub use decode::{
+    ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,
+};
 pub use digest::{Alert, StoppedTask, dedupe, group, wants};
 pub use render::{
-    DIGEST_FULL, DIGEST_LISTED, JSON_PROTOCOLS, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, Publish, SCHEMA, SUBJECT_PREFIX, clean_subject, render,
-    subject, summary,
+    DIGEST_FULL, DIGEST_LISTED, JSON_PROTOCOLS, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, Publish,
+    SCHEMA, SUBJECT_PREFIX, clean_subject, render, subject, summary,
 };
 
 use serde_json::Value;
@@ -44,10 +49,16 @@ pub const CLASS_NAMES: &[&str] = &[
 pub fn dry_run(config: &Config, change: &TaskStateChange) -> (Vec<Action>, Vec<Skipped>) {
     let skip = |reason: String| (vec![], vec![Skipped { reason }]);
     if !change.is_stopped() {
-        return skip(format!("task {} is {}, not STOPPED: the alerter ignores it", change.task_arn, change.last_status));
+        return skip(format!(
+            "task {} is {}, not STOPPED: the alerter ignores it",
+            change.task_arn, change.last_status
+        ));
     }
     let Some(alerts) = &config.alerts else {
-        return skip(format!("task {} stopped, but the config has no [alerts] section: no alert", change.task_arn));
+        return skip(format!(
+            "task {} stopped, but the config has no [alerts] section: no alert",
+            change.task_arn
+        ));
     };
     let task = StoppedTask::new(config, change.clone(), TaskDefinitionLookup::NotLookedUp);
     if !wants(alerts, task.class()) {
@@ -67,7 +78,12 @@ pub fn dry_run(config: &Config, change: &TaskStateChange) -> (Vec<Action>, Vec<S
     }
     notes.push("in an SQS batch, stops of one job and class are merged into one digest alert; a redelivery with the same taskArn and version is alerted once".into());
     let publish = render(&Alert::single(task));
-    let action = Action { service: "sns", operation: "Publish", input: publish.to_input(&alerts.topic_arn), notes };
+    let action = Action {
+        service: "sns",
+        operation: "Publish",
+        input: publish.to_input(&alerts.topic_arn),
+        notes,
+    };
     (vec![action], vec![])
 }
 

@@ -50,19 +50,32 @@ impl Publish {
     /// Bytes SNS counts against [`MAX_PUBLISH_BYTES`] (message, attributes, and the subject
     /// for good measure).
     pub fn size(&self) -> usize {
-        self.message.len() + self.subject.len() + self.attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum::<usize>()
+        self.message.len()
+            + self.subject.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + "String".len() + v.len())
+                .sum::<usize>()
     }
 
     /// The body a protocol receives (`default` when it has no key of its own).
     pub fn body(&self, protocol: &str) -> Option<String> {
         let structure: Value = serde_json::from_str(&self.message).ok()?;
-        structure.get(protocol).or_else(|| structure.get("default")).and_then(Value::as_str).map(str::to_owned)
+        structure
+            .get(protocol)
+            .or_else(|| structure.get("default"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     /// The request in the API's own JSON shape (`aws sns publish --cli-input-json`).
     pub fn to_input(&self, topic_arn: &str) -> Value {
-        let attributes: serde_json::Map<String, Value> =
-            self.attributes.iter().map(|(k, v)| (k.clone(), json!({"DataType": "String", "StringValue": v}))).collect();
+        let attributes: serde_json::Map<String, Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"DataType": "String", "StringValue": v})))
+            .collect();
         json!({
             "TopicArn": topic_arn,
             "Subject": self.subject,
@@ -79,7 +92,14 @@ pub fn render(alert: &Alert) -> Publish {
     let mut full = total.min(DIGEST_FULL);
     let mut listed = (total - full).min(DIGEST_LISTED);
     loop {
-        let publish = render_with(alert, Limits { full, listed, field_chars: MAX_FIELD_CHARS });
+        let publish = render_with(
+            alert,
+            Limits {
+                full,
+                listed,
+                field_chars: MAX_FIELD_CHARS,
+            },
+        );
         if publish.size() <= MAX_PUBLISH_BYTES {
             return publish;
         }
@@ -88,7 +108,14 @@ pub fn render(alert: &Alert) -> Publish {
         } else if full > 1 {
             full -= 1;
         } else {
-            return render_with(alert, Limits { full: 1, listed: 0, field_chars: MIN_FIELD_CHARS });
+            return render_with(
+                alert,
+                Limits {
+                    full: 1,
+                    listed: 0,
+                    field_chars: MIN_FIELD_CHARS,
+                },
+            );
         }
     }
 }
@@ -109,7 +136,11 @@ fn render_with(alert: &Alert, limits: Limits) -> Publish {
     for protocol in JSON_PROTOCOLS {
         structure.insert((*protocol).into(), Value::String(document.clone()));
     }
-    Publish { subject: subject(alert), message: Value::Object(structure).to_string(), attributes: attributes(alert) }
+    Publish {
+        subject: subject(alert),
+        message: Value::Object(structure).to_string(),
+        attributes: attributes(alert),
+    }
 }
 
 /// Message attributes for SNS subscription filter policies.
@@ -119,14 +150,22 @@ pub fn attributes(alert: &Alert) -> BTreeMap<String, String> {
     attributes.insert("severity".into(), alert.class.severity().as_str().into());
     attributes.insert("job".into(), non_empty(&alert.name));
     attributes.insert("origin".into(), alert.origin_kind.into());
-    if let Some(cluster) = alert.tasks[0].change.cluster_name().filter(|c| !c.is_empty()) {
+    if let Some(cluster) = alert.tasks[0]
+        .change
+        .cluster_name()
+        .filter(|c| !c.is_empty())
+    {
         attributes.insert("cluster".into(), cluster.into());
     }
     attributes
 }
 
 fn non_empty(text: &str) -> String {
-    if text.is_empty() { "unknown".into() } else { text.into() }
+    if text.is_empty() {
+        "unknown".into()
+    } else {
+        text.into()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,13 +175,30 @@ fn non_empty(text: &str) -> String {
 /// `[jobrunner] OOM thumbnails: 12 tasks, exit 137`. Printable ASCII, under 100 characters.
 pub fn subject(alert: &Alert) -> String {
     let details: Vec<String> = alert.tasks.iter().map(subject_detail).collect();
-    let common = details.first().filter(|first| details.iter().all(|d| d == *first)).cloned().unwrap_or_default();
+    let common = details
+        .first()
+        .filter(|first| details.iter().all(|d| d == *first))
+        .cloned()
+        .unwrap_or_default();
     let text = if alert.is_digest() {
         let detail = common.trim_start_matches(':').trim();
-        let detail = if detail.is_empty() { String::new() } else { format!(", {detail}") };
-        format!("{SUBJECT_PREFIX} {} {}: {} tasks{detail}", alert.class.label(), alert.name, alert.tasks.len())
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(", {detail}")
+        };
+        format!(
+            "{SUBJECT_PREFIX} {} {}: {} tasks{detail}",
+            alert.class.label(),
+            alert.name,
+            alert.tasks.len()
+        )
     } else {
-        format!("{SUBJECT_PREFIX} {} {}{common}", alert.class.label(), alert.name)
+        format!(
+            "{SUBJECT_PREFIX} {} {}{common}",
+            alert.class.label(),
+            alert.name
+        )
     };
     clean_subject(&text)
 }
@@ -153,19 +209,26 @@ fn subject_detail(task: &StoppedTask) -> String {
     let several = task.change.containers.len() > 1;
     match c.class {
         Class::NonZeroExit | Class::Oom => {
-            let mut detail = c.exit_code.map(|code| format!(" exit {code}")).unwrap_or_default();
+            let mut detail = c
+                .exit_code
+                .map(|code| format!(" exit {code}"))
+                .unwrap_or_default();
             if let (true, Some(container)) = (several, &c.container) {
                 let _ = write!(detail, " ({container})");
             }
             detail
         }
-        Class::FailedToStart | Class::Unknown => match c.reason.as_deref().or(task.change.stop_code.as_deref()) {
-            Some(reason) => format!(": {}", reason_head(reason)),
-            None => String::new(),
-        },
+        Class::FailedToStart | Class::Unknown => {
+            match c.reason.as_deref().or(task.change.stop_code.as_deref()) {
+                Some(reason) => format!(": {}", reason_head(reason)),
+                None => String::new(),
+            }
+        }
         Class::Unhealthy => match c.reason.as_deref() {
             Some(r) if r.contains("ELB") => ": ELB health checks".into(),
-            Some(r) if r.to_ascii_lowercase().contains("container health") => ": container health checks".into(),
+            Some(r) if r.to_ascii_lowercase().contains("container health") => {
+                ": container health checks".into()
+            }
             _ => String::new(),
         },
         Class::SpotInterruption => match task.change.stop_code.as_deref() {
@@ -179,7 +242,11 @@ fn subject_detail(task: &StoppedTask) -> String {
 /// The error name of a reason (`CannotPullContainerError: pull image…` → `CannotPullContainerError`).
 fn reason_head(reason: &str) -> &str {
     let head = reason.split(':').next().unwrap_or(reason).trim();
-    if head.is_empty() || head.len() > 60 { reason.trim() } else { head }
+    if head.is_empty() || head.len() > 60 {
+        reason.trim()
+    } else {
+        head
+    }
 }
 
 /// Printable ASCII only, one line, under 100 characters.
@@ -213,19 +280,36 @@ pub fn summary(task: &StoppedTask) -> String {
     let reason = c.reason.as_deref().unwrap_or("no reason given");
     match c.class {
         Class::Succeeded => format!("{name}: every essential container exited 0"),
-        Class::NonZeroExit => format!("{name}: container {container} exited with code {}", c.exit_code.map_or("?".into(), |e| e.to_string())),
+        Class::NonZeroExit => format!(
+            "{name}: container {container} exited with code {}",
+            c.exit_code.map_or("?".into(), |e| e.to_string())
+        ),
         Class::Oom if c.container.is_some() => format!(
             "{name}: container {container} ran out of memory{}",
-            c.exit_code.map(|e| format!(" (exit {e})")).unwrap_or_default()
+            c.exit_code
+                .map(|e| format!(" (exit {e})"))
+                .unwrap_or_default()
         ),
         Class::Oom => format!("{name}: the task ran out of memory"),
-        Class::FailedToStart => format!("{name}: ECS could not start the task: {reason}"),
-        Class::SpotInterruption => format!("{name}: AWS reclaimed the task's capacity ({})", task.change.stop_code.as_deref().unwrap_or("SpotInterruption")),
+        Class::FailedToStart => format!(
+            "{name}: ECS could not start the task ({})",
+            reason_head(reason)
+        ),
+        Class::SpotInterruption => format!(
+            "{name}: AWS reclaimed the task's capacity ({})",
+            task.change
+                .stop_code
+                .as_deref()
+                .unwrap_or("SpotInterruption")
+        ),
         Class::ScaledIn => format!("{name}: stopped by the service scheduler: {reason}"),
         Class::UserStopped => format!("{name}: stopped by a StopTask call: {reason}"),
         Class::Timeout => format!("{name}: stopped after running past its timeout"),
         Class::Unhealthy => format!("{name}: {reason}"),
-        Class::Unknown => format!("{name}: stopped ({}): {reason}", task.change.stop_code.as_deref().unwrap_or("no stop code")),
+        Class::Unknown => format!(
+            "{name}: stopped ({}): {reason}",
+            task.change.stop_code.as_deref().unwrap_or("no stop code")
+        ),
     }
 }
 
@@ -252,7 +336,12 @@ fn text_body(alert: &Alert, limits: Limits) -> String {
         let shown = limits.full.min(total);
         let _ = writeln!(out, "The first {shown} in full, then one line per task.\n");
         for (i, task) in alert.tasks.iter().take(shown).enumerate() {
-            let _ = writeln!(out, "--- {} of {total}: {}", i + 1, clip(&summary(task), limits.field_chars));
+            let _ = writeln!(
+                out,
+                "--- {} of {total}: {}",
+                i + 1,
+                clip(&summary(task), limits.field_chars)
+            );
             task_text(task, limits, &mut out);
             out.push('\n');
         }
@@ -264,7 +353,10 @@ fn text_body(alert: &Alert, limits: Limits) -> String {
             }
             let omitted = rest.len().saturating_sub(limits.listed);
             if omitted > 0 {
-                let _ = writeln!(out, "... and {omitted} more, not listed to stay within SNS's 256 KB message limit.");
+                let _ = writeln!(
+                    out,
+                    "... and {omitted} more, not listed (a digest lists at most {DIGEST_LISTED} tasks, and fewer when SNS's 256 KB limit requires)."
+                );
             }
         }
     }
@@ -282,7 +374,11 @@ fn exit_code_counts(alert: &Alert) -> String {
             *counts.entry(code).or_default() += 1;
         }
     }
-    counts.iter().map(|(code, n)| format!("{code} x{n}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(code, n)| format!("{code} x{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line of a digest's list: `<task id>  stopped <time>  exit 1  s3://bucket/key`.
@@ -304,14 +400,32 @@ fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
     let change = &task.change;
     let clipped = |text: &str| clip(text, limits.field_chars);
     let mut field = |label: &str, value: &str| {
-        let _ = writeln!(out, "{:<12} {}", format!("{label}:"), value);
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{label}:")
+        };
+        let _ = writeln!(out, "{label:<12} {value}");
     };
     field("Origin", &clipped(&task.origin.describe()));
     if let Some(input) = JobInput::of(change).describe() {
         field("Input", &clipped(&input));
     }
-    field("Class", &format!("{} ({})", task.class().as_str(), task.class().severity().as_str()));
-    if let Some(reason) = &task.classification.reason {
+    field(
+        "Class",
+        &format!(
+            "{} ({})",
+            task.class().as_str(),
+            task.class().severity().as_str()
+        ),
+    );
+    // The task's own reason is on the Stop line.
+    if let Some(reason) = task
+        .classification
+        .reason
+        .as_ref()
+        .filter(|r| Some(*r) != change.stopped_reason.as_ref())
+    {
         field("Reason", &clipped(reason));
     }
     let stop = match (&change.stop_code, &change.stopped_reason) {
@@ -349,7 +463,10 @@ fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
     if let Some(stopped) = change.stopped_at {
         let ran = match (change.started_at, change.run_seconds()) {
             (Some(_), Some(secs)) => format!(" (ran {})", duration(secs)),
-            (None, Some(secs)) => format!(" ({} after it was created; it never started)", duration(secs)),
+            (None, Some(secs)) => format!(
+                " ({} after it was created; it never started)",
+                duration(secs)
+            ),
             _ => String::new(),
         };
         field("Stopped", &format!("{}{ran}", time(stopped)));
@@ -357,7 +474,10 @@ fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
     field("Task", &change.task_arn);
     let placement: Vec<String> = [
         change.task_definition().map(str::to_owned),
-        change.capacity_provider_name.clone().or_else(|| change.launch_type.clone()),
+        change
+            .capacity_provider_name
+            .clone()
+            .or_else(|| change.launch_type.clone()),
         change.availability_zone.clone(),
         match (&change.cpu, &change.memory) {
             (Some(cpu), Some(memory)) => Some(format!("{cpu} CPU units, {memory} MiB")),
@@ -377,14 +497,24 @@ fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
         TaskDefinitionLookup::Found(info) => {
             let links = log_links(change, info);
             if links.is_empty() {
-                field("Logs", "none in CloudWatch Logs (no container uses the awslogs driver with a stream prefix)");
+                field(
+                    "Logs",
+                    "none in CloudWatch Logs (no container uses the awslogs driver with a stream prefix)",
+                );
             }
-            for link in links {
-                field(&format!("Logs {}", link.container), &link.url);
+            for (i, link) in links.iter().enumerate() {
+                field(
+                    if i == 0 { "Logs" } else { "" },
+                    &format!("{}: {}", link.container, link.url),
+                );
             }
         }
-        TaskDefinitionLookup::NotLookedUp => field("Logs", "(needs a live DescribeTaskDefinition lookup)"),
-        TaskDefinitionLookup::Failed(error) => field("Logs", &format!("(unavailable: {})", clipped(error))),
+        TaskDefinitionLookup::NotLookedUp => {
+            field("Logs", "(needs a live DescribeTaskDefinition lookup)")
+        }
+        TaskDefinitionLookup::Failed(error) => {
+            field("Logs", &format!("(unavailable: {})", clipped(error)))
+        }
     }
 }
 
@@ -499,11 +629,20 @@ fn document(alert: &Alert, limits: Limits) -> Document {
         summary: if total == 1 {
             clip(&summary(first), limits.field_chars)
         } else {
-            format!("{total} tasks of {} stopped with class {}", first.origin.describe(), alert.class.as_str())
+            format!(
+                "{total} tasks of {} stopped with class {}",
+                first.origin.describe(),
+                alert.class.as_str()
+            )
         },
         hint: alert.class.hint(),
         count: total,
-        tasks: alert.tasks.iter().take(full).map(|t| task_document(t, limits.field_chars)).collect(),
+        tasks: alert
+            .tasks
+            .iter()
+            .take(full)
+            .map(|t| task_document(t, limits.field_chars))
+            .collect(),
         more_tasks: alert.tasks[full..]
             .iter()
             .take(listed)

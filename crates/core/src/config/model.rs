@@ -277,7 +277,7 @@ pub struct Alerts {
 
 /// The alert classes worth waking someone for, when `notify_on` is not set.
 pub fn default_notify_on() -> Vec<String> {
-    ["non_zero_exit", "oom", "failed_to_start", "spot_interruption", "timeout", "unknown"]
+    ["non_zero_exit", "oom", "failed_to_start", "spot_interruption", "unhealthy", "timeout", "unknown"]
         .into_iter()
         .map(String::from)
         .collect()

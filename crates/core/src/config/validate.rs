@@ -259,10 +259,10 @@ fn check_job_reference(config: &Config, path: &str, job: &str) -> Check {
 fn check_s3_trigger(config: &Config, path: &str, trigger: &S3Trigger) -> Check {
     check_job_reference(config, path, &trigger.job)?;
     require_non_empty(&format!("{path}.bucket"), &trigger.bucket)?;
-    if let (Some(min), Some(max)) = (trigger.min_size, trigger.max_size) {
-        if min > max {
-            return Err(Error::config(format!("{path}.min_size"), format!("min_size {min} is larger than max_size {max}")));
-        }
+    if let (Some(min), Some(max)) = (trigger.min_size, trigger.max_size)
+        && min > max
+    {
+        return Err(Error::config(format!("{path}.min_size"), format!("min_size {min} is larger than max_size {max}")));
     }
     Ok(())
 }
