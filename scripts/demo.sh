@@ -26,7 +26,7 @@ wait_for_port() {
   return 1
 }
 
-echo "== jobrunner demo: S3 uploads and a schedule tick become ECS tasks"
+echo "== jobrunner demo: S3 uploads and a schedule tick become ECS tasks; a stopped task becomes an alert"
 echo "-- starting moto server (local AWS) on 127.0.0.1:${MOTO_PORT}"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
 pids+=($!)
@@ -37,7 +37,7 @@ python scripts/demo_moto.py setup examples/jobrunner.toml "$DEMO/jobrunner.toml"
 echo "-- config: examples/jobrunner.toml with moto's network IDs"
 echo "   $(target/debug/jobrunner validate --config "$DEMO/jobrunner.toml")"
 
-cat >"$DEMO/launcher.env" <<ENV
+cat >"$DEMO/functions.env" <<ENV
 AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL}
 AWS_ACCESS_KEY_ID=demo
 AWS_SECRET_ACCESS_KEY=demo
@@ -47,8 +47,8 @@ AWS_LAMBDA_LOG_LEVEL=info
 AWS_LAMBDA_LOG_FORMAT=JSON
 ENV
 
-echo "-- starting the launcher: cargo lambda watch (Lambda runtime emulator on 127.0.0.1:${INVOKE_PORT})"
-cargo lambda watch --invoke-port "$INVOKE_PORT" --env-file "$DEMO/launcher.env" --bin launcher >"$DEMO/watch.log" 2>&1 &
+echo "-- starting the functions: cargo lambda watch (Lambda runtime emulator on 127.0.0.1:${INVOKE_PORT})"
+cargo lambda watch --invoke-port "$INVOKE_PORT" --env-file "$DEMO/functions.env" >"$DEMO/watch.log" 2>&1 &
 pids+=($!)
 wait_for_port "$INVOKE_PORT"
 
@@ -64,4 +64,15 @@ python scripts/demo_moto.py report
 
 echo "-- the launcher's structured log, one line per event:"
 python scripts/demo_moto.py logs "$DEMO/watch.log"
-echo "== done: moto and the launcher are stopped; logs are in $DEMO/"
+echo
+echo "-- a task stopped: the alerter gets ECS's Task State Change events (an OOM kill, and a clean exit)"
+for event in ecs-task-stopped-oom ecs-task-stopped-succeeded; do
+  result=$(cargo lambda invoke alerter --invoke-port "$INVOKE_PORT" --data-file "events/$event.json" 2>&1) || true
+  printf '   %-40s -> %s\n' "events/$event.json" "$result"
+done
+echo "-- what arrived on the topic's SQS subscription (the clean exit is not worth an alert by default):"
+python scripts/demo_moto.py alerts
+echo "-- the same alert as an email subscriber reads it (rendered offline by: jobrunner plan --event events/ecs-task-stopped-oom.json):"
+target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
+  | python -c 'import json,sys; a=json.load(sys.stdin)["actions"][0]["input"]; print("   Subject: " + a["Subject"]); print("\n".join("   " + l for l in json.loads(a["Message"])["email"].splitlines()))'
+echo "== done: moto and the functions are stopped; logs are in $DEMO/"

@@ -4,6 +4,7 @@
                                             whose network IDs are moto's own
   demo_moto.py report                       the tasks ECS started, read back from moto
   demo_moto.py logs FILE                    the launcher's JSON log lines, one per event
+  demo_moto.py alerts                       the alerts that reached the SQS subscription of the topic
 """
 import json
 import os
@@ -50,6 +51,20 @@ def setup(config_in, config_out):
     for key, size in OBJECTS.items():
         s3.put_object(Bucket="uploads", Key=key, Body=b"\0" * size)
 
+    # The alert topic named in examples/jobrunner.toml (moto's default account is 123456789012),
+    # an SQS queue subscribed to it to watch alerts arrive, and the state table.
+    topic = client("sns").create_topic(Name="jobrunner-alerts")["TopicArn"]
+    sqs = client("sqs")
+    inbox = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    client("dynamodb").create_table(
+        TableName="jobrunner-state",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
     ec2 = client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
@@ -60,6 +75,7 @@ def setup(config_in, config_out):
     with open(config_out, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"   cluster 'jobs', task definitions 'thumbnails' and 'report', bucket 'uploads' with {len(OBJECTS)} objects")
+    print(f"   SNS topic {topic} with SQS queue 'alerts-inbox' subscribed; DynamoDB table 'jobrunner-state'")
     print(f"   network from moto's default VPC: subnet {subnet}, security group {group}")
 
 
@@ -126,10 +142,29 @@ def logs(path):
             print("   moto ignores clientToken and started one per call: the duplicate rows above are moto's, not AWS's.")
 
 
+def alerts():
+    sqs = client("sqs")
+    inbox = sqs.get_queue_url(QueueName="alerts-inbox")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    if not messages:
+        print("   (no alert arrived)")
+        return 1
+    for message in messages:
+        envelope = json.loads(message["Body"])
+        attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+        print(f"   Subject:    {envelope.get('Subject')}")
+        print(f"   Attributes: {json.dumps(attributes)}")
+        document = json.loads(envelope["Message"])
+        print(f"   JSON body:  {json.dumps(document, ensure_ascii=False)[:300]}...")
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "setup":
         setup(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "report":
         sys.exit(report())
+    elif sys.argv[1] == "alerts":
+        sys.exit(alerts())
     elif sys.argv[1] == "logs":
         logs(sys.argv[2])
