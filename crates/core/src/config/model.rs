@@ -119,24 +119,41 @@ pub struct Job {
 }
 
 impl Job {
+    /// The launch settings the job sets itself (without `[defaults]`).
+    pub fn own_settings(&self) -> LaunchSettings {
+        LaunchSettings {
+            cluster: self.cluster.clone(),
+            subnets: self.subnets.clone(),
+            security_groups: self.security_groups.clone(),
+            assign_public_ip: self.assign_public_ip,
+            capacity: self.capacity.clone(),
+            launch_type: self.launch_type,
+            platform_version: self.platform_version.clone(),
+            placement_constraints: self.placement_constraints.clone(),
+            placement_strategy: self.placement_strategy.clone(),
+            propagate_tags: self.propagate_tags,
+        }
+    }
+
     /// The job's launch settings with `[defaults]` filled in where the job is silent.
     pub fn resolved(&self, defaults: &LaunchSettings) -> LaunchSettings {
+        let own = self.own_settings();
         // A job that picks a launch type drops the default capacity list, and vice versa.
-        let (capacity, launch_type) = match (&self.capacity, self.launch_type) {
+        let (capacity, launch_type) = match (&own.capacity, own.launch_type) {
             (None, None) => (defaults.capacity.clone(), defaults.launch_type),
-            (capacity, launch_type) => (capacity.clone(), launch_type),
+            _ => (own.capacity.clone(), own.launch_type),
         };
         LaunchSettings {
-            cluster: self.cluster.clone().or_else(|| defaults.cluster.clone()),
-            subnets: self.subnets.clone().or_else(|| defaults.subnets.clone()),
-            security_groups: self.security_groups.clone().or_else(|| defaults.security_groups.clone()),
-            assign_public_ip: self.assign_public_ip.or(defaults.assign_public_ip),
+            cluster: own.cluster.or_else(|| defaults.cluster.clone()),
+            subnets: own.subnets.or_else(|| defaults.subnets.clone()),
+            security_groups: own.security_groups.or_else(|| defaults.security_groups.clone()),
+            assign_public_ip: own.assign_public_ip.or(defaults.assign_public_ip),
             capacity,
             launch_type,
-            platform_version: self.platform_version.clone().or_else(|| defaults.platform_version.clone()),
-            placement_constraints: self.placement_constraints.clone().or_else(|| defaults.placement_constraints.clone()),
-            placement_strategy: self.placement_strategy.clone().or_else(|| defaults.placement_strategy.clone()),
-            propagate_tags: self.propagate_tags.or(defaults.propagate_tags),
+            platform_version: own.platform_version.or_else(|| defaults.platform_version.clone()),
+            placement_constraints: own.placement_constraints.or_else(|| defaults.placement_constraints.clone()),
+            placement_strategy: own.placement_strategy.or_else(|| defaults.placement_strategy.clone()),
+            propagate_tags: own.propagate_tags.or(defaults.propagate_tags),
         }
     }
 }

@@ -103,19 +103,7 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
     check_name(&path, name)?;
     require_non_empty(&format!("{path}.task_definition"), &job.task_definition)?;
     require_non_empty(&format!("{path}.container"), &job.container)?;
-    let own = LaunchSettings {
-        cluster: job.cluster.clone(),
-        subnets: job.subnets.clone(),
-        security_groups: job.security_groups.clone(),
-        assign_public_ip: job.assign_public_ip,
-        capacity: job.capacity.clone(),
-        launch_type: job.launch_type,
-        platform_version: job.platform_version.clone(),
-        placement_constraints: job.placement_constraints.clone(),
-        placement_strategy: job.placement_strategy.clone(),
-        propagate_tags: job.propagate_tags,
-    };
-    check_settings(&path, &own)?;
+    check_settings(&path, &job.own_settings())?;
     let settings = job.resolved(&config.defaults);
     match &settings.cluster {
         Some(cluster) => require_non_empty(&format!("{path}.cluster"), cluster)?,
