@@ -15,6 +15,11 @@ impl EcsServices {
         EcsServices { client }
     }
 
+    /// Builds the client from the shared SDK configuration ([`crate::client::load`]).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        EcsServices::new(aws_sdk_ecs::Client::new(sdk))
+    }
+
     /// The service's desired, running and pending counts. A missing or inactive service is a
     /// permanent error.
     pub async fn counts(&self, cluster: &str, service: &str) -> Result<ServiceCounts, Error> {
@@ -27,7 +32,11 @@ impl EcsServices {
             .await
             .map_err(|e| Error::from_sdk("DescribeServices", e))?;
         let Some(found) = output.services().first() else {
-            let reason = output.failures().first().and_then(|f| f.reason()).unwrap_or("not returned");
+            let reason = output
+                .failures()
+                .first()
+                .and_then(|f| f.reason())
+                .unwrap_or("not returned");
             return Err(Error::Rejected {
                 operation: "DescribeServices",
                 message: format!("service '{service}' in cluster '{cluster}': {reason}"),
@@ -48,7 +57,12 @@ impl EcsServices {
     }
 
     /// Sets the service's desired count.
-    pub async fn set_desired(&self, cluster: &str, service: &str, desired: u32) -> Result<(), Error> {
+    pub async fn set_desired(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), Error> {
         let desired = i32::try_from(desired).unwrap_or(i32::MAX);
         self.client
             .update_service()
@@ -77,14 +91,28 @@ mod tests {
             .match_requests(|r| r.cluster() == Some("jobs") && r.services() == ["workers"])
             .then_output(|| {
                 DescribeServicesOutput::builder()
-                    .services(Service::builder().status("ACTIVE").desired_count(3).running_count(2).pending_count(1).build())
+                    .services(
+                        Service::builder()
+                            .status("ACTIVE")
+                            .desired_count(3)
+                            .running_count(2)
+                            .pending_count(1)
+                            .build(),
+                    )
                     .build()
             });
         let update = mock!(aws_sdk_ecs::Client::update_service)
             .match_requests(|r| r.desired_count() == Some(5) && r.service() == Some("workers"))
             .then_output(|| UpdateServiceOutput::builder().build());
         let services = EcsServices::new(mock_client!(aws_sdk_ecs, [&describe, &update]));
-        assert_eq!(services.counts("jobs", "workers").await.unwrap(), ServiceCounts { desired: 3, running: 2, pending: 1 });
+        assert_eq!(
+            services.counts("jobs", "workers").await.unwrap(),
+            ServiceCounts {
+                desired: 3,
+                running: 2,
+                pending: 1
+            }
+        );
         services.set_desired("jobs", "workers", 5).await.unwrap();
         assert_eq!(update.num_calls(), 1);
     }
@@ -92,7 +120,9 @@ mod tests {
     #[tokio::test]
     async fn missing_and_draining_services_are_rejected() {
         let missing = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
-            DescribeServicesOutput::builder().failures(Failure::builder().reason("MISSING").build()).build()
+            DescribeServicesOutput::builder()
+                .failures(Failure::builder().reason("MISSING").build())
+                .build()
         });
         let services = EcsServices::new(mock_client!(aws_sdk_ecs, [&missing]));
         let err = services.counts("jobs", "nope").await.unwrap_err();
@@ -100,9 +130,18 @@ mod tests {
         assert!(!err.is_retryable());
 
         let draining = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
-            DescribeServicesOutput::builder().services(Service::builder().status("DRAINING").build()).build()
+            DescribeServicesOutput::builder()
+                .services(Service::builder().status("DRAINING").build())
+                .build()
         });
         let services = EcsServices::new(mock_client!(aws_sdk_ecs, [&draining]));
-        assert!(services.counts("jobs", "old").await.unwrap_err().to_string().contains("DRAINING"));
+        assert!(
+            services
+                .counts("jobs", "old")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("DRAINING")
+        );
     }
 }

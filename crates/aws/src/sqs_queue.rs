@@ -23,6 +23,11 @@ impl SqsQueues {
         SqsQueues { client }
     }
 
+    /// Builds the client from the shared SDK configuration ([`crate::client::load`]).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        SqsQueues::new(aws_sdk_sqs::Client::new(sdk))
+    }
+
     /// Visible, in-flight and delayed message counts (approximate, eventually consistent).
     pub async fn depth(&self, queue_url: &str) -> Result<QueueDepth, Error> {
         let output = self
@@ -53,35 +58,80 @@ impl SqsQueues {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_sqs::operation::get_queue_attributes::{GetQueueAttributesError, GetQueueAttributesOutput};
+    use aws_sdk_sqs::operation::get_queue_attributes::{
+        GetQueueAttributesError, GetQueueAttributesOutput,
+    };
     use aws_sdk_sqs::types::error::QueueDoesNotExist;
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::mock;
 
     use super::*;
+
+    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
+    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_sqs::Client {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        let interceptor = rules.iter().fold(
+            aws_smithy_mocks::MockResponseInterceptor::new()
+                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
+            |i, r| i.with_rule(r),
+        );
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
 
     #[tokio::test]
     async fn reads_the_three_counts() {
         let rule = mock!(aws_sdk_sqs::Client::get_queue_attributes)
-            .match_requests(|r| r.queue_url() == Some("https://q") && r.attribute_names().len() == 3)
+            .match_requests(|r| {
+                r.queue_url() == Some("https://q") && r.attribute_names().len() == 3
+            })
             .then_output(|| {
                 GetQueueAttributesOutput::builder()
                     .attributes(QueueAttributeName::ApproximateNumberOfMessages, "12")
-                    .attributes(QueueAttributeName::ApproximateNumberOfMessagesNotVisible, "3")
+                    .attributes(
+                        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                        "3",
+                    )
                     .attributes(QueueAttributeName::ApproximateNumberOfMessagesDelayed, "1")
                     .build()
             });
-        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
-        assert_eq!(queues.depth("https://q").await.unwrap(), QueueDepth { visible: 12, in_flight: 3, delayed: 1 });
+        let queues = SqsQueues::new(mock_client(&[&rule]));
+        assert_eq!(
+            queues.depth("https://q").await.unwrap(),
+            QueueDepth {
+                visible: 12,
+                in_flight: 3,
+                delayed: 1
+            }
+        );
     }
 
     #[tokio::test]
     async fn a_missing_queue_is_rejected() {
         let rule = mock!(aws_sdk_sqs::Client::get_queue_attributes).then_error(|| {
-            GetQueueAttributesError::QueueDoesNotExist(QueueDoesNotExist::builder().message("no such queue").build())
+            GetQueueAttributesError::QueueDoesNotExist(
+                QueueDoesNotExist::builder()
+                    .message("no such queue")
+                    .build(),
+            )
         });
-        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
+        let queues = SqsQueues::new(mock_client(&[&rule]));
         let err = queues.depth("https://q").await.unwrap_err();
-        assert!(matches!(err, Error::Rejected { operation: "GetQueueAttributes", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Rejected {
+                    operation: "GetQueueAttributes",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(!err.is_retryable());
     }
 }

@@ -67,25 +67,30 @@ pub struct ServiceCounts {
     pub pending: u32,
 }
 
-/// One past recommendation: the tasks the backlog needed at `at`, before min/max bounds.
+/// One past recommendation: the tasks the backlog needed at `at`, before min/max bounds. It
+/// stays in force until the next sample (`until`; `None` for the latest one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
     pub at: DateTime<Utc>,
     pub tasks: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The recent recommendations of one worker: a plain value the caller stores and passes back
 /// to the next [`decide`] (the scaler keeps it in DynamoDB, a simulator in memory).
 ///
-/// Only the samples that can still matter are kept: those inside the stabilization window
-/// that no later sample equals or exceeds (a sliding-window maximum), so the size is bounded
-/// by the number of distinct recommendations, not by the sampling rate.
+/// A sample's recommendation holds from its time until the next sample, so the window of the
+/// last `scale_in_after_seconds` includes the sample in force at its start. Only the samples
+/// that can still matter are kept: those in force within the window that no later sample
+/// equals or exceeds (a sliding-window maximum), so the size is bounded by the number of
+/// distinct recommendations, not by the sampling rate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// Start of the uninterrupted run of observations (scale-in needs a whole window of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
-    /// Oldest first; strictly decreasing `tasks`; the last one is the latest sample.
+    /// Oldest first, strictly decreasing `tasks`; the last one is the latest sample.
     #[serde(default)]
     pub samples: Vec<Sample>,
 }
@@ -161,8 +166,9 @@ impl Decision {
 ///   force (an active window's `min_tasks`/`max_tasks`, else the worker's).
 /// - **Out** at once when the clamped recommendation exceeds the current desired count (from
 ///   zero on the first message), at most `max_step_out` tasks per decision.
-/// - **In** only to the highest recommendation of the last `scale_in_after_seconds` (every
-///   recommendation in the window must be lower than the current count), never below what
+/// - **In** only to the highest recommendation in force during the last
+///   `scale_in_after_seconds` (each sample's recommendation holds until the next sample; all
+///   of them must be lower than the current count), never below what
 ///   the in-flight messages need, at most `max_step_in` per decision, and only once the history
 ///   covers a whole window (after a cold start or a gap in sampling the scaler waits a window
 ///   first). Zero is therefore reached only after visible and in-flight messages were zero
@@ -171,7 +177,12 @@ impl Decision {
 ///   `max_tasks` takes effect at once.
 ///
 /// `now` must not go backwards between calls (if it does, the latest sample's time is used).
-pub fn decide(worker: &Worker, observation: &Observation, history: &History, now: DateTime<Utc>) -> Decision {
+pub fn decide(
+    worker: &Worker,
+    observation: &Observation,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Decision {
     let per_task = u64::from(worker.messages_per_task.max(1));
     let backlog = observation.backlog(worker.count_delayed);
     let recommended = tasks_for(backlog, per_task);
@@ -188,6 +199,7 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
     let previous = observation.desired;
     let clamp = |n: u32| n.clamp(bounds.min, bounds.max);
     let want_out = clamp(recommended);
+    // The in-flight floor is implied (the backlog counts in-flight messages); kept as a guard.
     let want_in = clamp(stabilized.max(in_flight_floor));
     let seconds = window.num_seconds();
     let mut notes = Vec::new();
@@ -198,7 +210,10 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
             _ => return None,
         };
         Some(match bounds.window {
-            Some(i) => format!("{field} {value} of window {i} ({})", describe(&worker.windows[i])),
+            Some(i) => format!(
+                "{field} {value} of window {i} ({})",
+                describe(&worker.windows[i])
+            ),
             None => format!("{field} {value}"),
         })
     };
@@ -206,7 +221,10 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
     let (desired, action) = if want_out > previous {
         let mut desired = want_out;
         notes.extend(bound_note(recommended));
-        if let Some(step) = worker.max_step_out.filter(|step| desired > previous.saturating_add(*step)) {
+        if let Some(step) = worker
+            .max_step_out
+            .filter(|step| desired > previous.saturating_add(*step))
+        {
             desired = previous.saturating_add(step);
             notes.push(format!("capped by max_step_out {step}"));
         }
@@ -217,19 +235,27 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
         (desired, format!("scale out {previous} → {desired}"))
     } else if want_in < previous || previous > bounds.max {
         if !stable && previous <= bounds.max {
-            let have = if gap { "restarted after a sampling gap".to_string() } else { format!("have {}s", observed.num_seconds()) };
-            notes.push(format!("scale-in waits for {seconds}s of observations ({have})"));
+            let have = if gap {
+                "restarted after a sampling gap".to_string()
+            } else {
+                format!("have {}s", observed.num_seconds())
+            };
+            notes.push(format!(
+                "scale-in waits for {seconds}s of observations, {have}"
+            ));
             (previous, format!("hold {previous}"))
         } else {
             let target = if stable { want_in } else { bounds.max };
             let mut desired = target;
             if stable && stabilized > recommended && clamp(stabilized) > want_out {
-                notes.push(format!("highest need in the last {seconds}s was {stabilized}"));
+                notes.push(format!(
+                    "highest need in the last {seconds}s was {stabilized}"
+                ));
             }
-            if stable && in_flight_floor > stabilized && clamp(in_flight_floor) > want_out {
-                notes.push(format!("{} in-flight messages keep {}", observation.in_flight, clamp(in_flight_floor)));
-            }
-            if let Some(step) = worker.max_step_in.filter(|step| desired < previous.saturating_sub(*step)) {
+            if let Some(step) = worker
+                .max_step_in
+                .filter(|step| desired < previous.saturating_sub(*step))
+            {
                 desired = previous.saturating_sub(step);
                 notes.push(format!("capped by max_step_in {step}"));
             }
@@ -239,7 +265,7 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
             }
             if previous > bounds.max {
                 notes.extend(bound_note(previous));
-                if !stable {
+                if !stable && want_in < bounds.max {
                     notes.push(format!("below that after {seconds}s of observations"));
                 }
             } else {
@@ -248,18 +274,19 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
             (desired, format!("scale in {previous} → {desired}"))
         }
     } else if previous > want_out {
-        if clamp(in_flight_floor) >= previous {
-            notes.push(format!("{} in-flight messages keep {previous}", observation.in_flight));
-        } else {
-            notes.push(format!("a need of {stabilized} within the last {seconds}s keeps {previous}"));
-        }
+        notes.push(format!(
+            "a need of {stabilized} within the last {seconds}s keeps {previous}"
+        ));
         (previous, format!("hold {previous}"))
     } else {
         notes.extend(bound_note(recommended));
         (previous, format!("hold {previous}"))
     };
 
-    let mut need = format!("{} visible + {} in flight", observation.visible, observation.in_flight);
+    let mut need = format!(
+        "{} visible + {} in flight",
+        observation.visible, observation.in_flight
+    );
     if worker.count_delayed {
         need.push_str(&format!(" + {} delayed", observation.delayed));
     }
@@ -275,7 +302,19 @@ pub fn decide(worker: &Worker, observation: &Observation, history: &History, now
         std::cmp::Ordering::Less => Direction::In,
         std::cmp::Ordering::Equal => Direction::Hold,
     };
-    Decision { desired, previous, direction, backlog, recommended, stabilized, in_flight_floor, bounds, stable, reason, history }
+    Decision {
+        desired,
+        previous,
+        direction,
+        backlog,
+        recommended,
+        stabilized,
+        in_flight_floor,
+        bounds,
+        stable,
+        reason,
+        history,
+    }
 }
 
 fn tasks_for(messages: u64, per_task: u64) -> u32 {
@@ -283,7 +322,11 @@ fn tasks_for(messages: u64, per_task: u64) -> u32 {
 }
 
 fn suffix(notes: &[String]) -> String {
-    if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    }
 }
 
 /// Adds this sample to the history, restarting it after a gap; returns whether it restarted.
@@ -301,16 +344,32 @@ fn record(history: &History, now: DateTime<Utc>, tasks: u32, window: Duration) -
         None => now,
     };
     history.since = Some(history.since.map_or(now, |since| since.min(now)));
+    if let Some(latest) = history.samples.last_mut() {
+        latest.until = Some(now);
+    }
     while history.samples.last().is_some_and(|s| s.tasks <= tasks) {
         history.samples.pop();
     }
-    history.samples.push(Sample { at: now, tasks });
-    // Drop samples that left the window (the latest one always stays).
-    let keep_from = history.samples.iter().position(|s| now - s.at < window).unwrap_or(history.samples.len() - 1);
+    history.samples.push(Sample {
+        at: now,
+        tasks,
+        until: None,
+    });
+    // Drop samples superseded before the window started (the latest one always stays).
+    let start = now - window;
+    let keep_from = history
+        .samples
+        .iter()
+        .position(|s| s.until.is_none_or(|until| until > start))
+        .unwrap_or(0);
     history.samples.drain(..keep_from);
     (history, gap)
 }
 
 fn tasks(n: u32) -> String {
-    if n == 1 { "1 task".into() } else { format!("{n} tasks") }
+    if n == 1 {
+        "1 task".into()
+    } else {
+        format!("{n} tasks")
+    }
 }

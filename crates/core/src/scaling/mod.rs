@@ -8,7 +8,10 @@
 mod decide;
 mod window;
 
-pub use decide::{Decision, Direction, History, MAX_SAMPLE_GAP_SECONDS, Observation, QueueDepth, Sample, ServiceCounts, decide};
+pub use decide::{
+    Decision, Direction, History, MAX_SAMPLE_GAP_SECONDS, Observation, QueueDepth, Sample,
+    ServiceCounts, decide,
+};
 pub use window::{Bounds, bounds_at, describe as describe_window, validate_windows};
 
 #[cfg(test)]

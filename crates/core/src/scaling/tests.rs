@@ -4,7 +4,12 @@ use super::*;
 use crate::config::{Config, Format, ScalingWindow, Worker};
 use crate::error::Error;
 
-fn worker(messages_per_task: u32, min_tasks: u32, max_tasks: u32, scale_in_after_seconds: u32) -> Worker {
+fn worker(
+    messages_per_task: u32,
+    min_tasks: u32,
+    max_tasks: u32,
+    scale_in_after_seconds: u32,
+) -> Worker {
     Worker {
         cluster: "jobs".into(),
         service: "order-workers".into(),
@@ -31,7 +36,14 @@ fn at(seconds: i64) -> DateTime<Utc> {
 }
 
 fn obs(visible: u64, in_flight: u64, desired: u32) -> Observation {
-    Observation { visible, in_flight, delayed: 0, desired, running: desired, pending: 0 }
+    Observation {
+        visible,
+        in_flight,
+        delayed: 0,
+        desired,
+        running: desired,
+        pending: 0,
+    }
 }
 
 /// Drives `decide` like the scaler does: the service's desired count follows each decision.
@@ -43,11 +55,20 @@ struct Sim {
 
 impl Sim {
     fn new(worker: Worker, desired: u32) -> Sim {
-        Sim { worker, history: History::default(), desired }
+        Sim {
+            worker,
+            history: History::default(),
+            desired,
+        }
     }
 
     fn step(&mut self, seconds: i64, visible: u64, in_flight: u64) -> Decision {
-        let decision = decide(&self.worker, &obs(visible, in_flight, self.desired), &self.history, at(seconds));
+        let decision = decide(
+            &self.worker,
+            &obs(visible, in_flight, self.desired),
+            &self.history,
+            at(seconds),
+        );
         self.history = decision.history.clone();
         self.desired = decision.desired;
         decision
@@ -55,7 +76,10 @@ impl Sim {
 
     /// Runs (second, visible, in-flight) steps; returns the desired count after each.
     fn run(&mut self, steps: &[(i64, u64, u64)]) -> Vec<u32> {
-        steps.iter().map(|&(s, v, f)| self.step(s, v, f).desired).collect()
+        steps
+            .iter()
+            .map(|&(s, v, f)| self.step(s, v, f).desired)
+            .collect()
     }
 }
 
@@ -74,7 +98,10 @@ fn from_zero_on_the_first_visible_message() {
 #[test]
 fn burst_scales_out_at_once_to_the_ceiling_and_is_capped_by_max() {
     let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
-    assert_eq!(sim.run(&[(0, 0, 0), (60, 95, 0), (120, 1000, 0)]), vec![0, 10, 50]);
+    assert_eq!(
+        sim.run(&[(0, 0, 0), (60, 95, 0), (120, 1000, 0)]),
+        vec![0, 10, 50]
+    );
     let d = sim.step(180, 1000, 0);
     assert_eq!(d.direction, Direction::Hold);
     assert!(d.reason.contains("max_tasks 50"), "{}", d.reason);
@@ -98,19 +125,22 @@ fn in_flight_only_never_scales_to_zero() {
     steps.extend((1..=10).map(|i| (i * 60, 0, 25)));
     assert!(sim.run(&steps).iter().all(|d| *d == 3));
     // The work finishes: only then, after a whole window of zero, does it reach zero.
-    assert_eq!(sim.run(&[(660, 0, 0), (690, 0, 0), (720, 0, 0)]), vec![3, 3, 0]);
+    assert_eq!(
+        sim.run(&[(660, 0, 0), (690, 0, 0), (720, 0, 0)]),
+        vec![3, 3, 0]
+    );
 }
 
 #[test]
 fn scale_in_waits_for_a_whole_window_of_lower_recommendations() {
     let mut sim = Sim::new(worker(10, 0, 50, 300), 0);
     assert_eq!(sim.step(0, 50, 0).desired, 5);
-    // Drained at 60 s: every sample until 300 s after the last high one holds 5.
-    for s in (60..=299).step_by(30) {
+    // Drained when sampled at 60 s: 5 holds until 300 s of zero samples, up to 360 s.
+    for s in (60..=359).step_by(30).chain([359]) {
         let d = sim.step(s, 0, 0);
         assert_eq!(d.desired, 5, "at {s}s: {}", d.reason);
     }
-    let d = sim.step(300, 0, 0);
+    let d = sim.step(360, 0, 0);
     assert_eq!(d.desired, 0, "{}", d.reason);
     assert_eq!(d.direction, Direction::In);
     assert!(d.reason.contains("scale in 5 → 0"), "{}", d.reason);
@@ -120,22 +150,35 @@ fn scale_in_waits_for_a_whole_window_of_lower_recommendations() {
 fn stabilization_uses_the_highest_recommendation_in_the_window() {
     let mut sim = Sim::new(worker(10, 0, 50, 120), 0);
     // Observed long enough to be stable.
-    assert_eq!(sim.run(&[(0, 80, 0), (60, 80, 0), (120, 80, 0)]), vec![8, 8, 8]);
+    assert_eq!(
+        sim.run(&[(0, 80, 0), (60, 80, 0), (120, 80, 0)]),
+        vec![8, 8, 8]
+    );
     // Falls to 6, then 2: after 120 s of lower samples, scale in to the max of the window.
     assert_eq!(sim.run(&[(180, 60, 0), (240, 20, 0)]), vec![8, 8]);
     let d = sim.step(300, 20, 0);
     assert_eq!(d.desired, 6, "{}", d.reason);
     assert_eq!(d.stabilized, 6);
-    assert!(d.reason.contains("highest need in the last 120s was 6"), "{}", d.reason);
+    assert!(
+        d.reason.contains("highest need in the last 120s was 6"),
+        "{}",
+        d.reason
+    );
     assert_eq!(sim.step(360, 20, 0).desired, 2);
 }
 
 #[test]
 fn a_spike_inside_the_window_restarts_the_wait() {
     let mut sim = Sim::new(worker(10, 0, 50, 120), 0);
-    assert_eq!(sim.run(&[(0, 30, 0), (60, 0, 0), (120, 0, 0), (150, 30, 0)]), vec![3, 3, 3, 3]);
-    // The spike at 150 s keeps 3 until 270 s.
-    assert_eq!(sim.run(&[(200, 0, 0), (269, 0, 0), (270, 0, 0)]), vec![3, 3, 0]);
+    assert_eq!(
+        sim.run(&[(0, 30, 0), (60, 0, 0), (120, 0, 0), (150, 30, 0)]),
+        vec![3, 3, 3, 3]
+    );
+    // The spike, in force from 150 s until the next sample at 200 s, keeps 3 until 320 s.
+    assert_eq!(
+        sim.run(&[(200, 0, 0), (270, 0, 0), (319, 0, 0), (320, 0, 0)]),
+        vec![3, 3, 3, 0]
+    );
 }
 
 #[test]
@@ -154,13 +197,24 @@ fn drain_scales_in_gradually_with_max_step_in() {
     w.max_step_in = Some(2);
     let mut sim = Sim::new(w, 0);
     assert_eq!(sim.step(0, 70, 0).desired, 7);
-    let desired = sim.run(&[(30, 0, 0), (60, 0, 0), (90, 0, 0), (120, 0, 0), (150, 0, 0), (180, 0, 0)]);
+    let desired = sim.run(&[
+        (30, 0, 0),
+        (60, 0, 0),
+        (90, 0, 0),
+        (120, 0, 0),
+        (150, 0, 0),
+        (180, 0, 0),
+    ]);
     assert_eq!(desired, vec![7, 7, 5, 3, 1, 0]);
     let mut w = worker(10, 0, 50, 60);
     w.max_step_in = Some(2);
     let mut sim = Sim::new(w, 0);
     sim.run(&[(0, 70, 0), (30, 0, 0), (60, 0, 0)]);
-    assert!(sim.step(90, 0, 0).reason.contains("capped by max_step_in 2"));
+    assert!(
+        sim.step(90, 0, 0)
+            .reason
+            .contains("capped by max_step_in 2")
+    );
 }
 
 #[test]
@@ -168,11 +222,18 @@ fn max_step_out_caps_each_decision() {
     let mut w = worker(1, 0, 100, 300);
     w.max_step_out = Some(4);
     let mut sim = Sim::new(w, 0);
-    assert_eq!(sim.run(&[(0, 10, 0), (15, 10, 0), (30, 10, 0), (45, 10, 0)]), vec![4, 8, 10, 10]);
+    assert_eq!(
+        sim.run(&[(0, 10, 0), (15, 10, 0), (30, 10, 0), (45, 10, 0)]),
+        vec![4, 8, 10, 10]
+    );
     let mut w = worker(1, 0, 100, 300);
     w.max_step_out = Some(4);
     let d = decide(&w, &obs(10, 0, 0), &History::default(), at(0));
-    assert!(d.reason.contains("capped by max_step_out 4"), "{}", d.reason);
+    assert!(
+        d.reason.contains("capped by max_step_out 4"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -182,13 +243,23 @@ fn min_tasks_is_kept_and_reached_at_once() {
     let d = decide(&w, &obs(0, 0, 0), &History::default(), at(0));
     assert_eq!(d.desired, 2, "bounds win over step caps: {}", d.reason);
     let mut sim = Sim::new(worker(10, 2, 10, 60), 2);
-    assert_eq!(sim.run(&[(0, 0, 0), (60, 0, 0), (120, 0, 0)]), vec![2, 2, 2]);
+    assert_eq!(
+        sim.run(&[(0, 0, 0), (60, 0, 0), (120, 0, 0)]),
+        vec![2, 2, 2]
+    );
 }
 
 #[test]
 fn count_delayed_adds_delayed_messages() {
     let mut w = worker(10, 0, 50, 60);
-    let o = Observation { visible: 5, in_flight: 0, delayed: 20, desired: 0, running: 0, pending: 0 };
+    let o = Observation {
+        visible: 5,
+        in_flight: 0,
+        delayed: 20,
+        desired: 0,
+        running: 0,
+        pending: 0,
+    };
     assert_eq!(decide(&w, &o, &History::default(), at(0)).desired, 1);
     w.count_delayed = true;
     let d = decide(&w, &o, &History::default(), at(0));
@@ -203,18 +274,33 @@ fn cold_start_waits_a_window_before_scaling_in() {
     let d = sim.step(0, 0, 0);
     assert_eq!(d.desired, 4);
     assert!(!d.stable);
-    assert!(d.reason.contains("scale-in waits for 120s of observations (have 0s)"), "{}", d.reason);
-    assert_eq!(sim.run(&[(60, 0, 0), (119, 0, 0), (120, 0, 0)]), vec![4, 4, 0]);
+    assert!(
+        d.reason
+            .contains("scale-in waits for 120s of observations, have 0s"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(
+        sim.run(&[(60, 0, 0), (119, 0, 0), (120, 0, 0)]),
+        vec![4, 4, 0]
+    );
 }
 
 #[test]
 fn a_sampling_gap_restarts_the_history() {
     let mut sim = Sim::new(worker(10, 0, 50, 60), 0);
-    assert_eq!(sim.run(&[(0, 30, 0), (30, 30, 0), (60, 30, 0)]), vec![3, 3, 3]);
+    assert_eq!(
+        sim.run(&[(0, 30, 0), (30, 30, 0), (60, 30, 0)]),
+        vec![3, 3, 3]
+    );
     // The scaler missed 10 minutes; one empty sample is not enough to drop to zero.
     let d = sim.step(660, 0, 0);
     assert_eq!(d.desired, 3);
-    assert!(d.reason.contains("restarted after a sampling gap"), "{}", d.reason);
+    assert!(
+        d.reason.contains("restarted after a sampling gap"),
+        "{}",
+        d.reason
+    );
     assert_eq!(d.history.since, Some(at(660)));
     assert_eq!(sim.run(&[(690, 0, 0), (720, 0, 0)]), vec![3, 0]);
 }
@@ -227,10 +313,27 @@ fn history_stays_small_and_round_trips_through_json() {
     }
     // A sliding-window maximum keeps at most one sample per distinct recommendation.
     assert!(sim.history.samples.len() <= 7, "{:?}", sim.history.samples);
-    assert!(sim.history.samples.windows(2).all(|w| w[0].at < w[1].at && w[0].tasks > w[1].tasks));
+    assert!(
+        sim.history
+            .samples
+            .windows(2)
+            .all(|w| w[0].at < w[1].at && w[0].tasks > w[1].tasks)
+    );
+    assert!(
+        sim.history
+            .samples
+            .iter()
+            .rev()
+            .skip(1)
+            .all(|s| s.until.is_some())
+    );
+    assert_eq!(sim.history.samples.last().unwrap().until, None);
     let json = serde_json::to_string(&sim.history).unwrap();
     assert_eq!(serde_json::from_str::<History>(&json).unwrap(), sim.history);
-    assert_eq!(serde_json::from_str::<History>("{}").unwrap(), History::default());
+    assert_eq!(
+        serde_json::from_str::<History>("{}").unwrap(),
+        History::default()
+    );
 }
 
 #[test]
@@ -239,12 +342,23 @@ fn time_going_backwards_does_not_break_the_history() {
     let first = decide(&w, &obs(30, 0, 0), &History::default(), at(100));
     let second = decide(&w, &obs(10, 0, 3), &first.history, at(90));
     assert_eq!(second.desired, 3);
-    assert!(second.history.samples.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(
+        second
+            .history
+            .samples
+            .windows(2)
+            .all(|w| w[0].at <= w[1].at)
+    );
 }
 
 #[test]
 fn decision_is_serializable_for_reports() {
-    let d = decide(&worker(10, 0, 50, 60), &obs(30, 0, 0), &History::default(), at(0));
+    let d = decide(
+        &worker(10, 0, 50, 60),
+        &obs(30, 0, 0),
+        &History::default(),
+        at(0),
+    );
     let json = serde_json::to_value(&d).unwrap();
     assert_eq!(json["direction"], "out");
     assert_eq!(json["desired"], 3);
@@ -253,7 +367,14 @@ fn decision_is_serializable_for_reports() {
 
 // --- windows ---------------------------------------------------------------------------------
 
-fn window(days: &[&str], start: &str, end: &str, timezone: Option<&str>, min: Option<u32>, max: Option<u32>) -> ScalingWindow {
+fn window(
+    days: &[&str],
+    start: &str,
+    end: &str,
+    timezone: Option<&str>,
+    min: Option<u32>,
+    max: Option<u32>,
+) -> ScalingWindow {
     ScalingWindow {
         days: days.iter().map(|d| d.to_string()).collect(),
         start: start.into(),
@@ -267,10 +388,25 @@ fn window(days: &[&str], start: &str, end: &str, timezone: Option<&str>, min: Op
 #[test]
 fn business_hours_window_raises_min_while_active() {
     let mut w = worker(10, 0, 20, 60);
-    w.windows.push(window(&["MON-FRI"], "09:00", "17:00", None, Some(5), None));
+    w.windows
+        .push(window(&["MON-FRI"], "09:00", "17:00", None, Some(5), None));
     // Monday 08:59: worker bounds.
-    assert_eq!(bounds_at(&w, at(8 * 3600 + 59 * 60)), Bounds { min: 0, max: 20, window: None });
-    assert_eq!(bounds_at(&w, at(9 * 3600)), Bounds { min: 5, max: 20, window: Some(0) });
+    assert_eq!(
+        bounds_at(&w, at(8 * 3600 + 59 * 60)),
+        Bounds {
+            min: 0,
+            max: 20,
+            window: None
+        }
+    );
+    assert_eq!(
+        bounds_at(&w, at(9 * 3600)),
+        Bounds {
+            min: 5,
+            max: 20,
+            window: Some(0)
+        }
+    );
     assert_eq!(bounds_at(&w, at(17 * 3600)).window, None);
     // Saturday 2024-01-06 10:00: not a listed day.
     assert_eq!(bounds_at(&w, at(5 * 86400 + 10 * 3600)).window, None);
@@ -278,16 +414,30 @@ fn business_hours_window_raises_min_while_active() {
     let mut sim = Sim::new(w, 0);
     let d = sim.step(9 * 3600, 0, 0);
     assert_eq!(d.desired, 5);
-    assert!(d.reason.contains("min_tasks 5 of window 0 (MON-FRI 09:00-17:00 UTC)"), "{}", d.reason);
-    // The window ends: back to the worker's min after stabilization.
+    assert!(
+        d.reason
+            .contains("min_tasks 5 of window 0 (MON-FRI 09:00-17:00 UTC)"),
+        "{}",
+        d.reason
+    );
+    // The window ends: the backlog needed nothing all along, so its min goes at once.
     let end = 17 * 3600;
-    assert_eq!(sim.run(&[(end - 60, 0, 0), (end, 0, 0), (end + 30, 0, 0), (end + 60, 0, 0)]), vec![5, 0, 0, 0]);
+    assert_eq!(
+        sim.run(&[
+            (end - 60, 0, 0),
+            (end, 0, 0),
+            (end + 30, 0, 0),
+            (end + 60, 0, 0)
+        ]),
+        vec![5, 0, 0, 0]
+    );
 }
 
 #[test]
 fn window_lowering_max_applies_at_once() {
     let mut w = worker(10, 0, 20, 300);
-    w.windows.push(window(&[], "22:00", "06:00", None, None, Some(2)));
+    w.windows
+        .push(window(&[], "22:00", "06:00", None, None, Some(2)));
     let mut sim = Sim::new(w, 0);
     assert_eq!(sim.step(21 * 3600, 200, 0).desired, 20);
     let d = sim.step(22 * 3600, 200, 0);
@@ -299,9 +449,31 @@ fn window_lowering_max_applies_at_once() {
 }
 
 #[test]
+fn a_lowered_max_applies_even_before_the_history_is_stable() {
+    let mut w = worker(10, 0, 20, 300);
+    w.windows
+        .push(window(&[], "00:00", "24:00", None, None, Some(4)));
+    let d = decide(&w, &obs(0, 0, 12), &History::default(), at(0));
+    assert_eq!(
+        (d.desired, d.direction, d.stable),
+        (4, Direction::In, false)
+    );
+    assert!(d.reason.contains("scale in 12 → 4 (max_tasks 4 of window 0 (daily 00:00-24:00 UTC); below that after 300s of observations)"), "{}", d.reason);
+    let d = decide(&w, &obs(40, 0, 12), &History::default(), at(0));
+    assert_eq!(d.desired, 4);
+    assert!(
+        d.reason
+            .ends_with("scale in 12 → 4 (max_tasks 4 of window 0 (daily 00:00-24:00 UTC))"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
 fn overnight_window_belongs_to_the_day_it_starts() {
     let mut w = worker(10, 0, 20, 300);
-    w.windows.push(window(&["FRI"], "22:00", "02:00", None, Some(3), None));
+    w.windows
+        .push(window(&["FRI"], "22:00", "02:00", None, Some(3), None));
     // Friday 2024-01-05 23:00 and Saturday 01:00 are inside; Thursday 23:00 and Friday 01:00 not.
     assert_eq!(bounds_at(&w, at(4 * 86400 + 23 * 3600)).window, Some(0));
     assert_eq!(bounds_at(&w, at(5 * 86400 + 3600)).window, Some(0));
@@ -312,7 +484,14 @@ fn overnight_window_belongs_to_the_day_it_starts() {
 #[test]
 fn window_timezone_offsets_shift_the_clock() {
     let mut w = worker(10, 0, 20, 300);
-    w.windows.push(window(&["MON"], "09:00", "10:00", Some("+02:00"), Some(4), None));
+    w.windows.push(window(
+        &["MON"],
+        "09:00",
+        "10:00",
+        Some("+02:00"),
+        Some(4),
+        None,
+    ));
     // 09:00 at +02:00 is 07:00 UTC.
     assert_eq!(bounds_at(&w, at(7 * 3600)).window, Some(0));
     assert_eq!(bounds_at(&w, at(9 * 3600)).window, None);
@@ -326,10 +505,26 @@ fn window_timezone_offsets_shift_the_clock() {
 #[test]
 fn first_active_window_wins() {
     let mut w = worker(10, 0, 20, 300);
-    w.windows.push(window(&["MON"], "00:00", "24:00", None, Some(7), None));
-    w.windows.push(window(&[], "00:00", "24:00", None, Some(1), Some(3)));
-    assert_eq!(bounds_at(&w, at(60)), Bounds { min: 7, max: 20, window: Some(0) });
-    assert_eq!(bounds_at(&w, at(86400 + 60)), Bounds { min: 1, max: 3, window: Some(1) });
+    w.windows
+        .push(window(&["MON"], "00:00", "24:00", None, Some(7), None));
+    w.windows
+        .push(window(&[], "00:00", "24:00", None, Some(1), Some(3)));
+    assert_eq!(
+        bounds_at(&w, at(60)),
+        Bounds {
+            min: 7,
+            max: 20,
+            window: Some(0)
+        }
+    );
+    assert_eq!(
+        bounds_at(&w, at(86400 + 60)),
+        Bounds {
+            min: 1,
+            max: 3,
+            window: Some(1)
+        }
+    );
 }
 
 fn window_error(w: ScalingWindow) -> (String, String) {
@@ -343,7 +538,14 @@ fn window_error(w: ScalingWindow) -> (String, String) {
 
 #[test]
 fn window_validation_names_the_field() {
-    let (path, reason) = window_error(window(&["MON", "FUNDAY"], "09:00", "17:00", None, Some(1), None));
+    let (path, reason) = window_error(window(
+        &["MON", "FUNDAY"],
+        "09:00",
+        "17:00",
+        None,
+        Some(1),
+        None,
+    ));
     assert_eq!(path, "workers.orders.windows[0].days[1]");
     assert!(reason.contains("'FUNDAY' is not a day"), "{reason}");
     let (path, _) = window_error(window(&["MON-XYZ"], "09:00", "17:00", None, Some(1), None));
@@ -358,11 +560,22 @@ fn window_validation_names_the_field() {
     let (path, reason) = window_error(window(&[], "09:00", "09:00", None, Some(1), None));
     assert_eq!(path, "workers.orders.windows[0].end");
     assert!(reason.contains("24:00"), "{reason}");
-    let (path, reason) = window_error(window(&[], "09:00", "17:00", Some("Europe/Berlin"), Some(1), None));
+    let (path, reason) = window_error(window(
+        &[],
+        "09:00",
+        "17:00",
+        Some("Europe/Berlin"),
+        Some(1),
+        None,
+    ));
     assert_eq!(path, "workers.orders.windows[0].timezone");
     assert!(reason.contains("fixed UTC offset"), "{reason}");
     for bad in ["+15:00", "+1:5", "+", "+02:60", "CET"] {
-        assert_eq!(window_error(window(&[], "09:00", "17:00", Some(bad), Some(1), None)).0, "workers.orders.windows[0].timezone", "{bad}");
+        assert_eq!(
+            window_error(window(&[], "09:00", "17:00", Some(bad), Some(1), None)).0,
+            "workers.orders.windows[0].timezone",
+            "{bad}"
+        );
     }
     let (path, reason) = window_error(window(&[], "09:00", "17:00", None, None, None));
     assert_eq!(path, "workers.orders.windows[0].min_tasks");
@@ -376,8 +589,24 @@ fn window_validation_names_the_field() {
 #[test]
 fn valid_windows_pass() {
     let mut w = worker(10, 0, 20, 300);
-    for zone in [None, Some("UTC"), Some("Z"), Some("utc"), Some("+05:30"), Some("-0800"), Some("UTC+1"), Some("GMT-03:00")] {
-        w.windows = vec![window(&["mon", "WED-FRI", "SAT-MON"], "00:00", "24:00", zone, Some(0), Some(0))];
+    for zone in [
+        None,
+        Some("UTC"),
+        Some("Z"),
+        Some("utc"),
+        Some("+05:30"),
+        Some("-0800"),
+        Some("UTC+1"),
+        Some("GMT-03:00"),
+    ] {
+        w.windows = vec![window(
+            &["mon", "WED-FRI", "SAT-MON"],
+            "00:00",
+            "24:00",
+            zone,
+            Some(0),
+            Some(0),
+        )];
         assert_eq!(validate_windows("workers.orders", &w), Ok(()), "{zone:?}");
     }
 }
@@ -405,4 +634,89 @@ min_tasks = 2
     let fixed = text.replace("25:00", "17:00");
     let config = Config::parse(&fixed, Format::Toml).unwrap();
     assert_eq!(config.workers["orders"].windows[0].min_tasks, Some(2));
+}
+
+#[test]
+fn reasons_read_well() {
+    let mut w = worker(10, 0, 8, 60);
+    w.max_step_in = Some(3);
+    let mut sim = Sim::new(w, 2);
+    let mut lines = Vec::new();
+    for (s, v, f) in [
+        (0, 0, 0),
+        (15, 35, 0),
+        (30, 200, 10),
+        (45, 0, 45),
+        (60, 0, 45),
+        (120, 0, 0),
+        (165, 0, 0),
+        (180, 0, 0),
+        (200, 0, 0),
+    ] {
+        let d = sim.step(s, v, f);
+        lines.push(format!("{s:>4}s {:>2} {}", d.desired, d.reason));
+    }
+    let text = lines.join("\n");
+    println!("{text}");
+    let expected = [
+        "backlog 0 (0 visible + 0 in flight) needs 0 tasks at 10 per task; hold 2 (scale-in waits for 60s of observations, have 0s)",
+        "backlog 35 (35 visible + 0 in flight) needs 4 tasks at 10 per task; scale out 2 → 4",
+        "backlog 210 (200 visible + 10 in flight) needs 21 tasks at 10 per task; scale out 4 → 8 (max_tasks 8)",
+        "backlog 45 (0 visible + 45 in flight) needs 5 tasks at 10 per task; hold 8 (a need of 21 within the last 60s keeps 8)",
+        "backlog 45 (0 visible + 45 in flight) needs 5 tasks at 10 per task; hold 8 (a need of 21 within the last 60s keeps 8)",
+        "backlog 0 (0 visible + 0 in flight) needs 0 tasks at 10 per task; scale in 8 → 5 (highest need in the last 60s was 5)",
+        "backlog 0 (0 visible + 0 in flight) needs 0 tasks at 10 per task; hold 5 (a need of 5 within the last 60s keeps 5)",
+        "backlog 0 (0 visible + 0 in flight) needs 0 tasks at 10 per task; scale in 5 → 2 (capped by max_step_in 3)",
+        "backlog 0 (0 visible + 0 in flight) needs 0 tasks at 10 per task; scale in 2 → 0",
+    ];
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(line.ends_with(want), "{line}\n  wanted: {want}");
+    }
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the backlog does: bounds hold, scale-out is immediate, scale-in never goes
+        /// below the in-flight need, and nothing is removed before a whole window was observed.
+        #[test]
+        fn decisions_keep_their_promises(
+            per_task in 1u32..20,
+            min in 0u32..5,
+            extra in 1u32..40,
+            window in 0u32..400,
+            step_out in proptest::option::of(1u32..10),
+            step_in in proptest::option::of(1u32..10),
+            steps in proptest::collection::vec((1i64..120, 0u64..500, 0u64..200), 1..60),
+        ) {
+            let mut w = worker(per_task, min, min + extra, window);
+            w.max_step_out = step_out;
+            w.max_step_in = step_in;
+            let mut sim = Sim::new(w.clone(), 0);
+            let mut t = 0;
+            for (dt, visible, in_flight) in steps {
+                t += dt;
+                let previous = sim.desired;
+                let d = sim.step(t, visible, in_flight);
+                prop_assert!(d.desired >= w.min_tasks && d.desired <= w.max_tasks, "{}", d.reason);
+                let need = d.recommended.clamp(w.min_tasks, w.max_tasks);
+                if need > previous {
+                    prop_assert!(d.desired > previous, "{}", d.reason);
+                    prop_assert!(d.desired <= need);
+                    if step_out.is_none() { prop_assert_eq!(d.desired, need); }
+                }
+                if d.desired < previous {
+                    prop_assert!(d.stable, "{}", d.reason);
+                    prop_assert!(d.desired >= d.in_flight_floor.min(w.max_tasks), "{}", d.reason);
+                    prop_assert!(d.desired >= need, "{}", d.reason);
+                    if let Some(step) = step_in { prop_assert!(previous - d.desired <= step); }
+                }
+                prop_assert_eq!(d.changed(), d.desired != previous);
+                prop_assert!(d.history.samples.len() as u32 <= d.history.samples.first().map_or(0, |s| s.tasks) + 1);
+            }
+        }
+    }
 }

@@ -55,7 +55,8 @@ impl ParsedWindow {
         } else {
             // Overnight: the evening part belongs to today, the morning part to yesterday.
             let yesterday = (local - Duration::days(1)).weekday().num_days_from_monday() as usize;
-            (self.days[today] && minute >= self.start) || (self.days[yesterday] && minute < self.end)
+            (self.days[today] && minute >= self.start)
+                || (self.days[yesterday] && minute < self.end)
         }
     }
 }
@@ -76,7 +77,9 @@ pub fn validate_windows(path: &str, worker: &Worker) -> Result<(), Error> {
         if min > max {
             return Err(Error::config(
                 format!("{path}.max_tasks"),
-                format!("the window's max_tasks {max} is below its min_tasks {min} (unset fields fall back to the worker's)"),
+                format!(
+                    "the window's max_tasks {max} is below its min_tasks {min} (unset fields fall back to the worker's)"
+                ),
             ));
         }
     }
@@ -95,12 +98,20 @@ pub fn bounds_at(worker: &Worker, now: DateTime<Utc>) -> Bounds {
             };
         }
     }
-    Bounds { min: worker.min_tasks, max: worker.max_tasks, window: None }
+    Bounds {
+        min: worker.min_tasks,
+        max: worker.max_tasks,
+        window: None,
+    }
 }
 
 /// A short description of a window for decision reasons, e.g. `MON-FRI 09:00-17:00 +01:00`.
 pub fn describe(window: &ScalingWindow) -> String {
-    let days = if window.days.is_empty() { "daily".to_string() } else { window.days.join(",") };
+    let days = if window.days.is_empty() {
+        "daily".to_string()
+    } else {
+        window.days.join(",")
+    };
     let zone = window.timezone.as_deref().unwrap_or("UTC");
     format!("{days} {}-{} {zone}", window.start, window.end)
 }
@@ -112,11 +123,19 @@ pub(crate) fn parse(path: &str, window: &ScalingWindow) -> Result<ParsedWindow, 
     if start == end {
         return Err(Error::config(
             format!("{path}.end"),
-            format!("end {} equals start: use start = \"00:00\", end = \"24:00\" for a whole day", window.end),
+            format!(
+                "end {} equals start: use start = \"00:00\", end = \"24:00\" for a whole day",
+                window.end
+            ),
         ));
     }
     let offset = parse_offset(&format!("{path}.timezone"), window.timezone.as_deref())?;
-    Ok(ParsedWindow { days, start, end, offset })
+    Ok(ParsedWindow {
+        days,
+        start,
+        end,
+        offset,
+    })
 }
 
 fn parse_days(path: &str, days: &[String]) -> Result<[bool; 7], Error> {
@@ -155,7 +174,12 @@ fn parse_days(path: &str, days: &[String]) -> Result<[bool; 7], Error> {
 
 /// `HH:MM` to minutes after midnight; `24:00` only where `allow_end_of_day`.
 fn parse_time(path: &str, text: &str, allow_end_of_day: bool) -> Result<u16, Error> {
-    let bad = || Error::config(path, format!("'{text}' is not a time of day: use HH:MM on a 24-hour clock, e.g. 09:30"));
+    let bad = || {
+        Error::config(
+            path,
+            format!("'{text}' is not a time of day: use HH:MM on a 24-hour clock, e.g. 09:30"),
+        )
+    };
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
     if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
         return Err(bad());
@@ -172,7 +196,9 @@ fn parse_time(path: &str, text: &str, allow_end_of_day: bool) -> Result<u16, Err
 
 /// `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `UTC+HH:MM`, `UTC-HH:MM` (also without the colon).
 fn parse_offset(path: &str, zone: Option<&str>) -> Result<FixedOffset, Error> {
-    let Some(zone) = zone.map(str::trim) else { return Ok(FixedOffset::east_opt(0).expect("zero offset")) };
+    let Some(zone) = zone.map(str::trim) else {
+        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
+    };
     let bad = || {
         Error::config(
             path,
@@ -183,7 +209,10 @@ fn parse_offset(path: &str, zone: Option<&str>) -> Result<FixedOffset, Error> {
         )
     };
     let upper = zone.to_ascii_uppercase();
-    let rest = upper.strip_prefix("UTC").or_else(|| upper.strip_prefix("GMT")).unwrap_or(&upper);
+    let rest = upper
+        .strip_prefix("UTC")
+        .or_else(|| upper.strip_prefix("GMT"))
+        .unwrap_or(&upper);
     if rest.is_empty() || rest == "Z" {
         return Ok(FixedOffset::east_opt(0).expect("zero offset"));
     }
@@ -198,7 +227,11 @@ fn parse_offset(path: &str, zone: Option<&str>) -> Result<FixedOffset, Error> {
         None if !digits.is_empty() && digits.len() <= 2 => (digits, "00"),
         None => return Err(bad()),
     };
-    if h.is_empty() || h.len() > 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+    if h.is_empty()
+        || h.len() > 2
+        || m.len() != 2
+        || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);

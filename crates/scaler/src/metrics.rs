@@ -1,0 +1,66 @@
+//! CloudWatch metrics as Embedded Metric Format: one JSON line on stdout per decision, which
+//! Lambda's log pipeline turns into metrics (no CloudWatch API call, nothing to wait for).
+//!
+//! Namespace `jobrunner`, dimension `worker`. Metrics: `backlog`, `in_flight`, `desired` and
+//! `decision` (new minus previous desired count: positive out, negative in, zero hold) on every
+//! decision; `errors` (1) when a worker fails. The other observations and the reason ride along
+//! as properties, searchable in CloudWatch Logs Insights.
+
+use chrono::{DateTime, Utc};
+use jobrunner_core::scaling::{Decision, Observation};
+use serde_json::{Value, json};
+
+/// The metrics namespace.
+pub const NAMESPACE: &str = "jobrunner";
+
+/// The EMF document of one decision.
+pub fn decision(
+    worker: &str,
+    observation: &Observation,
+    decision: &Decision,
+    at: DateTime<Utc>,
+) -> Value {
+    json!({
+        "_aws": envelope(at, &[("backlog", "Count"), ("in_flight", "Count"), ("desired", "Count"), ("decision", "Count")]),
+        "worker": worker,
+        "backlog": decision.backlog,
+        "in_flight": observation.in_flight,
+        "desired": decision.desired,
+        "decision": decision.delta(),
+        "visible": observation.visible,
+        "delayed": observation.delayed,
+        "running": observation.running,
+        "pending": observation.pending,
+        "previous": decision.previous,
+        "direction": decision.direction.as_str(),
+        "min_tasks": decision.bounds.min,
+        "max_tasks": decision.bounds.max,
+        "reason": decision.reason,
+    })
+}
+
+/// The EMF document of a worker's failure.
+pub fn error(worker: &str, message: &str, at: DateTime<Utc>) -> Value {
+    json!({
+        "_aws": envelope(at, &[("errors", "Count")]),
+        "worker": worker,
+        "errors": 1,
+        "error": message,
+    })
+}
+
+fn envelope(at: DateTime<Utc>, metrics: &[(&str, &str)]) -> Value {
+    json!({
+        "Timestamp": at.timestamp_millis(),
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [["worker"]],
+            "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+        }],
+    })
+}
+
+/// Prints one EMF document as a single line on stdout.
+pub fn emit(document: &Value) {
+    println!("{document}");
+}

@@ -1,0 +1,512 @@
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::TimeZone;
+use jobrunner_core::config::{Config, Format};
+use jobrunner_core::scaling::{QueueDepth, ServiceCounts};
+use lambda_runtime::Context;
+use serde_json::json;
+
+use super::*;
+
+type AwsError = jobrunner_aws::Error;
+
+/// Each queue answers its scripted depths in turn, repeating the last one.
+#[derive(Default)]
+struct FakeQueues {
+    scripts: Mutex<HashMap<String, VecDeque<QueueDepth>>>,
+}
+
+impl FakeQueues {
+    fn script(&self, url: &str, depths: &[(u64, u64)]) {
+        let depths = depths
+            .iter()
+            .map(|&(visible, in_flight)| QueueDepth {
+                visible,
+                in_flight,
+                delayed: 0,
+            })
+            .collect();
+        self.scripts.lock().unwrap().insert(url.to_string(), depths);
+    }
+}
+
+impl QueueReader for FakeQueues {
+    async fn depth(&self, queue_url: &str) -> Result<QueueDepth, AwsError> {
+        let mut scripts = self.scripts.lock().unwrap();
+        let Some(script) = scripts.get_mut(queue_url) else {
+            return Err(AwsError::Rejected {
+                operation: "GetQueueAttributes",
+                message:
+                    "AWS.SimpleQueueService.NonExistentQueue: The specified queue does not exist."
+                        .into(),
+            });
+        };
+        Ok(if script.len() > 1 {
+            script.pop_front().unwrap()
+        } else {
+            script[0]
+        })
+    }
+}
+
+/// Services whose desired (and running) count follows UpdateService.
+#[derive(Default)]
+struct FakeServices {
+    counts: Mutex<HashMap<String, ServiceCounts>>,
+    updates: Mutex<Vec<(String, u32)>>,
+    fail_updates: AtomicBool,
+}
+
+impl FakeServices {
+    fn add(&self, service: &str, desired: u32) {
+        self.counts.lock().unwrap().insert(
+            service.into(),
+            ServiceCounts {
+                desired,
+                running: desired,
+                pending: 0,
+            },
+        );
+    }
+
+    fn desired(&self, service: &str) -> u32 {
+        self.counts.lock().unwrap()[service].desired
+    }
+
+    fn updates(&self) -> Vec<(String, u32)> {
+        self.updates.lock().unwrap().clone()
+    }
+}
+
+impl ServiceControl for FakeServices {
+    async fn counts(&self, _cluster: &str, service: &str) -> Result<ServiceCounts, AwsError> {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(service)
+            .copied()
+            .ok_or_else(|| AwsError::Rejected {
+                operation: "DescribeServices",
+                message: format!("service '{service}': MISSING"),
+            })
+    }
+
+    async fn set_desired(
+        &self,
+        _cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), AwsError> {
+        if self.fail_updates.load(Ordering::SeqCst) {
+            return Err(AwsError::Throttled {
+                operation: "UpdateService",
+                message: "ThrottlingException: Rate exceeded".into(),
+            });
+        }
+        self.updates.lock().unwrap().push((service.into(), desired));
+        self.counts.lock().unwrap().insert(
+            service.into(),
+            ServiceCounts {
+                desired,
+                running: desired,
+                pending: 0,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Versioned items; `interfere` makes "another invocation" write just before the next save.
+#[derive(Default)]
+struct FakeState {
+    items: Mutex<HashMap<String, Record>>,
+    interfere: AtomicBool,
+}
+
+impl FakeState {
+    fn state(&self, worker: &str) -> (WorkerState, u64) {
+        let record = self.items.lock().unwrap()[&state_key(worker)].clone();
+        (serde_json::from_str(&record.data).unwrap(), record.version)
+    }
+}
+
+impl StateRepo for FakeState {
+    async fn load(&self, key: &str) -> Result<Option<Record>, AwsError> {
+        Ok(self.items.lock().unwrap().get(key).cloned())
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        data: &str,
+        expected: Option<u64>,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<Saved, AwsError> {
+        let mut items = self.items.lock().unwrap();
+        if self.interfere.swap(false, Ordering::SeqCst) {
+            let version = items.get(key).map_or(1, |r| r.version + 1);
+            let data = items
+                .get(key)
+                .map_or_else(|| "{}".to_string(), |r| r.data.clone());
+            items.insert(key.into(), Record { data, version });
+        }
+        let current = items.get(key).map(|r| r.version);
+        if current != expected {
+            return Ok(Saved::Conflict);
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        items.insert(
+            key.into(),
+            Record {
+                data: data.into(),
+                version,
+            },
+        );
+        Ok(Saved::Written { version })
+    }
+}
+
+type TestScaler = Scaler<FakeQueues, FakeServices, FakeState, ManualClock>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+const WORKERS: &str = r#"
+[workers.orders]
+cluster = "jobs"
+service = "orders"
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+messages_per_task = 10
+max_tasks = 20
+scale_in_after_seconds = 60
+
+[workers.emails]
+cluster = "jobs"
+service = "emails"
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/emails"
+messages_per_task = 1
+max_tasks = 5
+scale_in_after_seconds = 60
+sample_every_seconds = 15
+"#;
+
+const ORDERS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/orders";
+const EMAILS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/emails";
+
+fn scaler(only: &[&str]) -> TestScaler {
+    let mut workers = Config::parse(WORKERS, Format::Toml).unwrap().workers;
+    workers.retain(|name, _| only.contains(&name.as_str()));
+    let mut scaler = Scaler::new(
+        workers,
+        FakeQueues::default(),
+        FakeServices::default(),
+        FakeState::default(),
+        ManualClock::new(t0()),
+    );
+    scaler.emit_metrics = false;
+    scaler
+}
+
+/// One invocation without sub-minute sampling room.
+async fn tick(scaler: &TestScaler) -> Report {
+    scaler.run(scaler.clock.now()).await
+}
+
+#[tokio::test]
+async fn scales_out_from_zero_and_saves_the_history() {
+    let s = scaler(&["orders"]);
+    s.queues.script(ORDERS, &[(25, 0)]);
+    s.services.add("orders", 0);
+    let report = tick(&s).await;
+    assert!(report.failed.is_empty());
+    assert_eq!(s.services.updates(), vec![("orders".to_string(), 3)]);
+    let sample = &report.workers["orders"].samples[0];
+    assert_eq!(
+        (
+            sample.visible,
+            sample.previous,
+            sample.desired,
+            sample.updated
+        ),
+        (25, 0, 3, true)
+    );
+    assert_eq!(sample.direction, Direction::Out);
+    assert!(
+        sample.reason.contains("scale out 0 → 3"),
+        "{}",
+        sample.reason
+    );
+
+    let (state, version) = s.state.state("orders");
+    assert_eq!(version, 1);
+    assert_eq!(state.history.samples.len(), 1);
+    assert_eq!(state.history.since, Some(t0()));
+    let action = state.last_action.unwrap();
+    assert_eq!((action.at, action.from, action.to), (t0(), 0, 3));
+}
+
+#[tokio::test]
+async fn updates_only_when_the_count_changes() {
+    let s = scaler(&["orders"]);
+    s.queues.script(ORDERS, &[(25, 0)]);
+    s.services.add("orders", 3);
+    let report = tick(&s).await;
+    assert!(s.services.updates().is_empty());
+    assert!(!report.workers["orders"].samples[0].updated);
+    // The state is still written: the sample belongs to the history.
+    assert_eq!(s.state.state("orders").1, 1);
+    assert_eq!(s.state.state("orders").0.last_action, None);
+}
+
+#[tokio::test]
+async fn scale_in_waits_for_the_window_across_invocations() {
+    let s = scaler(&["orders"]);
+    s.queues.script(ORDERS, &[(25, 5), (0, 0)]);
+    s.services.add("orders", 0);
+    tick(&s).await;
+    assert_eq!(s.services.desired("orders"), 3);
+    s.clock.advance(Duration::from_secs(60));
+    let report = tick(&s).await;
+    assert_eq!(report.workers["orders"].samples[0].desired, 3, "{report:?}");
+    // The 3-task need was in force until the 60 s sample; 60 s later the window is clear.
+    s.clock.advance(Duration::from_secs(60));
+    let report = tick(&s).await;
+    assert_eq!(s.services.desired("orders"), 0, "{report:?}");
+    assert_eq!(s.state.state("orders").1, 3);
+    let action = s.state.state("orders").0.last_action.unwrap();
+    assert_eq!((action.from, action.to), (3, 0));
+}
+
+#[tokio::test]
+async fn a_failing_worker_does_not_block_the_others() {
+    let s = scaler(&["orders", "emails"]);
+    s.queues.script(ORDERS, &[(45, 0)]);
+    // No script for the emails queue: it does not exist.
+    s.services.add("orders", 0);
+    s.services.add("emails", 0);
+    let report = tick(&s).await;
+    assert_eq!(report.failed, vec!["emails".to_string()]);
+    let error = report.workers["emails"].error.as_deref().unwrap();
+    assert!(error.contains("NonExistentQueue"), "{error}");
+    assert_eq!(s.services.updates(), vec![("orders".to_string(), 5)]);
+    assert!(report.workers["orders"].error.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_update_is_reported() {
+    let s = scaler(&["orders"]);
+    s.queues.script(ORDERS, &[(45, 0)]);
+    s.services.add("orders", 0);
+    s.services.fail_updates.store(true, Ordering::SeqCst);
+    let report = tick(&s).await;
+    assert_eq!(report.failed, vec!["orders".to_string()]);
+    assert!(
+        report.workers["orders"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("UpdateService throttled")
+    );
+}
+
+#[tokio::test]
+async fn sub_minute_sampling_reacts_within_the_invocation() {
+    let s = scaler(&["emails", "orders"]);
+    // emails samples every 15 s; messages arrive after the first sample.
+    s.queues.script(EMAILS, &[(0, 0), (3, 0), (3, 1), (0, 0)]);
+    s.queues.script(ORDERS, &[(0, 0)]);
+    s.services.add("emails", 0);
+    s.services.add("orders", 0);
+    let event = LambdaEvent::new(
+        json!({"detail-type": "Scheduled Event", "time": "2024-01-01T12:00:00Z"}),
+        Context::default(),
+    );
+    s.clock.set(t0() + secs(1));
+    let report = s.handle(event).await.unwrap();
+    let emails = &report.workers["emails"].samples;
+    let times: Vec<_> = emails.iter().map(|x| (x.at - t0()).num_seconds()).collect();
+    // Sampled at 1, 16, 31, 46 s: the next would be 61 s, past the 55 s deadline.
+    assert_eq!(times, vec![1, 16, 31, 46]);
+    assert_eq!(
+        emails.iter().map(|x| x.desired).collect::<Vec<_>>(),
+        vec![0, 3, 4, 4]
+    );
+    assert_eq!(
+        s.services.updates(),
+        vec![("emails".to_string(), 3), ("emails".to_string(), 4)]
+    );
+    // orders has no sample_every_seconds: one sample.
+    assert_eq!(report.workers["orders"].samples.len(), 1);
+    assert_eq!(s.state.state("emails").1, 4);
+    // The sleeps were the clock's: 45 s passed without waiting.
+    assert_eq!(s.clock.now(), t0() + secs(46));
+}
+
+#[tokio::test]
+async fn a_conflicting_write_skips_the_sample_and_rereads() {
+    let s = scaler(&["emails"]);
+    s.queues.script(EMAILS, &[(2, 0)]);
+    s.services.add("emails", 0);
+    tick(&s).await;
+    assert_eq!(s.state.state("emails").1, 1);
+    // Another invocation writes between this one's read and its write.
+    s.services.add("emails", 0);
+    s.state.interfere.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(60));
+    let report = s.run(s.clock.now() + secs(20)).await;
+    let emails = &report.workers["emails"];
+    assert_eq!(emails.conflicts, 1);
+    // The conflicting sample did nothing; the next one (15 s later) wrote on top of the winner.
+    assert_eq!(emails.samples.len(), 1);
+    assert_eq!(
+        s.services.updates(),
+        vec![("emails".to_string(), 2), ("emails".to_string(), 2)]
+    );
+    assert_eq!(s.state.state("emails").1, 3);
+    assert!(report.failed.is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_state_starts_afresh() {
+    let s = scaler(&["orders"]);
+    s.state.items.lock().unwrap().insert(
+        state_key("orders"),
+        Record {
+            data: "not json".into(),
+            version: 7,
+        },
+    );
+    s.queues.script(ORDERS, &[(10, 0)]);
+    s.services.add("orders", 0);
+    let report = tick(&s).await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(s.state.state("orders").1, 8);
+    assert_eq!(s.services.desired("orders"), 1);
+}
+
+#[test]
+fn sampling_stops_before_the_next_minute_and_the_lambda_deadline() {
+    let start = t0() + secs(2);
+    assert_eq!(sampling_deadline(start, Some(t0()), None), t0() + secs(55));
+    // No or implausible event time: counted from the start.
+    assert_eq!(sampling_deadline(start, None, None), start + secs(55));
+    assert_eq!(
+        sampling_deadline(start, Some(t0() - secs(600)), None),
+        start + secs(55)
+    );
+    assert_eq!(
+        sampling_deadline(start, Some(t0() + secs(600)), None),
+        start + secs(55)
+    );
+    // A 30 s Lambda timeout ends sampling 5 s before it.
+    assert_eq!(
+        sampling_deadline(start, Some(t0()), Some(start + secs(30))),
+        start + secs(25)
+    );
+}
+
+#[tokio::test]
+async fn no_workers_is_an_empty_report() {
+    let s = scaler(&[]);
+    let report = s
+        .handle(LambdaEvent::new(json!({}), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(report, Report::default());
+}
+
+#[test]
+fn report_serializes_for_the_lambda_response() {
+    let mut report = Report::default();
+    report.workers.insert(
+        "a".into(),
+        WorkerReport {
+            error: Some("boom".into()),
+            ..Default::default()
+        },
+    );
+    report.failed.push("a".into());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json,
+        json!({"workers": {"a": {"samples": [], "error": "boom"}}, "failed": ["a"]})
+    );
+}
+
+#[test]
+fn emf_documents_name_the_metrics() {
+    let workers = Config::parse(WORKERS, Format::Toml).unwrap().workers;
+    let observation = Observation {
+        visible: 12,
+        in_flight: 3,
+        delayed: 1,
+        desired: 0,
+        running: 0,
+        pending: 0,
+    };
+    let decision = decide(&workers["orders"], &observation, &History::default(), t0());
+    let doc = metrics::decision("orders", &observation, &decision, t0());
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(doc["_aws"]["Timestamp"], t0().timestamp_millis());
+    assert_eq!(directive["Namespace"], "jobrunner");
+    assert_eq!(directive["Dimensions"], json!([["worker"]]));
+    let names: Vec<_> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["backlog", "in_flight", "desired", "decision"]);
+    // Every metric and dimension named in the directive is a top-level member.
+    for name in names.iter().chain(&["worker"]) {
+        assert!(doc.get(*name).is_some(), "{name} missing");
+    }
+    assert_eq!(
+        (
+            doc["backlog"].as_u64(),
+            doc["in_flight"].as_u64(),
+            doc["desired"].as_u64()
+        ),
+        (Some(15), Some(3), Some(2))
+    );
+    assert_eq!(doc["decision"], 2);
+    assert_eq!(doc["direction"], "scale_out");
+    // One line.
+    assert!(!doc.to_string().contains('\n'));
+
+    let error = metrics::error("orders", "boom", t0());
+    assert_eq!(error["errors"], 1);
+    assert_eq!(
+        error["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+        "errors"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_event_drives_an_invocation() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/scaler-tick.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let scheduled: DateTime<Utc> = event["time"].as_str().unwrap().parse().unwrap();
+    let s = scaler(&["emails"]);
+    s.queues.script(EMAILS, &[(1, 0)]);
+    s.services.add("emails", 0);
+    s.clock.set(scheduled + secs(3));
+    let report = s
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    let times: Vec<_> = report.workers["emails"]
+        .samples
+        .iter()
+        .map(|x| (x.at - scheduled).num_seconds())
+        .collect();
+    assert_eq!(times, vec![3, 18, 33, 48]);
+    assert_eq!(s.services.updates(), vec![("emails".to_string(), 1)]);
+}
