@@ -49,6 +49,9 @@ max_tasks = 5
 
 [alerts]
 topic_arn = "{TOPIC}"
+
+[state]
+table = "jobrunner-state"
 "#
         ),
         Format::Toml,

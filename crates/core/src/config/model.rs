@@ -277,7 +277,7 @@ pub struct ScalingWindow {
     pub start: String,
     /// End time `HH:MM`, exclusive.
     pub end: String,
-    /// IANA time zone of `start`/`end`; UTC when omitted.
+    /// Time zone of `start`/`end`: an IANA name or a fixed offset such as `+01:00`; UTC when omitted.
     pub timezone: Option<String>,
     pub min_tasks: Option<u32>,
     pub max_tasks: Option<u32>,

@@ -182,3 +182,4 @@ fn alert_classes_are_checked() {
     assert_eq!(path, "alerts.notify_on[1]");
     assert!(reason.contains("explosion"), "{reason}");
 }
+

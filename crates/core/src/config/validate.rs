@@ -33,6 +33,7 @@ pub(super) fn validate(config: &Config) -> Check {
     for (name, worker) in &config.workers {
         check_worker(&format!("workers.{name}"), name, worker)?;
     }
+
     if let Some(alerts) = &config.alerts {
         check_alerts(alerts)?;
     }

@@ -564,13 +564,13 @@ fn window_validation_names_the_field() {
         &[],
         "09:00",
         "17:00",
-        Some("Europe/Berlin"),
+        Some("Mars/Olympus"),
         Some(1),
         None,
     ));
     assert_eq!(path, "workers.orders.windows[0].timezone");
-    assert!(reason.contains("fixed UTC offset"), "{reason}");
-    for bad in ["+15:00", "+1:5", "+", "+02:60", "CET"] {
+    assert!(reason.contains("IANA"), "{reason}");
+    for bad in ["+15:00", "+1:5", "+", "+02:60", "Europe/Nowhere"] {
         assert_eq!(
             window_error(window(&[], "09:00", "17:00", Some(bad), Some(1), None)).0,
             "workers.orders.windows[0].timezone",
@@ -620,6 +620,9 @@ service = "order-workers"
 queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
 messages_per_task = 10
 max_tasks = 50
+
+[state]
+table = "jobrunner-state"
 
 [[workers.orders.windows]]
 days = ["MON-FRI"]
@@ -719,4 +722,16 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn windows_in_an_iana_zone_follow_daylight_saving() {
+    let mut worker = worker(10, 0, 20, 300);
+    worker.windows = vec![window(&[], "09:00", "17:00", Some("Europe/Berlin"), Some(4), None)];
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    // 09:00 in Berlin is 08:00 UTC in winter (CET) and 07:00 UTC in summer (CEST).
+    assert_eq!(bounds_at(&worker, at("2026-01-15T07:30:00Z")).min, 0);
+    assert_eq!(bounds_at(&worker, at("2026-01-15T08:00:00Z")).min, 4);
+    assert_eq!(bounds_at(&worker, at("2026-07-15T07:00:00Z")).min, 4);
+    assert_eq!(bounds_at(&worker, at("2026-07-15T15:00:00Z")).min, 0);
 }

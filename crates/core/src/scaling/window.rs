@@ -7,16 +7,15 @@
 //! - `start` (inclusive) and `end` (exclusive) are `HH:MM` on a 24-hour clock; `end` may be
 //!   `24:00` (midnight at the end of the day). An `end` earlier than `start` makes an overnight
 //!   window that runs into the next day. `start == end` is rejected as ambiguous.
-//! - `timezone`: `UTC` (the default), `Z`, or a fixed offset `+HH:MM` / `-HH:MM` / `UTC+HH:MM`.
-//!   IANA names (`Europe/Berlin`) are rejected: daylight-saving rules would need a time zone
-//!   database, which the pure core does not embed. Use the offset in force, and a second
-//!   window if the offset changes with the season.
+//! - `timezone`: an IANA name (`Europe/Berlin`, following daylight saving time), `UTC` (the
+//!   default), `Z`, or a fixed offset `+HH:MM` / `-HH:MM` / `UTC+HH:MM`.
 //! - `min_tasks` / `max_tasks`: each optional, falling back to the worker's own; at least one
 //!   must be set, and the resulting `min_tasks <= max_tasks`. `max_tasks = 0` pauses the worker
 //!   for the window (messages wait in the queue).
 //! - While several windows are active, the first one in config order wins.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ScalingWindow, Worker};
@@ -41,20 +40,36 @@ pub(crate) struct ParsedWindow {
     days: [bool; 7],
     start: u16,
     end: u16,
-    offset: FixedOffset,
+    zone: Zone,
+}
+
+/// Where a window's clock times are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zone {
+    Named(Tz),
+    Fixed(FixedOffset),
+}
+
+/// Minute of the day and weekday (Monday = 0) of `now` in `zone`, and of the day before.
+fn local_clock<Z: TimeZone>(now: DateTime<Utc>, zone: &Z) -> (u16, usize, usize) {
+    let local = now.with_timezone(zone);
+    let minute = (local.hour() * 60 + local.minute()) as u16;
+    let today = local.weekday().num_days_from_monday() as usize;
+    let yesterday = (local - Duration::days(1)).weekday().num_days_from_monday() as usize;
+    (minute, today, yesterday)
 }
 
 impl ParsedWindow {
     /// Whether the window is active at `now`.
     pub(crate) fn contains(&self, now: DateTime<Utc>) -> bool {
-        let local = now.with_timezone(&self.offset);
-        let minute = (local.hour() * 60 + local.minute()) as u16;
-        let today = local.weekday().num_days_from_monday() as usize;
+        let (minute, today, yesterday) = match &self.zone {
+            Zone::Named(tz) => local_clock(now, tz),
+            Zone::Fixed(offset) => local_clock(now, offset),
+        };
         if self.start < self.end {
             self.days[today] && (self.start..self.end).contains(&minute)
         } else {
             // Overnight: the evening part belongs to today, the morning part to yesterday.
-            let yesterday = (local - Duration::days(1)).weekday().num_days_from_monday() as usize;
             (self.days[today] && minute >= self.start)
                 || (self.days[yesterday] && minute < self.end)
         }
@@ -129,12 +144,15 @@ pub(crate) fn parse(path: &str, window: &ScalingWindow) -> Result<ParsedWindow, 
             ),
         ));
     }
-    let offset = parse_offset(&format!("{path}.timezone"), window.timezone.as_deref())?;
+    let zone = match window.timezone.as_deref().map(str::trim).map(str::parse::<Tz>) {
+        Some(Ok(tz)) => Zone::Named(tz),
+        _ => Zone::Fixed(parse_offset(&format!("{path}.timezone"), window.timezone.as_deref())?),
+    };
     Ok(ParsedWindow {
         days,
         start,
         end,
-        offset,
+        zone,
     })
 }
 
@@ -203,8 +221,7 @@ fn parse_offset(path: &str, zone: Option<&str>) -> Result<FixedOffset, Error> {
         Error::config(
             path,
             format!(
-                "'{zone}' is not supported: use UTC or a fixed UTC offset such as +01:00 or -05:00 \
-                 (IANA zone names are not supported; add a second window for daylight saving time)"
+                "'{zone}' is neither an IANA time zone (Europe/Berlin) nor a fixed UTC offset (+01:00, -05:00)"
             ),
         )
     };
