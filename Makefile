@@ -30,7 +30,7 @@ $(NODE_STAMP): infra/package-lock.json
 	touch $@
 
 demo: $(VENV_STAMP)
-	$(CARGO) build -j$(JOBS) -p jobrunner-launcher -p jobrunner-cli -p jobrunner-alerter -p jobrunner-scaler
+	$(CARGO) build -j$(JOBS) -p jobrunner-launcher -p jobrunner-cli -p jobrunner-alerter -p jobrunner-scaler --bins --examples
 	./scripts/demo.sh
 
 test: test-rust test-infra

@@ -26,7 +26,8 @@ wait_for_port() {
   return 1
 }
 
-echo "== jobrunner demo: S3 uploads and a schedule tick become ECS tasks; a stopped task becomes an alert"
+echo "== jobrunner demo: S3 uploads and a schedule tick become ECS tasks; a stopped task becomes an alert;"
+echo "   a worker service scales with its queue"
 echo "-- starting moto server (local AWS) on 127.0.0.1:${MOTO_PORT}"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
 pids+=($!)
@@ -75,4 +76,8 @@ python scripts/demo_moto.py alerts
 echo "-- the same alert as an email subscriber reads it (rendered offline by: jobrunner plan --event events/ecs-task-stopped-oom.json):"
 target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
   | python -c 'import json,sys; a=json.load(sys.stdin)["actions"][0]["input"]; print("   Subject: " + a["Subject"]); print("\n".join("   " + l for l in json.loads(a["Message"])["email"].splitlines()))'
+echo
+echo "-- the scaler: a worker service follows its queue from 0 tasks up and back to 0"
+echo "   (scale_in_after_seconds compressed to seconds for the demo; see docs/scaling.md)"
+cargo run -q -p jobrunner-scaler --example demo 2>/dev/null | sed -E 's/^/   /'
 echo "== done: moto and the functions are stopped; logs are in $DEMO/"
