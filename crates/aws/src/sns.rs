@@ -76,27 +76,9 @@ mod tests {
 
     use aws_sdk_sns::operation::publish::PublishOutput;
     use aws_sdk_sns::types::error::{KmsThrottlingException, NotFoundException};
-    use aws_smithy_mocks::mock;
+    use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
-
-    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
-    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> Client {
-        use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
-        let interceptor = rules.iter().fold(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
-            |i, r| i.with_rule(r),
-        );
-        let config = aws_sdk_sns::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Client::from_conf(config)
-    }
 
     fn message() -> Publish {
         Publish {
@@ -127,7 +109,7 @@ mod tests {
             })
             .then_output(|| PublishOutput::builder().message_id("m-1").build());
         let topic = SnsTopic::new(
-            mock_client(&[&rule]),
+            mock_client!(aws_sdk_sns, [&rule]),
             "arn:aws:sns:us-east-1:123456789012:alerts",
         );
         assert_eq!(topic.publish(&message()).await.unwrap(), "m-1");
@@ -150,7 +132,7 @@ mod tests {
             )
         });
         let topic = SnsTopic::new(
-            mock_client(&[&missing, &kms]),
+            mock_client!(aws_sdk_sns, [&missing, &kms]),
             "arn:aws:sns:us-east-1:123456789012:alerts",
         );
         let err = topic.publish(&message()).await.unwrap_err();

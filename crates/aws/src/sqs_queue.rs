@@ -62,27 +62,9 @@ mod tests {
         GetQueueAttributesError, GetQueueAttributesOutput,
     };
     use aws_sdk_sqs::types::error::QueueDoesNotExist;
-    use aws_smithy_mocks::mock;
+    use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
-
-    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
-    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_sqs::Client {
-        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-        let interceptor = rules.iter().fold(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
-            |i, r| i.with_rule(r),
-        );
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        aws_sdk_sqs::Client::from_conf(config)
-    }
 
     #[tokio::test]
     async fn reads_the_three_counts() {
@@ -100,7 +82,7 @@ mod tests {
                     .attributes(QueueAttributeName::ApproximateNumberOfMessagesDelayed, "1")
                     .build()
             });
-        let queues = SqsQueues::new(mock_client(&[&rule]));
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
         assert_eq!(
             queues.depth("https://q").await.unwrap(),
             QueueDepth {
@@ -120,7 +102,7 @@ mod tests {
                     .build(),
             )
         });
-        let queues = SqsQueues::new(mock_client(&[&rule]));
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
         let err = queues.depth("https://q").await.unwrap_err();
         assert!(
             matches!(

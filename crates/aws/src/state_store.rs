@@ -149,27 +149,9 @@ mod tests {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use aws_smithy_mocks::mock;
+    use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
-
-    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
-    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_dynamodb::Client {
-        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-        let interceptor = rules.iter().fold(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
-            |i, r| i.with_rule(r),
-        );
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
-    }
 
     #[tokio::test]
     async fn reads_records_and_missing_items() {
@@ -186,7 +168,7 @@ mod tests {
             });
         let missing = mock!(aws_sdk_dynamodb::Client::get_item)
             .then_output(|| GetItemOutput::builder().build());
-        let store = StateStore::new(mock_client(&[&found, &missing]), "state");
+        let store = StateStore::new(mock_client!(aws_sdk_dynamodb, [&found, &missing]), "state");
         assert_eq!(
             store.get("k").await.unwrap(),
             Some(Record {
@@ -218,7 +200,7 @@ mod tests {
                     ConditionalCheckFailedException::builder().build(),
                 )
             });
-        let store = StateStore::new(mock_client(&[&first, &lost]), "state");
+        let store = StateStore::new(mock_client!(aws_sdk_dynamodb, [&first, &lost]), "state");
         let expires = DateTime::from_timestamp(86400, 0).unwrap();
         assert_eq!(
             store.put("k", "{}", None, expires).await.unwrap(),

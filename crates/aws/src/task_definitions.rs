@@ -96,27 +96,9 @@ mod tests {
     };
     use aws_sdk_ecs::types::error::ClientException;
     use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration};
-    use aws_smithy_mocks::mock;
+    use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
-
-    /// Like `aws_smithy_mocks::mock_client!`, without the SDK's `test-util` feature.
-    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> Client {
-        use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-        let interceptor = rules.iter().fold(
-            aws_smithy_mocks::MockResponseInterceptor::new()
-                .rule_mode(aws_smithy_mocks::RuleMode::Sequential),
-            |i, r| i.with_rule(r),
-        );
-        let config = aws_sdk_ecs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Client::from_conf(config)
-    }
 
     fn definition() -> TaskDefinition {
         let awslogs = LogConfiguration::builder()
@@ -152,7 +134,7 @@ mod tests {
                     .task_definition(definition())
                     .build()
             });
-        let lookups = TaskDefinitions::new(mock_client(&[&rule]));
+        let lookups = TaskDefinitions::new(mock_client!(aws_sdk_ecs, [&rule]));
         let first = lookups.get(arn).await.unwrap();
         assert_eq!(
             first.containers[0],
@@ -185,7 +167,7 @@ mod tests {
                     .build(),
             )
         });
-        let lookups = TaskDefinitions::new(mock_client(&[&rule]));
+        let lookups = TaskDefinitions::new(mock_client!(aws_sdk_ecs, [&rule]));
         let err = lookups.get("nope:1").await.unwrap_err();
         assert!(!err.is_retryable(), "{err}");
     }
