@@ -603,10 +603,10 @@ fn huge_reasons_are_clipped() {
 
 #[test]
 fn durations() {
-    assert_eq!(render::duration(45), "45s");
-    assert_eq!(render::duration(161), "2m 41s");
-    assert_eq!(render::duration(3790), "1h 03m 10s");
-    assert_eq!(render::duration(2 * 86_400 + 4 * 3600), "2d 04h 00m");
+    assert_eq!(render::text::duration(45), "45s");
+    assert_eq!(render::text::duration(161), "2m 41s");
+    assert_eq!(render::text::duration(3790), "1h 03m 10s");
+    assert_eq!(render::text::duration(2 * 86_400 + 4 * 3600), "2d 04h 00m");
 }
 
 // ---------------------------------------------------------------------------------------------
