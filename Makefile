@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := infra/node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help demo test test-rust test-infra lint build synth venv clean
+.PHONY: help demo test test-rust test-infra lint build synth bench venv clean
 
 help:
 	@echo "make demo   run the launcher on sample events against moto server (local AWS)"
@@ -17,6 +17,9 @@ help:
 	@echo "make lint   rustfmt and clippy"
 	@echo "make build  release Lambda binaries (cargo lambda build --release)"
 	@echo "make synth  full cdk synth of the example stack, with Rust bundling (x86_64)"
+	@echo "make bench  cold start, hot path, sizes, scaling simulations -> bench/RESULTS.md (~20 min)"
+	@echo "make burst  10,000 S3 events through the launcher with ECS faults injected"
+	@echo "make fuzz   libFuzzer on event decoding, config parsing and planning (FUZZ_SECONDS each)"
 
 $(VENV_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -51,6 +54,9 @@ build: $(VENV_STAMP)
 
 synth: $(VENV_STAMP) $(NODE_STAMP)
 	cd infra && npm run synth
+
+bench: $(VENV_STAMP)
+	./bench/run.sh
 
 clean:
 	$(CARGO) clean

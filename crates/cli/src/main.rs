@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use jobrunner_core::{Config, schedule};
 
+mod simulate;
+
 #[derive(Parser)]
 #[command(name = "jobrunner", version, about = "Event-driven job runner for ECS: offline tools over the runner's config.")]
 struct Cli {
@@ -40,6 +42,8 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Simulate a worker's queue under a traffic trace: jobrunner's scaler against the alternatives.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Plan { config, event } => plan(&config, &event),
         Command::Schedules { config, from, count } => schedules(&config, from.as_deref(), count),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,20 @@ fn s3_event(c: &mut Criterion) {
             }
         })
     });
+    // Its two halves: decoding alone, routing and planning alone.
+    c.bench_function("s3_event/decode", |b| {
+        b.iter(|| black_box(direct_events(black_box(S3_EVENT))))
+    });
+    let Event::ObjectCreated(object) = direct_events(S3_EVENT).remove(0) else {
+        panic!("not an S3 event")
+    };
+    c.bench_function("s3_event/route_plan", |b| {
+        b.iter(|| {
+            let trigger =
+                routing::route(&config, black_box(&object)).expect("routes to thumbnails");
+            black_box(plan::plan_object(&config, &trigger.job, &object).expect("plans"))
+        })
+    });
     // The same through the dry run, which also renders RunTask's JSON input (`jobrunner plan`).
     let payload = event::parse_json(S3_EVENT).expect("JSON");
     c.bench_function("s3_event/dry_run_json", |b| {

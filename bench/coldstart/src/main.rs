@@ -1,0 +1,390 @@
+//! Cold start of Lambda bootstrap binaries, measured locally under a fake Lambda Runtime API.
+//!
+//! ```text
+//! coldstart [--runs 30] [--warmup 2] [--endpoint http://127.0.0.1:PORT] [--env KEY=VALUE ...]
+//!           --function NAME BOOTSTRAP EVENT_FILE CONFIG_FILE|- [--function ...]
+//! ```
+//!
+//! Each run starts the bootstrap with the environment Lambda gives a function
+//! (`AWS_LAMBDA_FUNCTION_NAME`, `_VERSION`, `_MEMORY_SIZE`, `AWS_LAMBDA_RUNTIME_API`, region,
+//! dummy credentials, `AWS_ENDPOINT_URL` when `--endpoint` is given, and `JOBRUNNER_CONFIG` set
+//! to the config file's text) and a fresh fake Runtime API on a loopback port, then times:
+//! - **init**: process start → its first `GET /2018-06-01/runtime/invocation/next`;
+//! - **first response**: process start → the `POST …/invocation/{id}/response` (or `/error`)
+//!   for the one event handed out.
+//!
+//! Functions take turns run by run (so a noisy neighbour hits them all alike); `--warmup` runs
+//! of each are discarded first. Prints JSON: per function the median, p95 and min of both, in
+//! milliseconds, how many first invocations succeeded, and the first response body.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Function {
+    name: String,
+    bootstrap: PathBuf,
+    event: String,
+    config: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Next,
+    Response,
+    Error,
+    InitError,
+}
+
+struct Measurement {
+    init_ms: f64,
+    first_response_ms: Option<f64>,
+    ok: bool,
+    body: String,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("coldstart: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let (mut runs, mut warmup, mut endpoint) = (30usize, 2usize, None::<String>);
+    let mut extra_env: Vec<(String, String)> = Vec::new();
+    let mut functions = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--warmup" => warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--endpoint" => endpoint = Some(value()?),
+            "--env" => {
+                let pair = value()?;
+                let (key, val) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("--env {pair}: use KEY=VALUE"))?;
+                extra_env.push((key.to_string(), val.to_string()));
+            }
+            "--function" => {
+                let name = value()?;
+                let bootstrap = PathBuf::from(value()?);
+                let event_path = value()?;
+                let config_path = value()?;
+                let event = std::fs::read_to_string(&event_path)
+                    .map_err(|e| format!("{event_path}: {e}"))?;
+                let config = match config_path.as_str() {
+                    "-" => None,
+                    path => {
+                        Some(std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?)
+                    }
+                };
+                if !bootstrap.is_file() {
+                    return Err(format!("{}: no such bootstrap binary", bootstrap.display()));
+                }
+                functions.push(Function {
+                    name,
+                    bootstrap,
+                    event,
+                    config,
+                });
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if functions.is_empty() {
+        return Err("give at least one --function NAME BOOTSTRAP EVENT CONFIG|-".into());
+    }
+    let mut results: Vec<Vec<Measurement>> = functions.iter().map(|_| Vec::new()).collect();
+    for round in 0..warmup + runs {
+        for (i, function) in functions.iter().enumerate() {
+            let m = measure(function, endpoint.as_deref(), &extra_env)
+                .map_err(|e| format!("{} (run {round}): {e}", function.name))?;
+            if round >= warmup {
+                results[i].push(m);
+            }
+        }
+    }
+    let mut out = String::from("{\n");
+    out.push_str(&format!(
+        "  \"runs\": {runs},\n  \"warmup\": {warmup},\n  \"functions\": [\n"
+    ));
+    for (i, (function, ms)) in functions.iter().zip(&results).enumerate() {
+        let init: Vec<f64> = ms.iter().map(|m| m.init_ms).collect();
+        let first: Vec<f64> = ms.iter().filter_map(|m| m.first_response_ms).collect();
+        let ok = ms.iter().filter(|m| m.ok).count();
+        let body = ms.first().map(|m| m.body.clone()).unwrap_or_default();
+        out.push_str(&format!(
+            "    {{\"name\": {}, \"bootstrap\": {}, \"init_ms\": {}, \"first_response_ms\": {}, \"ok\": {ok}, \"first_body\": {}}}{}\n",
+            quote(&function.name),
+            quote(&function.bootstrap.display().to_string()),
+            stats(&init),
+            stats(&first),
+            quote(&body.chars().take(300).collect::<String>()),
+            if i + 1 < functions.len() { "," } else { "" }
+        ));
+    }
+    out.push_str("  ]\n}\n");
+    print!("{out}");
+    Ok(())
+}
+
+/// One cold start of `function`.
+fn measure(
+    function: &Function,
+    endpoint: Option<&str>,
+    extra_env: &[(String, String)],
+) -> Result<Measurement, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel::<(Call, Instant, String)>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (stop, served, event, name) = (
+            stop.clone(),
+            served.clone(),
+            function.event.clone(),
+            function.name.clone(),
+        );
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (tx, served, event, name) =
+                    (tx.clone(), served.clone(), event.clone(), name.clone());
+                thread::spawn(move || serve(stream, &tx, &served, &event, &name));
+            }
+        })
+    };
+
+    let mut command = Command::new(&function.bootstrap);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", &function.name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(endpoint) = endpoint {
+        command.env("AWS_ENDPOINT_URL", endpoint);
+    }
+    if let Some(config) = &function.config {
+        command.env("JOBRUNNER_CONFIG", config);
+    }
+    command.envs(extra_env.iter().map(|(k, v)| (k, v)));
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", function.bootstrap.display()))?;
+
+    let deadline = start + Duration::from_secs(30);
+    let mut init = None;
+    let mut outcome = None;
+    while outcome.is_none() {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok((Call::Next, at, _)) => {
+                init.get_or_insert(at);
+            }
+            Ok((Call::InitError, at, body)) => outcome = Some((Call::InitError, at, body)),
+            Ok((call, at, body)) => outcome = Some((call, at, body)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(address);
+    let _ = server.join();
+
+    let Some((call, at, body)) = outcome else {
+        return Err(format!(
+            "no response within 30 s (init {})",
+            if init.is_some() { "done" } else { "not done" }
+        ));
+    };
+    if call == Call::InitError {
+        return Err(format!("init failed: {body}"));
+    }
+    let ms = |t: Instant| (t - start).as_secs_f64() * 1000.0;
+    let init = init.ok_or("responded before asking for an event")?;
+    Ok(Measurement {
+        init_ms: ms(init),
+        first_response_ms: Some(ms(at)),
+        ok: call == Call::Response,
+        body,
+    })
+}
+
+/// Serves one connection of the Runtime API client (HTTP/1.1, keep-alive).
+fn serve(
+    stream: TcpStream,
+    tx: &mpsc::Sender<(Call, Instant, String)>,
+    served: &AtomicBool,
+    event: &str,
+    name: &str,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let Some((method, path, body)) = read_request(&mut reader) else {
+            return;
+        };
+        let now = Instant::now();
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let _ = tx.send((Call::Next, now, String::new()));
+            if served.swap(true, Ordering::SeqCst) {
+                // One event per cold start: hold this request until the process is stopped.
+                let _ = reader.read(&mut [0u8; 1]);
+                return;
+            }
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+                + 60_000;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 lambda-runtime-aws-request-id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
+                 lambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:{name}\r\n\
+                 lambda-runtime-trace-id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=0\r\n\
+                 content-length: {}\r\n\r\n{event}",
+                event.len()
+            );
+            if writer.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let call = if method == "POST" && path.ends_with("/response") {
+            Some(Call::Response)
+        } else if method == "POST" && path.ends_with("/init/error") {
+            Some(Call::InitError)
+        } else if method == "POST" && path.ends_with("/error") {
+            Some(Call::Error)
+        } else {
+            None
+        };
+        let status = match call {
+            Some(call) => {
+                let _ = tx.send((call, now, body));
+                "202 Accepted"
+            }
+            None => "404 Not Found",
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: 16\r\n\r\n{{\"status\":\"OK\"}}"
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one request: method, path and body (content-length or chunked).
+fn read_request(reader: &mut impl BufRead) -> Option<(String, String, String)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 {
+            return None;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).ok()?;
+    }
+    Some((method, path, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn stats(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "null".into();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = |p: f64| {
+        sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+    };
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    format!(
+        "{{\"median\": {:.2}, \"p95\": {:.2}, \"min\": {:.2}, \"max\": {:.2}, \"n\": {}}}",
+        median,
+        rank(95.0),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    )
+}
+
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,314 @@
+"""Writes bench/RESULTS.md from the raw outputs of bench/run.sh (bench/out/).
+
+  report.py OUT_DIR > bench/RESULTS.md
+
+Every number comes from a file in OUT_DIR; every goal is checked here, met or missed.
+"""
+import json
+import os
+import sys
+
+OUT = sys.argv[1]
+CONTEXT = {}
+TRACES = ["burst", "diurnal", "trickle", "spiky"]
+POLICIES = ["jobrunner", "cdk-queue-processing", "target-tracking", "keda"]
+CLOUDWATCH = ["cdk-queue-processing", "target-tracking"]
+TASK_START = 45
+FUNCTIONS = ["launcher", "scaler", "alerter"]
+
+
+def load(name):
+    with open(os.path.join(OUT, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def kv(name):
+    out = {}
+    with open(os.path.join(OUT, name), encoding="utf-8") as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                out[k] = v
+    return out
+
+
+def dur(s):
+    if s is None:
+        return "never"
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def sim(variant, trace):
+    rows = load(f"sim-{variant}-{trace}.json")["results"]
+    return {r["policy"]: r for r in rows}
+
+
+def wait(r, key):
+    mark = "≥" if r["unprocessed"] else ""
+    return f"{mark}{dur(r[key])}"
+
+
+def sim_table(variant, traces=TRACES, policies=None):
+    lines = ["| trace | policy | p50 wait | p95 wait | max wait | task-minutes | scale actions | first task running | unprocessed |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for trace in traces:
+        rows = sim(variant, trace)
+        for p in policies or rows.keys():
+            if p not in rows:
+                continue
+            r = rows[p]
+            name = f"**{p}**" if p == "jobrunner" else p
+            lines.append(f"| {trace} | {name} | {wait(r, 'p50_wait_s')} | {wait(r, 'p95_wait_s')} | {wait(r, 'max_wait_s')} | "
+                         f"{r['task_minutes']:.1f} | {r['scale_actions']} | {dur(r['first_task_running_s'])} | {r['unprocessed']} |")
+    return "\n".join(lines)
+
+
+def pct(a, b):
+    if b == 0:
+        return "n/a"
+    return f"{(a - b) / b * 100:+.1f} %"
+
+
+def scaling_goals(variant):
+    """The simulation goals on one set of runs: [(goal, trace, met, detail)]."""
+    checks = []
+    for trace in TRACES:
+        rows = sim(variant, trace)
+        j = rows["jobrunner"]
+        # No peer both faster (p95) and cheaper.
+        dominated = [p for p in POLICIES[1:] if rows[p]["p95_wait_s"] < j["p95_wait_s"] and rows[p]["task_minutes"] < j["task_minutes"]]
+        checks.append(("no peer has both a lower p95 wait and fewer task-minutes", trace, not dominated,
+                       "none" if not dominated else "beaten by " + ", ".join(dominated)))
+        # Max wait no worse than the CloudWatch-based policies.
+        worse = [p for p in CLOUDWATCH if j["max_wait_s"] > rows[p]["max_wait_s"]]
+        checks.append(("max wait no worse than cdk-queue-processing's and target-tracking's", trace, not worse,
+                       f"jobrunner {dur(j['max_wait_s'])}; " + ", ".join(f"{p} {wait(rows[p], 'max_wait_s')}" for p in CLOUDWATCH)))
+        # Within 10 % of KEDA on p95 and task-minutes, or better.
+        k = rows["keda"]
+        p95_ok = j["p95_wait_s"] <= k["p95_wait_s"] * 1.10
+        cost_ok = j["task_minutes"] <= k["task_minutes"] * 1.10
+        checks.append(("within 10 % of keda on p95 wait and task-minutes, or better", trace, p95_ok and cost_ok,
+                       f"p95 {dur(j['p95_wait_s'])} vs {dur(k['p95_wait_s'])} ({pct(j['p95_wait_s'], k['p95_wait_s'])}); "
+                       f"task-minutes {j['task_minutes']:.1f} vs {k['task_minutes']:.1f} ({pct(j['task_minutes'], k['task_minutes'])})"))
+        if trace in ("trickle", "spiky"):
+            for p in CLOUDWATCH:
+                ok = j["p95_wait_s"] * 3 <= rows[p]["p95_wait_s"]
+                ratio = j["p95_wait_s"] / rows[p]["p95_wait_s"] if rows[p]["p95_wait_s"] else float("inf")
+                checks.append((f"p95 wait at most ⅓ of {p}'s", trace, ok,
+                               f"{dur(j['p95_wait_s'])} vs {wait(rows[p], 'p95_wait_s')} (ratio {ratio:.2f})"))
+    return checks
+
+
+def main():
+    machine = kv("machine.txt")
+    cold = load("coldstart.json")
+    fns = {f["name"]: f for f in cold["functions"]}
+    sizes = {}
+    with open(os.path.join(OUT, "sizes.tsv"), encoding="utf-8") as f:
+        for line in f:
+            name, zipped, raw = line.split()
+            sizes[name] = (int(zipped), int(raw))
+    crit = {}
+    for name in os.listdir(os.path.join(OUT, "criterion")):
+        crit[name[:-5]] = load(os.path.join("criterion", name))
+    timings = {}
+    with open(os.path.join(OUT, "timings.txt"), encoding="utf-8") as f:
+        for line in f:
+            k, v = line.split()
+            timings[k] = int(v)
+    with open(os.path.join(OUT, "commands.txt"), encoding="utf-8") as f:
+        commands = [line.rstrip("\n").replace(os.path.dirname(os.path.dirname(os.path.abspath(OUT))) + "/", "") for line in f]
+
+    goals = []  # (area, goal, met, measured)
+    floor = fns["hello"]["init_ms"]["median"]
+    for fn in FUNCTIONS:
+        init = fns[fn]["init_ms"]
+        ratio = init["median"] / floor
+        goals.append(("cold start", f"{fn}: init within 1.5× the hello-world floor", ratio <= 1.5,
+                      f"median {init['median']:.1f} ms vs {floor:.1f} ms = {ratio:.2f}×"))
+    plan = crit["s3_event_decode_route_plan"]["median"]["point_estimate"] / 1000
+    goals.append(("hot path", "decode + route + plan of an S3 event well under 50 µs", plan < 50,
+                  f"median {plan:.1f} µs ({plan / 50 * 100:.0f} % of 50 µs)"))
+    for fn in FUNCTIONS:
+        z = sizes[fn][0] / 1e6
+        goals.append(("size", f"{fn}.zip under 4 MB", z < 4, f"{z:.2f} MB"))
+    burst = sim("same", "burst")
+    first = burst["jobrunner"]["first_task_running_s"]
+    goals.append(("scaling", f"first task running within 20 s + the {TASK_START} s start delay of the first message (burst)",
+                  first is not None and first <= 20 + TASK_START,
+                  f"jobrunner {dur(first)}; " + ", ".join(f"{p} {dur(burst[p]['first_task_running_s'])}" for p in POLICIES[1:])))
+    for goal, trace, met, detail in scaling_goals("same"):
+        goals.append(("scaling", f"{trace}: {goal}", met, detail))
+
+    w = sys.stdout.write
+    w("# Benchmark results\n\n")
+    w(f"Generated by `make bench` (`bench/run.sh`) on {machine.get('date', '?')}, commit {machine.get('commit', '?')}, "
+      f"in {timings.get('total', 0) // 60} min {timings.get('total', 0) % 60} s "
+      f"(builds {timings.get('builds', 0)} s, criterion {timings.get('criterion', 0)} s, cold start {timings.get('coldstart', 0)} s, "
+      f"simulations {timings.get('simulations', 0)} s"
+      + ("; the release builds were already cached, from a clean `target/` they take most of the ~20 minutes, see "
+         "[README.md](README.md)" if timings.get("builds", 0) < 120 else "")
+      + "). Do not edit by hand: rerun `make bench`.\n\n")
+    w("| machine | |\n|---|---|\n")
+    for key, label in [("nproc", "`nproc`"), ("cpu", "CPU (/proc/cpuinfo)"), ("memory", "memory"), ("kernel", "kernel"),
+                       ("rustc", "rustc"), ("cargo_lambda", "cargo lambda"), ("moto", "moto"), ("load_at_start", "load average at start")]:
+        w(f"| {label} | {machine.get(key, '?')} |\n")
+    w("\nThe machine is shared with other builds: absolute times are noisy, ratios measured in the same run less so "
+      "(the cold-start runs interleave the functions and the floor).\n\n")
+
+    w("## Goals\n\n| area | goal | result | measured |\n|---|---|---|---|\n")
+    for area, goal, met, detail in goals:
+        w(f"| {area} | {goal} | {'met' if met else '**missed**'} | {detail} |\n")
+    missed = [g for g in goals if not g[2]]
+    w(f"\n{len(goals) - len(missed)} of {len(goals)} met. The scaling goals are checked on the main simulation "
+      "(every policy at the worker's bounds, 0–50 tasks); see *What limits the misses* below.\n\n")
+
+    w(f"## Cold start\n\nEach bootstrap from `cargo lambda build --release --output-format zip` (unzipped), started {cold['runs']} times "
+      f"after {cold['warmup']} discarded warm-up runs, under a fake Lambda Runtime API on loopback (`bench/coldstart`). "
+      "**Init** = process start → first `GET /2018-06-01/runtime/invocation/next`; **first response** = process start → the "
+      "`POST …/response` for one event, with the SDK clients pointed at moto server on loopback (`AWS_ENDPOINT_URL`, dummy "
+      "credentials; resources from `bench/moto_setup.py`). The floor is `bench/hello`, a `lambda_runtime` hello world built "
+      "with the same release profile and cargo lambda.\n\n")
+    w("| function | init median | init p95 | init vs floor (median) | first response median | first response p95 | first invocations OK | event |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---|\n")
+    events = {"hello": "events/s3-object-created.json", "launcher": "events/s3-object-created.json (RunTask on moto)",
+              "scaler": "bench/events/scaler-tick.json (GetQueueAttributes, DescribeServices, DynamoDB)",
+              "alerter": "events/ecs-task-stopped-non-zero-exit.json (DescribeTaskDefinition, SNS Publish)"}
+    for fn in ["hello"] + FUNCTIONS:
+        f = fns[fn]
+        i, r = f["init_ms"], f["first_response_ms"]
+        ratio = "floor" if fn == "hello" else f"{i['median'] / floor:.2f}×"
+        w(f"| {fn} | {i['median']:.1f} ms | {i['p95']:.1f} ms | {ratio} | {r['median']:.1f} ms | {r['p95']:.1f} ms | {f['ok']}/{r['n']} | {events[fn]} |\n")
+    certfile = load("coldstart-certfile.json")
+    cfns = {f["name"]: f for f in certfile["functions"]}
+    cfloor = cfns["hello"]["init_ms"]["median"]
+    w("\nDiagnostic, same runs with `SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt` (the HTTPS client then reads that one "
+      "CA bundle instead of also scanning the 140-odd files of `/etc/ssl/certs`):\n\n"
+      "| function | init median | init p95 | init vs floor (median) | first response median |\n|---|---:|---:|---:|---:|\n")
+    for fn in ["hello"] + FUNCTIONS:
+        i, r = cfns[fn]["init_ms"], cfns[fn]["first_response_ms"]
+        ratio = "floor" if fn == "hello" else f"{i['median'] / cfloor:.2f}×"
+        w(f"| {fn} | {i['median']:.1f} ms | {i['p95']:.1f} ms | {ratio} | {r['median']:.1f} ms |\n")
+    CONTEXT["init"] = {fn: fns[fn]["init_ms"]["median"] for fn in fns}
+    CONTEXT["init_certfile"] = {fn: cfns[fn]["init_ms"]["median"] for fn in cfns}
+    w("\nFirst responses (first run of each):\n\n")
+    for fn in ["hello"] + FUNCTIONS:
+        w(f"- {fn}: `{fns[fn]['first_body'][:200]}`\n")
+
+    w("\n## Hot path (criterion)\n\n`cargo bench -p jobrunner-core --bench hot_path` (release profile: opt-level \"s\", fat LTO, as deployed), "
+      "1 s warm-up, short measurement; per call:\n\n| benchmark | median | mean | 95 % CI of the mean |\n|---|---:|---:|---:|\n")
+
+    def t(ns):
+        return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+
+    labels = {"s3_event_decode_route_plan": "S3 event: decode + route + plan (events/s3-object-created.json, examples/jobrunner.toml)",
+              "s3_event_decode": "… of which decode (JSON text → typed event)",
+              "s3_event_route_plan": "… of which route + plan (trigger match, templating, token, RunTask plan)",
+              "s3_event_dry_run_json": "S3 event: the whole dry run, RunTask JSON input included",
+              "alert_decode_classify_render": "stopped task: decode + classify + render the SNS alert (events/ecs-task-stopped-non-zero-exit.json)",
+              "scaling_decide": "one scaling decision (`decide`, 10 minutes of history)"}
+    for key, label in labels.items():
+        if key in crit:
+            e = crit[key]
+            ci = e["mean"]["confidence_interval"]
+            w(f"| {label} | {t(e['median']['point_estimate'])} | {t(e['mean']['point_estimate'])} | {t(ci['lower_bound'])} – {t(ci['upper_bound'])} |\n")
+
+    w("\n## Size\n\n`cargo lambda build --release --output-format zip` (x86_64; arm64 needs the aarch64 target, not installed here):\n\n"
+      "| function | bootstrap.zip | bootstrap |\n|---|---:|---:|\n")
+    for fn in FUNCTIONS + ["hello"]:
+        z, raw = sizes[fn]
+        w(f"| {fn} | {z / 1e6:.2f} MB | {raw / 1e6:.2f} MB |\n")
+
+    w("\n## Scaling simulations\n\n`jobrunner simulate` on the traces in `bench/traces/` (worker `orders` of `bench/jobrunner.toml`: "
+      "examples/jobrunner.toml's worker with `sample_every_seconds = 10`; 10 messages per task). Task start 45 s, 10 s of work per "
+      f"message, CloudWatch datapoints readable 60 s after their minute, one hour of tail after the last arrival; for every policy a "
+      "task being scaled in finishes its current message first (scale-in protection, as the jobrunner docs recommend), and every "
+      "peer aims at the same 10 messages per task. Models and sources: "
+      "[MODELS.md](MODELS.md). Waits are arrival → processing start; `≥` marks runs that left messages unprocessed (their waits "
+      "count up to the end of the run).\n\n")
+    w("Traces: **burst** 1,000 messages within 10 s; **diurnal** a day of Poisson arrivals from 0.01/s at midnight to 0.5/s at noon "
+      "(22,101 messages); **trickle** one message every 2–6 minutes for 6 hours (95); **spiky** a message every 1–3 minutes plus "
+      "spikes of 100–400 messages every 20–60 minutes for 6 hours (2,937).\n\n")
+    w("### Every policy at the same bounds (0–50 tasks)\n\n")
+    w(sim_table("same") + "\n\n")
+    for trace in TRACES:
+        w(f"![{trace}](charts/{trace}.svg)\n")
+    w("\n### Every policy with one task always up (1–50)\n\n" + sim_table("min1") + "\n\n")
+    w("### Each at its own defaults (CDK 1–2 tasks; the others 0–50)\n\n" + sim_table("defaults") + "\n\n")
+    w("### Sensitivity: no CloudWatch delay (`--metric-delay-seconds 0`), 0–50\n\n" + sim_table("nodelay") + "\n\n")
+    w("### Sensitivity: exponential processing times (`--work-seconds exp:10`), 0–50\n\n" + sim_table("exp") + "\n\n")
+    w("### jobrunner deciding once a minute (examples/jobrunner.toml as is, no `sample_every_seconds`), 0–50\n\n"
+      + sim_table("minutely") + "\n\n")
+
+    w("### The scaling goals under the other settings\n\n| setting | goals met | missed |\n|---|---:|---|\n")
+    for variant, label in [("same", "same bounds 0–50 (main)"), ("min1", "one task always up"), ("defaults", "own defaults"),
+                           ("nodelay", "no CloudWatch delay"), ("exp", "exponential work")]:
+        checks = scaling_goals(variant)
+        miss = [f"{tr}: {g} ({d})" for g, tr, ok, d in checks if not ok]
+        w(f"| {label} | {len(checks) - len(miss)}/{len(checks)} | {'<br>'.join(miss) if miss else '—'} |\n")
+
+    w("\n## What limits the misses\n\n")
+    if not missed:
+        w("Every goal was met in this run.\n")
+    seen = {}
+    for area, goal, met, detail in missed:
+        text = explain(goal)
+        key = "init" if "init within" in goal else goal
+        seen.setdefault(key, []).append((goal, detail, text))
+    for key, items in seen.items():
+        if key == "init":
+            listed = "; ".join(f"{g.split(':')[0]} {d}" for g, d, _ in items)
+            w(f"- **init within 1.5× the hello-world floor** ({listed}). {explain_init()}\n")
+        else:
+            goal, detail, text = items[0]
+            w(f"- **{goal}** ({detail}). {text}\n")
+
+    w("\n## Commands\n\n```sh\n" + "\n".join(commands) + "\n```\n")
+
+
+def explain(goal):
+    if "within 10 % of keda" in goal:
+        return ("Both wait 300 s of an empty queue before scaling to zero, but KEDA counts its cooldown from the last 30-second "
+                "poll that found a message, which for a lone message is before its processing ends, and a message that arrives "
+                "and is processed between two polls is never seen at all. jobrunner counts from the first sample with nothing "
+                "visible or in flight, so each lone message keeps a task about half a minute longer, and more of the next messages "
+                "land on a running task (hence its lower p95). Deciding once a minute instead (the example config as is, table above) "
+                "jobrunner uses fewer task-minutes than KEDA on the trickle but waits longer. Not tuned away: the peer model keeps KEDA's documented defaults "
+                "and jobrunner the example's `scale_in_after_seconds = 300`.")
+    if "⅓ of target-tracking" in goal:
+        return ("jobrunner's wait on a spike is set by the shared target of 10 messages per task: a task started for a spike "
+                "works through about 10 messages of 10 s, so the last of them wait ~100 s plus the 45 s start. Target tracking "
+                "needs three one-minute datapoints above the target, published a minute late, before its first task starts "
+                "(~5 minutes). A lower `messages_per_task` shortens jobrunner's waits at more task-minutes; the models use the "
+                "same target for every policy.")
+    if "⅓ of cdk" in goal:
+        return "CDK's standing task (min 1) serves a trickle at once; at min 0 CDK never starts a task below 100 visible messages."
+    if "init within" in goal:
+        return explain_init()
+    if "50 µs" in goal:
+        return "Measured on a shared machine with the size-optimised release profile."
+    if "MB" in goal:
+        return "Each AWS SDK client adds to the binary."
+    return ""
+
+
+def explain_init():
+    init, cert = CONTEXT.get("init", {}), CONTEXT.get("init_certfile", {})
+    numbers = "; ".join(f"{fn} {init[fn]:.1f} → {cert[fn]:.1f} ms" for fn in FUNCTIONS if fn in init and fn in cert)
+    return (f"With a floor of {init.get('hello', 0):.1f} ms, 1.5× leaves under a millisecond for everything a real function "
+            "does at init. Most of the "
+            "difference is the AWS SDK's default HTTPS client loading the system's root certificates when the clients are "
+            "built (`jobrunner_aws::client::load`): it parses the CA bundle and then every file in `/etc/ssl/certs` "
+            "(strace shows 146 opened on this machine); the rest is config parsing and validation, the SDK config and "
+            "clients. With `SSL_CERT_FILE` set (one bundle, no directory scan) init drops: " + numbers
+            + f" (floor {cert.get('hello', 0):.1f} ms), still above 1.5×. What the certificate directory holds in Lambda's "
+            "runtime image decides this cost there; it was not measured in Lambda. Fixes belong to the functions, not the "
+            "benchmark: compiled-in roots (webpki-roots) or building the HTTPS client on first use.")
+
+
+if __name__ == "__main__":
+    main()

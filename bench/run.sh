@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# `make bench`: every speed and cost claim, measured side by side, written to bench/RESULTS.md.
+#
+#   1. builds (isolated in target/bench so other builds never hold its lock): the three Lambda
+#      functions and the hello-world floor with `cargo lambda build --release --output-format zip`,
+#      the cold-start harness, the jobrunner CLI (the simulator)
+#   2. sizes of the zipped functions
+#   3. criterion benchmarks of the hot path (crates/core/benches/hot_path.rs), short measurement
+#   4. cold start of each function and of the floor under a fake Runtime API, first invocation
+#      against moto server on loopback (bench/coldstart, bench/moto_setup.py)
+#   5. simulations of every trace in bench/traces/ under every policy (jobrunner simulate), with
+#      charts in bench/charts/
+#   6. bench/RESULTS.md (bench/report.py)
+#
+# Environment: RUNS (cold starts per function, default 30), WARMUP (discarded, default 2),
+# JOBS (cargo jobs, default 2), SEED (processing times, default 1), MEASUREMENT_SECONDS
+# (criterion, default 3), MOTO_PORT (default 5077). Raw outputs go to bench/out/ (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$ROOT/.venv/bin:$PATH"
+
+RUNS=${RUNS:-30}
+WARMUP=${WARMUP:-2}
+JOBS=${JOBS:-2}
+SEED=${SEED:-1}
+MEASUREMENT_SECONDS=${MEASUREMENT_SECONDS:-3}
+MOTO_PORT=${MOTO_PORT:-5077}
+TARGET="$ROOT/target/bench"
+OUT="$ROOT/bench/out"
+CHARTS="$ROOT/bench/charts"
+FUNCTIONS=(launcher scaler alerter)
+TRACES=(burst diurnal trickle spiky)
+
+rm -rf "$OUT" && mkdir -p "$OUT" "$CHARTS"
+: >"$OUT/commands.txt"
+: >"$OUT/timings.txt"
+began=$(date +%s)
+phase_start=$began
+
+log() { printf '== %s\n' "$*"; }
+run() { # run and record a command line
+  printf '%s\n' "$*" >>"$OUT/commands.txt"
+  "$@"
+}
+phase_done() {
+  local now
+  now=$(date +%s)
+  printf '%s\t%s\n' "$1" "$((now - phase_start))" >>"$OUT/timings.txt"
+  phase_start=$now
+}
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# The machine, for RESULTS.md.
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "memory=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -sr)"
+  echo "rustc=$(rustc -V)"
+  echo "cargo_lambda=$(cargo lambda -V 2>/dev/null | head -1)"
+  echo "moto=$(python3 -c 'import importlib.metadata as m; print(m.version("moto"))')"
+  echo "load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+} >"$OUT/machine.txt"
+
+log "1/6 builds (release, cargo lambda, target/bench)"
+run env CARGO_TARGET_DIR="$TARGET" cargo lambda build --release -j"$JOBS" --output-format zip \
+  --lambda-dir "$TARGET/lambda" --bin launcher --bin scaler --bin alerter
+(cd bench/hello && run env CARGO_TARGET_DIR="$TARGET/hello" cargo lambda build --release -j"$JOBS" \
+  --output-format zip --lambda-dir "$TARGET/lambda")
+run env CARGO_TARGET_DIR="$TARGET/tools" cargo build -q --release -j"$JOBS" --manifest-path bench/coldstart/Cargo.toml
+run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
+JOBRUNNER="$TARGET/debug/jobrunner"
+phase_done builds
+
+log "2/6 sizes"
+{
+  for fn in "${FUNCTIONS[@]}" hello; do
+    zip="$TARGET/lambda/$fn/bootstrap.zip"
+    mkdir -p "$OUT/cold/$fn"
+    (cd "$OUT/cold/$fn" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(".")' "$zip")
+    chmod +x "$OUT/cold/$fn/bootstrap"
+    printf '%s\t%s\t%s\n' "$fn" "$(stat -c %s "$zip")" "$(stat -c %s "$OUT/cold/$fn/bootstrap")"
+  done
+} >"$OUT/sizes.tsv"
+cat "$OUT/sizes.tsv"
+phase_done sizes
+
+log "3/6 criterion (hot path)"
+run env CARGO_TARGET_DIR="$TARGET" cargo bench -q -j"$JOBS" -p jobrunner-core --bench hot_path -- \
+  --warm-up-time 1 --measurement-time "$MEASUREMENT_SECONDS" --noplot 2>&1 | grep -E '^[a-z0-9_]+/|time:' | tee "$OUT/criterion.txt"
+mkdir -p "$OUT/criterion"
+for dir in "$TARGET"/criterion/*/; do
+  name=$(basename "$dir")
+  [ -f "$dir/new/estimates.json" ] && cp "$dir/new/estimates.json" "$OUT/criterion/$name.json"
+done
+phase_done criterion
+
+log "4/6 cold start ($RUNS runs each after $WARMUP warm-up runs, moto on 127.0.0.1:$MOTO_PORT)"
+moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break; sleep 0.2; done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
+python3 bench/moto_setup.py "$OUT"
+run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoint "$AWS_ENDPOINT_URL" \
+  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
+  --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
+  --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
+  --function alerter "$OUT/cold/alerter/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-alerter.toml" \
+  >"$OUT/coldstart.json"
+cat "$OUT/coldstart.json"
+# Diagnostic: the same with SSL_CERT_FILE set, so the HTTPS client reads one CA bundle instead of
+# also scanning /etc/ssl/certs (see RESULTS.md: what limits init).
+run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoint "$AWS_ENDPOINT_URL" \
+  --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
+  --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
+  --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
+  --function alerter "$OUT/cold/alerter/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-alerter.toml" \
+  >"$OUT/coldstart-certfile.json"
+phase_done coldstart
+
+log "5/6 simulations"
+simulate() { # NAME TRACE ARGS...
+  local name=$1 trace=$2
+  shift 2
+  run "$JOBRUNNER" simulate --config bench/jobrunner.toml --trace "bench/traces/$trace.csv" --seed "$SEED" --json "$@" \
+    >"$OUT/sim-$name-$trace.json"
+}
+for trace in "${TRACES[@]}"; do
+  # The comparison: the same bounds (the worker's 0–50) for every policy, chart included.
+  simulate same "$trace" --worker orders --min-tasks 0 --max-tasks 50 --chart "$CHARTS/$trace.svg"
+  # Everyone keeps one task up.
+  simulate min1 "$trace" --worker orders --min-tasks 1 --max-tasks 50
+  # Each at its own defaults: CDK 1–2 tasks, the others the worker's 0–50.
+  simulate defaults "$trace" --worker orders
+  # Sensitivity: no CloudWatch delay at all, exponential processing times.
+  simulate nodelay "$trace" --worker orders --min-tasks 0 --max-tasks 50 --metric-delay-seconds 0
+  simulate exp "$trace" --worker orders --min-tasks 0 --max-tasks 50 --work-seconds exp:10
+  # jobrunner exactly as examples/jobrunner.toml: one decision per minute.
+  simulate minutely "$trace" --worker orders-minutely --min-tasks 0 --max-tasks 50 --policy jobrunner --policy keda
+done
+"$JOBRUNNER" simulate --config bench/jobrunner.toml --worker orders --trace bench/traces/spiky.csv --min-tasks 0 --max-tasks 50 \
+  | tee "$OUT/sim-example.txt"
+phase_done simulations
+
+log "6/6 bench/RESULTS.md"
+printf 'total\t%s\n' "$(($(date +%s) - began))" >>"$OUT/timings.txt"
+python3 bench/report.py "$OUT" >bench/RESULTS.md
+log "done in $(($(date +%s) - began)) s: bench/RESULTS.md, bench/charts/*.svg"

@@ -1,0 +1,159 @@
+//! `jobrunner simulate`: one worker's queue under a traffic trace, scaled by jobrunner's real
+//! decision function and by the policies users would pick instead (crates/sim).
+
+use std::path::PathBuf;
+
+use jobrunner_core::Config;
+use jobrunner_sim::{
+    BoundsOverride, PolicyKind, Settings, Summary, Trace, WorkTime, chart, report,
+};
+
+/// Arguments of `jobrunner simulate`.
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// The config file holding the worker.
+    #[arg(long)]
+    config: PathBuf,
+    /// The worker (`[workers.NAME]`) whose scaling settings jobrunner uses.
+    #[arg(long)]
+    worker: String,
+    /// CSV with the header `time_s,arrivals`: messages arriving in each second.
+    #[arg(long)]
+    trace: PathBuf,
+    /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking, keda.
+    /// Default: all of them.
+    #[arg(long = "policy", value_name = "P")]
+    policies: Vec<String>,
+    /// Seconds from a rise of the desired count to the new task receiving messages.
+    #[arg(long, default_value_t = 45)]
+    task_start_seconds: u64,
+    /// Processing time per message: seconds (10), exp:MEAN or uniform:LOW-HIGH.
+    #[arg(long, default_value = "10")]
+    work_seconds: String,
+    /// Seed of the processing times.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print `{"results": [...]}` instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of backlog and tasks over time.
+    #[arg(long, value_name = "OUT.svg")]
+    chart: Option<PathBuf>,
+    /// Keep simulating this long after the last arrival (slow scale-in is paid for).
+    #[arg(long, default_value_t = 3600)]
+    tail_seconds: u64,
+    /// Delay after a minute ends before its CloudWatch datapoint can be read (CloudWatch-based policies).
+    #[arg(long, default_value_t = 60)]
+    metric_delay_seconds: u64,
+    /// Minimum tasks for every policy (default: the worker's; CDK's own default is 1).
+    #[arg(long)]
+    min_tasks: Option<u32>,
+    /// Maximum tasks for every policy (default: the worker's; CDK's own default is 2).
+    #[arg(long)]
+    max_tasks: Option<u32>,
+}
+
+pub fn run(args: SimulateArgs) -> Result<(), String> {
+    let config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let worker = config.workers.get(&args.worker).ok_or_else(|| {
+        let names: Vec<_> = config.workers.keys().map(String::as_str).collect();
+        format!(
+            "--worker '{}': no [workers.{}] in {} (workers: {})",
+            args.worker,
+            args.worker,
+            args.config.display(),
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        )
+    })?;
+    let trace = Trace::load(&args.trace).map_err(|e| e.to_string())?;
+    if trace.total() == 0 {
+        return Err(format!(
+            "{}: the trace has no arrivals",
+            args.trace.display()
+        ));
+    }
+    let kinds = if args.policies.is_empty() {
+        PolicyKind::ALL.to_vec()
+    } else {
+        args.policies
+            .iter()
+            .map(|p| p.parse::<PolicyKind>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--policy: {e}"))?
+    };
+    let work: WorkTime = args
+        .work_seconds
+        .parse()
+        .map_err(|e| format!("--work-seconds: {e}"))?;
+    let settings = Settings {
+        task_start_seconds: args.task_start_seconds,
+        work,
+        seed: args.seed,
+        tail_seconds: args.tail_seconds,
+        metric_delay_seconds: args.metric_delay_seconds,
+    };
+    let bounds = BoundsOverride {
+        min: args.min_tasks,
+        max: args.max_tasks,
+    };
+    let runs = jobrunner_sim::compare(&trace, worker, &kinds, bounds, &settings)
+        .map_err(|e| e.to_string())?;
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+
+    if let Some(path) = &args.chart {
+        let title = format!(
+            "{} — worker {}",
+            args.trace.file_name().map_or_else(
+                || args.trace.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            args.worker
+        );
+        let svg = chart::svg(&title, &runs).map_err(|e| e.to_string())?;
+        std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", report::to_json(&summaries));
+        return Ok(());
+    }
+    let sampling = worker
+        .sample_every_seconds
+        .map_or("once a minute".to_string(), |s| format!("every {s}s"));
+    println!(
+        "{}: {} messages from {} to {}, then {} more; worker {} ({} messages per task, tasks {}–{}, jobrunner samples {sampling})",
+        args.trace.display(),
+        trace.total(),
+        report::seconds(trace.first_arrival().unwrap_or(0)),
+        report::seconds(trace.last_arrival().unwrap_or(0)),
+        report::seconds(args.tail_seconds),
+        args.worker,
+        worker.messages_per_task,
+        bounds.min.unwrap_or(worker.min_tasks),
+        bounds.max.unwrap_or(worker.max_tasks),
+    );
+    println!(
+        "task start {}s, work {} s/message (seed {}), CloudWatch datapoints readable {}s after their minute{}",
+        settings.task_start_seconds,
+        settings.work,
+        settings.seed,
+        settings.metric_delay_seconds,
+        if bounds.min.is_none()
+            && bounds.max.is_none()
+            && kinds.contains(&PolicyKind::CdkQueueProcessing)
+        {
+            "; cdk-queue-processing at its default 1–2 tasks (--min-tasks/--max-tasks to compare at the same bounds)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    print!("{}", report::table(&summaries));
+    if summaries.iter().any(|s| s.unprocessed > 0) {
+        println!("(≥: messages were still waiting at the end; their waits count as a lower bound)");
+    }
+    Ok(())
+}
