@@ -14,7 +14,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let alerts = match jobrunner_alerter::alerts(&config) {
         Ok(alerts) => alerts,
         Err(e) => {
-            jobrunner_aws::lambda_init::report_init_error("jobrunner.InvalidConfig", &e.to_string()).await;
+            jobrunner_aws::lambda_init::report_init_error(
+                "jobrunner.InvalidConfig",
+                &e.to_string(),
+            )
+            .await;
             return Err(e.into());
         }
     };

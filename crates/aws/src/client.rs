@@ -25,7 +25,10 @@ pub async fn load() -> SdkConfig {
 
 /// Standard retry mode: exponential backoff with jitter, throttling errors included.
 pub fn retry_config() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(Duration::from_millis(100)).with_max_backoff(Duration::from_secs(5))
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_secs(5))
 }
 
 /// Connect in 3 s, each attempt within 10 s, the whole call (retries included) within 25 s.

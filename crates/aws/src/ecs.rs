@@ -11,9 +11,10 @@ use std::future::Future;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::operation::run_task::RunTaskError;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, DesiredStatus, KeyValuePair,
-    LaunchType, NetworkConfiguration, PlacementConstraint, PlacementConstraintType, PlacementStrategy,
-    PlacementStrategyType, PropagateTags, Tag, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
+    DesiredStatus, KeyValuePair, LaunchType, NetworkConfiguration, PlacementConstraint,
+    PlacementConstraintType, PlacementStrategy, PlacementStrategyType, PropagateTags, Tag,
+    TaskOverride,
 };
 use jobrunner_core::config::Overlap;
 use jobrunner_core::plan::{LaunchPlan, RunTaskInput};
@@ -25,7 +26,10 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchOutcome {
     /// ECS started the task now.
-    Started { task_arns: Vec<String>, capacity_provider: Option<String> },
+    Started {
+        task_arns: Vec<String>,
+        capacity_provider: Option<String>,
+    },
     /// ECS had already started a task for this event (token reuse) — nothing new started.
     AlreadyStarted { task_arns: Vec<String> },
     /// `overlap = "forbid"` and a previous run is still going.
@@ -34,7 +38,10 @@ pub enum LaunchOutcome {
 
 /// The launcher's port: anything that can carry out a [`LaunchPlan`].
 pub trait Launch {
-    fn launch(&self, plan: &LaunchPlan) -> impl Future<Output = Result<LaunchOutcome, Error>> + Send;
+    fn launch(
+        &self,
+        plan: &LaunchPlan,
+    ) -> impl Future<Output = Result<LaunchOutcome, Error>> + Send;
 }
 
 /// The ECS adapter: owns the client, built once per cold start.
@@ -57,7 +64,12 @@ impl EcsTasks {
 
     /// ARNs of tasks in `cluster` started by `started_by` that are pending or running,
     /// stopping the listing once `limit` are found.
-    pub async fn running_tasks(&self, cluster: &str, started_by: &str, limit: usize) -> Result<Vec<String>, Error> {
+    pub async fn running_tasks(
+        &self,
+        cluster: &str,
+        started_by: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
         let mut arns = Vec::new();
         let mut pages = self
             .client
@@ -78,7 +90,12 @@ impl EcsTasks {
     }
 
     /// Stops a task, with a reason ECS shows in the console and in the stop event.
-    pub async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), Error> {
+    pub async fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
         self.client
             .stop_task()
             .cluster(cluster)
@@ -92,8 +109,15 @@ impl EcsTasks {
 
     /// Running tasks that belong to this very tick (a redelivery after a successful launch):
     /// those whose container environment carries the same `JOB_SCHEDULED_TIME`.
-    async fn tasks_of_tick(&self, cluster: &str, arns: &[String], input: &RunTaskInput) -> Result<Vec<String>, Error> {
-        let Some(tick_time) = scheduled_time(input) else { return Ok(vec![]) };
+    async fn tasks_of_tick(
+        &self,
+        cluster: &str,
+        arns: &[String],
+        input: &RunTaskInput,
+    ) -> Result<Vec<String>, Error> {
+        let Some(tick_time) = scheduled_time(input) else {
+            return Ok(vec![]);
+        };
         if arns.is_empty() {
             return Ok(vec![]);
         }
@@ -110,9 +134,12 @@ impl EcsTasks {
             .iter()
             .filter(|task| {
                 task.overrides().is_some_and(|o| {
-                    o.container_overrides().iter().flat_map(|c| c.environment()).any(|kv| {
-                        kv.name() == Some("JOB_SCHEDULED_TIME") && kv.value() == Some(tick_time)
-                    })
+                    o.container_overrides()
+                        .iter()
+                        .flat_map(|c| c.environment())
+                        .any(|kv| {
+                            kv.name() == Some("JOB_SCHEDULED_TIME") && kv.value() == Some(tick_time)
+                        })
                 })
             })
             .filter_map(|task| task.task_arn().map(str::to_owned))
@@ -133,7 +160,12 @@ impl EcsTasks {
                 input
                     .capacity_provider_strategy
                     .iter()
-                    .map(|s| CapacityProviderStrategyItem::builder().capacity_provider(&s.capacity_provider).weight(s.weight).build())
+                    .map(|s| {
+                        CapacityProviderStrategyItem::builder()
+                            .capacity_provider(&s.capacity_provider)
+                            .weight(s.weight)
+                            .build()
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(build_error)?,
             ))
@@ -156,10 +188,21 @@ impl EcsTasks {
                 input
                     .placement_strategy
                     .iter()
-                    .map(|s| PlacementStrategy::builder().r#type(PlacementStrategyType::from(s.kind.as_str())).set_field(s.field.clone()).build())
+                    .map(|s| {
+                        PlacementStrategy::builder()
+                            .r#type(PlacementStrategyType::from(s.kind.as_str()))
+                            .set_field(s.field.clone())
+                            .build()
+                    })
                     .collect(),
             ))
-            .set_tags(Some(input.tags.iter().map(|t| Tag::builder().key(&t.key).value(&t.value).build()).collect()))
+            .set_tags(Some(
+                input
+                    .tags
+                    .iter()
+                    .map(|t| Tag::builder().key(&t.key).value(&t.value).build())
+                    .collect(),
+            ))
             .set_propagate_tags(input.propagate_tags.as_deref().map(PropagateTags::from))
             .enable_ecs_managed_tags(input.enable_ecs_managed_tags)
             .send()
@@ -173,7 +216,11 @@ impl EcsTasks {
                 return Err(Error::from_sdk("RunTask", err));
             }
         };
-        let arns: Vec<String> = output.tasks().iter().filter_map(|t| t.task_arn().map(str::to_owned)).collect();
+        let arns: Vec<String> = output
+            .tasks()
+            .iter()
+            .filter_map(|t| t.task_arn().map(str::to_owned))
+            .collect();
         if !arns.is_empty() {
             return Ok(Attempt::Started(arns));
         }
@@ -185,8 +232,16 @@ impl EcsTasks {
                 None => f.reason().unwrap_or("no reason").to_string(),
             })
             .collect();
-        let reason = if reasons.is_empty() { "RunTask returned neither tasks nor failures".to_string() } else { reasons.join("; ") };
-        if output.failures().iter().any(|f| is_capacity_failure(f.reason().unwrap_or_default())) {
+        let reason = if reasons.is_empty() {
+            "RunTask returned neither tasks nor failures".to_string()
+        } else {
+            reasons.join("; ")
+        };
+        if output
+            .failures()
+            .iter()
+            .any(|f| is_capacity_failure(f.reason().unwrap_or_default()))
+        {
             Ok(Attempt::NoCapacity(reason))
         } else {
             Err(Error::LaunchFailed { reason })
@@ -197,7 +252,9 @@ impl EcsTasks {
 impl Launch for EcsTasks {
     async fn launch(&self, plan: &LaunchPlan) -> Result<LaunchOutcome, Error> {
         let Some(first) = plan.attempts.first() else {
-            return Err(Error::LaunchFailed { reason: format!("job '{}' has no launch attempt planned", plan.job) });
+            return Err(Error::LaunchFailed {
+                reason: format!("job '{}' has no launch attempt planned", plan.job),
+            });
         };
         let cluster = first.cluster.as_str();
 
@@ -205,23 +262,39 @@ impl Launch for EcsTasks {
             let limit = cap.max_running as usize;
             let mut running = 0;
             for started_by in &cap.started_by {
-                running += self.running_tasks(cluster, started_by, limit - running.min(limit)).await?.len();
+                running += self
+                    .running_tasks(cluster, started_by, limit - running.min(limit))
+                    .await?
+                    .len();
                 if running >= limit {
-                    return Err(Error::AtCap { job: plan.job.clone(), running: running as u32, max_running: cap.max_running });
+                    return Err(Error::AtCap {
+                        job: plan.job.clone(),
+                        running: running as u32,
+                        max_running: cap.max_running,
+                    });
                 }
             }
         }
 
         if let Some(check) = &plan.overlap {
-            let running = self.running_tasks(cluster, &check.started_by, usize::MAX).await?;
+            let running = self
+                .running_tasks(cluster, &check.started_by, usize::MAX)
+                .await?;
             let this_tick = self.tasks_of_tick(cluster, &running, first).await?;
             if !this_tick.is_empty() {
-                return Ok(LaunchOutcome::AlreadyStarted { task_arns: this_tick });
+                return Ok(LaunchOutcome::AlreadyStarted {
+                    task_arns: this_tick,
+                });
             }
             match check.policy {
-                Overlap::Forbid if !running.is_empty() => return Ok(LaunchOutcome::SkippedOverlap { running }),
+                Overlap::Forbid if !running.is_empty() => {
+                    return Ok(LaunchOutcome::SkippedOverlap { running });
+                }
                 Overlap::Replace => {
-                    let reason = format!("jobrunner: replaced by the run scheduled for {}", scheduled_time(first).unwrap_or("now"));
+                    let reason = format!(
+                        "jobrunner: replaced by the run scheduled for {}",
+                        scheduled_time(first).unwrap_or("now")
+                    );
                     for arn in &running {
                         info!(task_arn = %arn, job = %plan.job, "stopping the previous run (overlap = replace)");
                         self.stop_task(cluster, arn, &reason).await?;
@@ -233,17 +306,32 @@ impl Launch for EcsTasks {
 
         let mut capacity_reasons = Vec::new();
         for attempt in &plan.attempts {
-            let provider = attempt.capacity_provider_strategy.first().map(|s| s.capacity_provider.clone());
+            let provider = attempt
+                .capacity_provider_strategy
+                .first()
+                .map(|s| s.capacity_provider.clone());
             match self.run_task(attempt).await? {
-                Attempt::Started(task_arns) => return Ok(LaunchOutcome::Started { task_arns, capacity_provider: provider }),
-                Attempt::Conflict(task_arns) => return Ok(LaunchOutcome::AlreadyStarted { task_arns }),
+                Attempt::Started(task_arns) => {
+                    return Ok(LaunchOutcome::Started {
+                        task_arns,
+                        capacity_provider: provider,
+                    });
+                }
+                Attempt::Conflict(task_arns) => {
+                    return Ok(LaunchOutcome::AlreadyStarted { task_arns });
+                }
                 Attempt::NoCapacity(reason) => {
                     warn!(job = %plan.job, capacity_provider = provider.as_deref().unwrap_or("(launch type)"), %reason, "no capacity; trying the next capacity provider");
-                    capacity_reasons.push(format!("{}: {reason}", provider.as_deref().unwrap_or("launch type")));
+                    capacity_reasons.push(format!(
+                        "{}: {reason}",
+                        provider.as_deref().unwrap_or("launch type")
+                    ));
                 }
             }
         }
-        Err(Error::NoCapacity { reason: capacity_reasons.join("; ") })
+        Err(Error::NoCapacity {
+            reason: capacity_reasons.join("; "),
+        })
     }
 }
 
@@ -274,7 +362,15 @@ fn overrides(input: &RunTaskInput) -> Result<TaskOverride, Error> {
                         .name(&c.name)
                         .set_command(c.command.clone())
                         .set_environment(Some(
-                            c.environment.iter().map(|kv| KeyValuePair::builder().name(&kv.name).value(&kv.value).build()).collect(),
+                            c.environment
+                                .iter()
+                                .map(|kv| {
+                                    KeyValuePair::builder()
+                                        .name(&kv.name)
+                                        .value(&kv.value)
+                                        .build()
+                                })
+                                .collect(),
                         ))
                         .build()
                 })
@@ -286,7 +382,9 @@ fn overrides(input: &RunTaskInput) -> Result<TaskOverride, Error> {
 }
 
 fn network(input: &RunTaskInput) -> Result<Option<NetworkConfiguration>, Error> {
-    let Some(config) = &input.network_configuration else { return Ok(None) };
+    let Some(config) = &input.network_configuration else {
+        return Ok(None);
+    };
     let vpc = &config.awsvpc_configuration;
     let awsvpc = AwsVpcConfiguration::builder()
         .set_subnets(Some(vpc.subnets.clone()))
@@ -294,7 +392,11 @@ fn network(input: &RunTaskInput) -> Result<Option<NetworkConfiguration>, Error> 
         .assign_public_ip(AssignPublicIp::from(vpc.assign_public_ip.as_str()))
         .build()
         .map_err(build_error)?;
-    Ok(Some(NetworkConfiguration::builder().awsvpc_configuration(awsvpc).build()))
+    Ok(Some(
+        NetworkConfiguration::builder()
+            .awsvpc_configuration(awsvpc)
+            .build(),
+    ))
 }
 
 fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
@@ -302,7 +404,10 @@ fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
 }
 
 fn build_error(err: aws_sdk_ecs::error::BuildError) -> Error {
-    Error::Rejected { operation: "RunTask", message: err.to_string() }
+    Error::Rejected {
+        operation: "RunTask",
+        message: err.to_string(),
+    }
 }
 
 fn truncate(text: &str, max: usize) -> &str {

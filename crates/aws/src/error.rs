@@ -8,13 +8,22 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 pub enum Error {
     /// AWS throttled the call after the SDK's own retries.
     #[error("{operation} throttled by AWS: {message}")]
-    Throttled { operation: &'static str, message: String },
+    Throttled {
+        operation: &'static str,
+        message: String,
+    },
     /// A timeout, a connection failure or a 5xx, after the SDK's own retries.
     #[error("{operation} failed transiently: {message}")]
-    Transient { operation: &'static str, message: String },
+    Transient {
+        operation: &'static str,
+        message: String,
+    },
     /// AWS rejected the request; retrying the same request fails the same way.
     #[error("{operation} rejected: {message}")]
-    Rejected { operation: &'static str, message: String },
+    Rejected {
+        operation: &'static str,
+        message: String,
+    },
     /// ECS had no capacity on any of the job's capacity providers.
     #[error("no capacity to place the task: {reason}")]
     NoCapacity { reason: String },
@@ -23,7 +32,11 @@ pub enum Error {
     LaunchFailed { reason: String },
     /// The job is at its `max_running` cap; the event must wait.
     #[error("job '{job}' is at its cap: {running} of {max_running} tasks running")]
-    AtCap { job: String, running: u32, max_running: u32 },
+    AtCap {
+        job: String,
+        running: u32,
+        max_running: u32,
+    },
 }
 
 impl Error {
@@ -31,7 +44,10 @@ impl Error {
     /// opposed to a permanent failure (the event goes to the dead-letter queue).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Throttled { .. } | Error::Transient { .. } | Error::NoCapacity { .. } | Error::AtCap { .. } => true,
+            Error::Throttled { .. }
+            | Error::Transient { .. }
+            | Error::NoCapacity { .. }
+            | Error::AtCap { .. } => true,
             Error::Rejected { .. } | Error::LaunchFailed { .. } => false,
         }
     }
@@ -49,7 +65,11 @@ impl Error {
                 let code = service.err().code().unwrap_or_default();
                 if THROTTLING_CODES.contains(&code) {
                     Error::Throttled { operation, message }
-                } else if code.contains("Server") || code == "ServiceUnavailable" || code == "InternalFailure" || code == "InternalError" {
+                } else if code.contains("Server")
+                    || code == "ServiceUnavailable"
+                    || code == "InternalFailure"
+                    || code == "InternalError"
+                {
                     Error::Transient { operation, message }
                 } else {
                     Error::Rejected { operation, message }
@@ -87,7 +107,11 @@ where
 {
     if let SdkError::ServiceError(service) = err {
         let e = service.err();
-        return format!("{}: {}", e.code().unwrap_or("UnknownError"), e.message().unwrap_or("no message"));
+        return format!(
+            "{}: {}",
+            e.code().unwrap_or("UnknownError"),
+            e.message().unwrap_or("no message")
+        );
     }
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);

@@ -31,7 +31,11 @@ pub async fn report_init_error(error_type: &str, message: &str) {
         .header("content-type", "application/json")
         .body(Body::from(body));
     let sent = match request {
-        Ok(request) => PooledClient::builder().build().call(request).await.map(|_| ()),
+        Ok(request) => PooledClient::builder()
+            .build()
+            .call(request)
+            .await
+            .map(|_| ()),
         Err(e) => Err(e.into()),
     };
     if let Err(e) = sent {

@@ -7,8 +7,8 @@
 pub mod client;
 pub mod ecs;
 pub mod ecs_service;
-pub mod lambda_init;
 pub mod error;
+pub mod lambda_init;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;

@@ -10,7 +10,11 @@ use jobrunner_core::{Config, schedule};
 mod simulate;
 
 #[derive(Parser)]
-#[command(name = "jobrunner", version, about = "Event-driven job runner for ECS: offline tools over the runner's config.")]
+#[command(
+    name = "jobrunner",
+    version,
+    about = "Event-driven job runner for ECS: offline tools over the runner's config."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +54,11 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Validate { config } => validate(&config),
         Command::Plan { config, event } => plan(&config, &event),
-        Command::Schedules { config, from, count } => schedules(&config, from.as_deref(), count),
+        Command::Schedules {
+            config,
+            from,
+            count,
+        } => schedules(&config, from.as_deref(), count),
         Command::Simulate(args) => simulate::run(args),
     };
     match result {
@@ -78,10 +86,16 @@ fn validate(path: &Path) -> Result<(), String> {
 
 fn plan(config: &Path, event: &Path) -> Result<(), String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(event).map_err(|e| format!("{}: cannot read: {e}", event.display()))?;
-    let payload = jobrunner_core::event::parse_json(&text).map_err(|e| format!("{}: {e}", event.display()))?;
-    let dry_run = jobrunner_core::dryrun::dry_run(&config, &payload).map_err(|e| format!("{}: {e}", event.display()))?;
-    println!("{}", serde_json::to_string_pretty(&dry_run).map_err(|e| e.to_string())?);
+    let text = std::fs::read_to_string(event)
+        .map_err(|e| format!("{}: cannot read: {e}", event.display()))?;
+    let payload = jobrunner_core::event::parse_json(&text)
+        .map_err(|e| format!("{}: {e}", event.display()))?;
+    let dry_run = jobrunner_core::dryrun::dry_run(&config, &payload)
+        .map_err(|e| format!("{}: {e}", event.display()))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&dry_run).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
@@ -98,11 +112,23 @@ fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String
     }
     for schedule in &config.triggers.schedule {
         let timezone = schedule.timezone.as_deref().unwrap_or("UTC");
-        let expression = schedule.expression.as_deref().unwrap_or("(no expression: fired by a rule defined elsewhere)");
-        println!("{} (job {}, {expression}, {timezone}, overlap {})", schedule.name, schedule.job, format!("{:?}", schedule.overlap).to_lowercase());
+        let expression = schedule
+            .expression
+            .as_deref()
+            .unwrap_or("(no expression: fired by a rule defined elsewhere)");
+        println!(
+            "{} (job {}, {expression}, {timezone}, overlap {})",
+            schedule.name,
+            schedule.job,
+            format!("{:?}", schedule.overlap).to_lowercase()
+        );
         let tz = schedule::parse_timezone(timezone)?;
         for time in schedule::next_fire_times(schedule, from, count)? {
-            println!("  {}   {}", time.format("%Y-%m-%dT%H:%M:%SZ"), time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"));
+            println!(
+                "  {}   {}",
+                time.format("%Y-%m-%dT%H:%M:%SZ"),
+                time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            );
         }
     }
     Ok(())

@@ -6,15 +6,26 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn jobrunner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobrunner")).args(args).output().expect("run jobrunner")
+    Command::new(env!("CARGO_BIN_EXE_jobrunner"))
+        .args(args)
+        .output()
+        .expect("run jobrunner")
 }
 
 fn plan(event: &Path) -> (Output, Value) {
-    let output = jobrunner(&["plan", "--config", repo("examples/jobrunner.toml").to_str().unwrap(), "--event", event.to_str().unwrap()]);
+    let output = jobrunner(&[
+        "plan",
+        "--config",
+        repo("examples/jobrunner.toml").to_str().unwrap(),
+        "--event",
+        event.to_str().unwrap(),
+    ]);
     let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (output, json)
 }
@@ -35,50 +46,106 @@ fn write_temp(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn validate_accepts_the_example() {
-    let output = jobrunner(&["validate", "--config", repo("examples/jobrunner.toml").to_str().unwrap()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = jobrunner(&[
+        "validate",
+        "--config",
+        repo("examples/jobrunner.toml").to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn validate_names_the_bad_field() {
-    let text = std::fs::read_to_string(repo("examples/jobrunner.toml")).unwrap().replace("cpu = 512\nmemory = 1024", "cpu = 512\nmemory = 512");
-    let output = jobrunner(&["validate", "--config", write_temp("bad.toml", &text).to_str().unwrap()]);
+    let text = std::fs::read_to_string(repo("examples/jobrunner.toml"))
+        .unwrap()
+        .replace("cpu = 512\nmemory = 1024", "cpu = 512\nmemory = 512");
+    let output = jobrunner(&[
+        "validate",
+        "--config",
+        write_temp("bad.toml", &text).to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("jobs.thumbnails.size_tiers[0].cpu"), "{stderr}");
+    assert!(
+        stderr.contains("jobs.thumbnails.size_tiers[0].cpu"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]
 fn plan_prints_the_run_task_input() {
     let (output, json) = plan(&repo("events/s3-object-created.json"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let action = &json["actions"][0];
-    assert_eq!((action["service"].as_str(), action["operation"].as_str()), (Some("ecs"), Some("RunTask")));
+    assert_eq!(
+        (action["service"].as_str(), action["operation"].as_str()),
+        (Some("ecs"), Some("RunTask"))
+    );
     let input = &action["input"];
     assert_eq!(env_value(input, "JOB_BUCKET").as_deref(), Some("uploads"));
-    assert_eq!(env_value(input, "JOB_KEY").as_deref(), Some("images/cat.jpg"));
+    assert_eq!(
+        env_value(input, "JOB_KEY").as_deref(),
+        Some("images/cat.jpg")
+    );
     let token = input["clientToken"].as_str().unwrap();
-    assert!(token.len() <= 64 && token.bytes().all(|b| (33..=126).contains(&b)), "{token}");
+    assert!(
+        token.len() <= 64 && token.bytes().all(|b| (33..=126).contains(&b)),
+        "{token}"
+    );
     assert_eq!(json["skipped"], serde_json::json!([]));
 }
 
 #[test]
 fn plan_token_is_stable_per_event_and_changes_per_version() {
     let text = std::fs::read_to_string(repo("events/s3-object-created.json")).unwrap();
-    let token_of = |name: &str, text: &str| plan(&write_temp(name, text)).1["actions"][0]["input"]["clientToken"].as_str().unwrap().to_string();
+    let token_of = |name: &str, text: &str| {
+        plan(&write_temp(name, text)).1["actions"][0]["input"]["clientToken"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let original = token_of("a.json", &text);
-    assert_eq!(original, token_of("b.json", &text.replace("17793124-05d4-b198", "00000000-0000-0000")), "redelivery");
-    assert_ne!(original, token_of("c.json", &text.replace("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "v2")), "another version");
+    assert_eq!(
+        original,
+        token_of(
+            "b.json",
+            &text.replace("17793124-05d4-b198", "00000000-0000-0000")
+        ),
+        "redelivery"
+    );
+    assert_ne!(
+        original,
+        token_of(
+            "c.json",
+            &text.replace("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "v2")
+        ),
+        "another version"
+    );
 }
 
 #[test]
 fn unmatched_event_is_skipped_with_exit_zero() {
-    let text = std::fs::read_to_string(repo("events/s3-object-created.json")).unwrap().replace("images/cat.jpg", "docs/readme.txt");
+    let text = std::fs::read_to_string(repo("events/s3-object-created.json"))
+        .unwrap()
+        .replace("images/cat.jpg", "docs/readme.txt");
     let (output, json) = plan(&write_temp("skip.json", &text));
     assert!(output.status.success());
     assert_eq!(json["actions"], serde_json::json!([]));
-    assert!(json["skipped"][0]["reason"].as_str().unwrap().contains("docs/readme.txt"));
+    assert!(
+        json["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("docs/readme.txt")
+    );
 }
 
 #[test]
@@ -94,16 +161,40 @@ fn not_json_fails_with_one_line() {
 #[test]
 fn plan_of_a_schedule_notes_the_live_overlap_check() {
     let (output, json) = plan(&repo("events/schedule-rule-event.json"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let action = &json["actions"][0];
-    assert_eq!(env_value(&action["input"], "JOB_SCHEDULED_TIME").as_deref(), Some("2026-11-22T06:00:00Z"));
-    assert!(action["notes"][0].as_str().unwrap().contains("overlap=forbid"), "{action}");
+    assert_eq!(
+        env_value(&action["input"], "JOB_SCHEDULED_TIME").as_deref(),
+        Some("2026-11-22T06:00:00Z")
+    );
+    assert!(
+        action["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("overlap=forbid"),
+        "{action}"
+    );
 }
 
 #[test]
 fn schedules_lists_fire_times_in_utc_and_local_time() {
-    let output = jobrunner(&["schedules", "--config", repo("examples/jobrunner.toml").to_str().unwrap(), "--from", "2026-11-22T05:10:00Z", "--count", "2"]);
+    let output = jobrunner(&[
+        "schedules",
+        "--config",
+        repo("examples/jobrunner.toml").to_str().unwrap(),
+        "--from",
+        "2026-11-22T05:10:00Z",
+        "--count",
+        "2",
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("2026-11-22T06:00:00Z   2026-11-22 07:00 CET"), "{stdout}");
+    assert!(
+        stdout.contains("2026-11-22T06:00:00Z   2026-11-22 07:00 CET"),
+        "{stdout}"
+    );
     assert!(stdout.contains("2026-11-22T07:00:00Z"), "{stdout}");
 }

@@ -49,12 +49,20 @@ pub fn dry_run(config: &Config, payload: &Value) -> Result<DryRun, Error> {
                     Ok(events) => {
                         for event in events {
                             if let Err(e) = plan_event(config, &event, &mut out) {
-                                out.skipped.push(Skipped { reason: format!("message {}: {e} (fails; the queue's DLQ receives it)", message.message_id) });
+                                out.skipped.push(Skipped {
+                                    reason: format!(
+                                        "message {}: {e} (fails; the queue's DLQ receives it)",
+                                        message.message_id
+                                    ),
+                                });
                             }
                         }
                     }
                     Err(e) => out.skipped.push(Skipped {
-                        reason: format!("message {}: {e} (fails; the queue's DLQ receives it)", message.message_id),
+                        reason: format!(
+                            "message {}: {e} (fails; the queue's DLQ receives it)",
+                            message.message_id
+                        ),
                     }),
                 }
             }
@@ -66,19 +74,31 @@ pub fn dry_run(config: &Config, payload: &Value) -> Result<DryRun, Error> {
 fn plan_event(config: &Config, event: &Event, out: &mut DryRun) -> Result<(), Error> {
     match event {
         Event::ObjectCreated(object) => match routing::route(config, object) {
-            Some(trigger) => out.actions.extend(run_task_actions(plan::plan_object(config, &trigger.job, object)?)),
-            None => out.skipped.push(Skipped { reason: routing::no_match_reason(config, object) }),
+            Some(trigger) => out.actions.extend(run_task_actions(plan::plan_object(
+                config,
+                &trigger.job,
+                object,
+            )?)),
+            None => out.skipped.push(Skipped {
+                reason: routing::no_match_reason(config, object),
+            }),
         },
         Event::ScheduleTick(tick) => match schedule::find(config, tick) {
-            Some(schedule) => out.actions.extend(run_task_actions(plan::plan_tick(config, schedule, tick)?)),
-            None => out.skipped.push(Skipped { reason: format!("no schedule named '{}' in the config", tick.name) }),
+            Some(schedule) => out
+                .actions
+                .extend(run_task_actions(plan::plan_tick(config, schedule, tick)?)),
+            None => out.skipped.push(Skipped {
+                reason: format!("no schedule named '{}' in the config", tick.name),
+            }),
         },
         Event::TaskStateChange(change) => {
             let (actions, skipped) = crate::alert::dry_run(config, change);
             out.actions.extend(actions);
             out.skipped.extend(skipped);
         }
-        Event::Ignored(reason) => out.skipped.push(Skipped { reason: reason.clone() }),
+        Event::Ignored(reason) => out.skipped.push(Skipped {
+            reason: reason.clone(),
+        }),
     }
     Ok(())
 }
@@ -100,8 +120,15 @@ fn run_task_actions(plan: LaunchPlan) -> Vec<Action> {
         });
     }
     for fallback in plan.attempts.iter().skip(1) {
-        let provider = fallback.capacity_provider_strategy.first().map(|s| s.capacity_provider.as_str()).unwrap_or("?");
-        notes.push(format!("on a capacity failure: retried on {provider} with clientToken {}", fallback.client_token));
+        let provider = fallback
+            .capacity_provider_strategy
+            .first()
+            .map(|s| s.capacity_provider.as_str())
+            .unwrap_or("?");
+        notes.push(format!(
+            "on a capacity failure: retried on {provider} with clientToken {}",
+            fallback.client_token
+        ));
     }
     let first = plan.attempts.into_iter().next();
     first

@@ -20,7 +20,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn config(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Config { path: path.into(), reason: reason.into() }
+        Error::Config {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Core errors never go away by retrying the same input.

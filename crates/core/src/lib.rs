@@ -12,8 +12,8 @@ pub mod event;
 pub mod fargate;
 pub mod plan;
 pub mod routing;
-pub mod schedule;
 pub mod scaling;
+pub mod schedule;
 pub mod template;
 pub mod token;
 

@@ -149,7 +149,11 @@ pub fn started_by_schedule(job: &str, schedule: &str) -> String {
 }
 
 /// Plans the launch of `job_name` for a created object.
-pub fn plan_object(config: &Config, job_name: &str, object: &ObjectCreated) -> Result<LaunchPlan, Error> {
+pub fn plan_object(
+    config: &Config,
+    job_name: &str,
+    object: &ObjectCreated,
+) -> Result<LaunchPlan, Error> {
     let job = lookup(config, job_name)?;
     let mut environment = vec![
         ("JOB_BUCKET", object.bucket.clone()),
@@ -160,7 +164,9 @@ pub fn plan_object(config: &Config, job_name: &str, object: &ObjectCreated) -> R
     if let Some(version) = &object.version_id {
         environment.push(("JOB_VERSION_ID", version.clone()));
     }
-    let event_time = object.event_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let event_time = object
+        .event_time
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     environment.push(("JOB_EVENT_TIME", event_time.clone()));
     let vars = Vars::from([
         ("job", job_name.to_string()),
@@ -187,10 +193,19 @@ pub fn plan_object(config: &Config, job_name: &str, object: &ObjectCreated) -> R
 }
 
 /// Plans the launch of a schedule's job for one tick.
-pub fn plan_tick(config: &Config, schedule: &ScheduleTrigger, tick: &ScheduleTick) -> Result<LaunchPlan, Error> {
+pub fn plan_tick(
+    config: &Config,
+    schedule: &ScheduleTrigger,
+    tick: &ScheduleTick,
+) -> Result<LaunchPlan, Error> {
     let job = lookup(config, &schedule.job)?;
-    let scheduled_time = tick.scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let environment = vec![("JOB_SCHEDULE", schedule.name.clone()), ("JOB_SCHEDULED_TIME", scheduled_time.clone())];
+    let scheduled_time = tick
+        .scheduled_time
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let environment = vec![
+        ("JOB_SCHEDULE", schedule.name.clone()),
+        ("JOB_SCHEDULED_TIME", scheduled_time.clone()),
+    ];
     let vars = Vars::from([
         ("job", schedule.job.clone()),
         ("schedule", schedule.name.clone()),
@@ -209,21 +224,35 @@ pub fn plan_tick(config: &Config, schedule: &ScheduleTrigger, tick: &ScheduleTic
     };
     let mut plan = build(config, &schedule.job, job, launch)?;
     plan.cap = cap(config, &schedule.job, job);
-    plan.overlap = (schedule.overlap != Overlap::Allow).then_some(OverlapCheck { policy: schedule.overlap, started_by });
+    plan.overlap = (schedule.overlap != Overlap::Allow).then_some(OverlapCheck {
+        policy: schedule.overlap,
+        started_by,
+    });
     Ok(plan)
 }
 
 fn lookup<'c>(config: &'c Config, job: &str) -> Result<&'c Job, Error> {
-    config.job(job).ok_or_else(|| Error::Plan { job: job.into(), reason: "no such job in the config".into() })
+    config.job(job).ok_or_else(|| Error::Plan {
+        job: job.into(),
+        reason: "no such job in the config".into(),
+    })
 }
 
 fn cap(config: &Config, job_name: &str, job: &Job) -> Option<ConcurrencyCap> {
     let max_running = job.max_running?;
     let mut started_by = vec![started_by_job(job_name)];
     started_by.extend(
-        config.triggers.schedule.iter().filter(|s| s.job == job_name).map(|s| started_by_schedule(job_name, &s.name)),
+        config
+            .triggers
+            .schedule
+            .iter()
+            .filter(|s| s.job == job_name)
+            .map(|s| started_by_schedule(job_name, &s.name)),
     );
-    Some(ConcurrencyCap { max_running, started_by })
+    Some(ConcurrencyCap {
+        max_running,
+        started_by,
+    })
 }
 
 /// What differs between an object launch and a tick launch.
@@ -239,18 +268,43 @@ struct Launch<'a> {
 }
 
 fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<LaunchPlan, Error> {
-    let fail = |reason: String| Error::Plan { job: job_name.into(), reason };
+    let fail = |reason: String| Error::Plan {
+        job: job_name.into(),
+        reason,
+    };
     validate_started_by(&launch.started_by).map_err(fail)?;
     let settings = job.resolved(&config.defaults);
 
     let mut environment = vec![
-        KeyValuePair { name: "JOB_NAME".into(), value: job_name.into() },
-        KeyValuePair { name: "JOB_TRIGGER".into(), value: launch.trigger.into() },
+        KeyValuePair {
+            name: "JOB_NAME".into(),
+            value: job_name.into(),
+        },
+        KeyValuePair {
+            name: "JOB_TRIGGER".into(),
+            value: launch.trigger.into(),
+        },
     ];
-    environment.extend(launch.environment.into_iter().map(|(name, value)| KeyValuePair { name: name.into(), value }));
-    for (name, value) in job.environment.iter().chain(launch.extra_environment.into_iter().flatten()) {
-        let value = template::render(value, &launch.vars).map_err(|e| fail(format!("environment.{name}: {e}")))?;
-        environment.push(KeyValuePair { name: name.clone(), value });
+    environment.extend(
+        launch
+            .environment
+            .into_iter()
+            .map(|(name, value)| KeyValuePair {
+                name: name.into(),
+                value,
+            }),
+    );
+    for (name, value) in job
+        .environment
+        .iter()
+        .chain(launch.extra_environment.into_iter().flatten())
+    {
+        let value = template::render(value, &launch.vars)
+            .map_err(|e| fail(format!("environment.{name}: {e}")))?;
+        environment.push(KeyValuePair {
+            name: name.clone(),
+            value,
+        });
     }
     let command = launch
         .command
@@ -258,18 +312,27 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
             parts
                 .iter()
                 .enumerate()
-                .map(|(i, part)| template::render(part, &launch.vars).map_err(|e| fail(format!("command[{i}]: {e}"))))
+                .map(|(i, part)| {
+                    template::render(part, &launch.vars)
+                        .map_err(|e| fail(format!("command[{i}]: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
 
     let (cpu, memory) = sizing(job, launch.size);
     let overrides = TaskOverride {
-        container_overrides: vec![ContainerOverride { name: job.container.clone(), command, environment }],
+        container_overrides: vec![ContainerOverride {
+            name: job.container.clone(),
+            command,
+            environment,
+        }],
         cpu: cpu.map(|c| c.to_string()),
         memory: memory.map(|m| m.to_string()),
     };
-    let overrides_chars = serde_json::to_string(&overrides).map(|s| s.chars().count()).unwrap_or(usize::MAX);
+    let overrides_chars = serde_json::to_string(&overrides)
+        .map(|s| s.chars().count())
+        .unwrap_or(usize::MAX);
     if overrides_chars > MAX_OVERRIDES_CHARS {
         return Err(fail(format!(
             "container overrides would be {overrides_chars} characters of JSON; ECS allows {MAX_OVERRIDES_CHARS} (is the object key very long?)"
@@ -277,10 +340,19 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
     }
 
     let mut tags = vec![
-        Tag { key: "jobrunner:job".into(), value: job_name.into() },
-        Tag { key: "jobrunner:trigger".into(), value: launch.trigger.into() },
+        Tag {
+            key: "jobrunner:job".into(),
+            value: job_name.into(),
+        },
+        Tag {
+            key: "jobrunner:trigger".into(),
+            value: launch.trigger.into(),
+        },
     ];
-    tags.extend(job.tags.iter().map(|(key, value)| Tag { key: key.clone(), value: value.clone() }));
+    tags.extend(job.tags.iter().map(|(key, value)| Tag {
+        key: key.clone(),
+        value: value.clone(),
+    }));
 
     let primary = RunTaskInput {
         cluster: settings.cluster.clone().unwrap_or_default(),
@@ -297,16 +369,24 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
             .placement_constraints
             .iter()
             .flatten()
-            .map(|c| PlacementConstraint { kind: c.kind.clone(), expression: c.expression.clone() })
+            .map(|c| PlacementConstraint {
+                kind: c.kind.clone(),
+                expression: c.expression.clone(),
+            })
             .collect(),
         placement_strategy: settings
             .placement_strategy
             .iter()
             .flatten()
-            .map(|s| PlacementStrategy { kind: s.kind.clone(), field: s.field.clone() })
+            .map(|s| PlacementStrategy {
+                kind: s.kind.clone(),
+                field: s.field.clone(),
+            })
             .collect(),
         tags,
-        propagate_tags: settings.propagate_tags.and_then(|p| p.then(|| "TASK_DEFINITION".to_string())),
+        propagate_tags: settings
+            .propagate_tags
+            .and_then(|p| p.then(|| "TASK_DEFINITION".to_string())),
         enable_ecs_managed_tags: true,
     };
 
@@ -315,19 +395,35 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
             .iter()
             .enumerate()
             .map(|(i, provider)| RunTaskInput {
-                client_token: if i == 0 { launch.token.clone() } else { token::for_attempt(&launch.token, provider) },
-                capacity_provider_strategy: vec![CapacityProviderStrategyItem { capacity_provider: provider.clone(), weight: 1 }],
+                client_token: if i == 0 {
+                    launch.token.clone()
+                } else {
+                    token::for_attempt(&launch.token, provider)
+                },
+                capacity_provider_strategy: vec![CapacityProviderStrategyItem {
+                    capacity_provider: provider.clone(),
+                    weight: 1,
+                }],
                 ..primary.clone()
             })
             .collect(),
         None => vec![primary],
     };
-    Ok(LaunchPlan { job: job_name.into(), attempts, cap: None, overlap: None })
+    Ok(LaunchPlan {
+        job: job_name.into(),
+        attempts,
+        cap: None,
+        overlap: None,
+    })
 }
 
 /// Task-level cpu/memory: the first size tier that fits the object, else the job's own.
 fn sizing(job: &Job, size: Option<u64>) -> (Option<u32>, Option<u32>) {
-    let tier = size.and_then(|size| job.size_tiers.iter().find(|t| t.max_bytes.is_none_or(|max| size <= max)));
+    let tier = size.and_then(|size| {
+        job.size_tiers
+            .iter()
+            .find(|t| t.max_bytes.is_none_or(|max| size <= max))
+    });
     match tier {
         Some(tier) => (Some(tier.cpu), Some(tier.memory)),
         None => (job.cpu, job.memory),
@@ -340,7 +436,12 @@ fn network(settings: &LaunchSettings) -> Option<NetworkConfiguration> {
         awsvpc_configuration: AwsVpcConfiguration {
             subnets,
             security_groups: settings.security_groups.clone().unwrap_or_default(),
-            assign_public_ip: if settings.assign_public_ip.unwrap_or(false) { "ENABLED" } else { "DISABLED" }.into(),
+            assign_public_ip: if settings.assign_public_ip.unwrap_or(false) {
+                "ENABLED"
+            } else {
+                "DISABLED"
+            }
+            .into(),
         },
     })
 }

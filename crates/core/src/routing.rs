@@ -5,7 +5,11 @@ use crate::event::ObjectCreated;
 
 /// Returns the first trigger (in config order) that matches `object`.
 pub fn route<'c>(config: &'c Config, object: &ObjectCreated) -> Option<&'c S3Trigger> {
-    config.triggers.s3.iter().find(|trigger| matches(trigger, object))
+    config
+        .triggers
+        .s3
+        .iter()
+        .find(|trigger| matches(trigger, object))
 }
 
 /// Whether one trigger's bucket, prefix, suffix and size bounds all hold for `object`.
@@ -33,7 +37,13 @@ mod tests {
     use super::*;
 
     fn trigger(job: &str, prefix: &str, suffix: &str) -> S3Trigger {
-        S3Trigger { job: job.into(), bucket: "uploads".into(), prefix: prefix.into(), suffix: suffix.into(), ..Default::default() }
+        S3Trigger {
+            job: job.into(),
+            bucket: "uploads".into(),
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            ..Default::default()
+        }
     }
 
     fn object(key: &str, size: u64) -> ObjectCreated {
@@ -56,7 +66,10 @@ mod tests {
 
     #[test]
     fn first_match_wins_in_config_order() {
-        let config = config(vec![trigger("a", "images/", ".jpg"), trigger("b", "images/", "")]);
+        let config = config(vec![
+            trigger("a", "images/", ".jpg"),
+            trigger("b", "images/", ""),
+        ]);
         assert_eq!(route(&config, &object("images/x.jpg", 1)).unwrap().job, "a");
         assert_eq!(route(&config, &object("images/x.png", 1)).unwrap().job, "b");
         assert!(route(&config, &object("docs/x.jpg", 1)).is_none());

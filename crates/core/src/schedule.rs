@@ -23,7 +23,9 @@ pub fn find<'c>(config: &'c Config, tick: &ScheduleTick) -> Option<&'c ScheduleT
     let by_name = |name: &str| config.triggers.schedule.iter().find(|s| s.name == name);
     match tick.source {
         TickSource::Scheduler { .. } => by_name(&tick.name),
-        TickSource::Rule { .. } => by_name(&tick.name).or_else(|| tick.name.strip_prefix(RULE_PREFIX).and_then(by_name)),
+        TickSource::Rule { .. } => {
+            by_name(&tick.name).or_else(|| tick.name.strip_prefix(RULE_PREFIX).and_then(by_name))
+        }
     }
 }
 
@@ -45,25 +47,43 @@ pub fn parse_expression(text: &str) -> Result<Expression, String> {
     if let Some(body) = text.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
         return parse_cron(body).map(|cron| Expression::Cron(Box::new(cron)));
     }
-    Err(format!("'{text}' is neither rate(value unit) nor cron(minutes hours day-of-month month day-of-week year)"))
+    Err(format!(
+        "'{text}' is neither rate(value unit) nor cron(minutes hours day-of-month month day-of-week year)"
+    ))
 }
 
 fn parse_rate(body: &str) -> Result<Duration, String> {
     let parts: Vec<&str> = body.split_whitespace().collect();
     let [value, unit] = parts[..] else {
-        return Err(format!("rate({body}) must be rate(value unit), e.g. rate(5 minutes)"));
+        return Err(format!(
+            "rate({body}) must be rate(value unit), e.g. rate(5 minutes)"
+        ));
     };
-    let value: i64 = value.parse().ok().filter(|v| *v > 0).ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
+    let value: i64 = value
+        .parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
     let (singular, per_unit) = match unit {
         "minute" | "minutes" => ("minute", Duration::minutes(1)),
         "hour" | "hours" => ("hour", Duration::hours(1)),
         "day" | "days" => ("day", Duration::days(1)),
-        other => return Err(format!("rate unit '{other}' must be minute(s), hour(s) or day(s)")),
+        other => {
+            return Err(format!(
+                "rate unit '{other}' must be minute(s), hour(s) or day(s)"
+            ));
+        }
     };
     // EventBridge insists: rate(1 hour), rate(2 hours).
-    let expected = if value == 1 { singular.to_string() } else { format!("{singular}s") };
+    let expected = if value == 1 {
+        singular.to_string()
+    } else {
+        format!("{singular}s")
+    };
     if unit != expected {
-        return Err(format!("rate({body}): write rate({value} {expected}) (singular for 1, plural otherwise)"));
+        return Err(format!(
+            "rate({body}): write rate({value} {expected}) (singular for 1, plural otherwise)"
+        ));
     }
     Ok(per_unit * value as i32)
 }
@@ -83,10 +103,17 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
                 "cron({body}): day-of-month ({day_of_month}) and day-of-week ({day_of_week}) are both set; one of them must be '?'"
             ));
         }
-        (true, true) => return Err(format!("cron({body}): day-of-month and day-of-week cannot both be '?'")),
+        (true, true) => {
+            return Err(format!(
+                "cron({body}): day-of-month and day-of-week cannot both be '?'"
+            ));
+        }
         _ => {}
     }
-    for number in year.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()) {
+    for number in year
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+    {
         if !(1970..=2199).contains(&number.parse::<u32>().unwrap_or(0)) {
             return Err(format!("cron({body}): year {number} is outside 1970-2199"));
         }
@@ -104,14 +131,29 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
 
 /// Parses an IANA time zone name such as `Europe/Berlin`.
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| format!("'{name}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"))
+    name.parse::<Tz>().map_err(|_| {
+        format!(
+            "'{name}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"
+        )
+    })
 }
 
 /// The next `count` fire times of `schedule` after `from`. Cron expressions are evaluated in
 /// the schedule's time zone (UTC by default); rates count from `from`.
-pub fn next_fire_times(schedule: &ScheduleTrigger, from: DateTime<Utc>, count: usize) -> Result<Vec<DateTime<Utc>>, String> {
-    let Some(expression) = &schedule.expression else { return Ok(vec![]) };
-    let timezone = schedule.timezone.as_deref().map(parse_timezone).transpose()?.unwrap_or(Tz::UTC);
+pub fn next_fire_times(
+    schedule: &ScheduleTrigger,
+    from: DateTime<Utc>,
+    count: usize,
+) -> Result<Vec<DateTime<Utc>>, String> {
+    let Some(expression) = &schedule.expression else {
+        return Ok(vec![]);
+    };
+    let timezone = schedule
+        .timezone
+        .as_deref()
+        .map(parse_timezone)
+        .transpose()?
+        .unwrap_or(Tz::UTC);
     match parse_expression(expression)? {
         Expression::Rate(every) => Ok((1..=count as i32).map(|k| from + every * k).collect()),
         Expression::Cron(cron) => {
@@ -134,10 +176,16 @@ pub fn next_fire_times(schedule: &ScheduleTrigger, from: DateTime<Utc>, count: u
 /// Validates a schedule's expression and time zone.
 pub fn validate_trigger(path: &str, schedule: &ScheduleTrigger) -> Result<(), Error> {
     if let Some(expression) = &schedule.expression {
-        parse_expression(expression).map_err(|reason| Error::Config { path: format!("{path}.expression"), reason })?;
+        parse_expression(expression).map_err(|reason| Error::Config {
+            path: format!("{path}.expression"),
+            reason,
+        })?;
     }
     if let Some(timezone) = &schedule.timezone {
-        parse_timezone(timezone).map_err(|reason| Error::Config { path: format!("{path}.timezone"), reason })?;
+        parse_timezone(timezone).map_err(|reason| Error::Config {
+            path: format!("{path}.timezone"),
+            reason,
+        })?;
     }
     Ok(())
 }
@@ -160,11 +208,15 @@ mod tests {
     }
 
     fn times(expression: &str, timezone: Option<&str>, from: &str, count: usize) -> Vec<String> {
-        next_fire_times(&schedule(expression, timezone), from.parse().unwrap(), count)
-            .unwrap()
-            .iter()
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .collect()
+        next_fire_times(
+            &schedule(expression, timezone),
+            from.parse().unwrap(),
+            count,
+        )
+        .unwrap()
+        .iter()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .collect()
     }
 
     #[test]
@@ -183,7 +235,11 @@ mod tests {
             "cron(0 12 L * ? *)",
             "cron(0 9 15W * ? *)",
         ] {
-            assert!(parse_expression(text).is_ok(), "{text}: {:?}", parse_expression(text).err());
+            assert!(
+                parse_expression(text).is_ok(),
+                "{text}: {:?}",
+                parse_expression(text).err()
+            );
         }
     }
 
@@ -210,33 +266,63 @@ mod tests {
     #[test]
     fn day_of_week_numbers_follow_eventbridge() {
         // 2026-11-22 is a Sunday. EventBridge: 1 = SUN, 2 = MON.
-        assert_eq!(times("cron(0 9 ? * 2 *)", None, "2026-11-22T00:00:00Z", 1), ["2026-11-23T09:00:00Z"]);
-        assert_eq!(times("cron(0 9 ? * 1 *)", None, "2026-11-22T00:00:00Z", 1), ["2026-11-22T09:00:00Z"]);
-        assert_eq!(times("cron(0 9 ? * MON *)", None, "2026-11-22T00:00:00Z", 1), ["2026-11-23T09:00:00Z"]);
+        assert_eq!(
+            times("cron(0 9 ? * 2 *)", None, "2026-11-22T00:00:00Z", 1),
+            ["2026-11-23T09:00:00Z"]
+        );
+        assert_eq!(
+            times("cron(0 9 ? * 1 *)", None, "2026-11-22T00:00:00Z", 1),
+            ["2026-11-22T09:00:00Z"]
+        );
+        assert_eq!(
+            times("cron(0 9 ? * MON *)", None, "2026-11-22T00:00:00Z", 1),
+            ["2026-11-23T09:00:00Z"]
+        );
     }
 
     #[test]
     fn cron_runs_in_the_schedule_time_zone() {
         // 02:00 in Berlin is 01:00 UTC in winter.
         assert_eq!(
-            times("cron(0 2 * * ? *)", Some("Europe/Berlin"), "2026-11-22T00:00:00Z", 2),
+            times(
+                "cron(0 2 * * ? *)",
+                Some("Europe/Berlin"),
+                "2026-11-22T00:00:00Z",
+                2
+            ),
             ["2026-11-22T01:00:00Z", "2026-11-23T01:00:00Z"]
         );
     }
 
     #[test]
     fn rate_counts_from_the_start() {
-        assert_eq!(times("rate(30 minutes)", None, "2026-11-22T00:00:00Z", 2), ["2026-11-22T00:30:00Z", "2026-11-22T01:00:00Z"]);
+        assert_eq!(
+            times("rate(30 minutes)", None, "2026-11-22T00:00:00Z", 2),
+            ["2026-11-22T00:30:00Z", "2026-11-22T01:00:00Z"]
+        );
     }
 
     #[test]
     fn hourly_cron_fires_on_the_hour() {
-        assert_eq!(times("cron(0 * * * ? *)", None, "2026-11-22T05:10:00Z", 2), ["2026-11-22T06:00:00Z", "2026-11-22T07:00:00Z"]);
+        assert_eq!(
+            times("cron(0 * * * ? *)", None, "2026-11-22T05:10:00Z", 2),
+            ["2026-11-22T06:00:00Z", "2026-11-22T07:00:00Z"]
+        );
     }
 
     #[test]
     fn unknown_time_zone_is_rejected() {
-        let err = validate_trigger("triggers.schedule[0]", &schedule("rate(1 hour)", Some("Mars/Olympus"))).unwrap_err();
-        assert_eq!(err, Error::Config { path: "triggers.schedule[0].timezone".into(), reason: parse_timezone("Mars/Olympus").unwrap_err() });
+        let err = validate_trigger(
+            "triggers.schedule[0]",
+            &schedule("rate(1 hour)", Some("Mars/Olympus")),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Error::Config {
+                path: "triggers.schedule[0].timezone".into(),
+                reason: parse_timezone("Mars/Olympus").unwrap_err()
+            }
+        );
     }
 }

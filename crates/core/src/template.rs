@@ -9,7 +9,15 @@ use std::collections::BTreeMap;
 use strfmt::{FmtError, Formatter};
 
 /// Placeholders an S3 object event provides.
-pub const S3_PLACEHOLDERS: &[&str] = &["job", "bucket", "key", "size", "etag", "version_id", "event_time"];
+pub const S3_PLACEHOLDERS: &[&str] = &[
+    "job",
+    "bucket",
+    "key",
+    "size",
+    "etag",
+    "version_id",
+    "event_time",
+];
 /// Placeholders a schedule tick provides.
 pub const SCHEDULE_PLACEHOLDERS: &[&str] = &["job", "schedule", "scheduled_time"];
 
@@ -28,23 +36,37 @@ pub fn render(template: &str, vars: &Vars) -> Result<String, String> {
 
 /// Checks that `template` only uses placeholders from `available`.
 pub fn check(template: &str, available: &[&'static str]) -> Result<(), String> {
-    let vars: Vars = available.iter().map(|name| (*name, String::new())).collect();
-    render(template, &vars).map(|_| ()).map_err(|reason| match reason.strip_prefix("unknown placeholder ") {
-        Some(name) => format!("placeholder {name} does not exist here (available: {})", list(available)),
-        None => reason,
+    let vars: Vars = available
+        .iter()
+        .map(|name| (*name, String::new()))
+        .collect();
+    render(template, &vars).map(|_| ()).map_err(|reason| {
+        match reason.strip_prefix("unknown placeholder ") {
+            Some(name) => format!(
+                "placeholder {name} does not exist here (available: {})",
+                list(available)
+            ),
+            None => reason,
+        }
     })
 }
 
 fn describe(error: FmtError) -> String {
     match error {
         FmtError::KeyError(key) => format!("unknown placeholder {{{key}}}"),
-        FmtError::Invalid(why) => format!("bad template ({why}; write {{{{ or }}}} for a literal brace)"),
+        FmtError::Invalid(why) => {
+            format!("bad template ({why}; write {{{{ or }}}} for a literal brace)")
+        }
         FmtError::TypeError(why) => format!("bad placeholder format ({why})"),
     }
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("{{{n}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -52,12 +74,18 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        Vars::from([("bucket", "uploads".to_string()), ("key", "a b/ü.jpg".to_string())])
+        Vars::from([
+            ("bucket", "uploads".to_string()),
+            ("key", "a b/ü.jpg".to_string()),
+        ])
     }
 
     #[test]
     fn renders_each_placeholder_verbatim() {
-        assert_eq!(render("s3://{bucket}/{key}", &vars()).unwrap(), "s3://uploads/a b/ü.jpg");
+        assert_eq!(
+            render("s3://{bucket}/{key}", &vars()).unwrap(),
+            "s3://uploads/a b/ü.jpg"
+        );
     }
 
     #[test]
@@ -68,7 +96,10 @@ mod tests {
 
     #[test]
     fn doubled_braces_are_literal() {
-        assert_eq!(render("{{not}} {bucket}", &vars()).unwrap(), "{not} uploads");
+        assert_eq!(
+            render("{{not}} {bucket}", &vars()).unwrap(),
+            "{not} uploads"
+        );
     }
 
     #[test]

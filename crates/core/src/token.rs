@@ -16,14 +16,22 @@ pub fn for_object(job: &str, object: &ObjectCreated) -> String {
     let identity = match (&object.version_id, &object.sequencer) {
         (Some(version), _) => format!("v:{version}"),
         (None, Some(sequencer)) => format!("s:{sequencer}"),
-        (None, None) => format!("e:{}:{}", object.etag.as_deref().unwrap_or(""), object.event_time.to_rfc3339()),
+        (None, None) => format!(
+            "e:{}:{}",
+            object.etag.as_deref().unwrap_or(""),
+            object.event_time.to_rfc3339()
+        ),
     };
     digest(&["s3", job, &object.bucket, &object.key, &identity])
 }
 
 /// The token for one tick of a schedule: the same for every delivery and retry of the tick.
 pub fn for_tick(schedule: &str, scheduled_time: DateTime<Utc>) -> String {
-    digest(&["schedule", schedule, &scheduled_time.to_rfc3339_opts(SecondsFormat::Secs, true)])
+    digest(&[
+        "schedule",
+        schedule,
+        &scheduled_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+    ])
 }
 
 /// The token of a fallback attempt on another capacity provider: a different request needs a
@@ -39,7 +47,11 @@ fn digest(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let mut token = String::with_capacity(MAX_LEN);
     token.push_str(PREFIX);
     token.push_str(&hex[..MAX_LEN - PREFIX.len()]);
@@ -71,21 +83,39 @@ mod tests {
 
     #[test]
     fn redelivery_gives_the_same_token() {
-        assert_eq!(for_object("t", &object(None, Some("0A1B"))), for_object("t", &object(None, Some("0A1B"))));
+        assert_eq!(
+            for_object("t", &object(None, Some("0A1B"))),
+            for_object("t", &object(None, Some("0A1B")))
+        );
     }
 
     #[test]
     fn other_version_or_write_gives_another_token() {
-        assert_ne!(for_object("t", &object(Some("v1"), Some("0A"))), for_object("t", &object(Some("v2"), Some("0A"))));
-        assert_ne!(for_object("t", &object(None, Some("0A"))), for_object("t", &object(None, Some("0B"))));
-        assert_ne!(for_object("t", &object(None, Some("0A"))), for_object("u", &object(None, Some("0A"))));
+        assert_ne!(
+            for_object("t", &object(Some("v1"), Some("0A"))),
+            for_object("t", &object(Some("v2"), Some("0A")))
+        );
+        assert_ne!(
+            for_object("t", &object(None, Some("0A"))),
+            for_object("t", &object(None, Some("0B")))
+        );
+        assert_ne!(
+            for_object("t", &object(None, Some("0A"))),
+            for_object("u", &object(None, Some("0A")))
+        );
     }
 
     #[test]
     fn attempts_and_ticks_differ() {
         let base = for_tick("hourly", "2026-11-22T05:00:00Z".parse().unwrap());
-        assert_eq!(base, for_tick("hourly", "2026-11-22T05:00:00Z".parse().unwrap()));
-        assert_ne!(base, for_tick("hourly", "2026-11-22T06:00:00Z".parse().unwrap()));
+        assert_eq!(
+            base,
+            for_tick("hourly", "2026-11-22T05:00:00Z".parse().unwrap())
+        );
+        assert_ne!(
+            base,
+            for_tick("hourly", "2026-11-22T06:00:00Z".parse().unwrap())
+        );
         assert_ne!(for_attempt(&base, "FARGATE"), base);
         assert_eq!(for_attempt(&base, "FARGATE").len(), MAX_LEN);
     }

@@ -8,7 +8,12 @@ use jobrunner_core::token;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 
-fn object(bucket: &str, key: &str, version: Option<String>, sequencer: Option<String>) -> ObjectCreated {
+fn object(
+    bucket: &str,
+    key: &str,
+    version: Option<String>,
+    sequencer: Option<String>,
+) -> ObjectCreated {
     ObjectCreated {
         bucket: bucket.into(),
         key: key.into(),
@@ -26,10 +31,18 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
-        ".{0,20}".prop_map(serde_json::Value::from),
-        prop_oneof![Just("aws.s3"), Just("Object Created"), Just("aws:sqs"), Just("jobrunner.scheduler"), Just("Records")]
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
             .prop_map(serde_json::Value::from),
+        ".{0,20}".prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("aws.s3"),
+            Just("Object Created"),
+            Just("aws:sqs"),
+            Just("jobrunner.scheduler"),
+            Just("Records")
+        ]
+        .prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![

@@ -40,8 +40,15 @@ impl Error {
 
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(e: Error) -> Self {
-        let error_type = if e.is_retryable() { "jobrunner.Retryable" } else { "jobrunner.Permanent" };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        let error_type = if e.is_retryable() {
+            "jobrunner.Retryable"
+        } else {
+            "jobrunner.Permanent"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
     }
 }
 
@@ -62,7 +69,11 @@ pub async fn handle(config: &Config, ecs: &impl Launch, payload: &Value) -> Resu
             let events = events.inspect_err(|e| error!(error = %e, "rejected event"))?;
             let mut outcomes = Vec::new();
             for event in &events {
-                outcomes.push(process(config, ecs, event).await.inspect_err(|e| log_failure(None, e))?);
+                outcomes.push(
+                    process(config, ecs, event)
+                        .await
+                        .inspect_err(|e| log_failure(None, e))?,
+                );
             }
             Ok(summary(&outcomes))
         }
@@ -101,24 +112,48 @@ pub async fn process(config: &Config, ecs: &impl Launch, event: &Event) -> Resul
         },
         Event::ScheduleTick(tick) => match schedule::find(config, tick) {
             Some(schedule) => plan::plan_tick(config, schedule, tick)?,
-            None => return Ok(skipped(format!("no schedule named '{}' in the config", tick.name))),
+            None => {
+                return Ok(skipped(format!(
+                    "no schedule named '{}' in the config",
+                    tick.name
+                )));
+            }
         },
         Event::Ignored(reason) => return Ok(skipped(reason.clone())),
-        Event::TaskStateChange(_) => return Err(Error::WrongFunction("ECS task state changes (that is the alerter's job)")),
+        Event::TaskStateChange(_) => {
+            return Err(Error::WrongFunction(
+                "ECS task state changes (that is the alerter's job)",
+            ));
+        }
     };
-    let token = plan.attempts.first().map(|a| a.client_token.clone()).unwrap_or_default();
+    let token = plan
+        .attempts
+        .first()
+        .map(|a| a.client_token.clone())
+        .unwrap_or_default();
     match ecs.launch(&plan).await? {
-        LaunchOutcome::Started { task_arns, capacity_provider } => {
+        LaunchOutcome::Started {
+            task_arns,
+            capacity_provider,
+        } => {
             info!(job = %plan.job, client_token = %token, ?task_arns, capacity_provider = capacity_provider.as_deref().unwrap_or("(launch type)"), "task started");
-            Ok(Outcome::Launched { job: plan.job, task_arns })
+            Ok(Outcome::Launched {
+                job: plan.job,
+                task_arns,
+            })
         }
         LaunchOutcome::AlreadyStarted { task_arns } => {
             info!(job = %plan.job, client_token = %token, ?task_arns, "already started for this event (redelivery); nothing new launched");
-            Ok(Outcome::AlreadyLaunched { job: plan.job, task_arns })
+            Ok(Outcome::AlreadyLaunched {
+                job: plan.job,
+                task_arns,
+            })
         }
-        LaunchOutcome::SkippedOverlap { running } => {
-            Ok(skipped(format!("job '{}': previous run still going ({}); overlap = forbid", plan.job, running.join(", "))))
-        }
+        LaunchOutcome::SkippedOverlap { running } => Ok(skipped(format!(
+            "job '{}': previous run still going ({}); overlap = forbid",
+            plan.job,
+            running.join(", ")
+        ))),
     }
 }
 

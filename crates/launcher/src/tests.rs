@@ -24,10 +24,16 @@ impl Launch for FakeEcs {
             .map(|kv| kv.value.clone())
             .unwrap_or_default();
         if key.contains("throttle") {
-            return Err(jobrunner_aws::Error::Throttled { operation: "RunTask", message: "Rate exceeded".into() });
+            return Err(jobrunner_aws::Error::Throttled {
+                operation: "RunTask",
+                message: "Rate exceeded".into(),
+            });
         }
         self.launched.lock().unwrap().push(plan.clone());
-        Ok(LaunchOutcome::Started { task_arns: vec![format!("arn:task/{key}")], capacity_provider: None })
+        Ok(LaunchOutcome::Started {
+            task_arns: vec![format!("arn:task/{key}")],
+            capacity_provider: None,
+        })
     }
 }
 
@@ -66,21 +72,33 @@ fn batch(bodies: &[String]) -> Value {
 }
 
 fn failed_ids(response: &Value) -> Vec<String> {
-    response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap().to_string()).collect()
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
 async fn direct_event_launches_and_summarizes() {
     let ecs = FakeEcs::default();
-    let summary = handle(&config(), &ecs, &s3_event("images/a.jpg")).await.unwrap();
-    assert_eq!(summary, json!({"launched": 1, "already_launched": 0, "skipped": 0}));
+    let summary = handle(&config(), &ecs, &s3_event("images/a.jpg"))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        json!({"launched": 1, "already_launched": 0, "skipped": 0})
+    );
     assert_eq!(ecs.launched.lock().unwrap()[0].job, "thumbnails");
 }
 
 #[tokio::test]
 async fn unmatched_event_is_skipped_not_failed() {
     let ecs = FakeEcs::default();
-    let summary = handle(&config(), &ecs, &s3_event("docs/a.pdf")).await.unwrap();
+    let summary = handle(&config(), &ecs, &s3_event("docs/a.pdf"))
+        .await
+        .unwrap();
     assert_eq!(summary["skipped"], 1);
     assert!(ecs.launched.lock().unwrap().is_empty());
 }
@@ -88,7 +106,11 @@ async fn unmatched_event_is_skipped_not_failed() {
 #[tokio::test]
 async fn one_malformed_message_fails_only_itself() {
     let ecs = FakeEcs::default();
-    let bodies = [s3_event("images/a.jpg").to_string(), "not json".to_string(), s3_event("images/b.jpg").to_string()];
+    let bodies = [
+        s3_event("images/a.jpg").to_string(),
+        "not json".to_string(),
+        s3_event("images/b.jpg").to_string(),
+    ];
     let response = handle(&config(), &ecs, &batch(&bodies)).await.unwrap();
     assert_eq!(failed_ids(&response), ["m1"]);
     assert_eq!(ecs.launched.lock().unwrap().len(), 2);
@@ -97,14 +119,23 @@ async fn one_malformed_message_fails_only_itself() {
 #[tokio::test]
 async fn retryable_failures_go_back_to_the_queue() {
     let ecs = FakeEcs::default();
-    let bodies = [s3_event("images/throttle.jpg").to_string(), s3_event("images/ok.jpg").to_string()];
+    let bodies = [
+        s3_event("images/throttle.jpg").to_string(),
+        s3_event("images/ok.jpg").to_string(),
+    ];
     let response = handle(&config(), &ecs, &batch(&bodies)).await.unwrap();
     assert_eq!(failed_ids(&response), ["m0"]);
 }
 
 #[tokio::test]
 async fn direct_failure_is_an_error_for_lambda_to_retry() {
-    let err = handle(&config(), &FakeEcs::default(), &s3_event("images/throttle.jpg")).await.unwrap_err();
+    let err = handle(
+        &config(),
+        &FakeEcs::default(),
+        &s3_event("images/throttle.jpg"),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_retryable());
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "jobrunner.Retryable");
@@ -112,7 +143,9 @@ async fn direct_failure_is_an_error_for_lambda_to_retry() {
 
 #[tokio::test]
 async fn bad_direct_input_is_a_permanent_error() {
-    let err = handle(&config(), &FakeEcs::default(), &json!({"hello": 1})).await.unwrap_err();
+    let err = handle(&config(), &FakeEcs::default(), &json!({"hello": 1}))
+        .await
+        .unwrap_err();
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("unsupported event"), "{err}");
 }
@@ -121,7 +154,9 @@ async fn bad_direct_input_is_a_permanent_error() {
 async fn task_state_changes_are_not_the_launchers() {
     let event = json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "time": "2026-11-22T05:00:00Z",
         "detail": {"taskArn": "arn:task/1", "lastStatus": "STOPPED"}});
-    let err = handle(&config(), &FakeEcs::default(), &event).await.unwrap_err();
+    let err = handle(&config(), &FakeEcs::default(), &event)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::WrongFunction(_)));
 }
 
@@ -160,13 +195,18 @@ async fn bad_input_table_never_launches() {
     let response = handle(&config(), &ecs, &batch(&bodies)).await.unwrap();
     let failed = failed_ids(&response);
     for (i, (name, _)) in cases.iter().enumerate() {
-        assert!(failed.contains(&format!("m{i}")), "{name}: should fail back to the queue (DLQ after retries)");
+        assert!(
+            failed.contains(&format!("m{i}")),
+            "{name}: should fail back to the queue (DLQ after retries)"
+        );
     }
     assert!(ecs.launched.lock().unwrap().is_empty(), "nothing launched");
 
     // Direct deliveries of the same inputs: a one-line error each.
     for (name, body) in &cases {
-        let Ok(value) = serde_json::from_str::<Value>(body) else { continue };
+        let Ok(value) = serde_json::from_str::<Value>(body) else {
+            continue;
+        };
         if let Err(e) = handle(&config(), &ecs, &value).await {
             assert!(!e.to_string().contains('\n'), "{name}: one line: {e}");
             assert!(!e.is_retryable(), "{name}: bad input is permanent");
@@ -194,7 +234,13 @@ async fn keys_that_overflow_the_overrides_limit_are_refused() {
         job.environment.insert(format!("COPY_{i}"), "{key}".into());
     }
     let ecs = FakeEcs::default();
-    let err = handle(&config, &ecs, &s3_event(&format!("images/{}", "k".repeat(1000)))).await.unwrap_err();
+    let err = handle(
+        &config,
+        &ecs,
+        &s3_event(&format!("images/{}", "k".repeat(1000))),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("8192"), "{err}");
     assert!(!err.is_retryable());
     assert!(ecs.launched.lock().unwrap().is_empty());

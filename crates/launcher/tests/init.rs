@@ -26,7 +26,9 @@ fn first_request(listener: &TcpListener, child: &mut Child) -> (String, String) 
 
 fn read_request(stream: TcpStream) -> (String, String) {
     stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     reader.read_line(&mut request_line).unwrap();
@@ -44,15 +46,26 @@ fn read_request(stream: TcpStream) -> (String, String) {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
     let mut stream = stream;
-    let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
+    let _ = stream
+        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
     let mut parts = request_line.split_whitespace();
-    (format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or("")), String::from_utf8_lossy(&body).into_owned())
+    (
+        format!(
+            "{} {}",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        ),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 fn spawn(listener: &TcpListener, config: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_launcher"))
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", listener.local_addr().unwrap().to_string())
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            listener.local_addr().unwrap().to_string(),
+        )
         .env("AWS_LAMBDA_FUNCTION_NAME", "launcher")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -67,7 +80,10 @@ fn spawn(listener: &TcpListener, config: &str) -> Child {
 #[test]
 fn invalid_config_is_reported_as_the_init_error() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut child = spawn(&listener, "[jobs.x]\ntask_definition = \"x\"\ncontainer = \"c\"\ncpu = 256");
+    let mut child = spawn(
+        &listener,
+        "[jobs.x]\ntask_definition = \"x\"\ncontainer = \"c\"\ncpu = 256",
+    );
     let (request, body) = first_request(&listener, &mut child);
     assert_eq!(request, "POST /2018-06-01/runtime/init/error");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -81,7 +97,10 @@ fn invalid_config_is_reported_as_the_init_error() {
 #[test]
 fn valid_config_reaches_the_invocation_loop() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut child = spawn(&listener, "[jobs.x]\ntask_definition = \"x\"\ncontainer = \"c\"\ncluster = \"c\"\nlaunch_type = \"EC2\"");
+    let mut child = spawn(
+        &listener,
+        "[jobs.x]\ntask_definition = \"x\"\ncontainer = \"c\"\ncluster = \"c\"\nlaunch_type = \"EC2\"",
+    );
     let (request, _) = first_request(&listener, &mut child);
     let _ = child.kill();
     let _ = child.wait();

@@ -74,20 +74,29 @@ fn object_plan() -> LaunchPlan {
 fn tick_plan(schedule: usize) -> LaunchPlan {
     let config = config();
     let schedule = &config.triggers.schedule[schedule];
-    let tick = ScheduleTick { name: schedule.name.clone(), scheduled_time: SCHEDULED.parse().unwrap(), source: TickSource::Scheduler { arn: None } };
+    let tick = ScheduleTick {
+        name: schedule.name.clone(),
+        scheduled_time: SCHEDULED.parse().unwrap(),
+        source: TickSource::Scheduler { arn: None },
+    };
     plan_tick(&config, schedule, &tick).unwrap()
 }
 
 fn client(rules: &[&Rule]) -> EcsTasks {
     let client: Client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, rules, |c| c.retry_config(
-        RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1))
+        RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
     ));
     EcsTasks::new(client)
 }
 
 fn started(arn: &'static str) -> Rule {
-    mock!(aws_sdk_ecs::Client::run_task)
-        .then_output(move || RunTaskOutput::builder().tasks(Task::builder().task_arn(arn).build()).build())
+    mock!(aws_sdk_ecs::Client::run_task).then_output(move || {
+        RunTaskOutput::builder()
+            .tasks(Task::builder().task_arn(arn).build())
+            .build()
+    })
 }
 
 fn no_running_tasks() -> Rule {
@@ -102,7 +111,12 @@ fn task_with_tick(arn: &str, scheduled_time: &str) -> Task {
                 .container_overrides(
                     ContainerOverride::builder()
                         .name("app")
-                        .environment(KeyValuePair::builder().name("JOB_SCHEDULED_TIME").value(scheduled_time).build())
+                        .environment(
+                            KeyValuePair::builder()
+                                .name("JOB_SCHEDULED_TIME")
+                                .value(scheduled_time)
+                                .build(),
+                        )
                         .build(),
                 )
                 .build(),
@@ -113,15 +127,27 @@ fn task_with_tick(arn: &str, scheduled_time: &str) -> Task {
 #[tokio::test]
 async fn a_launch_counts_when_tasks_holds_it() {
     let run = started("arn:task/1");
-    let outcome = client(&[&no_running_tasks(), &run]).launch(&object_plan()).await.unwrap();
-    assert_eq!(outcome, LaunchOutcome::Started { task_arns: vec!["arn:task/1".into()], capacity_provider: Some("FARGATE_SPOT".into()) });
+    let outcome = client(&[&no_running_tasks(), &run])
+        .launch(&object_plan())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        LaunchOutcome::Started {
+            task_arns: vec!["arn:task/1".into()],
+            capacity_provider: Some("FARGATE_SPOT".into())
+        }
+    );
     assert_eq!(run.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
     let plan = object_plan();
-    let (spot_token, fargate_token) = (plan.attempts[0].client_token.clone(), plan.attempts[1].client_token.clone());
+    let (spot_token, fargate_token) = (
+        plan.attempts[0].client_token.clone(),
+        plan.attempts[1].client_token.clone(),
+    );
     let spot = mock!(aws_sdk_ecs::Client::run_task)
         .match_requests(move |r| r.client_token() == Some(spot_token.as_str()))
         .then_output(|| {
@@ -134,17 +160,40 @@ async fn capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
             r.client_token() == Some(fargate_token.as_str())
                 && r.capacity_provider_strategy()[0].capacity_provider() == "FARGATE"
         })
-        .then_output(|| RunTaskOutput::builder().tasks(Task::builder().task_arn("arn:task/on-demand").build()).build());
-    let outcome = client(&[&no_running_tasks(), &spot, &fargate]).launch(&plan).await.unwrap();
-    assert_eq!(outcome, LaunchOutcome::Started { task_arns: vec!["arn:task/on-demand".into()], capacity_provider: Some("FARGATE".into()) });
+        .then_output(|| {
+            RunTaskOutput::builder()
+                .tasks(Task::builder().task_arn("arn:task/on-demand").build())
+                .build()
+        });
+    let outcome = client(&[&no_running_tasks(), &spot, &fargate])
+        .launch(&plan)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        LaunchOutcome::Started {
+            task_arns: vec!["arn:task/on-demand".into()],
+            capacity_provider: Some("FARGATE".into())
+        }
+    );
     assert_eq!((spot.num_calls(), fargate.num_calls()), (1, 1));
 }
 
 #[tokio::test]
 async fn no_capacity_anywhere_is_retryable() {
-    let none = mock!(aws_sdk_ecs::Client::run_task)
-        .then_output(|| RunTaskOutput::builder().failures(Failure::builder().reason("Capacity is unavailable at this time.").build()).build());
-    let err = client(&[&no_running_tasks(), &none]).launch(&object_plan()).await.unwrap_err();
+    let none = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+        RunTaskOutput::builder()
+            .failures(
+                Failure::builder()
+                    .reason("Capacity is unavailable at this time.")
+                    .build(),
+            )
+            .build()
+    });
+    let err = client(&[&no_running_tasks(), &none])
+        .launch(&object_plan())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoCapacity { .. }), "{err}");
     assert!(err.is_retryable());
     assert_eq!(none.num_calls(), 2, "one attempt per capacity provider");
@@ -153,21 +202,53 @@ async fn no_capacity_anywhere_is_retryable() {
 #[tokio::test]
 async fn other_failures_are_permanent_with_ecs_reason() {
     let missing = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-        RunTaskOutput::builder().failures(Failure::builder().reason("MISSING").detail("task definition is INACTIVE").build()).build()
+        RunTaskOutput::builder()
+            .failures(
+                Failure::builder()
+                    .reason("MISSING")
+                    .detail("task definition is INACTIVE")
+                    .build(),
+            )
+            .build()
     });
-    let err = client(&[&no_running_tasks(), &missing]).launch(&object_plan()).await.unwrap_err();
-    assert_eq!(err, Error::LaunchFailed { reason: "MISSING (task definition is INACTIVE)".into() });
+    let err = client(&[&no_running_tasks(), &missing])
+        .launch(&object_plan())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::LaunchFailed {
+            reason: "MISSING (task definition is INACTIVE)".into()
+        }
+    );
     assert!(!err.is_retryable());
-    assert_eq!(missing.num_calls(), 1, "no fallback for non-capacity failures");
+    assert_eq!(
+        missing.num_calls(),
+        1,
+        "no fallback for non-capacity failures"
+    );
 }
 
 #[tokio::test]
 async fn token_conflict_means_already_started() {
     let conflict = mock!(aws_sdk_ecs::Client::run_task).then_error(|| {
-        RunTaskError::ConflictException(ConflictException::builder().message("same token, other parameters").resource_ids("arn:task/original").build())
+        RunTaskError::ConflictException(
+            ConflictException::builder()
+                .message("same token, other parameters")
+                .resource_ids("arn:task/original")
+                .build(),
+        )
     });
-    let outcome = client(&[&no_running_tasks(), &conflict]).launch(&object_plan()).await.unwrap();
-    assert_eq!(outcome, LaunchOutcome::AlreadyStarted { task_arns: vec!["arn:task/original".into()] });
+    let outcome = client(&[&no_running_tasks(), &conflict])
+        .launch(&object_plan())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        LaunchOutcome::AlreadyStarted {
+            task_arns: vec!["arn:task/original".into()]
+        }
+    );
 }
 
 fn throttled() -> HttpResponse {
@@ -183,73 +264,159 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
         .sequence()
         .http_response(throttled)
         .times(2)
-        .output(|| RunTaskOutput::builder().tasks(Task::builder().task_arn("arn:task/1").build()).build())
+        .output(|| {
+            RunTaskOutput::builder()
+                .tasks(Task::builder().task_arn("arn:task/1").build())
+                .build()
+        })
         .build();
-    let outcome = client(&[&no_running_tasks(), &run]).launch(&object_plan()).await.unwrap();
+    let outcome = client(&[&no_running_tasks(), &run])
+        .launch(&object_plan())
+        .await
+        .unwrap();
     assert!(matches!(outcome, LaunchOutcome::Started { .. }));
     assert_eq!(run.num_calls(), 3);
 }
 
 #[tokio::test]
 async fn persistent_throttling_is_a_retryable_error() {
-    let run = mock!(aws_sdk_ecs::Client::run_task).sequence().http_response(throttled).repeatedly().build();
-    let err = client(&[&no_running_tasks(), &run]).launch(&object_plan()).await.unwrap_err();
-    assert!(matches!(err, Error::Throttled { operation: "RunTask", .. }), "{err}");
+    let run = mock!(aws_sdk_ecs::Client::run_task)
+        .sequence()
+        .http_response(throttled)
+        .repeatedly()
+        .build();
+    let err = client(&[&no_running_tasks(), &run])
+        .launch(&object_plan())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Throttled {
+                operation: "RunTask",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.is_retryable());
     assert_eq!(run.num_calls(), 3, "the SDK's max attempts");
 }
 
 #[tokio::test]
 async fn server_errors_are_transient() {
-    let run = mock!(aws_sdk_ecs::Client::run_task).sequence().http_status(503, None).repeatedly().build();
-    let err = client(&[&no_running_tasks(), &run]).launch(&object_plan()).await.unwrap_err();
+    let run = mock!(aws_sdk_ecs::Client::run_task)
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let err = client(&[&no_running_tasks(), &run])
+        .launch(&object_plan())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transient { .. }), "{err}");
 }
 
 #[tokio::test]
 async fn at_the_cap_nothing_is_launched() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks)
-        .then_output(|| ListTasksOutput::builder().task_arns("arn:task/1").task_arns("arn:task/2").build());
+    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
+        ListTasksOutput::builder()
+            .task_arns("arn:task/1")
+            .task_arns("arn:task/2")
+            .build()
+    });
     let run = started("arn:task/3");
-    let err = client(&[&list, &run]).launch(&object_plan()).await.unwrap_err();
-    assert_eq!(err, Error::AtCap { job: "thumbnails".into(), running: 2, max_running: 2 });
+    let err = client(&[&list, &run])
+        .launch(&object_plan())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::AtCap {
+            job: "thumbnails".into(),
+            running: 2,
+            max_running: 2
+        }
+    );
     assert!(err.is_retryable(), "the event waits in its queue");
     assert_eq!(run.num_calls(), 0);
 }
 
 #[tokio::test]
 async fn forbid_skips_while_a_previous_run_is_going() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
-        .then_output(|| DescribeTasksOutput::builder().tasks(task_with_tick("arn:task/old", "2026-11-21T06:00:00Z")).build());
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(task_with_tick("arn:task/old", "2026-11-21T06:00:00Z"))
+            .build()
+    });
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &run]).launch(&tick_plan(0)).await.unwrap();
-    assert_eq!(outcome, LaunchOutcome::SkippedOverlap { running: vec!["arn:task/old".into()] });
+    let outcome = client(&[&list, &describe, &run])
+        .launch(&tick_plan(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        LaunchOutcome::SkippedOverlap {
+            running: vec!["arn:task/old".into()]
+        }
+    );
     assert_eq!(run.num_calls(), 0);
 }
 
 #[tokio::test]
 async fn replace_stops_the_previous_run_then_launches() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
-        .then_output(|| DescribeTasksOutput::builder().tasks(task_with_tick("arn:task/old", "2026-11-22T05:00:00Z")).build());
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(task_with_tick("arn:task/old", "2026-11-22T05:00:00Z"))
+            .build()
+    });
     let stop = mock!(aws_sdk_ecs::Client::stop_task)
-        .match_requests(|r| r.task() == Some("arn:task/old") && r.reason().is_some_and(|why| why.contains(SCHEDULED)))
+        .match_requests(|r| {
+            r.task() == Some("arn:task/old")
+                && r.reason().is_some_and(|why| why.contains(SCHEDULED))
+        })
         .then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &stop, &run]).launch(&tick_plan(1)).await.unwrap();
+    let outcome = client(&[&list, &describe, &stop, &run])
+        .launch(&tick_plan(1))
+        .await
+        .unwrap();
     assert!(matches!(outcome, LaunchOutcome::Started { .. }));
     assert_eq!((stop.num_calls(), run.num_calls()), (1, 1));
 }
 
 #[tokio::test]
 async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().task_arns("arn:task/this-tick").build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
-        .then_output(|| DescribeTasksOutput::builder().tasks(task_with_tick("arn:task/this-tick", SCHEDULED)).build());
-    let stop = mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
+    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
+        ListTasksOutput::builder()
+            .task_arns("arn:task/this-tick")
+            .build()
+    });
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(task_with_tick("arn:task/this-tick", SCHEDULED))
+            .build()
+    });
+    let stop =
+        mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &stop, &run]).launch(&tick_plan(1)).await.unwrap();
-    assert_eq!(outcome, LaunchOutcome::AlreadyStarted { task_arns: vec!["arn:task/this-tick".into()] });
-    assert_eq!((stop.num_calls(), run.num_calls()), (0, 0), "replace must not stop its own tick's task");
+    let outcome = client(&[&list, &describe, &stop, &run])
+        .launch(&tick_plan(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        LaunchOutcome::AlreadyStarted {
+            task_arns: vec!["arn:task/this-tick".into()]
+        }
+    );
+    assert_eq!(
+        (stop.num_calls(), run.num_calls()),
+        (0, 0),
+        "replace must not stop its own tick's task"
+    );
 }

@@ -31,7 +31,11 @@ impl Format {
 
     /// Guesses the format of inline text: JSON objects start with `{`.
     pub fn sniff(text: &str) -> Format {
-        if text.trim_start().starts_with('{') { Format::Json } else { Format::Toml }
+        if text.trim_start().starts_with('{') {
+            Format::Json
+        } else {
+            Format::Toml
+        }
     }
 }
 
@@ -43,11 +47,15 @@ impl Config {
                 let de = &mut serde_json::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let path = e.path().to_string();
-                    Error::config(if path == "." { "(root)".into() } else { path }, e.into_inner().to_string())
+                    Error::config(
+                        if path == "." { "(root)".into() } else { path },
+                        e.into_inner().to_string(),
+                    )
                 })?
             }
             Format::Toml => {
-                let de = toml::Deserializer::parse(text).map_err(|e| Error::config("(root)", one_line(&e.to_string())))?;
+                let de = toml::Deserializer::parse(text)
+                    .map_err(|e| Error::config("(root)", one_line(&e.to_string())))?;
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let path = e.path().to_string();
                     Error::config(
@@ -63,8 +71,9 @@ impl Config {
 
     /// Reads a config file; the extension chooses TOML or JSON.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(path.display().to_string(), format!("cannot read file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(path.display().to_string(), format!("cannot read file: {e}"))
+        })?;
         Config::parse(&text, Format::from_path(path))
     }
 
@@ -76,7 +85,10 @@ impl Config {
         }
         match std::env::var(ENV_FILE) {
             Ok(path) => Config::load(Path::new(&path)),
-            Err(_) => Err(Error::config("(environment)", format!("set {ENV_INLINE} (inline TOML/JSON) or {ENV_FILE} (a path)"))),
+            Err(_) => Err(Error::config(
+                "(environment)",
+                format!("set {ENV_INLINE} (inline TOML/JSON) or {ENV_FILE} (a path)"),
+            )),
         }
     }
 

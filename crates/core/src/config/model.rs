@@ -146,13 +146,21 @@ impl Job {
         LaunchSettings {
             cluster: own.cluster.or_else(|| defaults.cluster.clone()),
             subnets: own.subnets.or_else(|| defaults.subnets.clone()),
-            security_groups: own.security_groups.or_else(|| defaults.security_groups.clone()),
+            security_groups: own
+                .security_groups
+                .or_else(|| defaults.security_groups.clone()),
             assign_public_ip: own.assign_public_ip.or(defaults.assign_public_ip),
             capacity,
             launch_type,
-            platform_version: own.platform_version.or_else(|| defaults.platform_version.clone()),
-            placement_constraints: own.placement_constraints.or_else(|| defaults.placement_constraints.clone()),
-            placement_strategy: own.placement_strategy.or_else(|| defaults.placement_strategy.clone()),
+            platform_version: own
+                .platform_version
+                .or_else(|| defaults.platform_version.clone()),
+            placement_constraints: own
+                .placement_constraints
+                .or_else(|| defaults.placement_constraints.clone()),
+            placement_strategy: own
+                .placement_strategy
+                .or_else(|| defaults.placement_strategy.clone()),
             propagate_tags: own.propagate_tags.or(defaults.propagate_tags),
         }
     }
@@ -294,10 +302,18 @@ pub struct Alerts {
 
 /// The alert classes worth waking someone for, when `notify_on` is not set.
 pub fn default_notify_on() -> Vec<String> {
-    ["non_zero_exit", "oom", "failed_to_start", "spot_interruption", "unhealthy", "timeout", "unknown"]
-        .into_iter()
-        .map(String::from)
-        .collect()
+    [
+        "non_zero_exit",
+        "oom",
+        "failed_to_start",
+        "spot_interruption",
+        "unhealthy",
+        "timeout",
+        "unknown",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
 }
 
 /// The DynamoDB table holding small state (scaler history, alert dedupe).

@@ -42,7 +42,11 @@ fn with(extra: &str) -> String {
 
 #[test]
 fn example_config_is_valid() {
-    let config = Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/jobrunner.toml"))).unwrap();
+    let config = Config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/jobrunner.toml"
+    )))
+    .unwrap();
     assert_eq!(config.jobs.len(), 2);
     assert_eq!(config.triggers.s3[0].job, "thumbnails");
 }
@@ -63,7 +67,10 @@ fn job_inherits_defaults_and_can_override() {
     assert_eq!(settings.cluster.as_deref(), Some("c2"));
     assert_eq!(settings.subnets, Some(vec!["subnet-1".to_string()]));
     assert_eq!(settings.launch_type, Some(LaunchType::Fargate));
-    assert_eq!(settings.capacity, None, "a job's launch_type replaces the default capacity list");
+    assert_eq!(
+        settings.capacity, None,
+        "a job's launch_type replaces the default capacity list"
+    );
 }
 
 #[test]
@@ -88,14 +95,20 @@ fn unknown_job_is_rejected() {
 
 #[test]
 fn invalid_fargate_pair_is_rejected() {
-    let (path, reason) = error_of(&VALID.replace("cpu = 256\nmemory = 512", "cpu = 256\nmemory = 4096"));
+    let (path, reason) =
+        error_of(&VALID.replace("cpu = 256\nmemory = 512", "cpu = 256\nmemory = 4096"));
     assert_eq!(path, "jobs.thumbnails.size_tiers[0].cpu");
-    assert!(reason.contains("not a valid Fargate combination"), "{reason}");
+    assert!(
+        reason.contains("not a valid Fargate combination"),
+        "{reason}"
+    );
 }
 
 #[test]
 fn ec2_jobs_may_use_any_sizes() {
-    let text = with("[jobs.big]\ntask_definition = \"b\"\ncontainer = \"c\"\nlaunch_type = \"EC2\"\ncpu = 300\nmemory = 700");
+    let text = with(
+        "[jobs.big]\ntask_definition = \"b\"\ncontainer = \"c\"\nlaunch_type = \"EC2\"\ncpu = 300\nmemory = 700",
+    );
     assert!(Config::parse(&text, Format::Toml).is_ok());
 }
 
@@ -118,14 +131,19 @@ fn schedule_job_cannot_use_object_placeholders() {
 
 #[test]
 fn names_outside_started_by_charset_are_rejected() {
-    let (path, reason) = error_of(&with("[jobs.\"thumb nails\"]\ntask_definition = \"t\"\ncontainer = \"c\""));
+    let (path, reason) = error_of(&with(
+        "[jobs.\"thumb nails\"]\ntask_definition = \"t\"\ncontainer = \"c\"",
+    ));
     assert_eq!(path, "jobs.thumb nails");
     assert!(reason.contains("only letters, digits"), "{reason}");
 }
 
 #[test]
 fn launch_type_and_capacity_are_exclusive() {
-    let (path, reason) = error_of(&VALID.replace("capacity = [\"FARGATE_SPOT\", \"FARGATE\"]", "capacity = [\"FARGATE\"]\nlaunch_type = \"FARGATE\""));
+    let (path, reason) = error_of(&VALID.replace(
+        "capacity = [\"FARGATE_SPOT\", \"FARGATE\"]",
+        "capacity = [\"FARGATE\"]\nlaunch_type = \"FARGATE\"",
+    ));
     assert_eq!(path, "defaults.launch_type");
     assert!(reason.contains("exclusive"), "{reason}");
 }
@@ -150,8 +168,11 @@ fn fargate_needs_subnets() {
 
 #[test]
 fn duplicate_schedule_names_are_rejected() {
-    let schedule = "[[triggers.schedule]]\nname = \"s\"\njob = \"r\"\nexpression = \"rate(1 hour)\"\n";
-    let text = with(&format!("[jobs.r]\ntask_definition = \"r\"\ncontainer = \"c\"\n{schedule}{schedule}"));
+    let schedule =
+        "[[triggers.schedule]]\nname = \"s\"\njob = \"r\"\nexpression = \"rate(1 hour)\"\n";
+    let text = with(&format!(
+        "[jobs.r]\ntask_definition = \"r\"\ncontainer = \"c\"\n{schedule}{schedule}"
+    ));
     let (path, reason) = error_of(&text);
     assert_eq!(path, "triggers.schedule[1].name");
     assert!(reason.contains("duplicate"), "{reason}");
@@ -178,8 +199,9 @@ fn zero_max_running_is_rejected() {
 
 #[test]
 fn alert_classes_are_checked() {
-    let (path, reason) = error_of(&with("[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:1:t\"\nnotify_on = [\"oom\", \"explosion\"]"));
+    let (path, reason) = error_of(&with(
+        "[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:1:t\"\nnotify_on = [\"oom\", \"explosion\"]",
+    ));
     assert_eq!(path, "alerts.notify_on[1]");
     assert!(reason.contains("explosion"), "{reason}");
 }
-

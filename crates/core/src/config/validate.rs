@@ -27,7 +27,10 @@ pub(super) fn validate(config: &Config) -> Check {
         let path = format!("triggers.schedule[{i}]");
         check_schedule(config, &path, schedule)?;
         if !schedule_names.insert(schedule.name.as_str()) {
-            return Err(Error::config(format!("{path}.name"), format!("duplicate schedule name '{}'", schedule.name)));
+            return Err(Error::config(
+                format!("{path}.name"),
+                format!("duplicate schedule name '{}'", schedule.name),
+            ));
         }
     }
     for (name, worker) in &config.workers {
@@ -46,10 +49,17 @@ pub(super) fn validate(config: &Config) -> Check {
 /// Checks a `startedBy` value against ECS's rules (128 characters of `[A-Za-z0-9_/-]`).
 pub fn validate_started_by(started_by: &str) -> Result<(), String> {
     if started_by.len() > STARTED_BY_MAX {
-        return Err(format!("startedBy '{started_by}' exceeds {STARTED_BY_MAX} characters"));
+        return Err(format!(
+            "startedBy '{started_by}' exceeds {STARTED_BY_MAX} characters"
+        ));
     }
-    if let Some(bad) = started_by.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'))) {
-        return Err(format!("startedBy '{started_by}' has '{bad}', outside ECS's charset"));
+    if let Some(bad) = started_by
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/')))
+    {
+        return Err(format!(
+            "startedBy '{started_by}' has '{bad}', outside ECS's charset"
+        ));
     }
     Ok(())
 }
@@ -57,19 +67,31 @@ pub fn validate_started_by(started_by: &str) -> Result<(), String> {
 /// Names of jobs, schedules and workers end up in `startedBy`, tags and ARNs.
 pub fn check_name(path: &str, name: &str) -> Check {
     if name.is_empty() || name.len() > 64 {
-        return Err(Error::config(path, format!("name '{name}' must be 1 to 64 characters")));
-    }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
         return Err(Error::config(
             path,
-            format!("name '{name}' has '{bad}': only letters, digits, '-' and '_' are allowed (ECS startedBy charset)"),
+            format!("name '{name}' must be 1 to 64 characters"),
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(Error::config(
+            path,
+            format!(
+                "name '{name}' has '{bad}': only letters, digits, '-' and '_' are allowed (ECS startedBy charset)"
+            ),
         ));
     }
     Ok(())
 }
 
 fn require_non_empty(path: &str, value: &str) -> Check {
-    if value.trim().is_empty() { Err(Error::config(path, "must not be empty")) } else { Ok(()) }
+    if value.trim().is_empty() {
+        Err(Error::config(path, "must not be empty"))
+    } else {
+        Ok(())
+    }
 }
 
 fn check_settings(path: &str, settings: &LaunchSettings) -> Check {
@@ -81,17 +103,26 @@ fn check_settings(path: &str, settings: &LaunchSettings) -> Check {
     }
     if let Some(capacity) = &settings.capacity {
         if capacity.is_empty() {
-            return Err(Error::config(format!("{path}.capacity"), "must list at least one capacity provider"));
+            return Err(Error::config(
+                format!("{path}.capacity"),
+                "must list at least one capacity provider",
+            ));
         }
         let mut seen = BTreeSet::new();
         for (i, provider) in capacity.iter().enumerate() {
             require_non_empty(&format!("{path}.capacity[{i}]"), provider)?;
             if !seen.insert(provider) {
-                return Err(Error::config(format!("{path}.capacity[{i}]"), format!("'{provider}' is listed twice")));
+                return Err(Error::config(
+                    format!("{path}.capacity[{i}]"),
+                    format!("'{provider}' is listed twice"),
+                ));
             }
         }
     }
-    for (field, list) in [("subnets", &settings.subnets), ("security_groups", &settings.security_groups)] {
+    for (field, list) in [
+        ("subnets", &settings.subnets),
+        ("security_groups", &settings.security_groups),
+    ] {
         for (i, item) in list.iter().flatten().enumerate() {
             require_non_empty(&format!("{path}.{field}[{i}]"), item)?;
         }
@@ -108,7 +139,12 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
     let settings = job.resolved(&config.defaults);
     match &settings.cluster {
         Some(cluster) => require_non_empty(&format!("{path}.cluster"), cluster)?,
-        None => return Err(Error::config(format!("{path}.cluster"), "no cluster: set it on the job or in [defaults]")),
+        None => {
+            return Err(Error::config(
+                format!("{path}.cluster"),
+                "no cluster: set it on the job or in [defaults]",
+            ));
+        }
     }
     if settings.is_fargate() {
         if settings.subnets.as_ref().is_none_or(|s| s.is_empty()) {
@@ -118,17 +154,31 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
             ));
         }
         if settings.placement_constraints.is_some() || settings.placement_strategy.is_some() {
-            return Err(Error::config(format!("{path}.placement_strategy"), "placement settings apply to EC2 only, not Fargate"));
+            return Err(Error::config(
+                format!("{path}.placement_strategy"),
+                "placement settings apply to EC2 only, not Fargate",
+            ));
         }
     }
     if job.max_running == Some(0) {
-        return Err(Error::config(format!("{path}.max_running"), "must be at least 1 (omit it for no cap)"));
+        return Err(Error::config(
+            format!("{path}.max_running"),
+            "must be at least 1 (omit it for no cap)",
+        ));
     }
     check_sizing(&path, job, settings.is_fargate())?;
-    check_overrides(&path, job.command.as_deref(), &job.environment, &placeholders_for_job(config, name))?;
+    check_overrides(
+        &path,
+        job.command.as_deref(),
+        &job.environment,
+        &placeholders_for_job(config, name),
+    )?;
     check_tags(&path, &job.tags)?;
     if job.task_definition.contains(char::is_whitespace) {
-        return Err(Error::config(format!("{path}.task_definition"), "must not contain spaces"));
+        return Err(Error::config(
+            format!("{path}.task_definition"),
+            "must not contain spaces",
+        ));
     }
     Ok(())
 }
@@ -152,7 +202,12 @@ fn check_sizing(path: &str, job: &Job, fargate: bool) -> Check {
     match (job.cpu, job.memory) {
         (Some(cpu), Some(memory)) => pair(format!("{path}.cpu"), cpu, memory)?,
         (None, None) => {}
-        _ => return Err(Error::config(format!("{path}.cpu"), "set cpu and memory together, or neither")),
+        _ => {
+            return Err(Error::config(
+                format!("{path}.cpu"),
+                "set cpu and memory together, or neither",
+            ));
+        }
     }
     let mut previous: Option<u64> = None;
     let last = job.size_tiers.len().saturating_sub(1);
@@ -167,7 +222,10 @@ fn check_sizing(path: &str, job: &Job, fargate: bool) -> Check {
                 ));
             }
             Some(max) if previous.is_some_and(|p| max <= p) => {
-                return Err(Error::config(format!("{tier_path}.max_bytes"), "size tiers must be in increasing max_bytes order"));
+                return Err(Error::config(
+                    format!("{tier_path}.max_bytes"),
+                    "size tiers must be in increasing max_bytes order",
+                ));
             }
             Some(max) => previous = Some(max),
             None => {}
@@ -187,7 +245,11 @@ fn placeholders_for_job(config: &Config, job: &str) -> Vec<&'static str> {
         // Not triggered yet: allow anything a trigger could provide.
         (false, false) => {
             let mut all = template::S3_PLACEHOLDERS.to_vec();
-            all.extend(template::SCHEDULE_PLACEHOLDERS.iter().filter(|p| **p != "job"));
+            all.extend(
+                template::SCHEDULE_PLACEHOLDERS
+                    .iter()
+                    .filter(|p| **p != "job"),
+            );
             all
         }
     }
@@ -200,17 +262,27 @@ fn check_overrides(
     placeholders: &[&'static str],
 ) -> Check {
     for (i, part) in command.unwrap_or_default().iter().enumerate() {
-        template::check(part, placeholders).map_err(|reason| Error::config(format!("{path}.command[{i}]"), reason))?;
+        template::check(part, placeholders)
+            .map_err(|reason| Error::config(format!("{path}.command[{i}]"), reason))?;
     }
     for (key, value) in environment {
         let key_path = format!("{path}.environment.{key}");
-        let valid_name = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid_name = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_name {
-            return Err(Error::config(key_path, "environment variable names are letters, digits and '_', not starting with a digit"));
+            return Err(Error::config(
+                key_path,
+                "environment variable names are letters, digits and '_', not starting with a digit",
+            ));
         }
         if key.starts_with("JOB_") {
-            return Err(Error::config(key_path, "names starting with JOB_ are reserved for the variables jobrunner sets"));
+            return Err(Error::config(
+                key_path,
+                "names starting with JOB_ are reserved for the variables jobrunner sets",
+            ));
         }
         template::check(value, placeholders).map_err(|reason| Error::config(key_path, reason))?;
     }
@@ -219,7 +291,13 @@ fn check_overrides(
 
 fn check_tags(path: &str, tags: &std::collections::BTreeMap<String, String>) -> Check {
     if tags.len() + OWN_TAGS > 50 {
-        return Err(Error::config(format!("{path}.tags"), format!("at most {} tags (ECS allows 50; jobrunner adds {OWN_TAGS})", 50 - OWN_TAGS)));
+        return Err(Error::config(
+            format!("{path}.tags"),
+            format!(
+                "at most {} tags (ECS allows 50; jobrunner adds {OWN_TAGS})",
+                50 - OWN_TAGS
+            ),
+        ));
     }
     for (key, value) in tags {
         let tag_path = format!("{path}.tags.{key}");
@@ -227,10 +305,16 @@ fn check_tags(path: &str, tags: &std::collections::BTreeMap<String, String>) -> 
             return Err(Error::config(tag_path, "tag keys are 1 to 128 characters"));
         }
         if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with("jobrunner:") {
-            return Err(Error::config(tag_path, "the aws: and jobrunner: tag prefixes are reserved"));
+            return Err(Error::config(
+                tag_path,
+                "the aws: and jobrunner: tag prefixes are reserved",
+            ));
         }
         if value.len() > 256 {
-            return Err(Error::config(tag_path, "tag values are at most 256 characters"));
+            return Err(Error::config(
+                tag_path,
+                "tag values are at most 256 characters",
+            ));
         }
     }
     Ok(())
@@ -241,7 +325,10 @@ fn check_job_reference(config: &Config, path: &str, job: &str) -> Check {
         Ok(())
     } else {
         let known = config.jobs.keys().cloned().collect::<Vec<_>>().join(", ");
-        Err(Error::config(format!("{path}.job"), format!("unknown job '{job}' (jobs: {known})")))
+        Err(Error::config(
+            format!("{path}.job"),
+            format!("unknown job '{job}' (jobs: {known})"),
+        ))
     }
 }
 
@@ -251,7 +338,10 @@ fn check_s3_trigger(config: &Config, path: &str, trigger: &S3Trigger) -> Check {
     if let (Some(min), Some(max)) = (trigger.min_size, trigger.max_size)
         && min > max
     {
-        return Err(Error::config(format!("{path}.min_size"), format!("min_size {min} is larger than max_size {max}")));
+        return Err(Error::config(
+            format!("{path}.min_size"),
+            format!("min_size {min} is larger than max_size {max}"),
+        ));
     }
     Ok(())
 }
@@ -259,9 +349,17 @@ fn check_s3_trigger(config: &Config, path: &str, trigger: &S3Trigger) -> Check {
 fn check_schedule(config: &Config, path: &str, schedule: &ScheduleTrigger) -> Check {
     check_name(&format!("{path}.name"), &schedule.name)?;
     check_job_reference(config, path, &schedule.job)?;
-    validate_started_by(&crate::plan::started_by_schedule(&schedule.job, &schedule.name))
-        .map_err(|reason| Error::config(format!("{path}.name"), reason))?;
-    check_overrides(path, schedule.command.as_deref(), &schedule.environment, template::SCHEDULE_PLACEHOLDERS)?;
+    validate_started_by(&crate::plan::started_by_schedule(
+        &schedule.job,
+        &schedule.name,
+    ))
+    .map_err(|reason| Error::config(format!("{path}.name"), reason))?;
+    check_overrides(
+        path,
+        schedule.command.as_deref(),
+        &schedule.environment,
+        template::SCHEDULE_PLACEHOLDERS,
+    )?;
     crate::schedule::validate_trigger(path, schedule)
 }
 
@@ -270,23 +368,44 @@ fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
     require_non_empty(&format!("{path}.cluster"), &worker.cluster)?;
     require_non_empty(&format!("{path}.service"), &worker.service)?;
     if !worker.queue_url.starts_with("https://") && !worker.queue_url.starts_with("http://") {
-        return Err(Error::config(format!("{path}.queue_url"), "must be the queue's URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"));
+        return Err(Error::config(
+            format!("{path}.queue_url"),
+            "must be the queue's URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)",
+        ));
     }
     if worker.messages_per_task == 0 {
-        return Err(Error::config(format!("{path}.messages_per_task"), "must be at least 1"));
+        return Err(Error::config(
+            format!("{path}.messages_per_task"),
+            "must be at least 1",
+        ));
     }
     if worker.max_tasks == 0 || worker.min_tasks > worker.max_tasks {
         return Err(Error::config(
             format!("{path}.max_tasks"),
-            format!("max_tasks {} must be at least 1 and not below min_tasks {}", worker.max_tasks, worker.min_tasks),
+            format!(
+                "max_tasks {} must be at least 1 and not below min_tasks {}",
+                worker.max_tasks, worker.min_tasks
+            ),
         ));
     }
-    if worker.sample_every_seconds.is_some_and(|s| !(5..=60).contains(&s)) {
-        return Err(Error::config(format!("{path}.sample_every_seconds"), "must be between 5 and 60"));
+    if worker
+        .sample_every_seconds
+        .is_some_and(|s| !(5..=60).contains(&s))
+    {
+        return Err(Error::config(
+            format!("{path}.sample_every_seconds"),
+            "must be between 5 and 60",
+        ));
     }
-    for (field, step) in [("max_step_out", worker.max_step_out), ("max_step_in", worker.max_step_in)] {
+    for (field, step) in [
+        ("max_step_out", worker.max_step_out),
+        ("max_step_in", worker.max_step_in),
+    ] {
         if step == Some(0) {
-            return Err(Error::config(format!("{path}.{field}"), "must be at least 1 (omit it for no cap)"));
+            return Err(Error::config(
+                format!("{path}.{field}"),
+                "must be at least 1 (omit it for no cap)",
+            ));
         }
     }
     crate::scaling::validate_windows(path, worker)
@@ -294,13 +413,19 @@ fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
 
 fn check_alerts(alerts: &Alerts) -> Check {
     if !alerts.topic_arn.starts_with("arn:") || !alerts.topic_arn.contains(":sns:") {
-        return Err(Error::config("alerts.topic_arn", format!("'{}' is not an SNS topic ARN", alerts.topic_arn)));
+        return Err(Error::config(
+            "alerts.topic_arn",
+            format!("'{}' is not an SNS topic ARN", alerts.topic_arn),
+        ));
     }
     for (i, class) in alerts.notify_on.iter().enumerate() {
         if !crate::alert::CLASS_NAMES.contains(&class.as_str()) {
             return Err(Error::config(
                 format!("alerts.notify_on[{i}]"),
-                format!("unknown alert class '{class}' (classes: {})", crate::alert::CLASS_NAMES.join(", ")),
+                format!(
+                    "unknown alert class '{class}' (classes: {})",
+                    crate::alert::CLASS_NAMES.join(", ")
+                ),
             ));
         }
     }

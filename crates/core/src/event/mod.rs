@@ -70,7 +70,9 @@ pub fn decode_invocation(value: &Value) -> Result<Invocation, Error> {
                     .unwrap_or_else(|| format!("#{i}"));
                 let events = match record.get("body").and_then(Value::as_str) {
                     Some(body) => decode_message(body),
-                    None => Err(Error::MalformedEvent("SQS record has no string body".into())),
+                    None => Err(Error::MalformedEvent(
+                        "SQS record has no string body".into(),
+                    )),
                 };
                 SqsMessage { message_id, events }
             })
@@ -88,7 +90,10 @@ pub fn decode_message(body: &str) -> Result<Vec<Event>, Error> {
 /// Decodes one event document: EventBridge, Scheduler input, or a classic S3 notification.
 pub fn decode_event(value: &Value) -> Result<Vec<Event>, Error> {
     let Some(object) = value.as_object() else {
-        return Err(Error::UnsupportedEvent(format!("expected a JSON object, got {}", kind_of(value))));
+        return Err(Error::UnsupportedEvent(format!(
+            "expected a JSON object, got {}",
+            kind_of(value)
+        )));
     };
     if object.contains_key("detail-type") {
         return decode_eventbridge(value).map(|event| vec![event]);
@@ -103,7 +108,8 @@ pub fn decode_event(value: &Value) -> Result<Vec<Event>, Error> {
         return Ok(vec![Event::Ignored("S3 test notification".into())]);
     }
     Err(Error::UnsupportedEvent(
-        "not an EventBridge event, EventBridge Scheduler input, S3 notification or SQS batch".into(),
+        "not an EventBridge event, EventBridge Scheduler input, S3 notification or SQS batch"
+            .into(),
     ))
 }
 
@@ -123,13 +129,18 @@ struct EventBridgeEnvelope {
 fn decode_eventbridge(value: &Value) -> Result<Event, Error> {
     let envelope: EventBridgeEnvelope = typed(value, "EventBridge event")?;
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
-        ("aws.s3", "Object Created") => s3::decode_eventbridge_detail(&envelope.detail, envelope.time).map(Event::ObjectCreated),
-        ("aws.s3", other) => Ok(Event::Ignored(format!("S3 '{other}' events start no job"))),
-        ("aws.events", "Scheduled Event") => schedule::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick),
-        ("aws.ecs", "ECS Task State Change") => {
-            TaskStateChange::from_detail(&envelope.detail).map(|change| Event::TaskStateChange(Box::new(change)))
+        ("aws.s3", "Object Created") => {
+            s3::decode_eventbridge_detail(&envelope.detail, envelope.time).map(Event::ObjectCreated)
         }
-        (source, detail_type) => Err(Error::UnsupportedEvent(format!("EventBridge '{detail_type}' from '{source}'"))),
+        ("aws.s3", other) => Ok(Event::Ignored(format!("S3 '{other}' events start no job"))),
+        ("aws.events", "Scheduled Event") => {
+            schedule::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick)
+        }
+        ("aws.ecs", "ECS Task State Change") => TaskStateChange::from_detail(&envelope.detail)
+            .map(|change| Event::TaskStateChange(Box::new(change))),
+        (source, detail_type) => Err(Error::UnsupportedEvent(format!(
+            "EventBridge '{detail_type}' from '{source}'"
+        ))),
     }
 }
 
@@ -142,7 +153,9 @@ fn sqs_records(value: &Value) -> Option<&Vec<Value>> {
 /// Parses JSON text, rejecting nesting deeper than [`MAX_DEPTH`] with a clear error.
 pub fn parse_json(text: &str) -> Result<Value, Error> {
     if nesting_depth(text) > MAX_DEPTH {
-        return Err(Error::UnsupportedEvent(format!("JSON nested deeper than {MAX_DEPTH} levels")));
+        return Err(Error::UnsupportedEvent(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     serde_json::from_str(text).map_err(|e| Error::UnsupportedEvent(format!("not JSON: {e}")))
 }

@@ -47,9 +47,20 @@ struct EventBridgeObject {
     sequencer: Option<String>,
 }
 
-pub(super) fn decode_eventbridge_detail(detail: &Value, time: DateTime<Utc>) -> Result<ObjectCreated, Error> {
+pub(super) fn decode_eventbridge_detail(
+    detail: &Value,
+    time: DateTime<Utc>,
+) -> Result<ObjectCreated, Error> {
     let detail: EventBridgeDetail = typed(detail, "S3 Object Created detail")?;
-    object(detail.bucket.name, detail.object.key, detail.object.size, detail.object.etag, detail.object.version_id, detail.object.sequencer, time)
+    object(
+        detail.bucket.name,
+        detail.object.key,
+        detail.object.size,
+        detail.object.etag,
+        detail.object.version_id,
+        detail.object.sequencer,
+        time,
+    )
 }
 
 #[derive(Deserialize)]
@@ -96,14 +107,29 @@ pub(super) fn decode_notification(value: &Value) -> Result<Vec<Event>, Error> {
         .into_iter()
         .map(|record| {
             if record.event_source != "aws:s3" {
-                return Err(Error::UnsupportedEvent(format!("record from '{}'", record.event_source)));
+                return Err(Error::UnsupportedEvent(format!(
+                    "record from '{}'",
+                    record.event_source
+                )));
             }
             if !record.event_name.starts_with("ObjectCreated:") {
-                return Ok(Event::Ignored(format!("S3 '{}' events start no job", record.event_name)));
+                return Ok(Event::Ignored(format!(
+                    "S3 '{}' events start no job",
+                    record.event_name
+                )));
             }
             let o = record.s3.object;
             let key = decode_notification_key(&o.key)?;
-            object(record.s3.bucket.name, key, o.size, o.etag, o.version_id, o.sequencer, record.event_time).map(Event::ObjectCreated)
+            object(
+                record.s3.bucket.name,
+                key,
+                o.size,
+                o.etag,
+                o.version_id,
+                o.sequencer,
+                record.event_time,
+            )
+            .map(Event::ObjectCreated)
         })
         .collect()
 }
@@ -114,7 +140,11 @@ pub fn decode_notification_key(encoded: &str) -> Result<String, Error> {
     percent_decode_str(&plus_decoded)
         .decode_utf8()
         .map(|key| key.into_owned())
-        .map_err(|_| Error::MalformedEvent(format!("object key '{encoded}' is not valid URL-encoded UTF-8")))
+        .map_err(|_| {
+            Error::MalformedEvent(format!(
+                "object key '{encoded}' is not valid URL-encoded UTF-8"
+            ))
+        })
 }
 
 fn object(
@@ -132,7 +162,15 @@ fn object(
     check_key(&key)?;
     // S3 sends "null" as the version of objects in unversioned buckets.
     let version_id = version_id.filter(|v| !v.is_empty() && v != "null");
-    Ok(ObjectCreated { bucket, key, size, etag: etag.filter(|e| !e.is_empty()), version_id, sequencer, event_time })
+    Ok(ObjectCreated {
+        bucket,
+        key,
+        size,
+        etag: etag.filter(|e| !e.is_empty()),
+        version_id,
+        sequencer,
+        event_time,
+    })
 }
 
 /// Keys are passed to containers as data; refuse the ones no job should be started for.
@@ -141,13 +179,20 @@ fn check_key(key: &str) -> Result<(), Error> {
         return Err(Error::MalformedEvent("object key is empty".into()));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(Error::MalformedEvent(format!("object key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}", key.len())));
+        return Err(Error::MalformedEvent(format!(
+            "object key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}",
+            key.len()
+        )));
     }
     if key.chars().any(char::is_control) {
-        return Err(Error::MalformedEvent(format!("object key {key:?} contains control characters")));
+        return Err(Error::MalformedEvent(format!(
+            "object key {key:?} contains control characters"
+        )));
     }
     if key.split('/').any(|segment| segment == "..") {
-        return Err(Error::MalformedEvent(format!("object key {key:?} has a '..' path segment")));
+        return Err(Error::MalformedEvent(format!(
+            "object key {key:?} has a '..' path segment"
+        )));
     }
     Ok(())
 }

@@ -28,17 +28,28 @@ pub enum TickSource {
     Scheduler { arn: Option<String> },
 }
 
-pub(super) fn decode_rule_event(resources: &[String], time: DateTime<Utc>) -> Result<ScheduleTick, Error> {
+pub(super) fn decode_rule_event(
+    resources: &[String],
+    time: DateTime<Utc>,
+) -> Result<ScheduleTick, Error> {
     let arn = resources
         .iter()
         .find(|r| r.contains(":rule/"))
-        .ok_or_else(|| Error::MalformedEvent("Scheduled Event has no rule ARN in 'resources'".into()))?;
+        .ok_or_else(|| {
+            Error::MalformedEvent("Scheduled Event has no rule ARN in 'resources'".into())
+        })?;
     // arn:aws:events:REGION:ACCOUNT:rule/NAME or rule/BUS/NAME
     let name = arn.rsplit('/').next().unwrap_or_default();
     if name.is_empty() {
-        return Err(Error::MalformedEvent(format!("rule ARN '{arn}' has no name")));
+        return Err(Error::MalformedEvent(format!(
+            "rule ARN '{arn}' has no name"
+        )));
     }
-    Ok(ScheduleTick { name: name.to_string(), scheduled_time: time, source: TickSource::Rule { arn: arn.clone() } })
+    Ok(ScheduleTick {
+        name: name.to_string(),
+        scheduled_time: time,
+        source: TickSource::Rule { arn: arn.clone() },
+    })
 }
 
 #[derive(Deserialize)]
@@ -59,7 +70,15 @@ pub(super) fn decode_scheduler_input(value: &Value) -> Result<ScheduleTick, Erro
         })?
         .with_timezone(&Utc);
     if input.schedule.is_empty() {
-        return Err(Error::MalformedEvent("EventBridge Scheduler input: 'schedule' is empty".into()));
+        return Err(Error::MalformedEvent(
+            "EventBridge Scheduler input: 'schedule' is empty".into(),
+        ));
     }
-    Ok(ScheduleTick { name: input.schedule, scheduled_time, source: TickSource::Scheduler { arn: input.schedule_arn } })
+    Ok(ScheduleTick {
+        name: input.schedule,
+        scheduled_time,
+        source: TickSource::Scheduler {
+            arn: input.schedule_arn,
+        },
+    })
 }

@@ -3,7 +3,11 @@ use crate::config::Format;
 use crate::event::{Event, TickSource, decode_event};
 
 fn example() -> Config {
-    Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/jobrunner.toml"))).unwrap()
+    Config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/jobrunner.toml"
+    )))
+    .unwrap()
 }
 
 fn object(key: &str, size: u64, version: Option<&str>) -> ObjectCreated {
@@ -19,27 +23,57 @@ fn object(key: &str, size: u64, version: Option<&str>) -> ObjectCreated {
 }
 
 fn env(input: &RunTaskInput) -> Vec<(String, String)> {
-    input.overrides.container_overrides[0].environment.iter().map(|kv| (kv.name.clone(), kv.value.clone())).collect()
+    input.overrides.container_overrides[0]
+        .environment
+        .iter()
+        .map(|kv| (kv.name.clone(), kv.value.clone()))
+        .collect()
 }
 
 fn env_value(input: &RunTaskInput, name: &str) -> Option<String> {
-    env(input).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    env(input)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
 }
 
 #[test]
 fn object_plan_sets_job_variables_and_templated_command() {
-    let plan = plan_object(&example(), "thumbnails", &object("images/a b.jpg", 10, Some("v1"))).unwrap();
+    let plan = plan_object(
+        &example(),
+        "thumbnails",
+        &object("images/a b.jpg", 10, Some("v1")),
+    )
+    .unwrap();
     let input = &plan.attempts[0];
     assert_eq!(input.cluster, "jobs");
     assert_eq!(input.task_definition, "thumbnails");
     assert_eq!(input.started_by, "jobrunner/thumbnails");
-    assert_eq!(env_value(input, "JOB_KEY").as_deref(), Some("images/a b.jpg"));
+    assert_eq!(
+        env_value(input, "JOB_KEY").as_deref(),
+        Some("images/a b.jpg")
+    );
     assert_eq!(env_value(input, "JOB_BUCKET").as_deref(), Some("uploads"));
     assert_eq!(env_value(input, "JOB_VERSION_ID").as_deref(), Some("v1"));
     assert_eq!(env_value(input, "JOB_TRIGGER").as_deref(), Some("s3"));
-    assert_eq!(env_value(input, "OUTPUT_PREFIX").as_deref(), Some("thumbs/"));
-    let command = input.overrides.container_overrides[0].command.clone().unwrap();
-    assert_eq!(command, ["resize", "--input", "s3://uploads/images/a b.jpg", "--width", "512"]);
+    assert_eq!(
+        env_value(input, "OUTPUT_PREFIX").as_deref(),
+        Some("thumbs/")
+    );
+    let command = input.overrides.container_overrides[0]
+        .command
+        .clone()
+        .unwrap();
+    assert_eq!(
+        command,
+        [
+            "resize",
+            "--input",
+            "s3://uploads/images/a b.jpg",
+            "--width",
+            "512"
+        ]
+    );
 }
 
 #[test]
@@ -51,16 +85,42 @@ fn unversioned_objects_get_no_version_variable() {
 #[test]
 fn size_tiers_pick_cpu_and_memory() {
     let config = example();
-    let small = plan_object(&config, "thumbnails", &object("images/a.jpg", 104_857_600, None)).unwrap();
-    assert_eq!((small.attempts[0].overrides.cpu.as_deref(), small.attempts[0].overrides.memory.as_deref()), (Some("512"), Some("1024")));
-    let large = plan_object(&config, "thumbnails", &object("images/a.jpg", 104_857_601, None)).unwrap();
-    assert_eq!((large.attempts[0].overrides.cpu.as_deref(), large.attempts[0].overrides.memory.as_deref()), (Some("2048"), Some("8192")));
+    let small = plan_object(
+        &config,
+        "thumbnails",
+        &object("images/a.jpg", 104_857_600, None),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            small.attempts[0].overrides.cpu.as_deref(),
+            small.attempts[0].overrides.memory.as_deref()
+        ),
+        (Some("512"), Some("1024"))
+    );
+    let large = plan_object(
+        &config,
+        "thumbnails",
+        &object("images/a.jpg", 104_857_601, None),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            large.attempts[0].overrides.cpu.as_deref(),
+            large.attempts[0].overrides.memory.as_deref()
+        ),
+        (Some("2048"), Some("8192"))
+    );
 }
 
 #[test]
 fn capacity_list_becomes_ordered_attempts_with_own_tokens() {
     let plan = plan_object(&example(), "thumbnails", &object("images/a.jpg", 1, None)).unwrap();
-    let providers: Vec<_> = plan.attempts.iter().map(|a| a.capacity_provider_strategy[0].capacity_provider.as_str()).collect();
+    let providers: Vec<_> = plan
+        .attempts
+        .iter()
+        .map(|a| a.capacity_provider_strategy[0].capacity_provider.as_str())
+        .collect();
     assert_eq!(providers, ["FARGATE_SPOT", "FARGATE"]);
     assert_ne!(plan.attempts[0].client_token, plan.attempts[1].client_token);
     assert!(plan.attempts.iter().all(|a| a.launch_type.is_none()));
@@ -69,7 +129,13 @@ fn capacity_list_becomes_ordered_attempts_with_own_tokens() {
 #[test]
 fn cap_counts_every_started_by_of_the_job() {
     let plan = plan_object(&example(), "thumbnails", &object("images/a.jpg", 1, None)).unwrap();
-    assert_eq!(plan.cap, Some(ConcurrencyCap { max_running: 50, started_by: vec!["jobrunner/thumbnails".into()] }));
+    assert_eq!(
+        plan.cap,
+        Some(ConcurrencyCap {
+            max_running: 50,
+            started_by: vec!["jobrunner/thumbnails".into()]
+        })
+    );
 }
 
 #[test]
@@ -77,13 +143,28 @@ fn input_serializes_in_the_aws_api_shape() {
     let plan = plan_object(&example(), "thumbnails", &object("images/a.jpg", 1, None)).unwrap();
     let json = serde_json::to_value(&plan.attempts[0]).unwrap();
     assert_eq!(json["taskDefinition"], "thumbnails");
-    assert_eq!(json["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"], "DISABLED");
-    assert_eq!(json["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0], "sg-0123");
+    assert_eq!(
+        json["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"],
+        "DISABLED"
+    );
+    assert_eq!(
+        json["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0],
+        "sg-0123"
+    );
     assert_eq!(json["overrides"]["containerOverrides"][0]["name"], "app");
-    assert_eq!(json["capacityProviderStrategy"][0]["capacityProvider"], "FARGATE_SPOT");
+    assert_eq!(
+        json["capacityProviderStrategy"][0]["capacityProvider"],
+        "FARGATE_SPOT"
+    );
     assert_eq!(json["enableECSManagedTags"], true);
-    assert_eq!(json["tags"][0], serde_json::json!({"key": "jobrunner:job", "value": "thumbnails"}));
-    assert!(json.get("launchType").is_none(), "launchType and capacityProviderStrategy are exclusive");
+    assert_eq!(
+        json["tags"][0],
+        serde_json::json!({"key": "jobrunner:job", "value": "thumbnails"})
+    );
+    assert!(
+        json.get("launchType").is_none(),
+        "launchType and capacityProviderStrategy are exclusive"
+    );
 }
 
 #[test]
@@ -105,29 +186,71 @@ fn overrides_over_8192_characters_are_refused() {
 fn tick_plan_uses_schedule_identity() {
     let config = example();
     let schedule = &config.triggers.schedule[0];
-    let tick = ScheduleTick { name: schedule.name.clone(), scheduled_time: "2026-11-22T06:00:00Z".parse().unwrap(), source: TickSource::Scheduler { arn: None } };
+    let tick = ScheduleTick {
+        name: schedule.name.clone(),
+        scheduled_time: "2026-11-22T06:00:00Z".parse().unwrap(),
+        source: TickSource::Scheduler { arn: None },
+    };
     let plan = plan_tick(&config, schedule, &tick).unwrap();
     let input = &plan.attempts[0];
     assert_eq!(input.started_by, "jobrunner/report/hourly-report");
     assert_eq!(env_value(input, "JOB_TRIGGER").as_deref(), Some("schedule"));
-    assert_eq!(env_value(input, "JOB_SCHEDULE").as_deref(), Some("hourly-report"));
-    assert_eq!(env_value(input, "JOB_SCHEDULED_TIME").as_deref(), Some("2026-11-22T06:00:00Z"));
-    assert_eq!(input.overrides.container_overrides[0].command.clone().unwrap(), ["report", "--for", "2026-11-22T06:00:00Z"]);
-    assert_eq!(input.client_token, crate::token::for_tick("hourly-report", tick.scheduled_time));
-    assert_eq!(plan.overlap, Some(OverlapCheck { policy: Overlap::Forbid, started_by: "jobrunner/report/hourly-report".into() }));
+    assert_eq!(
+        env_value(input, "JOB_SCHEDULE").as_deref(),
+        Some("hourly-report")
+    );
+    assert_eq!(
+        env_value(input, "JOB_SCHEDULED_TIME").as_deref(),
+        Some("2026-11-22T06:00:00Z")
+    );
+    assert_eq!(
+        input.overrides.container_overrides[0]
+            .command
+            .clone()
+            .unwrap(),
+        ["report", "--for", "2026-11-22T06:00:00Z"]
+    );
+    assert_eq!(
+        input.client_token,
+        crate::token::for_tick("hourly-report", tick.scheduled_time)
+    );
+    assert_eq!(
+        plan.overlap,
+        Some(OverlapCheck {
+            policy: Overlap::Forbid,
+            started_by: "jobrunner/report/hourly-report".into()
+        })
+    );
 }
 
 #[test]
 fn redelivered_event_plans_the_same_token() {
     let config = example();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/s3-object-created.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/s3-object-created.json"
+    ))
+    .unwrap();
     let plan_of = |text: &str| {
-        let Event::ObjectCreated(o) = decode_event(&serde_json::from_str(text).unwrap()).unwrap().remove(0) else { panic!() };
-        plan_object(&config, "thumbnails", &o).unwrap().attempts[0].client_token.clone()
+        let Event::ObjectCreated(o) = decode_event(&serde_json::from_str(text).unwrap())
+            .unwrap()
+            .remove(0)
+        else {
+            panic!()
+        };
+        plan_object(&config, "thumbnails", &o).unwrap().attempts[0]
+            .client_token
+            .clone()
     };
     // A redelivery has another EventBridge id but the same object and sequencer.
-    assert_eq!(plan_of(&text), plan_of(&text.replace("17793124-05d4", "99999999-05d4")));
-    assert_ne!(plan_of(&text), plan_of(&text.replace("IYV3p45BT0ac8hjHg1houSdS1a", "OTHERVERSION")));
+    assert_eq!(
+        plan_of(&text),
+        plan_of(&text.replace("17793124-05d4", "99999999-05d4"))
+    );
+    assert_ne!(
+        plan_of(&text),
+        plan_of(&text.replace("IYV3p45BT0ac8hjHg1houSdS1a", "OTHERVERSION"))
+    );
 }
 
 #[test]
@@ -145,7 +268,10 @@ placement_constraints = [{ type = "memberOf", expression = "attribute:ecs.instan
     let plan = plan_object(&config, "gpu", &object("a", 1, None)).unwrap();
     let json = serde_json::to_value(&plan.attempts[0]).unwrap();
     assert_eq!(json["launchType"], "EC2");
-    assert_eq!(json["placementStrategy"][0], serde_json::json!({"type": "binpack", "field": "memory"}));
+    assert_eq!(
+        json["placementStrategy"][0],
+        serde_json::json!({"type": "binpack", "field": "memory"})
+    );
     assert_eq!(json["placementConstraints"][0]["type"], "memberOf");
     assert!(json.get("networkConfiguration").is_none());
 }

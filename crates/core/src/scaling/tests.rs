@@ -727,7 +727,14 @@ mod properties {
 #[test]
 fn windows_in_an_iana_zone_follow_daylight_saving() {
     let mut worker = worker(10, 0, 20, 300);
-    worker.windows = vec![window(&[], "09:00", "17:00", Some("Europe/Berlin"), Some(4), None)];
+    worker.windows = vec![window(
+        &[],
+        "09:00",
+        "17:00",
+        Some("Europe/Berlin"),
+        Some(4),
+        None,
+    )];
     let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     // 09:00 in Berlin is 08:00 UTC in winter (CET) and 07:00 UTC in summer (CEST).
     assert_eq!(bounds_at(&worker, at("2026-01-15T07:30:00Z")).min, 0);

@@ -144,9 +144,17 @@ pub(crate) fn parse(path: &str, window: &ScalingWindow) -> Result<ParsedWindow, 
             ),
         ));
     }
-    let zone = match window.timezone.as_deref().map(str::trim).map(str::parse::<Tz>) {
+    let zone = match window
+        .timezone
+        .as_deref()
+        .map(str::trim)
+        .map(str::parse::<Tz>)
+    {
         Some(Ok(tz)) => Zone::Named(tz),
-        _ => Zone::Fixed(parse_offset(&format!("{path}.timezone"), window.timezone.as_deref())?),
+        _ => Zone::Fixed(parse_offset(
+            &format!("{path}.timezone"),
+            window.timezone.as_deref(),
+        )?),
     };
     Ok(ParsedWindow {
         days,
