@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := infra/node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help demo test test-rust test-infra lint build synth bench venv clean
+.PHONY: help demo test test-rust test-infra lint build synth bench burst venv clean
 
 help:
 	@echo "make demo   run the launcher on sample events against moto server (local AWS)"
@@ -57,6 +57,9 @@ synth: $(VENV_STAMP) $(NODE_STAMP)
 
 bench: $(VENV_STAMP)
 	./bench/run.sh
+
+burst: $(VENV_STAMP)
+	./scripts/burst.sh
 
 clean:
 	$(CARGO) clean

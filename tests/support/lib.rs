@@ -18,6 +18,8 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+pub mod esm;
+pub mod fault_proxy;
 pub mod fixtures;
 
 /// The region every test uses.

@@ -1,0 +1,1200 @@
+//! The functions through the ECS-faithful fault proxy (`support/fault_proxy.rs`): the launcher
+//! under client-token memory, throttling and injected faults (tasks read back from moto), the
+//! alerter under SNS throttling and errors, the scaler under SQS and ECS faults.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use jobrunner_aws::ecs::{EcsTasks, Launch, LaunchOutcome};
+use jobrunner_core::event::{self, Event};
+use jobrunner_integration_tests::fault_proxy::{
+    Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
+};
+use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
+use jobrunner_launcher::Outcome;
+use serde_json::{Value, json};
+
+const THUMBNAILS: &str = r#"
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+command = ["resize", "s3://{bucket}/{key}"]
+
+[[triggers.s3]]
+job = "thumbnails"
+bucket = "uploads"
+prefix = "images/"
+"#;
+
+/// Per-attempt timeout of the clients in these tests: injected slow responses come later.
+const ATTEMPT: Duration = Duration::from_secs(1);
+const SLOW: Duration = Duration::from_secs(2);
+
+/// An EventBridge "Object Created" event for `key` (its sequencer derived from `n`).
+fn object_created(key: &str, n: u64) -> Value {
+    json!({
+        "version": "0", "id": format!("00000000-0000-4000-8000-{n:012}"), "detail-type": "Object Created",
+        "source": "aws.s3", "account": "123456789012", "time": "2026-11-22T05:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:s3:::uploads"],
+        "detail": {"version": "0", "bucket": {"name": "uploads"},
+            "object": {"key": key, "size": 1024, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": format!("{n:018X}")},
+            "request-id": "R", "requester": "123456789012", "reason": "PutObject"}
+    })
+}
+
+fn decoded(value: &Value) -> Event {
+    event::decode_event(value).expect("valid event").remove(0)
+}
+
+/// An SQS batch (as Lambda passes it) whose message ids are the bodies' positions.
+fn sqs_batch(bodies: &[(String, Value)]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            json!({"messageId": id, "receiptHandle": format!("rh-{id}"), "body": body.to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:launcher", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn failed_ids(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Delivers the bodies as SQS batches of 10, redelivering failed messages (as SQS would after
+/// the visibility timeout) until none fail or `rounds` are used; returns the rounds used.
+async fn drain(
+    config: &jobrunner_core::Config,
+    ecs: &EcsTasks,
+    events: Vec<(String, Value)>,
+    rounds: usize,
+) -> usize {
+    let mut pending = events;
+    for round in 1..=rounds {
+        let mut failed = Vec::new();
+        for batch in pending.chunks(10) {
+            let response = jobrunner_launcher::handle(config, ecs, &sqs_batch(batch))
+                .await
+                .expect("SQS batches always answer");
+            let ids = failed_ids(&response);
+            failed.extend(batch.iter().filter(|(id, _)| ids.contains(id)).cloned());
+        }
+        if failed.is_empty() {
+            return round;
+        }
+        pending = failed;
+    }
+    panic!(
+        "{} messages still failing after {rounds} rounds",
+        pending.len()
+    );
+}
+
+/// A raw RunTask in the fixture's network (for requests the launcher would not make).
+async fn run_task(
+    fx: &LaunchFixture,
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    family: &str,
+    token: &str,
+    count: i32,
+) -> Result<Vec<String>, aws_sdk_ecs::error::SdkError<aws_sdk_ecs::operation::run_task::RunTaskError>>
+{
+    let network = NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .subnets(&fx.subnet)
+                .security_groups(&fx.security_group)
+                .assign_public_ip(AssignPublicIp::Disabled)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let out = ecs
+        .run_task()
+        .cluster(cluster)
+        .task_definition(family)
+        .launch_type(LaunchType::Fargate)
+        .count(count)
+        .client_token(token)
+        .started_by("faults-test")
+        .network_configuration(network)
+        .send()
+        .await?;
+    Ok(out
+        .tasks()
+        .iter()
+        .filter_map(|t| t.task_arn().map(str::to_owned))
+        .collect())
+}
+
+fn no_retries(ecs: aws_sdk_ecs::Client) -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::from_conf(
+        ecs.config()
+            .to_builder()
+            .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn same_token_and_parameters_returns_the_original_task() {
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let config = fx.config(THUMBNAILS);
+    let event = decoded(&object_created("images/a.jpg", 1));
+
+    let first = jobrunner_launcher::process(&config, &ecs, &event)
+        .await
+        .unwrap();
+    let second = jobrunner_launcher::process(&config, &ecs, &event)
+        .await
+        .unwrap();
+    let arns = |o: &Outcome| match o {
+        Outcome::Launched { task_arns, .. } | Outcome::AlreadyLaunched { task_arns, .. } => {
+            task_arns.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        arns(&first),
+        arns(&second),
+        "the replay names the original task"
+    );
+    assert_eq!(
+        fx.tasks("jobrunner/thumbnails").await.len(),
+        1,
+        "moto started one task"
+    );
+    let stats = proxy.stats();
+    assert_eq!(
+        (stats.runtask_calls(), stats.replays, stats.tasks_started),
+        (2, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_tasks() {
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let client = proxy.ecs(&fx.account, ATTEMPT);
+    let event = decoded(&object_created("images/b.jpg", 2));
+
+    let Outcome::Launched { task_arns, .. } = jobrunner_launcher::process(
+        &fx.config(THUMBNAILS),
+        &EcsTasks::new(client.clone()),
+        &event,
+    )
+    .await
+    .unwrap() else {
+        panic!("not launched")
+    };
+    // The config changed between two deliveries of one event: same token, other command.
+    let changed = fx.config(&THUMBNAILS.replace("\"resize\"", "\"resize-v2\""));
+    let outcome = jobrunner_launcher::process(&changed, &EcsTasks::new(client.clone()), &event)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::AlreadyLaunched {
+            job: "thumbnails".into(),
+            task_arns: task_arns.clone()
+        }
+    );
+
+    // The raw error, as ECS words it.
+    let token = proxy.launches().keys().next().unwrap().clone();
+    let err = run_task(&fx, &client, "jobs", "report", &token, 1)
+        .await
+        .unwrap_err();
+    let service = err.as_service_error().expect("a service error");
+    assert!(service.is_conflict_exception(), "{service:?}");
+    let aws_sdk_ecs::operation::run_task::RunTaskError::ConflictException(conflict) = service
+    else {
+        unreachable!()
+    };
+    assert_eq!(conflict.resource_ids(), task_arns.as_slice());
+    assert_eq!(proxy.stats().conflicts, 2);
+    assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_are_remembered_per_cluster_for_24_hours() {
+    let fx = LaunchFixture::new().await;
+    fx.account
+        .ecs()
+        .create_cluster()
+        .cluster_name("other")
+        .send()
+        .await
+        .unwrap();
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = proxy.ecs(&fx.account, ATTEMPT);
+
+    let first = run_task(&fx, &ecs, "jobs", "thumbnails", "token-1", 1)
+        .await
+        .unwrap();
+    let clusters = fx
+        .account
+        .ecs()
+        .describe_clusters()
+        .clusters("jobs")
+        .send()
+        .await
+        .unwrap();
+    let cluster_arn = clusters.clusters()[0].cluster_arn().unwrap().to_string();
+    assert_eq!(
+        run_task(&fx, &ecs, &cluster_arn, "thumbnails", "token-1", 1)
+            .await
+            .unwrap(),
+        first,
+        "a cluster ARN is the same cluster"
+    );
+    let other = run_task(&fx, &ecs, "other", "thumbnails", "token-1", 1)
+        .await
+        .unwrap();
+    assert_ne!(other, first, "another cluster does not know the token");
+
+    proxy.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(
+        run_task(&fx, &ecs, "jobs", "thumbnails", "token-1", 1)
+            .await
+            .unwrap(),
+        first,
+        "remembered after 23 hours"
+    );
+    proxy.advance(Duration::from_secs(3600));
+    let later = run_task(&fx, &ecs, "jobs", "thumbnails", "token-1", 1)
+        .await
+        .unwrap();
+    assert_ne!(later, first, "forgotten after 24 hours");
+    assert_eq!(proxy.launches()["token-1"].launches, 3);
+}
+
+#[tokio::test]
+async fn runtask_is_throttled_past_20_calls_a_second() {
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = no_retries(proxy.ecs(&fx.account, Duration::from_secs(10)));
+
+    let started = Instant::now();
+    let calls = (0..40).map(|i| {
+        let (fx, ecs) = (&fx, ecs.clone());
+        async move { run_task(fx, &ecs, "jobs", "thumbnails", &format!("t-{i}"), 1).await }
+    });
+    let results = futures_join_all(calls).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let refilled = (elapsed * 20.0).ceil() as usize;
+    assert!(
+        ok >= 20 && ok <= 20 + refilled,
+        "{ok} calls admitted in {elapsed:.2}s"
+    );
+    for err in results.into_iter().filter_map(Result::err) {
+        let service = err.as_service_error().expect("a service error");
+        assert_eq!(
+            aws_smithy_types::error::metadata::ProvideErrorMetadata::code(service),
+            Some("ThrottlingException")
+        );
+        assert_eq!(
+            aws_smithy_types::error::metadata::ProvideErrorMetadata::message(service),
+            Some("Rate exceeded")
+        );
+        let classified = jobrunner_aws::Error::from_sdk("RunTask", err);
+        assert!(
+            matches!(classified, jobrunner_aws::Error::Throttled { .. })
+                && classified.is_retryable(),
+            "{classified:?}"
+        );
+    }
+    assert_eq!(proxy.stats().throttled as usize, 40 - ok);
+}
+
+#[tokio::test]
+async fn fargate_launches_burst_to_100_tasks() {
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = no_retries(proxy.ecs(&fx.account, Duration::from_secs(10)));
+
+    // 12 calls of 10 tasks at once: the RunTask bucket (20) admits them all, the launch
+    // bucket (100) only 10 of them.
+    let calls = (0..12).map(|i| {
+        let (fx, ecs) = (&fx, ecs.clone());
+        async move { run_task(fx, &ecs, "jobs", "thumbnails", &format!("ten-{i}"), 10).await }
+    });
+    let results = futures_join_all(calls).await;
+    let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 10);
+    assert!(ok.iter().all(|arns| arns.len() == 10));
+    let stats = proxy.stats();
+    assert_eq!(
+        (
+            stats.throttled,
+            stats.throttled_launches,
+            stats.tasks_started
+        ),
+        (2, 2, 100)
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_by_the_sdk_and_replayed_not_relaunched() {
+    let fx = LaunchFixture::new().await;
+    let config = fx.config(THUMBNAILS);
+    for (n, fault) in [
+        Fault::ServerError,
+        Fault::Unavailable,
+        Fault::Dropped,
+        Fault::Slow,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let proxy = FaultProxy::new(
+            Limits::ecs(),
+            Faults {
+                slow_delay: SLOW,
+                ..Faults::none()
+            },
+        );
+        proxy.inject(Injection::new("RunTask", fault, Phase::After, 1));
+        let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+        let key = format!("images/lost-{n}.jpg");
+        let outcome = jobrunner_launcher::process(
+            &config,
+            &ecs,
+            &decoded(&object_created(&key, 100 + n as u64)),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Launched { .. }),
+            "{fault:?}: {outcome:?}"
+        );
+        let stats = proxy.stats();
+        assert_eq!(
+            (
+                stats.runtask_calls(),
+                stats.replays,
+                stats.tasks_started,
+                stats.faults_of(fault)
+            ),
+            (2, 1, 1, 1),
+            "{fault:?}"
+        );
+    }
+    assert_eq!(
+        fx.tasks("jobrunner/thumbnails").await.len(),
+        4,
+        "one task per event"
+    );
+}
+
+#[tokio::test]
+async fn a_fault_before_the_request_arrives_is_retried_and_launches_once() {
+    let fx = LaunchFixture::new().await;
+    let config = fx.config(THUMBNAILS);
+    let proxy = FaultProxy::new(
+        Limits::ecs(),
+        Faults {
+            slow_delay: SLOW,
+            ..Faults::none()
+        },
+    );
+    for fault in [Fault::ServerError, Fault::Unavailable, Fault::Dropped] {
+        proxy.inject(Injection::new("RunTask", fault, Phase::Before, 1));
+    }
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let outcome = jobrunner_launcher::process(
+        &config,
+        &ecs,
+        &decoded(&object_created("images/before.jpg", 7)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Launched { .. }), "{outcome:?}");
+    let stats = proxy.stats();
+    assert_eq!(
+        (
+            stats.runtask_calls(),
+            stats.replays,
+            stats.tasks_started,
+            stats.faults_injected()
+        ),
+        (4, 0, 1, 3)
+    );
+}
+
+#[tokio::test]
+async fn without_client_token_memory_a_lost_answer_launches_twice() {
+    // The control experiment: moto alone (no token memory) turns one retry into a duplicate,
+    // which is what the proxy's counters would catch.
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(
+        Limits {
+            remember_client_tokens: false,
+            ..Limits::ecs()
+        },
+        Faults::none(),
+    );
+    proxy.inject(Injection::new(
+        "RunTask",
+        Fault::ServerError,
+        Phase::After,
+        1,
+    ));
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    jobrunner_launcher::process(
+        &fx.config(THUMBNAILS),
+        &ecs,
+        &decoded(&object_created("images/dup.jpg", 9)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxy.tasks_per_object()["uploads/images/dup.jpg"], 2);
+    assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 2);
+}
+
+#[tokio::test]
+async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queue() {
+    let fx = LaunchFixture::new().await;
+    let config = fx.config(&THUMBNAILS.replace(
+        "container = \"app\"",
+        "container = \"app\"\ncapacity = [\"FARGATE_SPOT\", \"FARGATE\"]",
+    ));
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+
+    // Spot has no capacity: the plan's next attempt (FARGATE, its own token) starts the task.
+    proxy.inject(
+        Injection::new("RunTask", Fault::NoCapacity, Phase::Before, 1).matching("FARGATE_SPOT"),
+    );
+    let outcome = jobrunner_launcher::process(
+        &config,
+        &ecs,
+        &decoded(&object_created("images/spot.jpg", 11)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Launched { .. }), "{outcome:?}");
+    assert_eq!(proxy.launches().len(), 1);
+
+    // Neither has capacity: the message goes back to its queue; its redelivery launches.
+    proxy.inject(Injection::new(
+        "RunTask",
+        Fault::NoCapacity,
+        Phase::Before,
+        2,
+    ));
+    let batch = sqs_batch(&[("m1".into(), object_created("images/none.jpg", 12))]);
+    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["m1"]);
+    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(proxy.stats().faults_of(Fault::NoCapacity), 3);
+    assert_eq!(
+        proxy
+            .tasks_per_object()
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        [1, 1]
+    );
+    assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 2);
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable() {
+    let fx = LaunchFixture::new().await;
+    let limits = Limits::ecs().with_api(
+        "RunTask",
+        Rate {
+            burst: 1.0,
+            per_second: 0.001,
+        },
+    );
+    let proxy = FaultProxy::new(limits, Faults::none());
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let config = fx.config(THUMBNAILS);
+
+    let batch = sqs_batch(&[
+        ("a".into(), object_created("images/t1.jpg", 21)),
+        ("b".into(), object_created("images/t2.jpg", 22)),
+    ]);
+    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["b"]);
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.throttled,
+        u64::from(jobrunner_aws::client::MAX_ATTEMPTS),
+        "every SDK attempt was throttled"
+    );
+
+    let err = jobrunner_launcher::process(
+        &config,
+        &ecs,
+        &decoded(&object_created("images/t2.jpg", 22)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn exhausted_server_errors_are_transient() {
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let plan_event = decoded(&object_created("images/5xx.jpg", 31));
+    for fault in [Fault::ServerError, Fault::Unavailable, Fault::Dropped] {
+        proxy.inject(Injection::new(
+            "RunTask",
+            fault,
+            Phase::Before,
+            jobrunner_aws::client::MAX_ATTEMPTS,
+        ));
+        let err = jobrunner_launcher::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                jobrunner_launcher::Error::Aws(jobrunner_aws::Error::Transient { .. })
+            ),
+            "{fault:?}: {err:?}"
+        );
+        assert!(err.is_retryable());
+    }
+    assert_eq!(proxy.stats().tasks_started, 0);
+}
+
+#[tokio::test]
+async fn seeded_faults_repeat_run_after_run_and_nothing_is_lost_or_doubled() {
+    keep_tasks_running();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let fx = LaunchFixture::new().await;
+        let faults = Faults {
+            slow_delay: SLOW,
+            ..Faults::each(42, 0.05, &["RunTask"])
+        };
+        let proxy = FaultProxy::new(Limits::unthrottled(), faults);
+        let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+        let events: Vec<(String, Value)> = (0..40)
+            .map(|i| {
+                (
+                    format!("m{i}"),
+                    object_created(&format!("images/seeded-{i}.jpg"), 1000 + i),
+                )
+            })
+            .collect();
+        drain(&fx.config(THUMBNAILS), &ecs, events, 10).await;
+
+        let per_object = proxy.tasks_per_object();
+        assert_eq!(per_object.len(), 40, "every object launched");
+        assert!(
+            per_object.values().all(|&n| n == 1),
+            "no object launched twice: {per_object:?}"
+        );
+        assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 40);
+        let stats = proxy.stats();
+        assert!(stats.faults_injected() > 0);
+        runs.push((stats.faults, stats.calls, stats.replays));
+    }
+    assert_eq!(runs[0], runs[1], "the same seed gives the same faults");
+}
+
+#[tokio::test]
+async fn a_cap_check_under_faults_still_launches_once() {
+    // With max_running the launcher calls ListTasks first; faults there must not double launches.
+    keep_tasks_running();
+    let fx = LaunchFixture::new().await;
+    let config = fx.config(&THUMBNAILS.replace(
+        "container = \"app\"",
+        "container = \"app\"\nmax_running = 1000",
+    ));
+    let faults = Faults {
+        slow_delay: SLOW,
+        ..Faults::each(7, 0.05, &["RunTask", "ListTasks"])
+    };
+    let proxy = FaultProxy::new(Limits::unthrottled(), faults);
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let events: Vec<(String, Value)> = (0..20)
+        .map(|i| {
+            (
+                format!("c{i}"),
+                object_created(&format!("images/cap-{i}.jpg"), 2000 + i),
+            )
+        })
+        .collect();
+    drain(&config, &ecs, events, 10).await;
+    assert!(proxy.tasks_per_object().values().all(|&n| n == 1));
+    assert_eq!(proxy.tasks_per_object().len(), 20);
+    assert!(proxy.stats().calls_of("ListTasks") >= 20);
+}
+
+#[tokio::test]
+async fn the_launch_port_reports_a_replay_as_started() {
+    // ECS gives no sign that an answer is a replay: the adapter reports Started both times,
+    // and only one task exists.
+    let fx = LaunchFixture::new().await;
+    let proxy = FaultProxy::ecs_faithful();
+    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let config = fx.config(THUMBNAILS);
+    let Event::ObjectCreated(object) = decoded(&object_created("images/port.jpg", 41)) else {
+        unreachable!()
+    };
+    let plan = jobrunner_core::plan::plan_object(&config, "thumbnails", &object).unwrap();
+    let first = ecs.launch(&plan).await.unwrap();
+    let second = ecs.launch(&plan).await.unwrap();
+    assert!(matches!(&first, LaunchOutcome::Started { .. }));
+    assert_eq!(first, second);
+}
+
+/// Joins futures concurrently (no `futures` crate in the workspace).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => outputs[i] = Some(out),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The alerter under SNS throttling and faults.
+
+const STATE_TABLE: &str = "jobrunner-state";
+
+/// An account with the alert topic, an SQS inbox subscribed to it, and the state table.
+struct AlertWorld {
+    account: jobrunner_integration_tests::Account,
+    topic_arn: String,
+    inbox_url: String,
+}
+
+impl AlertWorld {
+    async fn new() -> AlertWorld {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let account = jobrunner_integration_tests::Account::new();
+        let topic_arn = account
+            .sns()
+            .create_topic()
+            .name("jobrunner-alerts")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let sqs = account.sqs();
+        let inbox_url = sqs
+            .create_queue()
+            .queue_name("alerts-inbox")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let inbox_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&inbox_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        account
+            .sns()
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(inbox_arn)
+            .send()
+            .await
+            .unwrap();
+        account
+            .dynamodb()
+            .create_table()
+            .table_name(STATE_TABLE)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+        AlertWorld {
+            account,
+            topic_arn,
+            inbox_url,
+        }
+    }
+
+    fn config(&self) -> jobrunner_core::Config {
+        let text = format!(
+            "[alerts]\ntopic_arn = \"{}\"\n\n[state]\ntable = \"{STATE_TABLE}\"\n",
+            self.topic_arn
+        );
+        jobrunner_core::Config::parse(&text, jobrunner_core::config::Format::Toml).unwrap()
+    }
+
+    /// The alerter's ports with SNS through `proxy`.
+    fn ports(&self, proxy: &FaultProxy) -> jobrunner_alerter::AwsPorts {
+        jobrunner_alerter::AwsPorts {
+            topic: jobrunner_aws::sns::SnsTopic::new(
+                proxy.sns(&self.account, ATTEMPT),
+                &self.topic_arn,
+            ),
+            task_definitions: jobrunner_aws::task_definitions::TaskDefinitions::new(
+                self.account.ecs(),
+            ),
+            state: Some(jobrunner_aws::state_store::StateStore::new(
+                self.account.dynamodb(),
+                STATE_TABLE,
+            )),
+        }
+    }
+
+    /// How many delivered alerts name each task ARN, and how many alerts were delivered (the
+    /// inbox is drained).
+    async fn alerted_tasks(&self) -> (BTreeMap<String, usize>, usize) {
+        let sqs = self.account.sqs();
+        let mut per_task = BTreeMap::new();
+        let mut alerts = 0;
+        let mut empty = 0;
+        while empty < 2 {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.inbox_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            empty = if messages.is_empty() { empty + 1 } else { 0 };
+            for message in messages {
+                alerts += 1;
+                let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+                let document: Value =
+                    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+                // A digest details its first tasks and lists the others in `more_tasks`.
+                assert_eq!(document["omitted"], 0);
+                for task in document["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .chain(document["more_tasks"].as_array().unwrap())
+                {
+                    *per_task
+                        .entry(task["task_arn"].as_str().unwrap().to_string())
+                        .or_insert(0) += 1;
+                }
+                sqs.delete_message()
+                    .queue_url(&self.inbox_url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        (per_task, alerts)
+    }
+}
+
+/// A STOPPED task (non-zero exit) of job `thumbnails`, task `n`.
+fn stopped(n: u64) -> Value {
+    let path =
+        jobrunner_integration_tests::repo_root().join("events/ecs-task-stopped-non-zero-exit.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/jobs/{n:032x}");
+    event["id"] = json!(format!("stop-{n}"));
+    event["resources"] = json!([arn]);
+    event["detail"]["taskArn"] = json!(arn);
+    event
+}
+
+/// Delivers SQS batches of 3 to the alerter, redelivering failed messages until none fail.
+async fn drain_alerts(
+    config: &jobrunner_core::Config,
+    ports: &jobrunner_alerter::AwsPorts,
+    events: Vec<(String, Value)>,
+    rounds: usize,
+) {
+    let now = "2024-05-01T10:05:00Z".parse().unwrap();
+    let mut pending = events;
+    for _ in 0..rounds {
+        let mut failed = Vec::new();
+        for batch in pending.chunks(3) {
+            let response = jobrunner_alerter::handle(config, ports, &sqs_batch(batch), now)
+                .await
+                .expect("SQS batches always answer");
+            let response = serde_json::to_value(response).unwrap();
+            let ids = failed_ids(&response);
+            failed.extend(batch.iter().filter(|(id, _)| ids.contains(id)).cloned());
+        }
+        if failed.is_empty() {
+            return;
+        }
+        pending = failed;
+    }
+    panic!(
+        "{} alert messages still failing after {rounds} rounds",
+        pending.len()
+    );
+}
+
+#[tokio::test]
+async fn every_failure_is_alerted_once_under_sns_throttling_and_errors() {
+    let world = AlertWorld::new().await;
+    // A tight Publish bucket (SNS's real quota is thousands a second) to force throttling, and
+    // errors before SNS acts: SNS standard topics have no idempotency key (see the next test).
+    let limits = Limits::unthrottled().with_api(
+        "Publish",
+        Rate {
+            burst: 2.0,
+            per_second: 4.0,
+        },
+    );
+    let faults = Faults {
+        phase: Some(Phase::Before),
+        slow_delay: SLOW,
+        ..Faults::each(3, 0.08, &["Publish"])
+    };
+    let proxy = FaultProxy::new(
+        limits,
+        Faults {
+            capacity: 0.0,
+            ..faults
+        },
+    );
+    let ports = world.ports(&proxy);
+
+    // 60 stops, each delivered twice, the copies in other batches; a batch's stops of one job
+    // become one digest, so a failed Publish fails (and redelivers) all of its messages.
+    let mut events: Vec<(String, Value)> = (0..60).map(|n| (format!("a{n}"), stopped(n))).collect();
+    events.extend((0..60).map(|n| (format!("b{n}"), stopped(n))));
+    drain_alerts(&world.config(), &ports, events, 20).await;
+
+    let (per_task, alerts) = world.alerted_tasks().await;
+    assert_eq!(per_task.len(), 60, "every stopped task alerted");
+    assert!(
+        per_task.values().all(|&n| n == 1),
+        "no task alerted twice: {per_task:?}"
+    );
+    let stats = proxy.stats();
+    assert!(
+        stats.throttled > 0 && stats.faults_injected() > 0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.executed_of("Publish") as usize,
+        alerts,
+        "every Publish SNS carried out was one delivered alert"
+    );
+}
+
+#[tokio::test]
+async fn an_sns_answer_lost_after_publishing_duplicates_the_alert() {
+    // The limit of SNS standard topics: Publish has no idempotency key, so when the answer to
+    // a Publish that SNS carried out is lost, the SDK's retry publishes again.
+    let world = AlertWorld::new().await;
+    let proxy = FaultProxy::new(Limits::unthrottled(), Faults::none());
+    proxy.inject(Injection::new(
+        "Publish",
+        Fault::ServerError,
+        Phase::After,
+        1,
+    ));
+    jobrunner_alerter::handle(
+        &world.config(),
+        &world.ports(&proxy),
+        &stopped(1),
+        "2024-05-01T10:05:00Z".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxy.stats().executed_of("Publish"), 2);
+    let (per_task, alerts) = world.alerted_tasks().await;
+    assert_eq!(
+        (per_task.values().copied().collect::<Vec<_>>(), alerts),
+        (vec![2], 2)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scaler under SQS and ECS faults.
+
+type ProxiedScaler = jobrunner_scaler::Scaler<
+    jobrunner_aws::sqs_queue::SqsQueues,
+    jobrunner_aws::ecs_service::EcsServices,
+    jobrunner_aws::state_store::StateStore,
+    jobrunner_scaler::ManualClock,
+>;
+
+/// An account with cluster `jobs`, service `order-workers` (desired 0), queue `orders` and the
+/// state table; the scaler's SQS and ECS calls go through `proxy`.
+async fn scaler_world(
+    proxy: &FaultProxy,
+) -> (jobrunner_integration_tests::Account, String, ProxiedScaler) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
+    let account = jobrunner_integration_tests::Account::new();
+    let ecs = account.ecs();
+    ecs.create_cluster()
+        .cluster_name("jobs")
+        .send()
+        .await
+        .unwrap();
+    ecs.register_task_definition()
+        .family("order-worker")
+        .network_mode(NetworkMode::Bridge)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("busybox")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster("jobs")
+        .service_name("order-workers")
+        .task_definition("order-worker")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let queue_url = account
+        .sqs()
+        .create_queue()
+        .queue_name("orders")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    account
+        .dynamodb()
+        .create_table()
+        .table_name(STATE_TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let text = format!(
+        "[state]\ntable = \"{STATE_TABLE}\"\n\n[workers.orders]\ncluster = \"jobs\"\nservice = \"order-workers\"\nqueue_url = \"{queue_url}\"\n\
+         messages_per_task = 10\nmax_tasks = 20\nscale_in_after_seconds = 60\n"
+    );
+    let config =
+        jobrunner_core::Config::parse(&text, jobrunner_core::config::Format::Toml).unwrap();
+    let mut scaler = jobrunner_scaler::Scaler::new(
+        config.workers.clone(),
+        jobrunner_aws::sqs_queue::SqsQueues::new(proxy.sqs(&account, ATTEMPT)),
+        jobrunner_aws::ecs_service::EcsServices::new(proxy.ecs(&account, ATTEMPT)),
+        jobrunner_aws::state_store::StateStore::new(account.dynamodb(), STATE_TABLE),
+        jobrunner_scaler::ManualClock::new(chrono::Utc::now()),
+    );
+    scaler.emit_metrics = false;
+    (account, queue_url, scaler)
+}
+
+/// One scheduled invocation, then a minute passes; returns whether it failed and the service's
+/// desired count afterwards (read from moto directly).
+async fn scale_tick(
+    scaler: &ProxiedScaler,
+    account: &jobrunner_integration_tests::Account,
+) -> (bool, i32) {
+    use jobrunner_scaler::Clock;
+    let report = scaler.run(scaler.clock.now()).await;
+    scaler.clock.advance(Duration::from_secs(60));
+    let services = account
+        .ecs()
+        .describe_services()
+        .cluster("jobs")
+        .services("order-workers")
+        .send()
+        .await
+        .unwrap();
+    (
+        !report.failed.is_empty(),
+        services.services()[0].desired_count(),
+    )
+}
+
+#[tokio::test]
+async fn the_scaler_holds_its_course_under_sqs_and_ecs_faults_and_recovers_when_they_stop() {
+    let operations = ["GetQueueAttributes", "DescribeServices", "UpdateService"];
+    let faults = Faults {
+        slow_delay: SLOW,
+        capacity: 0.0,
+        ..Faults::each(11, 0.1, &operations)
+    };
+    let proxy = FaultProxy::new(Limits::unthrottled(), faults);
+    let (account, queue_url, scaler) = scaler_world(&proxy).await;
+    let sqs = account.sqs();
+    for chunk in 0..7 {
+        let entries = (0..5)
+            .map(|i| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(format!("order {chunk}-{i}"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Whole samples fail too: the queue cannot be read, the service cannot be read, and an
+    // update ECS carried out looks failed to the scaler.
+    let max = jobrunner_aws::client::MAX_ATTEMPTS;
+    proxy.inject(Injection::new(
+        "GetQueueAttributes",
+        Fault::ServerError,
+        Phase::Before,
+        max,
+    ));
+    proxy.inject(Injection::new(
+        "DescribeServices",
+        Fault::Unavailable,
+        Phase::Before,
+        max,
+    ));
+    proxy.inject(Injection::new(
+        "UpdateService",
+        Fault::Dropped,
+        Phase::After,
+        max,
+    ));
+
+    // 35 messages need 4 tasks: a failed sample changes nothing, and the count only goes up.
+    let mut series = vec![];
+    for _ in 0..8 {
+        series.push(scale_tick(&scaler, &account).await);
+    }
+    let failures = series.iter().filter(|(failed, _)| *failed).count();
+    let counts: Vec<i32> = series.iter().map(|(_, n)| *n).collect();
+    assert!(failures >= 3, "the forced failures happened: {series:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "no oscillation: {counts:?}"
+    );
+    assert_eq!(counts.last(), Some(&4), "{counts:?}");
+
+    // The workers take every message: in flight, they still need their 4 tasks.
+    let mut handles = vec![];
+    while handles.len() < 35 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(900)
+            .send()
+            .await
+            .unwrap();
+        handles.extend(
+            out.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.receipt_handle),
+        );
+    }
+    for _ in 0..5 {
+        let (_, desired) = scale_tick(&scaler, &account).await;
+        assert_eq!(desired, 4, "no scale-in below what in-flight messages need");
+    }
+
+    // Faults stop and the work is done: back to zero after the 60 s window, and it stays there.
+    proxy.set_faults(Faults::none());
+    for handle in &handles {
+        sqs.delete_message()
+            .queue_url(&queue_url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut after = vec![];
+    for _ in 0..5 {
+        let (failed, desired) = scale_tick(&scaler, &account).await;
+        assert!(!failed);
+        after.push(desired);
+    }
+    assert_eq!(
+        after,
+        [4, 0, 0, 0, 0],
+        "holds for the window, then scales to zero"
+    );
+    assert!(proxy.stats().faults_injected() > 12, "{:?}", proxy.stats());
+}
