@@ -26,7 +26,8 @@ prefix = "images/"
 "#;
 
 fn event(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo_root().join("events").join(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(repo_root().join("events").join(name)).unwrap())
+        .unwrap()
 }
 
 fn env_of(task: &aws_sdk_ecs::types::Task, name: &str) -> Option<String> {
@@ -48,17 +49,35 @@ async fn s3_event_starts_a_task_with_the_object_in_its_environment() {
     let config = fx.config(THUMBNAILS);
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let summary = jobrunner_launcher::handle(&config, &ecs, &event("s3-object-created-unicode-key.json")).await.unwrap();
+    let summary =
+        jobrunner_launcher::handle(&config, &ecs, &event("s3-object-created-unicode-key.json"))
+            .await
+            .unwrap();
     assert_eq!(summary["launched"], 1);
 
     let tasks = fx.tasks("jobrunner/thumbnails").await;
     assert_eq!(tasks.len(), 1);
     let task = &tasks[0];
-    assert_eq!(env_of(task, "JOB_KEY").as_deref(), Some("images/summer trip/Ünïcödé café + friends.jpg"));
+    assert_eq!(
+        env_of(task, "JOB_KEY").as_deref(),
+        Some("images/summer trip/Ünïcödé café + friends.jpg")
+    );
     assert_eq!(env_of(task, "JOB_BUCKET").as_deref(), Some("uploads"));
-    let command = task.overrides().unwrap().container_overrides()[0].command().to_vec();
-    assert_eq!(command, ["resize", "s3://uploads/images/summer trip/Ünïcödé café + friends.jpg"]);
-    let tags: Vec<_> = task.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect();
+    let command = task.overrides().unwrap().container_overrides()[0]
+        .command()
+        .to_vec();
+    assert_eq!(
+        command,
+        [
+            "resize",
+            "s3://uploads/images/summer trip/Ünïcödé café + friends.jpg"
+        ]
+    );
+    let tags: Vec<_> = task
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+        .collect();
     assert!(tags.contains(&("jobrunner:job", "thumbnails")), "{tags:?}");
     assert!(tags.contains(&("team", "media")), "{tags:?}");
 }
@@ -69,9 +88,19 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
     let config = fx.config(THUMBNAILS);
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json")).await.unwrap();
-    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}));
-    let mut keys: Vec<_> = fx.tasks("jobrunner/thumbnails").await.iter().filter_map(|t| env_of(t, "JOB_KEY")).collect();
+    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]})
+    );
+    let mut keys: Vec<_> = fx
+        .tasks("jobrunner/thumbnails")
+        .await
+        .iter()
+        .filter_map(|t| env_of(t, "JOB_KEY"))
+        .collect();
     keys.sort();
     assert_eq!(keys, ["images/cat.jpg", "images/dog.jpg"]);
 }
@@ -80,10 +109,19 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
 async fn classic_notification_in_sqs_launches_with_the_decoded_key() {
     let fx = LaunchFixture::new().await;
     let config = fx.config(THUMBNAILS);
-    let response = jobrunner_launcher::handle(&config, &EcsTasks::new(fx.account.ecs()), &event("sqs-s3-notification.json")).await.unwrap();
+    let response = jobrunner_launcher::handle(
+        &config,
+        &EcsTasks::new(fx.account.ecs()),
+        &event("sqs-s3-notification.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(response["batchItemFailures"], json!([]));
     let tasks = fx.tasks("jobrunner/thumbnails").await;
-    assert_eq!(env_of(&tasks[0], "JOB_KEY").as_deref(), Some("images/holiday photos/café & bar.jpg"));
+    assert_eq!(
+        env_of(&tasks[0], "JOB_KEY").as_deref(),
+        Some("images/holiday photos/café & bar.jpg")
+    );
 }
 
 #[tokio::test]
@@ -93,10 +131,23 @@ async fn at_the_cap_the_message_stays_in_its_queue() {
     let config = fx.config(&THUMBNAILS.replace("tags = ", "max_running = 1\ntags = "));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json")).await.unwrap();
-    let failed: Vec<_> = response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].clone()).collect();
+    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json"))
+        .await
+        .unwrap();
+    let failed: Vec<_> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].clone())
+        .collect();
     // The malformed message and the one over the cap both go back to the queue.
-    assert_eq!(failed, [json!("2e1424d4-f796-459a-8184-9c92662be6da"), json!("8c5ce6b0-3b4e-4f0b-b0e5-2a0a8f8d9a11")]);
+    assert_eq!(
+        failed,
+        [
+            json!("2e1424d4-f796-459a-8184-9c92662be6da"),
+            json!("8c5ce6b0-3b4e-4f0b-b0e5-2a0a8f8d9a11")
+        ]
+    );
     assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 1);
 }
 
@@ -119,9 +170,14 @@ async fn forbid_launches_nothing_while_the_previous_run_is_going() {
     let config = fx.config(&REPORT.replace("OVERLAP", "forbid"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let first = jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z")).await.unwrap();
+    let first = jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(first["launched"], 1);
-    let second = jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z")).await.unwrap();
+    let second =
+        jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z"))
+            .await
+            .unwrap();
     assert_eq!(second["skipped"], 1);
     assert_eq!(fx.tasks("jobrunner/report/nightly").await.len(), 1);
 }
@@ -133,14 +189,25 @@ async fn replace_stops_the_old_run_and_starts_the_new_one() {
     let config = fx.config(&REPORT.replace("OVERLAP", "replace"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z")).await.unwrap();
-    let second = jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z")).await.unwrap();
+    jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z"))
+        .await
+        .unwrap();
+    let second =
+        jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z"))
+            .await
+            .unwrap();
     assert_eq!(second["launched"], 1);
 
     let tasks = fx.tasks("jobrunner/report/nightly").await;
     let status_of = |time: &str| {
-        let task = tasks.iter().find(|t| env_of(t, "JOB_SCHEDULED_TIME").as_deref() == Some(time)).expect("task of tick");
-        (task.desired_status().unwrap_or_default().to_string(), task.stopped_reason().unwrap_or_default().to_string())
+        let task = tasks
+            .iter()
+            .find(|t| env_of(t, "JOB_SCHEDULED_TIME").as_deref() == Some(time))
+            .expect("task of tick");
+        (
+            task.desired_status().unwrap_or_default().to_string(),
+            task.stopped_reason().unwrap_or_default().to_string(),
+        )
     };
     let (old_status, old_reason) = status_of("2026-11-22T02:00:00Z");
     assert_eq!(old_status, "STOPPED");
@@ -163,7 +230,10 @@ impl Intercept for TokenRecorder {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(input) = context.input().downcast_ref::<RunTaskInput>() {
-            self.0.lock().unwrap().push(input.client_token().unwrap_or_default().to_string());
+            self.0
+                .lock()
+                .unwrap()
+                .push(input.client_token().unwrap_or_default().to_string());
         }
         Ok(())
     }
@@ -176,17 +246,29 @@ async fn a_duplicate_tick_sends_the_same_token() {
     let config = fx.config(&REPORT.replace("OVERLAP", "allow"));
     let recorder = TokenRecorder::default();
     let client = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&fx.account.sdk).interceptor(fx.account.interceptor()).interceptor(recorder.clone()).build(),
+        aws_sdk_ecs::config::Builder::from(&fx.account.sdk)
+            .interceptor(fx.account.interceptor())
+            .interceptor(recorder.clone())
+            .build(),
     );
     let ecs = EcsTasks::new(client);
     let rule_event = json!({"version": "0", "id": "a", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "1", "time": "2026-11-22T02:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/jobrunner-nightly"], "detail": {}});
-    for payload in [tick("nightly", "2026-11-22T02:00:00Z"), rule_event, tick("nightly", "2026-11-23T02:00:00Z")] {
-        jobrunner_launcher::handle(&config, &ecs, &payload).await.unwrap();
+    for payload in [
+        tick("nightly", "2026-11-22T02:00:00Z"),
+        rule_event,
+        tick("nightly", "2026-11-23T02:00:00Z"),
+    ] {
+        jobrunner_launcher::handle(&config, &ecs, &payload)
+            .await
+            .unwrap();
     }
     let tokens = recorder.0.lock().unwrap().clone();
     assert_eq!(tokens.len(), 3);
-    assert_eq!(tokens[0], tokens[1], "Scheduler and rule deliveries of one tick share the token");
+    assert_eq!(
+        tokens[0], tokens[1],
+        "Scheduler and rule deliveries of one tick share the token"
+    );
     assert_ne!(tokens[0], tokens[2], "the next tick has its own");
 }

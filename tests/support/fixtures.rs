@@ -22,7 +22,11 @@ impl LaunchFixture {
     pub async fn new() -> LaunchFixture {
         let account = Account::new();
         let ecs = account.ecs();
-        ecs.create_cluster().cluster_name("jobs").send().await.expect("create cluster");
+        ecs.create_cluster()
+            .cluster_name("jobs")
+            .send()
+            .await
+            .expect("create cluster");
         for family in ["thumbnails", "report"] {
             ecs.register_task_definition()
                 .family(family)
@@ -31,14 +35,25 @@ impl LaunchFixture {
                 .cpu("256")
                 .memory("512")
                 // moto's RunTask needs container memory.
-                .container_definitions(ContainerDefinition::builder().name("app").image("public.ecr.aws/docker/library/busybox").memory(512).build())
+                .container_definitions(
+                    ContainerDefinition::builder()
+                        .name("app")
+                        .image("public.ecr.aws/docker/library/busybox")
+                        .memory(512)
+                        .build(),
+                )
                 .send()
                 .await
                 .expect("register task definition");
         }
         let subnet = ec2_first(&account, "DescribeSubnets", "subnetId");
         let security_group = ec2_first(&account, "DescribeSecurityGroups", "groupId");
-        LaunchFixture { account, cluster: "jobs".into(), subnet, security_group }
+        LaunchFixture {
+            account,
+            cluster: "jobs".into(),
+            subnet,
+            security_group,
+        }
     }
 
     /// A config whose `[defaults]` use this account's network, followed by `rest`.
@@ -54,8 +69,18 @@ impl LaunchFixture {
     pub async fn tasks(&self, started_by: &str) -> Vec<aws_sdk_ecs::types::Task> {
         let ecs = self.account.ecs();
         let mut arns = Vec::new();
-        for status in [aws_sdk_ecs::types::DesiredStatus::Running, aws_sdk_ecs::types::DesiredStatus::Stopped] {
-            let page = ecs.list_tasks().cluster(&self.cluster).started_by(started_by).desired_status(status).send().await.expect("list tasks");
+        for status in [
+            aws_sdk_ecs::types::DesiredStatus::Running,
+            aws_sdk_ecs::types::DesiredStatus::Stopped,
+        ] {
+            let page = ecs
+                .list_tasks()
+                .cluster(&self.cluster)
+                .started_by(started_by)
+                .desired_status(status)
+                .send()
+                .await
+                .expect("list tasks");
             arns.extend(page.task_arns.unwrap_or_default());
         }
         if arns.is_empty() {
@@ -75,17 +100,34 @@ impl LaunchFixture {
 
 /// Keeps moto's ECS tasks RUNNING instead of advancing them on every DescribeTasks.
 pub fn keep_tasks_running() {
-    let body = r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
-    let response = http_post("/moto-api/state-manager/set-transition", "application/json", body, None);
-    assert!(response.starts_with("HTTP/1.1 20"), "set-transition: {response}");
+    let body =
+        r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
+    let response = http_post(
+        "/moto-api/state-manager/set-transition",
+        "application/json",
+        body,
+        None,
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 20"),
+        "set-transition: {response}"
+    );
 }
 
 /// The first `<field>` in the answer of an EC2 query action (moto's default VPC has them).
 fn ec2_first(account: &Account, action: &str, field: &str) -> String {
     let body = format!("Action={action}&Version=2016-11-15");
-    let response = http_post("/", "application/x-www-form-urlencoded", &body, Some(&account.id));
+    let response = http_post(
+        "/",
+        "application/x-www-form-urlencoded",
+        &body,
+        Some(&account.id),
+    );
     let open = format!("<{field}>");
-    let start = response.find(&open).unwrap_or_else(|| panic!("{action}: no {field} in {response}")) + open.len();
+    let start = response
+        .find(&open)
+        .unwrap_or_else(|| panic!("{action}: no {field} in {response}"))
+        + open.len();
     let end = start + response[start..].find('<').expect("closing tag");
     response[start..end].to_string()
 }
@@ -94,7 +136,9 @@ fn ec2_first(account: &Account, action: &str, field: &str) -> String {
 fn http_post(path: &str, content_type: &str, body: &str, account: Option<&str>) -> String {
     let host = endpoint().trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).expect("connect to moto");
-    let account_header = account.map(|a| format!("x-moto-account-id: {a}\r\n")).unwrap_or_default();
+    let account_header = account
+        .map(|a| format!("x-moto-account-id: {a}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\

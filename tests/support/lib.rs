@@ -31,7 +31,10 @@ static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(0);
 
 /// The repository root (where `.venv/` lives).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The moto endpoint, starting a server on first use.
@@ -40,9 +43,16 @@ pub fn endpoint() -> &'static str {
 }
 
 fn start_server() -> String {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let python = repo_root().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run `make venv` (or `make test`) first", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv` (or `make test`) first",
+        python.display()
+    );
     let mut child = Command::new(python)
         .arg(repo_root().join("tests/support/moto_child.py"))
         .arg(port.to_string())
@@ -52,7 +62,9 @@ fn start_server() -> String {
         .spawn()
         .expect("start moto server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("moto output");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("moto output");
     assert_eq!(line.trim(), "ready", "moto server did not start");
     *CHILD.lock().unwrap() = Some(child);
     format!("http://127.0.0.1:{port}")
@@ -69,14 +81,17 @@ impl Account {
     /// A fresh account: nothing another test created is visible in it.
     pub fn new() -> Account {
         let n = NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:012}", 100_000_000_000 + u64::from(std::process::id()) * 1000 + n);
+        let id = format!(
+            "{:012}",
+            100_000_000_000 + u64::from(std::process::id()) * 1000 + n
+        );
         let sdk = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(endpoint())
-            .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(aws_sdk_ecs::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            )))
+            .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
+                aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "moto"),
+            ))
             .retry_config(jobrunner_aws::client::retry_config())
             .timeout_config(jobrunner_aws::client::timeout_config())
             .build();
@@ -89,19 +104,35 @@ impl Account {
     }
 
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
-        aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&self.sdk).interceptor(self.interceptor()).build())
+        aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&self.sdk)
+                .interceptor(self.interceptor())
+                .build(),
+        )
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&self.sdk).interceptor(self.interceptor()).build())
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&self.sdk)
+                .interceptor(self.interceptor())
+                .build(),
+        )
     }
 
     pub fn sns(&self) -> aws_sdk_sns::Client {
-        aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&self.sdk).interceptor(self.interceptor()).build())
+        aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&self.sdk)
+                .interceptor(self.interceptor())
+                .build(),
+        )
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&self.sdk).interceptor(self.interceptor()).build())
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                .interceptor(self.interceptor())
+                .build(),
+        )
     }
 }
 
@@ -126,7 +157,10 @@ impl Intercept for AccountHeader {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-moto-account-id", self.0.clone());
         Ok(())
     }
 }
