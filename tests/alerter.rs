@@ -12,9 +12,6 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
 use jobrunner_alerter::{AwsPorts, Response, Summary};
 use jobrunner_aws::sns::SnsTopic;
@@ -22,6 +19,7 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
+use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
 use jobrunner_integration_tests::{Account, repo_root};
 use serde_json::{Value, json};
 
@@ -46,45 +44,7 @@ struct AlertFixture {
 impl AlertFixture {
     async fn new() -> AlertFixture {
         let account = Account::new();
-        let topic_arn = account
-            .sns()
-            .create_topic()
-            .name("jobrunner-alerts")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn
-            .unwrap();
-        let sqs = account.sqs();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name("alerts-inbox")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        account
-            .sns()
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .attributes("RawMessageDelivery", "false")
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .unwrap();
+        let (topic_arn, queue_url) = alert_topic(&account).await;
         AlertFixture {
             account,
             topic_arn,
@@ -337,28 +297,7 @@ async fn a_batch_becomes_one_digest_per_job_and_class() {
 #[tokio::test]
 async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
     let fx = AlertFixture::new().await;
-    fx.account
-        .dynamodb()
-        .create_table()
-        .table_name("jobrunner-state")
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    create_state_table(&fx.account, "jobrunner-state").await;
     let config = fx.config("[state]\ntable = \"jobrunner-state\"\n");
     let ports = fx.ports(Some("jobrunner-state"));
     let first = jobrunner_alerter::handle(&config, &ports, &event("non-zero-exit"), now())

@@ -11,7 +11,9 @@ use jobrunner_core::event::{self, Event};
 use jobrunner_integration_tests::fault_proxy::{
     Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
 };
-use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
+use jobrunner_integration_tests::fixtures::{
+    LaunchFixture, alert_topic, create_state_table, keep_tasks_running,
+};
 use jobrunner_launcher::Outcome;
 use serde_json::{Value, json};
 
@@ -707,70 +709,9 @@ struct AlertWorld {
 
 impl AlertWorld {
     async fn new() -> AlertWorld {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        use aws_sdk_sqs::types::QueueAttributeName;
         let account = jobrunner_integration_tests::Account::new();
-        let topic_arn = account
-            .sns()
-            .create_topic()
-            .name("jobrunner-alerts")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn
-            .unwrap();
-        let sqs = account.sqs();
-        let inbox_url = sqs
-            .create_queue()
-            .queue_name("alerts-inbox")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let inbox_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&inbox_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        account
-            .sns()
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(inbox_arn)
-            .send()
-            .await
-            .unwrap();
-        account
-            .dynamodb()
-            .create_table()
-            .table_name(STATE_TABLE)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        let (topic_arn, inbox_url) = alert_topic(&account).await;
+        create_state_table(&account, STATE_TABLE).await;
         AlertWorld {
             account,
             topic_arn,
@@ -985,9 +926,6 @@ type ProxiedScaler = jobrunner_scaler::Scaler<
 async fn scaler_world(
     proxy: &FaultProxy,
 ) -> (jobrunner_integration_tests::Account, String, ProxiedScaler) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
     let account = jobrunner_integration_tests::Account::new();
     let ecs = account.ecs();
@@ -1026,28 +964,7 @@ async fn scaler_world(
         .unwrap()
         .queue_url
         .unwrap();
-    account
-        .dynamodb()
-        .create_table()
-        .table_name(STATE_TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    create_state_table(&account, STATE_TABLE).await;
     let text = format!(
         "[state]\ntable = \"{STATE_TABLE}\"\n\n[workers.orders]\ncluster = \"jobs\"\nservice = \"order-workers\"\nqueue_url = \"{queue_url}\"\n\
          messages_per_task = 10\nmax_tasks = 20\nscale_in_after_seconds = 60\n"

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
 use chrono::Utc;
 use jobrunner_aws::ecs_service::EcsServices;
@@ -15,6 +12,7 @@ use jobrunner_aws::state_store::{Saved, StateStore};
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::Account;
+use jobrunner_integration_tests::fixtures::create_state_table;
 use jobrunner_scaler::{Clock, Direction, ManualClock, Scaler, WorkerState, state_key};
 
 const TABLE: &str = "jobrunner-state";
@@ -61,28 +59,7 @@ impl Fixture {
             .expect("create queue")
             .queue_url
             .unwrap();
-        account
-            .dynamodb()
-            .create_table()
-            .table_name(TABLE)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .expect("create table");
+        create_state_table(&account, TABLE).await;
         Fixture { account, queue_url }
     }
 

@@ -150,3 +150,77 @@ fn http_post(path: &str, content_type: &str, body: &str, account: Option<&str>) 
     stream.read_to_string(&mut response).expect("read");
     response
 }
+
+/// Creates the DynamoDB state table (partition key `pk`, string) of `[state] table`.
+pub async fn create_state_table(account: &Account, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    account
+        .dynamodb()
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create state table");
+}
+
+/// An SNS topic `jobrunner-alerts` with the SQS queue `alerts-inbox` subscribed (SNS envelopes,
+/// not raw delivery, so message attributes can be read back). Returns (topic ARN, queue URL).
+pub async fn alert_topic(account: &Account) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let topic_arn = account
+        .sns()
+        .create_topic()
+        .name("jobrunner-alerts")
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic ARN");
+    let sqs = account.sqs();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("alerts-inbox")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue URL");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue ARN");
+    account
+        .sns()
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "false")
+        .send()
+        .await
+        .expect("subscribe");
+    (topic_arn, queue_url)
+}
