@@ -82,6 +82,8 @@ fn tick_plan(schedule: usize) -> LaunchPlan {
     plan_tick(&config, schedule, &tick).unwrap()
 }
 
+/// The ECS adapter over mocked responses. Standard retry mode here: the adaptive mode's rate
+/// limiter is exercised against the fault proxy (tests/burst.rs), not under mocked time.
 fn client(rules: &[&Rule]) -> EcsTasks {
     let client: Client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, rules, |c| c.retry_config(
         RetryConfig::standard()
@@ -122,6 +124,18 @@ fn task_with_tick(arn: &str, scheduled_time: &str) -> Task {
                 .build(),
         )
         .build()
+}
+
+/// ListTasks finds one running task of the schedule, and DescribeTasks says which tick it ran.
+fn one_running(arn: &'static str, scheduled_time: &'static str) -> (Rule, Rule) {
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_output(move || ListTasksOutput::builder().task_arns(arn).build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
+        DescribeTasksOutput::builder()
+            .tasks(task_with_tick(arn, scheduled_time))
+            .build()
+    });
+    (list, describe)
 }
 
 #[tokio::test]
@@ -344,13 +358,7 @@ async fn at_the_cap_nothing_is_launched() {
 
 #[tokio::test]
 async fn forbid_skips_while_a_previous_run_is_going() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks)
-        .then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-        DescribeTasksOutput::builder()
-            .tasks(task_with_tick("arn:task/old", "2026-11-21T06:00:00Z"))
-            .build()
-    });
+    let (list, describe) = one_running("arn:task/old", "2026-11-21T06:00:00Z");
     let run = started("arn:task/new");
     let outcome = client(&[&list, &describe, &run])
         .launch(&tick_plan(0))
@@ -367,13 +375,7 @@ async fn forbid_skips_while_a_previous_run_is_going() {
 
 #[tokio::test]
 async fn replace_stops_the_previous_run_then_launches() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks)
-        .then_output(|| ListTasksOutput::builder().task_arns("arn:task/old").build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-        DescribeTasksOutput::builder()
-            .tasks(task_with_tick("arn:task/old", "2026-11-22T05:00:00Z"))
-            .build()
-    });
+    let (list, describe) = one_running("arn:task/old", "2026-11-22T05:00:00Z");
     let stop = mock!(aws_sdk_ecs::Client::stop_task)
         .match_requests(|r| {
             r.task() == Some("arn:task/old")
@@ -391,16 +393,7 @@ async fn replace_stops_the_previous_run_then_launches() {
 
 #[tokio::test]
 async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
-        ListTasksOutput::builder()
-            .task_arns("arn:task/this-tick")
-            .build()
-    });
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-        DescribeTasksOutput::builder()
-            .tasks(task_with_tick("arn:task/this-tick", SCHEDULED))
-            .build()
-    });
+    let (list, describe) = one_running("arn:task/this-tick", SCHEDULED);
     let stop =
         mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
