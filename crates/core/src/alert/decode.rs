@@ -20,7 +20,7 @@ pub struct TaskStateChange {
     pub task_arn: String,
     pub last_status: String,
     /// Increments on every state change of the task; redeliveries of one event repeat it.
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "lenient_int")]
     pub version: Option<u64>,
     pub cluster_arn: Option<String>,
     pub task_definition_arn: Option<String>,
@@ -61,7 +61,7 @@ pub struct ContainerState {
     #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     /// Absent when the container never ran (or ECS could not read it).
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "lenient_int")]
     pub exit_code: Option<i64>,
     /// E.g. `OutOfMemoryError: Container killed due to memory usage`.
     pub reason: Option<String>,
@@ -188,40 +188,21 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
-/// A number, or a string holding one (some producers quote numbers).
-fn lenient_u64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
-    match Option::<Value>::deserialize(de)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-            serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))
-        }),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "expected an integer, got {other}"
-        ))),
-    }
-}
-
-fn lenient_i64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
-    match Option::<Value>::deserialize(de)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got '{s}'"))),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "expected an integer, got {other}"
-        ))),
-    }
+/// An integer, or a string holding one (some producers quote numbers).
+fn lenient_int<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+{
+    let text = match Option::<Value>::deserialize(de)? {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => other.to_string(),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {text}")))
 }
 
 fn lenient_string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
