@@ -18,20 +18,8 @@ use std::time::{Duration, Instant};
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_integration_tests::esm::{EsmConfig, EsmStats, EventSourceMapping, QueueWithDlq};
 use jobrunner_integration_tests::fault_proxy::{FaultProxy, Faults, Limits};
-use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
+use jobrunner_integration_tests::fixtures::{LaunchFixture, THUMBNAILS, keep_tasks_running};
 use serde_json::{Value, json};
-
-const THUMBNAILS: &str = r#"
-[jobs.thumbnails]
-task_definition = "thumbnails"
-container = "app"
-command = ["resize", "s3://{bucket}/{key}"]
-
-[[triggers.s3]]
-job = "thumbnails"
-bucket = "uploads"
-prefix = "images/"
-"#;
 
 /// RunTask's documented sustained rate (calls/s, one task per call here).
 const LIMIT: f64 = 20.0;

@@ -12,22 +12,11 @@ use jobrunner_integration_tests::fault_proxy::{
     Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
 };
 use jobrunner_integration_tests::fixtures::{
-    LaunchFixture, alert_topic, create_state_table, keep_tasks_running,
+    LaunchFixture, THUMBNAILS, alert_topic, create_state_table, keep_tasks_running,
+    worker_environment,
 };
 use jobrunner_launcher::Outcome;
 use serde_json::{Value, json};
-
-const THUMBNAILS: &str = r#"
-[jobs.thumbnails]
-task_definition = "thumbnails"
-container = "app"
-command = ["resize", "s3://{bucket}/{key}"]
-
-[[triggers.s3]]
-job = "thumbnails"
-bucket = "uploads"
-prefix = "images/"
-"#;
 
 /// Per-attempt timeout of the clients in these tests: injected slow responses come later.
 const ATTEMPT: Duration = Duration::from_secs(1);
@@ -926,45 +915,8 @@ type ProxiedScaler = jobrunner_scaler::Scaler<
 async fn scaler_world(
     proxy: &FaultProxy,
 ) -> (jobrunner_integration_tests::Account, String, ProxiedScaler) {
-    use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
     let account = jobrunner_integration_tests::Account::new();
-    let ecs = account.ecs();
-    ecs.create_cluster()
-        .cluster_name("jobs")
-        .send()
-        .await
-        .unwrap();
-    ecs.register_task_definition()
-        .family("order-worker")
-        .network_mode(NetworkMode::Bridge)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("busybox")
-                .memory(128)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster("jobs")
-        .service_name("order-workers")
-        .task_definition("order-worker")
-        .desired_count(0)
-        .send()
-        .await
-        .unwrap();
-    let queue_url = account
-        .sqs()
-        .create_queue()
-        .queue_name("orders")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    create_state_table(&account, STATE_TABLE).await;
+    let queue_url = worker_environment(&account, STATE_TABLE).await;
     let text = format!(
         "[state]\ntable = \"{STATE_TABLE}\"\n\n[workers.orders]\ncluster = \"jobs\"\nservice = \"order-workers\"\nqueue_url = \"{queue_url}\"\n\
          messages_per_task = 10\nmax_tasks = 20\nscale_in_after_seconds = 60\n"

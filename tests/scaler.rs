@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
 use chrono::Utc;
 use jobrunner_aws::ecs_service::EcsServices;
 use jobrunner_aws::sqs_queue::SqsQueues;
@@ -12,7 +11,7 @@ use jobrunner_aws::state_store::{Saved, StateStore};
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::Account;
-use jobrunner_integration_tests::fixtures::create_state_table;
+use jobrunner_integration_tests::fixtures::{create_worker_service, worker_environment};
 use jobrunner_scaler::{Clock, Direction, ManualClock, Scaler, WorkerState, state_key};
 
 const TABLE: &str = "jobrunner-state";
@@ -29,37 +28,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let account = Account::new();
-        let ecs = account.ecs();
-        ecs.create_cluster()
-            .cluster_name("jobs")
-            .send()
-            .await
-            .expect("create cluster");
-        ecs.register_task_definition()
-            .family("order-worker")
-            .network_mode(NetworkMode::Bridge)
-            // moto needs container memory.
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("app")
-                    .image("busybox")
-                    .memory(128)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("register task definition");
-        create_service(&account, "order-workers").await;
-        let queue_url = account
-            .sqs()
-            .create_queue()
-            .queue_name("orders")
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .unwrap();
-        create_state_table(&account, TABLE).await;
+        let queue_url = worker_environment(&account, TABLE).await;
         Fixture { account, queue_url }
     }
 
@@ -161,19 +130,6 @@ scale_in_after_seconds = 60
     }
 }
 
-async fn create_service(account: &Account, name: &str) {
-    account
-        .ecs()
-        .create_service()
-        .cluster("jobs")
-        .service_name(name)
-        .task_definition("order-worker")
-        .desired_count(0)
-        .send()
-        .await
-        .expect("create service");
-}
-
 /// One invocation (no sub-minute sampling), then the clock moves on a minute.
 async fn tick(scaler: &MotoScaler) -> jobrunner_scaler::Report {
     let report = scaler.run(scaler.clock.now()).await;
@@ -252,7 +208,7 @@ async fn in_flight_messages_hold_tasks_and_an_empty_queue_scales_to_zero_after_t
 async fn a_failing_worker_does_not_block_another() {
     let fx = Fixture::new().await;
     let missing_queue = fx.queue_url.replace("/orders", "/no-such-queue");
-    create_service(&fx.account, "ghost-workers").await;
+    create_worker_service(&fx.account, "ghost-workers").await;
     let config = fx.config(&format!(
         r#"
 [workers.ghost]

@@ -224,3 +224,67 @@ pub async fn alert_topic(account: &Account) -> (String, String) {
         .expect("subscribe");
     (topic_arn, queue_url)
 }
+
+/// The `[jobs.thumbnails]` job on bucket `uploads`, prefix `images/` (the launcher tests' job).
+pub const THUMBNAILS: &str = r#"
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+command = ["resize", "s3://{bucket}/{key}"]
+
+[[triggers.s3]]
+job = "thumbnails"
+bucket = "uploads"
+prefix = "images/"
+"#;
+
+/// A worker service's world: cluster `jobs`, task definition `order-worker`, service
+/// `order-workers` at 0 tasks, queue `orders` and the state table `table`. Returns the queue URL.
+pub async fn worker_environment(account: &Account, table: &str) -> String {
+    let ecs = account.ecs();
+    ecs.create_cluster()
+        .cluster_name("jobs")
+        .send()
+        .await
+        .expect("create cluster");
+    ecs.register_task_definition()
+        .family("order-worker")
+        .network_mode(NetworkMode::Bridge)
+        // moto needs container memory.
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("busybox")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register task definition");
+    create_worker_service(account, "order-workers").await;
+    let queue_url = account
+        .sqs()
+        .create_queue()
+        .queue_name("orders")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue URL");
+    create_state_table(account, table).await;
+    queue_url
+}
+
+/// A service of task definition `order-worker` in cluster `jobs`, at 0 tasks.
+pub async fn create_worker_service(account: &Account, name: &str) {
+    account
+        .ecs()
+        .create_service()
+        .cluster("jobs")
+        .service_name(name)
+        .task_definition("order-worker")
+        .desired_count(0)
+        .send()
+        .await
+        .expect("create service");
+}
