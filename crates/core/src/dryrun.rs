@@ -112,12 +112,14 @@ fn run_task_actions(plan: LaunchPlan) -> Vec<Action> {
             cap.started_by.join(", ")
         ));
     }
-    if let Some(check) = &plan.overlap {
-        notes.push(match check.policy {
-            Overlap::Forbid => format!("overlap=forbid: skipped if a task startedBy {} is running (live ListTasks decides)", check.started_by),
-            Overlap::Replace => format!("overlap=replace: running tasks startedBy {} are stopped first (live ListTasks decides)", check.started_by),
-            Overlap::Allow => String::new(),
-        });
+    match plan.overlap.as_ref().map(|check| (check.policy, &check.started_by)) {
+        Some((Overlap::Forbid, started_by)) => notes.push(format!(
+            "overlap=forbid: skipped if a task startedBy {started_by} is running (live ListTasks decides)"
+        )),
+        Some((Overlap::Replace, started_by)) => notes.push(format!(
+            "overlap=replace: running tasks startedBy {started_by} are stopped first (live ListTasks decides)"
+        )),
+        Some((Overlap::Allow, _)) | None => {}
     }
     for fallback in plan.attempts.iter().skip(1) {
         let provider = fallback
