@@ -1,31 +1,114 @@
-//! The dry run behind `jobrunner plan`: an event in, the AWS calls it would cause out, as JSON.
-//! It runs the same decoding, routing and planning as the functions, and calls nothing.
+//! The dry run behind `jobrunner plan`: the functions' own decision paths ([`crate::launch`],
+//! [`crate::alert::handle`], [`crate::scaling::driver`]) driven against a [`World`] that answers
+//! every read from documented assumptions and carries out no write, with a
+//! [`Recorder`] writing every call down. What the plan prints is what the function calls, in
+//! order, reads included, given the same answers.
+//!
+//! The world's answers (see `jobrunner plan --help`): ListTasks finds `running` tasks of the
+//! given `startedBy` (none by default), described as RUNNING a tick other than the one being
+//! planned; RunTask places the task; DescribeTaskDefinition finds every container essential
+//! with no `awslogs` settings; GetItem finds nothing (no earlier alert, no scaler history);
+//! PutItem writes; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
+//! their desired count (`service_running`, 0).
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::config::{Config, Overlap};
+use crate::action::Action;
+use crate::alert::{self, Publish, TaskDefinitionInfo};
+use crate::config::Config;
 use crate::error::Error;
 use crate::event::{self, Event, Invocation};
-use crate::plan::{self, LaunchPlan};
-use crate::{routing, schedule};
+use crate::handled::Handled;
+use crate::plan::RunTaskInput;
+use crate::ports::{
+    CallResult, Clock, DescribedTask, ManualClock, Put, Queues, Record, RunTaskAnswer, Saved,
+    Services, StateTable, TaskDefinitions, Tasks, Topic,
+};
+use crate::recording::{Explain, Recorder};
+use crate::scaling::{self, QueueDepth, ServiceCounts};
+use crate::{job_env, launch};
 
-/// `{"actions": [...], "skipped": [...]}`.
-#[derive(Debug, Default, Serialize)]
-pub struct DryRun {
-    pub actions: Vec<Action>,
-    pub skipped: Vec<Skipped>,
+/// Which function's decision path to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Function {
+    Launcher,
+    Alerter,
+    Scaler,
 }
 
-/// One AWS call, its input in the API's own JSON shape.
+impl Function {
+    /// The function an event is for: task state changes go to the alerter, everything else
+    /// to the launcher (the scaler's tick is an ordinary scheduled event: name it).
+    pub fn for_payload(payload: &Value) -> Function {
+        let is_stop = |events: &Result<Vec<Event>, Error>| {
+            events
+                .as_ref()
+                .is_ok_and(|e| e.iter().any(|e| matches!(e, Event::TaskStateChange(_))))
+        };
+        match event::decode_invocation(payload) {
+            Ok(Invocation::Direct(events)) if is_stop(&events) => Function::Alerter,
+            Ok(Invocation::SqsBatch(messages)) if messages.iter().any(|m| is_stop(&m.events)) => {
+                Function::Alerter
+            }
+            _ => Function::Launcher,
+        }
+    }
+}
+
+/// The assumed state of the account the dry run answers reads from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct World {
+    /// Tasks ListTasks finds for each `startedBy`.
+    pub running: usize,
+    /// Messages visible in each queue.
+    pub visible: u64,
+    /// Messages in flight in each queue.
+    pub in_flight: u64,
+    /// Tasks each service runs (its desired count too).
+    pub service_running: u32,
+    /// The alert topic (from the config).
+    pub topic_arn: String,
+    /// The state table (from the config).
+    pub table: String,
+}
+
+impl World {
+    /// The default world for `config`: nothing running, empty queues, nothing stored.
+    pub fn for_config(config: &Config) -> World {
+        World {
+            topic_arn: config
+                .alerts
+                .as_ref()
+                .map(|a| a.topic_arn.clone())
+                .unwrap_or_default(),
+            table: config
+                .state
+                .as_ref()
+                .map(|s| s.table.clone())
+                .unwrap_or_default(),
+            ..World::default()
+        }
+    }
+}
+
+/// What `jobrunner plan` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Action {
-    pub service: &'static str,
-    pub operation: &'static str,
-    pub input: Value,
-    /// What a live run would check first, or do instead in some cases.
+pub struct DryRun {
+    pub function: Function,
+    /// Every call, in order, reads included.
+    pub actions: Vec<Action>,
+    /// Events that need nothing done, with why.
+    pub skipped: Vec<Skipped>,
+    /// Events that would fail, with why and what happens to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub failed: Vec<Failed>,
+    /// What the function returns to Lambda (or the error it fails with).
+    pub response: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,113 +116,243 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Plans what `payload` (any delivery shape) would cause. Input that is not a supported event
-/// is an error; events that match nothing are `skipped`.
-pub fn dry_run(config: &Config, payload: &Value) -> Result<DryRun, Error> {
-    let mut out = DryRun::default();
-    match event::decode_invocation(payload)? {
-        Invocation::Direct(events) => {
-            for event in events? {
-                plan_event(config, &event, &mut out)?;
-            }
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub reason: String,
+    /// `true`: back to the queue (or Lambda's retry); `false`: to the dead-letter queue after
+    /// the retries.
+    pub retryable: bool,
+}
+
+/// Runs `function`'s decision path on `payload` at `now` against `world`. Input that is not a
+/// supported event at all is an error.
+pub async fn dry_run(
+    config: &Config,
+    function: Function,
+    payload: &Value,
+    now: DateTime<Utc>,
+    world: World,
+) -> Result<DryRun, Error> {
+    let ports = Recorder::new(Dry {
+        world,
+        clock: ManualClock::new(now),
+    });
+    let mut out = DryRun {
+        function,
+        actions: vec![],
+        skipped: vec![],
+        failed: vec![],
+        response: Value::Null,
+    };
+    match function {
+        Function::Launcher => {
+            let handled = launch::handle(config, &ports, payload).await?;
+            out.fill(handled);
         }
-        Invocation::SqsBatch(messages) => {
-            for message in messages {
-                match message.events {
-                    Ok(events) => {
-                        for event in events {
-                            if let Err(e) = plan_event(config, &event, &mut out) {
-                                out.skipped.push(Skipped {
-                                    reason: format!(
-                                        "message {}: {e} (fails; the queue's DLQ receives it)",
-                                        message.message_id
-                                    ),
-                                });
-                            }
-                        }
-                    }
-                    Err(e) => out.skipped.push(Skipped {
-                        reason: format!(
-                            "message {}: {e} (fails; the queue's DLQ receives it)",
-                            message.message_id
-                        ),
-                    }),
+        Function::Alerter => {
+            let handled = alert::handle(config, &ports, payload, now).await?;
+            out.fill(handled);
+        }
+        Function::Scaler => {
+            let report = scaling::driver::run_once(config, &ports, payload).await;
+            for (worker, report) in &report.workers {
+                if let Some(error) = &report.error {
+                    out.failed.push(Failed {
+                        message_id: None,
+                        reason: format!("worker {worker}: {error}"),
+                        retryable: true,
+                    });
                 }
             }
+            out.response = serde_json::to_value(&report).unwrap_or(Value::Null);
         }
     }
+    out.actions = ports.take();
     Ok(out)
 }
 
-fn plan_event(config: &Config, event: &Event, out: &mut DryRun) -> Result<(), Error> {
-    match event {
-        Event::ObjectCreated(object) => match routing::route(config, object) {
-            Some(trigger) => out.actions.extend(run_task_actions(plan::plan_object(
-                config,
-                &trigger.job,
-                object,
-            )?)),
-            None => out.skipped.push(Skipped {
-                reason: routing::no_match_reason(config, object),
-            }),
-        },
-        Event::ScheduleTick(tick) => match schedule::find(config, tick) {
-            Some(schedule) => out
-                .actions
-                .extend(run_task_actions(plan::plan_tick(config, schedule, tick)?)),
-            None => out.skipped.push(Skipped {
-                reason: format!("no schedule named '{}' in the config", tick.name),
-            }),
-        },
-        Event::TaskStateChange(change) => {
-            let (actions, skipped) = crate::alert::dry_run(config, change);
-            out.actions.extend(actions);
-            out.skipped.extend(skipped);
-        }
-        Event::Ignored(reason) => out.skipped.push(Skipped {
-            reason: reason.clone(),
-        }),
-    }
-    Ok(())
+/// [`dry_run`] on the calling thread: the world answers at once, so nothing ever waits.
+pub fn dry_run_now(
+    config: &Config,
+    function: Function,
+    payload: &Value,
+    now: DateTime<Utc>,
+    world: World,
+) -> Result<DryRun, Error> {
+    pollster::block_on(dry_run(config, function, payload, now, world))
 }
 
-fn run_task_actions(plan: LaunchPlan) -> Vec<Action> {
-    let mut notes = vec![];
-    if let Some(cap) = &plan.cap {
-        notes.push(format!(
-            "launches only while fewer than {} tasks run (ListTasks startedBy {}); otherwise the event waits in its queue",
-            cap.max_running,
-            cap.started_by.join(", ")
-        ));
+impl DryRun {
+    fn fill<S: Serialize>(&mut self, handled: Handled<S>) {
+        self.skipped = handled
+            .skipped
+            .iter()
+            .map(|reason| Skipped {
+                reason: reason.clone(),
+            })
+            .collect();
+        self.failed = handled
+            .failed
+            .iter()
+            .map(|f| Failed {
+                message_id: f.message_id.clone(),
+                reason: f.error.to_string(),
+                retryable: f.error.is_retryable(),
+            })
+            .collect();
+        self.response = match handled.into_response() {
+            Ok(response) => serde_json::to_value(response).unwrap_or(Value::Null),
+            Err(e) => json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()}),
+        };
     }
-    match plan.overlap.as_ref().map(|check| (check.policy, &check.started_by)) {
-        Some((Overlap::Forbid, started_by)) => notes.push(format!(
-            "overlap=forbid: skipped if a task startedBy {started_by} is running (live ListTasks decides)"
-        )),
-        Some((Overlap::Replace, started_by)) => notes.push(format!(
-            "overlap=replace: running tasks startedBy {started_by} are stopped first (live ListTasks decides)"
-        )),
-        Some((Overlap::Allow, _)) | None => {}
-    }
-    for fallback in plan.attempts.iter().skip(1) {
-        let provider = fallback
-            .capacity_provider_strategy
-            .first()
-            .map(|s| s.capacity_provider.as_str())
-            .unwrap_or("?");
-        notes.push(format!(
-            "on a capacity failure: retried on {provider} with clientToken {}",
-            fallback.client_token
-        ));
-    }
-    let first = plan.attempts.into_iter().next();
-    first
-        .map(|input| Action {
-            service: "ecs",
-            operation: "RunTask",
-            input: serde_json::to_value(input).unwrap_or(Value::Null),
-            notes,
-        })
-        .into_iter()
-        .collect()
 }
+
+/// The world as ports.
+#[derive(Debug)]
+struct Dry {
+    world: World,
+    clock: ManualClock,
+}
+
+impl Dry {
+    fn running_arns(&self, started_by: &str) -> Vec<String> {
+        (0..self.world.running)
+            .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/dry-run/{started_by}/{i}"))
+            .collect()
+    }
+}
+
+impl Explain for Dry {
+    fn assumed(&self, action: &Action) -> Option<Value> {
+        match action.operation {
+            "ListTasks" => {
+                let started_by = action.input["startedBy"].as_str().unwrap_or_default();
+                Some(json!({"taskArns": self.running_arns(started_by)}))
+            }
+            "DescribeTasks" => Some(
+                json!({"tasks": "each RUNNING, started for another tick (change with --running)"}),
+            ),
+            "DescribeTaskDefinition" => Some(
+                json!({"containers": "every container essential, no awslogs settings (a live run links the logs)"}),
+            ),
+            "GetItem" => Some(json!({"Item": null})),
+            "GetQueueAttributes" => Some(json!({"Attributes": {
+                "ApproximateNumberOfMessages": self.world.visible.to_string(),
+                "ApproximateNumberOfMessagesNotVisible": self.world.in_flight.to_string(),
+                "ApproximateNumberOfMessagesDelayed": "0"}})),
+            "DescribeServices" => Some(json!({"services": [{
+                "desiredCount": self.world.service_running,
+                "runningCount": self.world.service_running,
+                "pendingCount": 0}]})),
+            _ => None,
+        }
+    }
+}
+
+impl Tasks for Dry {
+    async fn list_tasks(&self, _cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
+        Ok(self.running_arns(started_by))
+    }
+
+    async fn describe_tasks(
+        &self,
+        _cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<DescribedTask>> {
+        Ok(task_arns
+            .iter()
+            .map(|arn| DescribedTask {
+                task_arn: arn.clone(),
+                last_status: "RUNNING".into(),
+                started_by: None,
+                environment: vec![(job_env::SCHEDULED_TIME.into(), "(an earlier tick)".into())],
+            })
+            .collect())
+    }
+
+    async fn run_task(&self, input: &RunTaskInput) -> CallResult<RunTaskAnswer> {
+        Ok(RunTaskAnswer::Response {
+            task_arns: vec![format!(
+                "arn:aws:ecs:us-east-1:123456789012:task/{}/{}",
+                input.cluster,
+                &input.client_token[input.client_token.len().saturating_sub(32)..]
+            )],
+            failures: vec![],
+        })
+    }
+
+    async fn stop_task(&self, _cluster: &str, _task_arn: &str, _reason: &str) -> CallResult<()> {
+        Ok(())
+    }
+}
+
+impl TaskDefinitions for Dry {
+    async fn describe_task_definition(&self, _arn: &str) -> CallResult<TaskDefinitionInfo> {
+        Ok(TaskDefinitionInfo::default())
+    }
+}
+
+impl Topic for Dry {
+    fn topic_arn(&self) -> &str {
+        &self.world.topic_arn
+    }
+
+    async fn publish(&self, _message: &Publish) -> CallResult<String> {
+        Ok("dry-run".into())
+    }
+}
+
+impl StateTable for Dry {
+    fn table(&self) -> &str {
+        &self.world.table
+    }
+
+    async fn get(&self, _key: &str) -> CallResult<Option<Record>> {
+        Ok(None)
+    }
+
+    async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+        Ok(Saved::Written {
+            version: put.expected.map_or(1, |v| v + 1),
+        })
+    }
+}
+
+impl Queues for Dry {
+    async fn depth(&self, _queue_url: &str) -> CallResult<QueueDepth> {
+        Ok(QueueDepth {
+            visible: self.world.visible,
+            in_flight: self.world.in_flight,
+            delayed: 0,
+        })
+    }
+}
+
+impl Services for Dry {
+    async fn counts(&self, _cluster: &str, _service: &str) -> CallResult<ServiceCounts> {
+        Ok(ServiceCounts {
+            desired: self.world.service_running,
+            running: self.world.service_running,
+            pending: 0,
+        })
+    }
+
+    async fn set_desired(&self, _cluster: &str, _service: &str, _desired: u32) -> CallResult<()> {
+        Ok(())
+    }
+}
+
+impl Clock for Dry {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.clock.sleep(duration)
+    }
+}
+
+#[cfg(test)]
+mod tests;

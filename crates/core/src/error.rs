@@ -1,7 +1,12 @@
-//! The core crate's one error type. Everything the core rejects is permanent: the same input
-//! fails the same way again, so callers send it to a dead-letter queue rather than retry.
+//! The core crate's one error type, which tells retryable from permanent.
+//!
+//! Config, event and plan errors are permanent: the same input fails the same way again, so
+//! callers send it to a dead-letter queue. A failed AWS call ([`CallError`]), a job at its cap
+//! and a capacity shortage are retryable: the event goes back to its queue.
 
-/// Why the core rejected a config, an event or a plan.
+use crate::ports::CallError;
+
+/// Why a config, an event, a plan or a handler's work was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The configuration is invalid; `path` names the field, e.g. `jobs.thumbnails.cpu`.
@@ -16,6 +21,28 @@ pub enum Error {
     /// The event routes to a job, but the resulting request breaks an ECS limit.
     #[error("cannot plan launch of job '{job}': {reason}")]
     Plan { job: String, reason: String },
+    /// An event another function handles (e.g. a task state change sent to the launcher).
+    #[error("the {function} does not handle {what}")]
+    WrongFunction {
+        function: &'static str,
+        what: &'static str,
+    },
+    /// An AWS call failed (after the SDK's own retries).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The job is at its `max_running` cap; the event must wait.
+    #[error("job '{job}' is at its cap: {running} of {max_running} tasks running")]
+    AtCap {
+        job: String,
+        running: u32,
+        max_running: u32,
+    },
+    /// ECS had no capacity on any of the job's capacity providers.
+    #[error("no capacity to place a task of job '{job}': {reason}")]
+    NoCapacity { job: String, reason: String },
+    /// ECS answered with a failure other than capacity (e.g. an inactive task definition).
+    #[error("ECS could not launch a task of job '{job}': {reason}")]
+    LaunchFailed { job: String, reason: String },
 }
 
 impl Error {
@@ -26,8 +53,18 @@ impl Error {
         }
     }
 
-    /// Core errors never go away by retrying the same input.
+    /// Whether the same input may succeed later (back to its queue), as opposed to a
+    /// permanent failure (to the dead-letter queue after the queue's retries).
     pub fn is_retryable(&self) -> bool {
-        false
+        match self {
+            Error::Call(e) => e.is_retryable(),
+            Error::AtCap { .. } | Error::NoCapacity { .. } => true,
+            Error::Config { .. }
+            | Error::UnsupportedEvent(_)
+            | Error::MalformedEvent(_)
+            | Error::Plan { .. }
+            | Error::WrongFunction { .. }
+            | Error::LaunchFailed { .. } => false,
+        }
     }
 }

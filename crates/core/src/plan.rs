@@ -9,7 +9,7 @@ use crate::config::{Config, Job, LaunchSettings, Overlap, ScheduleTrigger, valid
 use crate::error::Error;
 use crate::event::{ObjectCreated, ScheduleTick};
 use crate::template::{self, Vars};
-use crate::token;
+use crate::{job_env, token};
 
 /// ECS rejects overrides longer than this many characters of JSON.
 pub const MAX_OVERRIDES_CHARS: usize = 8192;
@@ -37,6 +37,8 @@ pub struct OverlapCheck {
     pub policy: Overlap,
     /// `startedBy` of this schedule's tasks.
     pub started_by: String,
+    /// The tick's `JOB_SCHEDULED_TIME`, by which a redelivered tick finds its own task.
+    pub scheduled_time: String,
 }
 
 /// RunTask's request, field names as in the AWS API.
@@ -156,18 +158,18 @@ pub fn plan_object(
 ) -> Result<LaunchPlan, Error> {
     let job = lookup(config, job_name)?;
     let mut environment = vec![
-        ("JOB_BUCKET", object.bucket.clone()),
-        ("JOB_KEY", object.key.clone()),
-        ("JOB_SIZE", object.size.to_string()),
-        ("JOB_ETAG", object.etag.clone().unwrap_or_default()),
+        (job_env::BUCKET, object.bucket.clone()),
+        (job_env::KEY, object.key.clone()),
+        (job_env::SIZE, object.size.to_string()),
+        (job_env::ETAG, object.etag.clone().unwrap_or_default()),
     ];
     if let Some(version) = &object.version_id {
-        environment.push(("JOB_VERSION_ID", version.clone()));
+        environment.push((job_env::VERSION_ID, version.clone()));
     }
     let event_time = object
         .event_time
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    environment.push(("JOB_EVENT_TIME", event_time.clone()));
+    environment.push((job_env::EVENT_TIME, event_time.clone()));
     let vars = Vars::from([
         ("job", job_name.to_string()),
         ("bucket", object.bucket.clone()),
@@ -203,13 +205,13 @@ pub fn plan_tick(
         .scheduled_time
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let environment = vec![
-        ("JOB_SCHEDULE", schedule.name.clone()),
-        ("JOB_SCHEDULED_TIME", scheduled_time.clone()),
+        (job_env::SCHEDULE, schedule.name.clone()),
+        (job_env::SCHEDULED_TIME, scheduled_time.clone()),
     ];
     let vars = Vars::from([
         ("job", schedule.job.clone()),
         ("schedule", schedule.name.clone()),
-        ("scheduled_time", scheduled_time),
+        ("scheduled_time", scheduled_time.clone()),
     ]);
     let started_by = started_by_schedule(&schedule.job, &schedule.name);
     let launch = Launch {
@@ -227,6 +229,7 @@ pub fn plan_tick(
     plan.overlap = (schedule.overlap != Overlap::Allow).then_some(OverlapCheck {
         policy: schedule.overlap,
         started_by,
+        scheduled_time,
     });
     Ok(plan)
 }
@@ -277,11 +280,11 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
 
     let mut environment = vec![
         KeyValuePair {
-            name: "JOB_NAME".into(),
+            name: job_env::NAME.into(),
             value: job_name.into(),
         },
         KeyValuePair {
-            name: "JOB_TRIGGER".into(),
+            name: job_env::TRIGGER.into(),
             value: launch.trigger.into(),
         },
     ];
@@ -294,11 +297,12 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
                 value,
             }),
     );
-    for (name, value) in job
-        .environment
-        .iter()
-        .chain(launch.extra_environment.into_iter().flatten())
-    {
+    // A schedule's `environment` replaces the job's entry of the same name: one entry per name.
+    let mut user_environment = job.environment.clone();
+    if let Some(extra) = launch.extra_environment {
+        user_environment.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    for (name, value) in &user_environment {
         let value = template::render(value, &launch.vars)
             .map_err(|e| fail(format!("environment.{name}: {e}")))?;
         environment.push(KeyValuePair {

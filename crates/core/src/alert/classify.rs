@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::context::TaskDefinitionInfo;
-use super::decode::{ContainerState, TaskStateChange};
+use crate::event::{ContainerState, TaskStateChange};
 
 /// A `stoppedReason` starting with this marks a task jobrunner stopped for running too long.
 /// Whatever enforces job timeouts must call StopTask with such a reason.

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::decode::TaskStateChange;
+use crate::event::TaskStateChange;
 use crate::config::{Config, STARTED_BY_PREFIX};
 
 /// What the alerter learned from DescribeTaskDefinition.

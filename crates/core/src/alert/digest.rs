@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::classify::{Class, Classification, classify};
 use super::context::{Origin, TaskDefinitionLookup};
-use super::decode::TaskStateChange;
+use crate::event::TaskStateChange;
 use crate::config::{Alerts, Config};
 
 /// One stopped task, classified, with what is known about its task definition.

@@ -4,30 +4,10 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::config::{Config, Format};
+use crate::event::{TaskOverrides, TaskStateChange};
 
 fn sample(name: &str) -> Value {
-    let text = match name {
-        "succeeded" => include_str!("../../../../events/ecs-task-stopped-succeeded.json"),
-        "non-zero-exit" => include_str!("../../../../events/ecs-task-stopped-non-zero-exit.json"),
-        "oom" => include_str!("../../../../events/ecs-task-stopped-oom.json"),
-        "failed-to-start" => {
-            include_str!("../../../../events/ecs-task-stopped-failed-to-start.json")
-        }
-        "failed-to-start-secrets" => {
-            include_str!("../../../../events/ecs-task-stopped-failed-to-start-secrets.json")
-        }
-        "spot-interruption" => {
-            include_str!("../../../../events/ecs-task-stopped-spot-interruption.json")
-        }
-        "scaled-in" => include_str!("../../../../events/ecs-task-stopped-scaled-in.json"),
-        "user-stopped" => include_str!("../../../../events/ecs-task-stopped-user-stopped.json"),
-        "timeout" => include_str!("../../../../events/ecs-task-stopped-timeout.json"),
-        "unhealthy" => include_str!("../../../../events/ecs-task-stopped-unhealthy.json"),
-        "unknown" => include_str!("../../../../events/ecs-task-stopped-unknown.json"),
-        "sqs-batch" => include_str!("../../../../events/ecs-task-stopped-sqs-batch.json"),
-        other => panic!("no sample {other}"),
-    };
-    serde_json::from_str(text).unwrap()
+    jobrunner_testkit::sample(&format!("ecs-task-stopped-{name}"))
 }
 
 fn change(name: &str) -> TaskStateChange {
@@ -745,63 +725,4 @@ fn a_storm_fits_in_one_message() {
         publish.subject,
         "[jobrunner] OOM thumbnails: 5000 tasks, exit 137"
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Dry run
-
-#[test]
-fn dry_run_prints_the_publish() {
-    let (actions, skipped) = dry_run(&config(), &change("oom"));
-    assert!(skipped.is_empty());
-    let action = &actions[0];
-    assert_eq!((action.service, action.operation), ("sns", "Publish"));
-    let input = &action.input;
-    assert_eq!(input["TopicArn"], TOPIC);
-    assert_eq!(input["Subject"], "[jobrunner] OOM thumbnails exit 137");
-    assert_eq!(input["MessageStructure"], "json");
-    assert_eq!(
-        input["MessageAttributes"]["class"],
-        json!({"DataType": "String", "StringValue": "oom"})
-    );
-    let message: Value = serde_json::from_str(input["Message"].as_str().unwrap()).unwrap();
-    assert!(
-        message["default"]
-            .as_str()
-            .unwrap()
-            .contains("Logs:        (needs a live DescribeTaskDefinition lookup)")
-    );
-    assert!(action.notes[0].contains("DescribeTaskDefinition"));
-}
-
-#[test]
-fn dry_run_skips_what_the_alerter_skips() {
-    let (actions, skipped) = dry_run(&config(), &change("succeeded"));
-    assert!(actions.is_empty());
-    assert!(
-        skipped[0].reason.contains("class 'succeeded'"),
-        "{}",
-        skipped[0].reason
-    );
-
-    let mut running = change("oom");
-    running.last_status = "RUNNING".into();
-    let (actions, skipped) = dry_run(&config(), &running);
-    assert!(actions.is_empty());
-    assert!(skipped[0].reason.contains("is RUNNING, not STOPPED"));
-
-    let (actions, skipped) = dry_run(&Config::default(), &change("oom"));
-    assert!(actions.is_empty());
-    assert!(skipped[0].reason.contains("no [alerts] section"));
-}
-
-#[test]
-fn the_sqs_batch_sample_dry_runs() {
-    let plan = crate::dryrun::dry_run(&config(), &sample("sqs-batch")).unwrap();
-    assert_eq!(
-        plan.actions.len(),
-        5,
-        "the dry run plans each delivery on its own"
-    );
-    assert!(plan.actions.iter().all(|a| a.operation == "Publish"));
 }

@@ -7,15 +7,18 @@
 
 pub mod s3;
 mod schedule;
+mod task_state;
 
 pub use s3::ObjectCreated;
 pub use schedule::{ScheduleTick, TickSource};
+pub use task_state::{
+    ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::alert::TaskStateChange;
 use crate::error::Error;
 
 /// One decoded event.

@@ -218,7 +218,8 @@ fn tick_plan_uses_schedule_identity() {
         plan.overlap,
         Some(OverlapCheck {
             policy: Overlap::Forbid,
-            started_by: "jobrunner/report/hourly-report".into()
+            started_by: "jobrunner/report/hourly-report".into(),
+            scheduled_time: "2026-11-22T06:00:00Z".into(),
         })
     );
 }

@@ -1,16 +1,18 @@
+//! The scaler's decision path with fake ports and a manual clock.
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::TimeZone;
-use jobrunner_core::config::{Config, Format};
-use jobrunner_core::scaling::{QueueDepth, ServiceCounts};
-use lambda_runtime::Context;
 use serde_json::json;
 
 use super::*;
+use crate::config::Format;
+use crate::ports::{CallResult, ManualClock, Record};
+use crate::scaling::{QueueDepth, ServiceCounts};
 
-type AwsError = jobrunner_aws::Error;
+type AwsError = CallError;
 
 /// Each queue answers its scripted depths in turn, repeating the last one.
 #[derive(Default)]
@@ -32,7 +34,7 @@ impl FakeQueues {
     }
 }
 
-impl QueueReader for FakeQueues {
+impl Queues for FakeQueues {
     async fn depth(&self, queue_url: &str) -> Result<QueueDepth, AwsError> {
         let mut scripts = self.scripts.lock().unwrap();
         let Some(script) = scripts.get_mut(queue_url) else {
@@ -80,7 +82,7 @@ impl FakeServices {
     }
 }
 
-impl ServiceControl for FakeServices {
+impl Services for FakeServices {
     async fn counts(&self, _cluster: &str, service: &str) -> Result<ServiceCounts, AwsError> {
         self.counts
             .lock()
@@ -132,18 +134,17 @@ impl FakeState {
     }
 }
 
-impl StateRepo for FakeState {
-    async fn load(&self, key: &str) -> Result<Option<Record>, AwsError> {
+impl StateTable for FakeState {
+    fn table(&self) -> &str {
+        "state"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>, AwsError> {
         Ok(self.items.lock().unwrap().get(key).cloned())
     }
 
-    async fn save(
-        &self,
-        key: &str,
-        data: &str,
-        expected: Option<u64>,
-        _expires_at: DateTime<Utc>,
-    ) -> Result<Saved, AwsError> {
+    async fn put(&self, put: &Put<'_>) -> Result<Saved, AwsError> {
+        let (key, data, expected) = (put.key, put.data, put.expected);
         let mut items = self.items.lock().unwrap();
         if self.interfere.swap(false, Ordering::SeqCst) {
             let version = items.get(key).map_or(1, |r| r.version + 1);
@@ -168,7 +169,64 @@ impl StateRepo for FakeState {
     }
 }
 
-type TestScaler = Scaler<FakeQueues, FakeServices, FakeState, ManualClock>;
+/// The workers and every fake port in one place, which is the ports bundle itself.
+struct TestScaler {
+    workers: BTreeMap<String, Worker>,
+    queues: FakeQueues,
+    services: FakeServices,
+    state: FakeState,
+    clock: ManualClock,
+}
+
+impl TestScaler {
+    async fn run(&self, deadline: DateTime<Utc>) -> Report {
+        Scaler::new(&self.workers, self).run(deadline).await
+    }
+
+    async fn handle(&self, payload: Value) -> Report {
+        Scaler::new(&self.workers, self).handle(&payload, None).await
+    }
+}
+
+impl Queues for TestScaler {
+    async fn depth(&self, queue_url: &str) -> CallResult<QueueDepth> {
+        self.queues.depth(queue_url).await
+    }
+}
+
+impl Services for TestScaler {
+    async fn counts(&self, cluster: &str, service: &str) -> CallResult<ServiceCounts> {
+        self.services.counts(cluster, service).await
+    }
+
+    async fn set_desired(&self, cluster: &str, service: &str, desired: u32) -> CallResult<()> {
+        self.services.set_desired(cluster, service, desired).await
+    }
+}
+
+impl StateTable for TestScaler {
+    fn table(&self) -> &str {
+        self.state.table()
+    }
+
+    async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        self.state.get(key).await
+    }
+
+    async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+        self.state.put(put).await
+    }
+}
+
+impl Clock for TestScaler {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.clock.sleep(duration)
+    }
+}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
@@ -203,15 +261,13 @@ const EMAILS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/emails";
 fn scaler(only: &[&str]) -> TestScaler {
     let mut workers = Config::parse(WORKERS, Format::Toml).unwrap().workers;
     workers.retain(|name, _| only.contains(&name.as_str()));
-    let mut scaler = Scaler::new(
+    TestScaler {
         workers,
-        FakeQueues::default(),
-        FakeServices::default(),
-        FakeState::default(),
-        ManualClock::new(t0()),
-    );
-    scaler.emit_metrics = false;
-    scaler
+        queues: FakeQueues::default(),
+        services: FakeServices::default(),
+        state: FakeState::default(),
+        clock: ManualClock::new(t0()),
+    }
 }
 
 /// One invocation without sub-minute sampling room.
@@ -324,12 +380,9 @@ async fn sub_minute_sampling_reacts_within_the_invocation() {
     s.queues.script(ORDERS, &[(0, 0)]);
     s.services.add("emails", 0);
     s.services.add("orders", 0);
-    let event = LambdaEvent::new(
-        json!({"detail-type": "Scheduled Event", "time": "2024-01-01T12:00:00Z"}),
-        Context::default(),
-    );
+    let event = json!({"detail-type": "Scheduled Event", "time": "2024-01-01T12:00:00Z"});
     s.clock.set(t0() + secs(1));
-    let report = s.handle(event).await.unwrap();
+    let report = s.handle(event).await;
     let emails = &report.workers["emails"].samples;
     let times: Vec<_> = emails.iter().map(|x| (x.at - t0()).num_seconds()).collect();
     // Sampled at 1, 16, 31, 46 s: the next would be 61 s, past the 55 s deadline.
@@ -416,9 +469,7 @@ fn sampling_stops_before_the_next_minute_and_the_lambda_deadline() {
 async fn no_workers_is_an_empty_report() {
     let s = scaler(&[]);
     let report = s
-        .handle(LambdaEvent::new(json!({}), Context::default()))
-        .await
-        .unwrap();
+        .handle(json!({})).await;
     assert_eq!(report, Report::default());
 }
 
@@ -491,17 +542,14 @@ fn emf_documents_name_the_metrics() {
 
 #[tokio::test]
 async fn the_sample_event_drives_an_invocation() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/scaler-tick.json");
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let event = jobrunner_testkit::sample("scaler-tick");
     let scheduled: DateTime<Utc> = event["time"].as_str().unwrap().parse().unwrap();
     let s = scaler(&["emails"]);
     s.queues.script(EMAILS, &[(1, 0)]);
     s.services.add("emails", 0);
     s.clock.set(scheduled + secs(3));
     let report = s
-        .handle(LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+        .handle(event).await;
     let times: Vec<_> = report.workers["emails"]
         .samples
         .iter()

@@ -7,7 +7,7 @@
 //! as properties, searchable in CloudWatch Logs Insights.
 
 use chrono::{DateTime, Utc};
-use jobrunner_core::scaling::{Decision, Observation};
+use super::{Decision, Observation};
 use serde_json::{Value, json};
 
 /// The metrics namespace.
@@ -58,9 +58,4 @@ fn envelope(at: DateTime<Utc>, metrics: &[(&str, &str)]) -> Value {
             "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
         }],
     })
-}
-
-/// Prints one EMF document as a single line on stdout.
-pub fn emit(document: &Value) {
-    println!("{document}");
 }

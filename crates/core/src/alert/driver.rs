@@ -1,0 +1,276 @@
+//! The alerter's decision path: an invocation of ECS Task State Change events in, SNS alerts
+//! out, through the ports. The alerter Lambda drives it with the AWS adapters; `jobrunner plan`
+//! drives the very same code with the dry run's recorded world, so a batch's dedupe and
+//! digests show in the plan exactly as the function does them.
+//!
+//! Per invocation: decode every message, keep the STOPPED changes, collapse redeliveries
+//! ([`dedupe`]), classify each stop, look earlier alerts up in the state table (with
+//! `[state] table`: STOPPED is final, so a task is alerted at most once however many versions
+//! of its stop arrive, in this invocation or a later one), describe each task definition once
+//! for log links and essential containers, group the stops into one alert per job and class,
+//! publish, and mark each alerted task in the state table.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{debug, error, info, warn};
+
+use super::classify::{Class, classify};
+use super::context::TaskDefinitionLookup;
+use super::digest::{StoppedTask, dedupe, group, wants};
+use super::render::render;
+use crate::config::{Alerts, Config};
+use crate::error::Error;
+use crate::event::{self, Event, Invocation, TaskStateChange};
+use crate::handled::{Failure, Handled};
+use crate::ports::{Put, StateTable, TaskDefinitions, Topic};
+
+/// How long a "this task was alerted" mark stays in the state table: SQS's longest retention,
+/// so a redelivery from the queue is always recognised.
+pub const DEDUPE_TTL_DAYS: i64 = 14;
+
+/// Prefix of the alerter's keys in the state table: `alert/<taskArn>`.
+pub const DEDUPE_KEY_PREFIX: &str = "alert/";
+
+/// The state-table key marking `task_arn` as alerted.
+pub fn alerted_key(task_arn: &str) -> String {
+    format!("{DEDUPE_KEY_PREFIX}{task_arn}")
+}
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// SNS messages published (a digest counts once).
+    pub published: usize,
+    /// Stopped tasks covered by those messages.
+    pub alerted_tasks: usize,
+    /// Stopped tasks whose class `notify_on` leaves out.
+    pub quiet: usize,
+    /// Deliveries skipped as duplicates (in this batch, or alerted by an earlier invocation).
+    pub duplicates: usize,
+    /// Tasks whose alert could not be published.
+    pub failed: usize,
+}
+
+/// The ports the alerter needs.
+pub trait AlertPorts: TaskDefinitions + Topic + StateTable {}
+impl<T: TaskDefinitions + Topic + StateTable> AlertPorts for T {}
+
+/// The `[alerts]` section, which the alerter cannot work without (checked at init).
+pub fn alerts(config: &Config) -> Result<&Alerts, Error> {
+    config.alerts.as_ref().ok_or_else(|| Error::Config {
+        path: "alerts".into(),
+        reason: "the alerter needs an [alerts] section with topic_arn".into(),
+    })
+}
+
+/// Handles one invocation payload at time `now`.
+pub async fn handle(
+    config: &Config,
+    ports: &impl AlertPorts,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Handled<Summary>, Error> {
+    let alerts = alerts(config)?;
+    let (batch, deliveries) = match event::decode_invocation(payload)? {
+        Invocation::Direct(events) => (false, vec![(None, events)]),
+        Invocation::SqsBatch(messages) => (
+            true,
+            messages
+                .into_iter()
+                .map(|m| (Some(m.message_id), m.events))
+                .collect(),
+        ),
+    };
+    let mut handled = Handled::new(batch, Summary::default());
+    let mut stops = vec![];
+    for (message_id, events) in deliveries {
+        let accepted = events.and_then(|events| {
+            events
+                .into_iter()
+                .map(|e| accept(e, &mut handled.skipped))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match accepted {
+            Ok(changes) => stops.extend(
+                changes
+                    .into_iter()
+                    .flatten()
+                    .map(|c| (message_id.clone().unwrap_or_default(), c)),
+            ),
+            Err(error) if batch => handled.failed.push(Failure { message_id, error }),
+            Err(error) => return Err(error),
+        }
+    }
+    alert_all(config, alerts, ports, stops, now, &mut handled).await;
+    info!(summary = ?handled.summary, failed = handled.failed.len(), "alerts done");
+    Ok(handled)
+}
+
+/// The stopped tasks of an event; other events are ignored or refused.
+fn accept(event: Event, skipped: &mut Vec<String>) -> Result<Option<TaskStateChange>, Error> {
+    match event {
+        Event::TaskStateChange(change) if change.is_stopped() => Ok(Some(*change)),
+        Event::TaskStateChange(change) => {
+            debug!(task_arn = %change.task_arn, last_status = %change.last_status, "not STOPPED: ignored");
+            skipped.push(format!(
+                "task {} is {}, not STOPPED: the alerter ignores it",
+                change.task_arn, change.last_status
+            ));
+            Ok(None)
+        }
+        Event::Ignored(reason) => {
+            info!(%reason, "ignored");
+            skipped.push(reason);
+            Ok(None)
+        }
+        Event::ObjectCreated(_) => Err(Error::WrongFunction {
+            function: "alerter",
+            what: "S3 Object Created events (that is the launcher's job)",
+        }),
+        Event::ScheduleTick(_) => Err(Error::WrongFunction {
+            function: "alerter",
+            what: "schedule ticks (that is the launcher's job)",
+        }),
+    }
+}
+
+/// Dedupes, classifies, groups and publishes; failures name the deliveries behind them.
+async fn alert_all(
+    config: &Config,
+    alerts: &Alerts,
+    ports: &impl AlertPorts,
+    stops: Vec<(String, TaskStateChange)>,
+    now: DateTime<Utc>,
+    handled: &mut Handled<Summary>,
+) {
+    let received = stops.len();
+    let unique = dedupe(stops);
+    handled.summary.duplicates = received - unique.len();
+    let remember = config.state.is_some();
+    let mut definitions: HashMap<String, TaskDefinitionLookup> = HashMap::new();
+    let mut tasks = vec![];
+    let mut quiet = vec![];
+    for (deliveries, change) in unique {
+        // The task definition can only change a failure class (which containers are
+        // essential): stops that cannot become an alert need no lookups.
+        let first_guess = classify(&change, None).class;
+        if !wants(alerts, first_guess)
+            && !matches!(
+                first_guess,
+                Class::NonZeroExit | Class::Oom | Class::Unknown
+            )
+        {
+            quiet.push(StoppedTask::new(
+                config,
+                change,
+                TaskDefinitionLookup::NotLookedUp,
+            ));
+            continue;
+        }
+        if remember {
+            let key = alerted_key(&change.task_arn);
+            match ports.get(&key).await {
+                Ok(Some(_)) => {
+                    info!(%key, "already alerted by an earlier invocation (STOPPED is final): skipped");
+                    handled.summary.duplicates += deliveries.len();
+                    handled.skipped.push(format!(
+                        "task {} stopped and was alerted before: no second alert",
+                        change.task_arn
+                    ));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(%key, error = %e, "cannot tell whether this stop was alerted before: alerting (a duplicate beats a lost alert)");
+                }
+            }
+        }
+        let definition = match &change.task_definition_arn {
+            Some(arn) => match definitions.get(arn) {
+                Some(known) => known.clone(),
+                None => {
+                    let lookup = match ports.describe_task_definition(arn).await {
+                        Ok(info) => TaskDefinitionLookup::Found(info),
+                        Err(e) => {
+                            warn!(task_definition = %arn, error = %e, "task definition lookup failed: alerting without log links");
+                            TaskDefinitionLookup::Failed(e.to_string())
+                        }
+                    };
+                    definitions.insert(arn.clone(), lookup.clone());
+                    lookup
+                }
+            },
+            None => TaskDefinitionLookup::NotLookedUp,
+        };
+        tasks.push(StoppedTask::new(config, change, definition).with_deliveries(deliveries));
+    }
+    let (groups, not_wanted) = group(alerts, tasks);
+    quiet.extend(not_wanted);
+    handled.summary.quiet = quiet.len();
+    for task in &quiet {
+        let notify_on: Vec<&str> = alerts.notify_on.iter().map(|c| c.as_str()).collect();
+        info!(task_arn = %task.change.task_arn, class = task.class().as_str(), name = task.origin.name(), "stopped; class not in alerts.notify_on: no alert");
+        handled.skipped.push(format!(
+            "task {} of {} stopped with class '{}', which alerts.notify_on ({}) leaves out: no alert",
+            task.change.task_arn,
+            task.origin.describe(),
+            task.class().as_str(),
+            notify_on.join(", ")
+        ));
+    }
+    for group in groups {
+        let publish = render(&group);
+        let count = group.tasks.len();
+        match ports.publish(&publish).await {
+            Ok(message_id) => {
+                handled.summary.published += 1;
+                handled.summary.alerted_tasks += count;
+                info!(%message_id, subject = %publish.subject, class = group.class.as_str(), name = %group.name, tasks = count, "alert published");
+                if !remember {
+                    continue;
+                }
+                for task in &group.tasks {
+                    let key = alerted_key(&task.change.task_arn);
+                    let data = serde_json::json!({
+                        "class": task.class().as_str(),
+                        "alerted_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    })
+                    .to_string();
+                    let put = Put {
+                        key: &key,
+                        data: &data,
+                        expected: None,
+                        expires_at: now + Duration::days(DEDUPE_TTL_DAYS),
+                        now,
+                    };
+                    // A conflict means another invocation alerted it too: the mark is there.
+                    if let Err(e) = ports.put(&put).await {
+                        warn!(task_arn = %task.change.task_arn, error = %e, "alert sent, but not recorded: a redelivery may alert again");
+                    }
+                }
+            }
+            Err(e) => {
+                handled.summary.failed += count;
+                let deliveries: Vec<String> = group.deliveries().map(str::to_owned).collect();
+                error!(subject = %publish.subject, ?deliveries, error = %e, "alert not published");
+                let error = Error::from(e);
+                if handled.batch {
+                    handled
+                        .failed
+                        .extend(deliveries.into_iter().map(|id| Failure {
+                            message_id: Some(id),
+                            error: error.clone(),
+                        }));
+                } else {
+                    handled.failed.push(Failure {
+                        message_id: None,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}

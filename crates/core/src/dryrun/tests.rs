@@ -1,0 +1,214 @@
+//! The dry run prints what the decision paths call, reads included, in order.
+
+use jobrunner_testkit::{sample, sqs_batch};
+
+use super::*;
+use crate::action::Kind;
+use crate::config::Format;
+
+const CONFIG: &str = r#"
+[defaults]
+cluster = "jobs"
+subnets = ["subnet-1"]
+
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+max_running = 5
+
+[jobs.report]
+task_definition = "report"
+container = "app"
+
+[[triggers.s3]]
+job = "thumbnails"
+bucket = "uploads"
+
+[[triggers.schedule]]
+name = "hourly-report"
+job = "report"
+expression = "rate(1 hour)"
+overlap = "forbid"
+
+[workers.orders]
+cluster = "jobs"
+service = "orders"
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+messages_per_task = 10
+max_tasks = 20
+
+[alerts]
+topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+
+[state]
+table = "jobrunner-state"
+"#;
+
+fn config() -> Config {
+    Config::parse(CONFIG, Format::Toml).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-22T06:00:30Z".parse().unwrap()
+}
+
+fn plan(function: Function, payload: &Value, world: World) -> DryRun {
+    dry_run_now(&config(), function, payload, now(), world).unwrap()
+}
+
+fn operations(plan: &DryRun) -> Vec<(&'static str, Kind)> {
+    plan.actions.iter().map(|a| (a.operation, a.kind)).collect()
+}
+
+#[test]
+fn an_object_under_a_cap_shows_the_list_then_the_run() {
+    let payload = sample("s3-object-created");
+    let world = World::for_config(&config());
+    let plan = plan(Function::for_payload(&payload), &payload, world);
+    assert_eq!(plan.function, Function::Launcher);
+    assert_eq!(
+        operations(&plan),
+        [("ListTasks", Kind::Read), ("RunTask", Kind::Write)]
+    );
+    assert_eq!(plan.actions[0].input["startedBy"], "jobrunner/thumbnails");
+    assert_eq!(plan.actions[0].assumed, Some(json!({"taskArns": []})));
+    assert_eq!(plan.response["launched"], 1);
+}
+
+#[test]
+fn at_the_cap_the_plan_shows_the_event_waiting() {
+    let payload = sample("s3-object-created");
+    let world = World {
+        running: 5,
+        ..World::for_config(&config())
+    };
+    let plan = plan(Function::Launcher, &payload, world);
+    assert_eq!(operations(&plan), [("ListTasks", Kind::Read)]);
+    assert!(plan.failed[0].retryable);
+    assert!(plan.failed[0].reason.contains("at its cap"), "{:?}", plan.failed);
+    assert_eq!(plan.response["errorType"], "jobrunner.Retryable");
+}
+
+#[test]
+fn a_forbidding_schedule_with_a_run_going_reads_and_skips() {
+    let payload = sample("schedule-scheduler-input");
+    let world = World {
+        running: 1,
+        ..World::for_config(&config())
+    };
+    let plan = plan(Function::Launcher, &payload, world);
+    assert_eq!(
+        operations(&plan),
+        [("ListTasks", Kind::Read), ("DescribeTasks", Kind::Read)]
+    );
+    assert!(plan.skipped[0].reason.contains("overlap = forbid"));
+}
+
+#[test]
+fn a_batch_of_thirty_stops_of_one_job_is_one_digest() {
+    let stop = sample("ecs-task-stopped-oom");
+    let bodies: Vec<String> = (0..30)
+        .map(|i| {
+            let mut stop = stop.clone();
+            stop["detail"]["taskArn"] = json!(format!(
+                "arn:aws:ecs:us-east-1:123456789012:task/jobs/{i:032x}"
+            ));
+            stop.to_string()
+        })
+        .collect();
+    let payload = sqs_batch(&bodies);
+    let plan = plan(
+        Function::for_payload(&payload),
+        &payload,
+        World::for_config(&config()),
+    );
+    assert_eq!(plan.function, Function::Alerter);
+    let publishes = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "Publish")
+        .count();
+    assert_eq!(publishes, 1, "one digest, as the live alerter sends");
+    let gets = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "GetItem")
+        .count();
+    let puts = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "PutItem")
+        .count();
+    assert_eq!((gets, puts), (30, 30));
+    let describes = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "DescribeTaskDefinition")
+        .count();
+    assert_eq!(describes, 1, "one lookup per task definition per invocation");
+    let subject = plan
+        .actions
+        .iter()
+        .find(|a| a.operation == "Publish")
+        .map(|a| a.input["Subject"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(subject.contains("30 tasks"), "{subject}");
+}
+
+#[test]
+fn a_redelivered_stop_is_published_once() {
+    let stop = sample("ecs-task-stopped-oom").to_string();
+    let payload = sqs_batch(&[stop.clone(), stop]);
+    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    assert_eq!(
+        operations(&plan),
+        [
+            ("GetItem", Kind::Read),
+            ("DescribeTaskDefinition", Kind::Read),
+            ("Publish", Kind::Write),
+            ("PutItem", Kind::Write),
+        ]
+    );
+    assert_eq!(plan.response, json!({"batchItemFailures": []}));
+}
+
+#[test]
+fn a_stop_nobody_asked_for_makes_no_call() {
+    let payload = sample("ecs-task-stopped-succeeded");
+    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    assert!(plan.actions.is_empty());
+    assert!(plan.skipped[0].reason.contains("class 'succeeded'"));
+}
+
+#[test]
+fn the_scaler_tick_reads_decides_saves_and_acts() {
+    let payload = sample("scaler-tick");
+    let world = World {
+        visible: 25,
+        ..World::for_config(&config())
+    };
+    let plan = plan(Function::Scaler, &payload, world);
+    assert_eq!(
+        operations(&plan),
+        [
+            ("GetItem", Kind::Read),
+            ("GetQueueAttributes", Kind::Read),
+            ("DescribeServices", Kind::Read),
+            ("PutItem", Kind::Write),
+            ("UpdateService", Kind::Write),
+        ]
+    );
+    assert_eq!(plan.actions[4].input["desiredCount"], 3);
+}
+
+#[test]
+fn time_comes_from_now() {
+    let payload = sample("ecs-task-stopped-oom");
+    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    let put = plan
+        .actions
+        .iter()
+        .find(|a| a.operation == "PutItem")
+        .unwrap();
+    assert_eq!(put.input["Item"]["updated_at"]["S"], "2026-11-22T06:00:30.000Z");
+}

@@ -1,0 +1,17 @@
+//! The names of the `JOB_*` variables jobrunner puts into every task's container environment.
+//! Tasks read them; the alerter and the launch policies read them back from ECS.
+
+pub const NAME: &str = "JOB_NAME";
+/// `s3` or `schedule`.
+pub const TRIGGER: &str = "JOB_TRIGGER";
+pub const BUCKET: &str = "JOB_BUCKET";
+pub const KEY: &str = "JOB_KEY";
+pub const SIZE: &str = "JOB_SIZE";
+pub const ETAG: &str = "JOB_ETAG";
+pub const VERSION_ID: &str = "JOB_VERSION_ID";
+pub const EVENT_TIME: &str = "JOB_EVENT_TIME";
+pub const SCHEDULE: &str = "JOB_SCHEDULE";
+pub const SCHEDULED_TIME: &str = "JOB_SCHEDULED_TIME";
+
+/// Names a user may not set in `environment` (jobrunner owns the prefix).
+pub const RESERVED_PREFIX: &str = "JOB_";

@@ -1,0 +1,287 @@
+//! The narrow ports the handlers' drivers call: ECS tasks and task definitions, the alert
+//! topic, the state table, queues, services and the clock.
+//!
+//! The AWS adapters (`jobrunner-aws`) implement them over the official SDK clients; the dry
+//! run implements them with documented default answers ([`crate::dryrun::World`]); the
+//! [`crate::recording::Recorder`] wraps either and writes down every call as an
+//! [`crate::action::Action`]. A port does I/O and nothing else: every decision about what to
+//! call, and what an answer means, is the driver's.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Publish, TaskDefinitionInfo};
+use crate::plan::RunTaskInput;
+use crate::scaling::{QueueDepth, ServiceCounts};
+
+/// A call to AWS that failed after the SDK's own retries, classified for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// AWS throttled the call.
+    #[error("{operation} throttled by AWS: {message}")]
+    Throttled {
+        operation: &'static str,
+        message: String,
+    },
+    /// A timeout, a connection failure or a 5xx: the same call may well succeed later.
+    #[error("{operation} failed transiently: {message}")]
+    Transient {
+        operation: &'static str,
+        message: String,
+    },
+    /// AWS rejected the request; the same request fails the same way again.
+    #[error("{operation} rejected: {message}")]
+    Rejected {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl CallError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, CallError::Rejected { .. })
+    }
+
+    /// The API operation that failed.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            CallError::Throttled { operation, .. }
+            | CallError::Transient { operation, .. }
+            | CallError::Rejected { operation, .. } => operation,
+        }
+    }
+}
+
+/// What a port call returns.
+pub type CallResult<T> = Result<T, CallError>;
+
+/// A task as DescribeTasks reports it (the fields the launch policies read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DescribedTask {
+    pub task_arn: String,
+    pub last_status: String,
+    pub started_by: Option<String>,
+    /// The container overrides' environment, every container's, in order.
+    pub environment: Vec<(String, String)>,
+}
+
+impl DescribedTask {
+    /// The value of `name` in the task's override environment.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.environment
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// RunTask's answer, unclassified: the launch policy decides what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunTaskAnswer {
+    /// `tasks[]` and `failures[]` of a 200 response.
+    Response {
+        task_arns: Vec<String>,
+        failures: Vec<TaskFailure>,
+    },
+    /// `ConflictException`: the token was used with other parameters; these tasks exist.
+    Conflict { task_arns: Vec<String> },
+}
+
+/// One entry of RunTask's `failures[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+/// ECS tasks: list, describe, run and stop. Nothing else.
+pub trait Tasks: Sync {
+    /// ARNs of the tasks in `cluster` started by `started_by` whose desired status is RUNNING.
+    fn list_tasks(
+        &self,
+        cluster: &str,
+        started_by: &str,
+    ) -> impl Future<Output = CallResult<Vec<String>>> + Send;
+
+    /// The tasks behind `task_arns` (at most 100).
+    fn describe_tasks(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> impl Future<Output = CallResult<Vec<DescribedTask>>> + Send;
+
+    fn run_task(&self, input: &RunTaskInput)
+    -> impl Future<Output = CallResult<RunTaskAnswer>> + Send;
+
+    /// Stops a task; `reason` is at most 255 characters (the driver clips it).
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> impl Future<Output = CallResult<()>> + Send;
+}
+
+/// ECS task definitions (DescribeTaskDefinition).
+pub trait TaskDefinitions: Sync {
+    fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> impl Future<Output = CallResult<TaskDefinitionInfo>> + Send;
+}
+
+/// The alert topic (SNS Publish).
+pub trait Topic: Sync {
+    /// The topic's ARN.
+    fn topic_arn(&self) -> &str;
+
+    /// Publishes one message; returns its message ID.
+    fn publish(&self, message: &Publish) -> impl Future<Output = CallResult<String>> + Send;
+}
+
+/// One stored value and the version to pass back to [`StateTable::put`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub data: String,
+    pub version: u64,
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Written; this is the item's new version.
+    Written { version: u64 },
+    /// Someone else wrote first (the item's version is not the expected one).
+    Conflict,
+}
+
+/// A write to the state table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put<'a> {
+    pub key: &'a str,
+    /// The caller's JSON document.
+    pub data: &'a str,
+    /// The version the item must still have; `None`: the item must not exist yet.
+    pub expected: Option<u64>,
+    /// When DynamoDB's TTL may delete the item.
+    pub expires_at: DateTime<Utc>,
+    /// The time of the write, for people reading the table.
+    pub now: DateTime<Utc>,
+}
+
+/// Small versioned state (DynamoDB `[state] table`), with conditional writes.
+pub trait StateTable: Sync {
+    /// The table's name.
+    fn table(&self) -> &str;
+
+    /// Reads an item (strongly consistent), or `None`.
+    fn get(&self, key: &str) -> impl Future<Output = CallResult<Option<Record>>> + Send;
+
+    /// Writes if the stored version is still `put.expected`.
+    fn put(&self, put: &Put<'_>) -> impl Future<Output = CallResult<Saved>> + Send;
+}
+
+/// SQS queue depth (GetQueueAttributes).
+pub trait Queues: Sync {
+    fn depth(&self, queue_url: &str) -> impl Future<Output = CallResult<QueueDepth>> + Send;
+}
+
+/// ECS service counts (DescribeServices) and desired count (UpdateService).
+pub trait Services: Sync {
+    fn counts(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = CallResult<ServiceCounts>> + Send;
+
+    fn set_desired(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> impl Future<Output = CallResult<()>> + Send;
+}
+
+/// The time, and a way to wait (a manual clock in tests and the dry run).
+pub trait Clock: Sync {
+    fn now(&self) -> DateTime<Utc>;
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl<T: Tasks> Tasks for &T {
+    fn list_tasks(
+        &self,
+        cluster: &str,
+        started_by: &str,
+    ) -> impl Future<Output = CallResult<Vec<String>>> + Send {
+        (**self).list_tasks(cluster, started_by)
+    }
+    fn describe_tasks(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> impl Future<Output = CallResult<Vec<DescribedTask>>> + Send {
+        (**self).describe_tasks(cluster, task_arns)
+    }
+    fn run_task(
+        &self,
+        input: &RunTaskInput,
+    ) -> impl Future<Output = CallResult<RunTaskAnswer>> + Send {
+        (**self).run_task(input)
+    }
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> impl Future<Output = CallResult<()>> + Send {
+        (**self).stop_task(cluster, task_arn, reason)
+    }
+}
+
+impl<T: Clock> Clock for &T {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        (**self).sleep(duration)
+    }
+}
+
+/// A clock that only moves when told to, or when something sleeps on it: sleeping advances
+/// it, so sub-minute sampling costs no wall time in tests and the dry run.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        ManualClock {
+            now: std::sync::Mutex::new(now),
+        }
+    }
+
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
+    pub fn advance(&self, duration: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        self.advance(duration);
+        std::future::ready(())
+    }
+}

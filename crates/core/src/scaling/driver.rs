@@ -1,0 +1,365 @@
+//! The scaler's decision path: keeps each worker service's `desiredCount` matched to its SQS
+//! backlog, through the ports. The scaler Lambda drives it with the AWS adapters; `jobrunner
+//! plan --function scaler` drives the very same code with the dry run's recorded world.
+//!
+//! Every invocation (an EventBridge schedule, once a minute) handles every configured worker:
+//! it reads the queue (GetQueueAttributes), reads the service (DescribeServices), decides with
+//! [`jobrunner_core::scaling::decide`], saves the decision's history to the state table with a
+//! conditional write, and calls UpdateService only when the count changes. Workers with
+//! `sample_every_seconds` are sampled again within the invocation until just before the next
+//! minute, so reaction time is not bound to the one-minute schedule.
+//!
+//! A failure on one worker does not stop the others; the [`Report`] names the workers that
+//! failed. Every decision is one `tracing` line and one EMF metrics document ([`super::metrics`]),
+//! collected in the report for the function to print.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::metrics;
+use super::{Decision, Direction, History, Observation, decide};
+use crate::config::{Config, Worker};
+use crate::ports::{CallError, Clock, Put, Queues, Saved, Services, StateTable};
+
+/// The ports the scaler needs.
+pub trait ScalerPorts: Queues + Services + StateTable + Clock {}
+impl<T: Queues + Services + StateTable + Clock> ScalerPorts for T {}
+
+/// The last sample of an invocation is taken at least this long before the next minute's
+/// invocation (and before the Lambda's own deadline).
+pub const SAMPLING_GUARD: Duration = Duration::from_secs(5);
+
+/// The schedule the scaler runs on.
+pub const TICK: Duration = Duration::from_secs(60);
+
+/// State items live at least this long after their last write (DynamoDB TTL on `expires_at`).
+pub const STATE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The state table key of a worker.
+pub fn state_key(worker: &str) -> String {
+    format!("scaler#{worker}")
+}
+
+/// What the scaler keeps per worker in the state table (the item's `data`, as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerState {
+    /// The recommendation history [`decide`] needs back.
+    #[serde(default)]
+    pub history: History,
+    /// The last change of the desired count the scaler decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<LastAction>,
+}
+
+/// One change of a service's desired count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAction {
+    pub at: DateTime<Utc>,
+    pub from: u32,
+    pub to: u32,
+    pub reason: String,
+}
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Per worker, in name order.
+    pub workers: BTreeMap<String, WorkerReport>,
+    /// Names of the workers that failed (their `error` says why).
+    pub failed: Vec<String>,
+    /// The EMF metrics documents of this invocation, in order, for the function to print.
+    #[serde(skip)]
+    pub metrics: Vec<Value>,
+}
+
+/// What one invocation did for one worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub samples: Vec<SampleReport>,
+    /// Samples skipped because another invocation wrote the worker's state first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conflicts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One sample: what was observed and decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleReport {
+    pub at: DateTime<Utc>,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub running: u32,
+    pub pending: u32,
+    /// Messages counted (visible + in flight, + delayed with `count_delayed`).
+    pub backlog: u64,
+    /// Tasks the backlog needs, before bounds and stabilization.
+    pub recommended: u32,
+    pub previous: u32,
+    pub desired: u32,
+    pub direction: Direction,
+    pub reason: String,
+    /// Whether UpdateService was called.
+    pub updated: bool,
+}
+
+impl SampleReport {
+    fn new(at: DateTime<Utc>, o: &Observation, d: &Decision) -> Self {
+        SampleReport {
+            at,
+            visible: o.visible,
+            in_flight: o.in_flight,
+            delayed: o.delayed,
+            running: o.running,
+            pending: o.pending,
+            backlog: d.backlog,
+            recommended: d.recommended,
+            previous: d.previous,
+            desired: d.desired,
+            direction: d.direction,
+            reason: d.reason.clone(),
+            updated: d.changed(),
+        }
+    }
+}
+
+/// The scaler: the workers to keep matched, and the ports it does that through.
+#[derive(Debug)]
+pub struct Scaler<'a, P> {
+    pub workers: &'a BTreeMap<String, Worker>,
+    pub ports: &'a P,
+}
+
+/// Where one worker stands within an invocation.
+struct Slot<'a> {
+    name: &'a str,
+    worker: &'a Worker,
+    next: DateTime<Utc>,
+    loaded: Option<(WorkerState, Option<u64>)>,
+    report: WorkerReport,
+}
+
+impl<'a, P: ScalerPorts> Scaler<'a, P> {
+    pub fn new(workers: &'a BTreeMap<String, Worker>, ports: &'a P) -> Self {
+        Scaler { workers, ports }
+    }
+
+    /// Handles every worker once, then again every `sample_every_seconds` (for the workers
+    /// that set it) while the next sample is due no later than `deadline`.
+    pub async fn run(&self, deadline: DateTime<Utc>) -> Report {
+        let start = self.ports.now();
+        let mut slots: Vec<Slot<'_>> = self
+            .workers
+            .iter()
+            .map(|(name, worker)| Slot {
+                name,
+                worker,
+                next: start,
+                loaded: None,
+                report: WorkerReport::default(),
+            })
+            .collect();
+        let mut active: Vec<usize> = (0..slots.len()).collect();
+        let mut documents = vec![];
+        while let Some(position) =
+            (0..active.len()).min_by_key(|&i| (slots[active[i]].next, active[i]))
+        {
+            let slot = &mut slots[active[position]];
+            let now = self.ports.now();
+            if let Ok(wait) = (slot.next - now).to_std() {
+                self.ports.sleep(wait).await;
+            }
+            let mut done = match self.sample(slot, &mut documents).await {
+                Ok(()) => false,
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!(worker = slot.name, error = %message, "scaling failed");
+                    documents.push(metrics::error(slot.name, &message, self.ports.now()));
+                    slot.report.error = Some(message);
+                    true
+                }
+            };
+            match slot.worker.sample_every_seconds {
+                Some(every) if !done => {
+                    slot.next += chrono::Duration::seconds(i64::from(every.max(1)));
+                    done = slot.next > deadline;
+                }
+                _ => done = true,
+            }
+            if done {
+                active.swap_remove(position);
+            }
+        }
+        let mut report = Report {
+            metrics: documents,
+            ..Report::default()
+        };
+        for slot in slots {
+            if slot.report.error.is_some() {
+                report.failed.push(slot.name.to_string());
+            }
+            report.workers.insert(slot.name.to_string(), slot.report);
+        }
+        report
+    }
+
+    /// One sample of one worker: observe, decide, save, act.
+    async fn sample(
+        &self,
+        slot: &mut Slot<'_>,
+        documents: &mut Vec<Value>,
+    ) -> Result<(), CallError> {
+        let (name, worker) = (slot.name, slot.worker);
+        let key = state_key(name);
+        if slot.loaded.is_none() {
+            slot.loaded = Some(self.load(name, &key).await?);
+        }
+        let queue = self.ports.depth(&worker.queue_url).await?;
+        let service = self
+            .ports
+            .counts(&worker.cluster, &worker.service)
+            .await?;
+        let observation = Observation::new(queue, service);
+        let now = self.ports.now();
+        let Some((state, version)) = slot.loaded.as_ref() else {
+            return Ok(());
+        };
+        let decision = decide(worker, &observation, &state.history, now);
+
+        let mut next = WorkerState {
+            history: decision.history.clone(),
+            last_action: state.last_action.clone(),
+        };
+        if decision.changed() {
+            next.last_action = Some(LastAction {
+                at: now,
+                from: decision.previous,
+                to: decision.desired,
+                reason: decision.reason.clone(),
+            });
+        }
+        let data = serde_json::to_string(&next).unwrap_or_default();
+        let ttl = chrono::Duration::seconds(STATE_TTL.as_secs() as i64).max(
+            chrono::Duration::seconds(2 * i64::from(worker.scale_in_after_seconds)),
+        );
+        let put = Put {
+            key: &key,
+            data: &data,
+            expected: *version,
+            expires_at: now + ttl,
+            now,
+        };
+        match self.ports.put(&put).await? {
+            Saved::Written { version } => slot.loaded = Some((next, Some(version))),
+            Saved::Conflict => {
+                // Another invocation handled this worker meanwhile: take its state, skip this sample.
+                tracing::warn!(
+                    worker = name,
+                    "state changed by another invocation; sample skipped"
+                );
+                slot.report.conflicts += 1;
+                slot.loaded = Some(self.load(name, &key).await?);
+                return Ok(());
+            }
+        }
+        if decision.changed() {
+            self.ports
+                .set_desired(&worker.cluster, &worker.service, decision.desired)
+                .await?;
+        }
+        tracing::info!(
+            worker = name,
+            cluster = %worker.cluster,
+            service = %worker.service,
+            visible = observation.visible,
+            in_flight = observation.in_flight,
+            delayed = observation.delayed,
+            running = observation.running,
+            pending = observation.pending,
+            backlog = decision.backlog,
+            previous = decision.previous,
+            desired = decision.desired,
+            decision = decision.direction.as_str(),
+            reason = %decision.reason,
+            "scaling decision"
+        );
+        documents.push(metrics::decision(name, &observation, &decision, now));
+        slot.report
+            .samples
+            .push(SampleReport::new(now, &observation, &decision));
+        Ok(())
+    }
+
+    /// The stored state and its version; a missing or unreadable item starts afresh (which
+    /// only delays scale-in by one window).
+    async fn load(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> Result<(WorkerState, Option<u64>), CallError> {
+        Ok(match self.ports.get(key).await? {
+            None => (WorkerState::default(), None),
+            Some(record) => match serde_json::from_str(&record.data) {
+                Ok(state) => (state, Some(record.version)),
+                Err(e) => {
+                    tracing::warn!(worker = name, error = %e, "unreadable scaler state; starting afresh");
+                    (WorkerState::default(), Some(record.version))
+                }
+            },
+        })
+    }
+
+    /// One scheduled invocation: samples until the deadline [`sampling_deadline`] gives
+    /// for the event's `time` and the Lambda's own deadline (when known).
+    pub async fn handle(&self, payload: &Value, lambda_deadline: Option<DateTime<Utc>>) -> Report {
+        let started = self.ports.now();
+        let event_time = payload
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+        let deadline = sampling_deadline(started, event_time, lambda_deadline);
+        let report = self.run(deadline).await;
+        if !report.failed.is_empty() {
+            tracing::error!(failed = ?report.failed, "some workers failed");
+        }
+        report
+    }
+}
+
+/// One invocation for the workers of `config` (the dry run's entry point).
+pub async fn run_once(config: &Config, ports: &impl ScalerPorts, payload: &Value) -> Report {
+    Scaler::new(&config.workers, ports).handle(payload, None).await
+}
+
+/// The latest time a sample may be taken in an invocation that started at `started`: just
+/// before the next minute's invocation (counted from the scheduled `event_time` when it is
+/// plausible) and before the Lambda's deadline, each with [`SAMPLING_GUARD`] to spare.
+pub fn sampling_deadline(
+    started: DateTime<Utc>,
+    event_time: Option<DateTime<Utc>>,
+    lambda_deadline: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let tick = chrono::Duration::seconds(TICK.as_secs() as i64);
+    let guard = chrono::Duration::seconds(SAMPLING_GUARD.as_secs() as i64);
+    let base = event_time
+        .filter(|t| *t <= started && started - *t < tick)
+        .unwrap_or(started);
+    let mut deadline = base + tick - guard;
+    if let Some(lambda) = lambda_deadline.filter(|d| *d > started) {
+        deadline = deadline.min(lambda - guard);
+    }
+    deadline
+}
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;
