@@ -1,12 +1,8 @@
-//! Launching planned tasks on ECS: concurrency cap, overlap policy, capacity fallback and
-//! idempotency conflicts, over the official `aws-sdk-ecs` client.
-//!
-//! A launch counts only when RunTask's `tasks[]` holds it. `failures[]` in a 200 response is
-//! classified: capacity failures move on to the next capacity provider of the plan (each
-//! attempt has its own deterministic token); other failures are permanent. A
-//! `ConflictException` on a reused token means ECS already started the task for this event.
-
-use std::future::Future;
+//! ECS tasks over the official `aws-sdk-ecs` client: list, describe, run and stop, as the
+//! core's [`Tasks`] port. No policy lives here: the concurrency cap, the overlap policy and
+//! what a RunTask answer means (capacity fallback, conflicts) are decided in
+//! `jobrunner_core::launch`. This adapter maps the planned request field by field onto the
+//! SDK and the SDK's answers back onto the port's types.
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::operation::run_task::RunTaskError;
@@ -16,33 +12,11 @@ use aws_sdk_ecs::types::{
     PlacementConstraintType, PlacementStrategy, PlacementStrategyType, PropagateTags, Tag,
     TaskOverride,
 };
-use jobrunner_core::config::Overlap;
-use jobrunner_core::plan::{LaunchPlan, RunTaskInput};
-use tracing::{info, warn};
+use jobrunner_core::plan::RunTaskInput;
+use jobrunner_core::ports::{DescribedTask, RunTaskAnswer, TaskFailure, Tasks};
+use jobrunner_core::recording::Explain;
 
 use crate::error::Error;
-
-/// How a launch ended, when it did not fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LaunchOutcome {
-    /// ECS started the task now.
-    Started {
-        task_arns: Vec<String>,
-        capacity_provider: Option<String>,
-    },
-    /// ECS had already started a task for this event (token reuse) — nothing new started.
-    AlreadyStarted { task_arns: Vec<String> },
-    /// `overlap = "forbid"` and a previous run is still going.
-    SkippedOverlap { running: Vec<String> },
-}
-
-/// The launcher's port: anything that can carry out a [`LaunchPlan`].
-pub trait Launch {
-    fn launch(
-        &self,
-        plan: &LaunchPlan,
-    ) -> impl Future<Output = Result<LaunchOutcome, Error>> + Send;
-}
 
 /// The ECS adapter: owns the client, built once per cold start.
 #[derive(Debug, Clone)]
@@ -50,26 +24,16 @@ pub struct EcsTasks {
     client: Client,
 }
 
-/// One RunTask call's result, classified.
-enum Attempt {
-    Started(Vec<String>),
-    Conflict(Vec<String>),
-    NoCapacity(String),
-}
-
 impl EcsTasks {
     pub fn new(client: Client) -> Self {
         EcsTasks { client }
     }
+}
 
-    /// ARNs of tasks in `cluster` started by `started_by` that are pending or running,
-    /// stopping the listing once `limit` are found.
-    pub async fn running_tasks(
-        &self,
-        cluster: &str,
-        started_by: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, Error> {
+impl Explain for EcsTasks {}
+
+impl Tasks for EcsTasks {
+    async fn list_tasks(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, Error> {
         let mut arns = Vec::new();
         let mut pages = self
             .client
@@ -80,73 +44,70 @@ impl EcsTasks {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::from_sdk("ListTasks", e))?;
+            let page = page.map_err(|e| crate::error::from_sdk("ListTasks", e))?;
             arns.extend(page.task_arns.unwrap_or_default());
-            if arns.len() >= limit {
-                break;
-            }
         }
         Ok(arns)
     }
 
-    /// Stops a task, with a reason ECS shows in the console and in the stop event.
-    pub async fn stop_task(
+    async fn describe_tasks(
         &self,
         cluster: &str,
-        task_arn: &str,
-        reason: &str,
-    ) -> Result<(), Error> {
-        self.client
-            .stop_task()
-            .cluster(cluster)
-            .task(task_arn)
-            .reason(truncate(reason, 255))
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("StopTask", e))?;
-        Ok(())
-    }
-
-    /// Running tasks that belong to this very tick (a redelivery after a successful launch):
-    /// those whose container environment carries the same `JOB_SCHEDULED_TIME`.
-    async fn tasks_of_tick(
-        &self,
-        cluster: &str,
-        arns: &[String],
-        input: &RunTaskInput,
-    ) -> Result<Vec<String>, Error> {
-        let Some(tick_time) = scheduled_time(input) else {
-            return Ok(vec![]);
-        };
-        if arns.is_empty() {
-            return Ok(vec![]);
-        }
+        task_arns: &[String],
+    ) -> Result<Vec<DescribedTask>, Error> {
         let described = self
             .client
             .describe_tasks()
             .cluster(cluster)
-            .set_tasks(Some(arns.to_vec()))
+            .set_tasks(Some(task_arns.to_vec()))
             .send()
             .await
-            .map_err(|e| Error::from_sdk("DescribeTasks", e))?;
+            .map_err(|e| crate::error::from_sdk("DescribeTasks", e))?;
         Ok(described
             .tasks()
             .iter()
-            .filter(|task| {
-                task.overrides().is_some_and(|o| {
-                    o.container_overrides()
-                        .iter()
-                        .flat_map(|c| c.environment())
-                        .any(|kv| {
-                            kv.name() == Some("JOB_SCHEDULED_TIME") && kv.value() == Some(tick_time)
-                        })
-                })
+            .map(|task| DescribedTask {
+                task_arn: task.task_arn().unwrap_or_default().to_owned(),
+                last_status: task.last_status().unwrap_or_default().to_owned(),
+                started_by: task.started_by().map(str::to_owned),
+                environment: task
+                    .overrides()
+                    .map(|o| {
+                        o.container_overrides()
+                            .iter()
+                            .flat_map(|c| c.environment())
+                            .map(|kv| {
+                                (
+                                    kv.name().unwrap_or_default().to_owned(),
+                                    kv.value().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
-            .filter_map(|task| task.task_arn().map(str::to_owned))
             .collect())
     }
 
-    async fn run_task(&self, input: &RunTaskInput) -> Result<Attempt, Error> {
+    async fn run_task(&self, input: &RunTaskInput) -> Result<RunTaskAnswer, Error> {
+        self.send_run_task(input).await
+    }
+
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), Error> {
+        self.client
+            .stop_task()
+            .cluster(cluster)
+            .task(task_arn)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(|e| crate::error::from_sdk("StopTask", e))?;
+        Ok(())
+    }
+}
+
+impl EcsTasks {
+    async fn send_run_task(&self, input: &RunTaskInput) -> Result<RunTaskAnswer, Error> {
         let result = self
             .client
             .run_task()
@@ -207,147 +168,30 @@ impl EcsTasks {
             .enable_ecs_managed_tags(input.enable_ecs_managed_tags)
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(err) => {
-                if let Some(RunTaskError::ConflictException(conflict)) = err.as_service_error() {
-                    return Ok(Attempt::Conflict(conflict.resource_ids().to_vec()));
-                }
-                return Err(Error::from_sdk("RunTask", err));
-            }
-        };
-        let arns: Vec<String> = output
-            .tasks()
-            .iter()
-            .filter_map(|t| t.task_arn().map(str::to_owned))
-            .collect();
-        if !arns.is_empty() {
-            return Ok(Attempt::Started(arns));
-        }
-        let reasons: Vec<String> = output
-            .failures()
-            .iter()
-            .map(|f| match f.detail() {
-                Some(detail) => format!("{} ({detail})", f.reason().unwrap_or("no reason")),
-                None => f.reason().unwrap_or("no reason").to_string(),
-            })
-            .collect();
-        let reason = if reasons.is_empty() {
-            "RunTask returned neither tasks nor failures".to_string()
-        } else {
-            reasons.join("; ")
-        };
-        if output
-            .failures()
-            .iter()
-            .any(|f| is_capacity_failure(f.reason().unwrap_or_default()))
-        {
-            Ok(Attempt::NoCapacity(reason))
-        } else {
-            Err(Error::LaunchFailed { reason })
+        match result {
+            Ok(output) => Ok(RunTaskAnswer::Response {
+                task_arns: output
+                    .tasks()
+                    .iter()
+                    .filter_map(|t| t.task_arn().map(str::to_owned))
+                    .collect(),
+                failures: output
+                    .failures()
+                    .iter()
+                    .map(|f| TaskFailure {
+                        reason: f.reason().unwrap_or("no reason").to_owned(),
+                        detail: f.detail().map(str::to_owned),
+                    })
+                    .collect(),
+            }),
+            Err(err) => match err.as_service_error() {
+                Some(RunTaskError::ConflictException(conflict)) => Ok(RunTaskAnswer::Conflict {
+                    task_arns: conflict.resource_ids().to_vec(),
+                }),
+                _ => Err(crate::error::from_sdk("RunTask", err)),
+            },
         }
     }
-}
-
-impl Launch for EcsTasks {
-    async fn launch(&self, plan: &LaunchPlan) -> Result<LaunchOutcome, Error> {
-        let Some(first) = plan.attempts.first() else {
-            return Err(Error::LaunchFailed {
-                reason: format!("job '{}' has no launch attempt planned", plan.job),
-            });
-        };
-        let cluster = first.cluster.as_str();
-
-        if let Some(cap) = &plan.cap {
-            let limit = cap.max_running as usize;
-            let mut running = 0;
-            for started_by in &cap.started_by {
-                running += self
-                    .running_tasks(cluster, started_by, limit - running.min(limit))
-                    .await?
-                    .len();
-                if running >= limit {
-                    return Err(Error::AtCap {
-                        job: plan.job.clone(),
-                        running: running as u32,
-                        max_running: cap.max_running,
-                    });
-                }
-            }
-        }
-
-        if let Some(check) = &plan.overlap {
-            let running = self
-                .running_tasks(cluster, &check.started_by, usize::MAX)
-                .await?;
-            let this_tick = self.tasks_of_tick(cluster, &running, first).await?;
-            if !this_tick.is_empty() {
-                return Ok(LaunchOutcome::AlreadyStarted {
-                    task_arns: this_tick,
-                });
-            }
-            match check.policy {
-                Overlap::Forbid if !running.is_empty() => {
-                    return Ok(LaunchOutcome::SkippedOverlap { running });
-                }
-                Overlap::Replace => {
-                    let reason = format!(
-                        "jobrunner: replaced by the run scheduled for {}",
-                        scheduled_time(first).unwrap_or("now")
-                    );
-                    for arn in &running {
-                        info!(task_arn = %arn, job = %plan.job, "stopping the previous run (overlap = replace)");
-                        self.stop_task(cluster, arn, &reason).await?;
-                    }
-                }
-                _ => {}
-            }
-        }
-
-        let mut capacity_reasons = Vec::new();
-        for attempt in &plan.attempts {
-            let provider = attempt
-                .capacity_provider_strategy
-                .first()
-                .map(|s| s.capacity_provider.clone());
-            match self.run_task(attempt).await? {
-                Attempt::Started(task_arns) => {
-                    return Ok(LaunchOutcome::Started {
-                        task_arns,
-                        capacity_provider: provider,
-                    });
-                }
-                Attempt::Conflict(task_arns) => {
-                    return Ok(LaunchOutcome::AlreadyStarted { task_arns });
-                }
-                Attempt::NoCapacity(reason) => {
-                    warn!(job = %plan.job, capacity_provider = provider.as_deref().unwrap_or("(launch type)"), %reason, "no capacity; trying the next capacity provider");
-                    capacity_reasons.push(format!(
-                        "{}: {reason}",
-                        provider.as_deref().unwrap_or("launch type")
-                    ));
-                }
-            }
-        }
-        Err(Error::NoCapacity {
-            reason: capacity_reasons.join("; "),
-        })
-    }
-}
-
-/// Failures that another capacity provider, or a later retry, may not have.
-pub fn is_capacity_failure(reason: &str) -> bool {
-    reason.starts_with("Capacity is unavailable") || reason.starts_with("RESOURCE:")
-}
-
-fn scheduled_time(input: &RunTaskInput) -> Option<&str> {
-    input
-        .overrides
-        .container_overrides
-        .iter()
-        .flat_map(|c| &c.environment)
-        .find(|kv| kv.name == "JOB_SCHEDULED_TIME")
-        .map(|kv| kv.value.as_str())
 }
 
 fn overrides(input: &RunTaskInput) -> Result<TaskOverride, Error> {
@@ -407,13 +251,6 @@ fn build_error(err: aws_sdk_ecs::error::BuildError) -> Error {
     Error::Rejected {
         operation: "RunTask",
         message: err.to_string(),
-    }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => &text[..end],
-        None => text,
     }
 }
 

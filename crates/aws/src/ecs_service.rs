@@ -30,7 +30,7 @@ impl EcsServices {
             .services(service)
             .send()
             .await
-            .map_err(|e| Error::from_sdk("DescribeServices", e))?;
+            .map_err(|e| crate::error::from_sdk("DescribeServices", e))?;
         let Some(found) = output.services().first() else {
             let reason = output
                 .failures()
@@ -71,7 +71,7 @@ impl EcsServices {
             .desired_count(desired)
             .send()
             .await
-            .map_err(|e| Error::from_sdk("UpdateService", e))?;
+            .map_err(|e| crate::error::from_sdk("UpdateService", e))?;
         Ok(())
     }
 }

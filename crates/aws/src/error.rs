@@ -1,109 +1,44 @@
-//! The adapters' one error type, and how SDK errors map onto it.
+//! How SDK errors map onto the core's [`CallError`] (retryable or permanent).
+//!
+//! Classification uses the SDK's own lists ([`THROTTLING_ERRORS`], [`TRANSIENT_ERRORS`], the
+//! same the SDK's retry classifier uses) plus the HTTP status: a 5xx, a timeout, a dispatch or
+//! response failure is transient; a construction failure or any other service error is a
+//! rejection the same request would meet again.
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// What went wrong talking to AWS, classified for the caller's retry decision.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// AWS throttled the call after the SDK's own retries.
-    #[error("{operation} throttled by AWS: {message}")]
-    Throttled {
-        operation: &'static str,
-        message: String,
-    },
-    /// A timeout, a connection failure or a 5xx, after the SDK's own retries.
-    #[error("{operation} failed transiently: {message}")]
-    Transient {
-        operation: &'static str,
-        message: String,
-    },
-    /// AWS rejected the request; retrying the same request fails the same way.
-    #[error("{operation} rejected: {message}")]
-    Rejected {
-        operation: &'static str,
-        message: String,
-    },
-    /// ECS had no capacity on any of the job's capacity providers.
-    #[error("no capacity to place the task: {reason}")]
-    NoCapacity { reason: String },
-    /// ECS answered with a failure other than capacity (e.g. an inactive task definition).
-    #[error("ECS could not launch the task: {reason}")]
-    LaunchFailed { reason: String },
-    /// The job is at its `max_running` cap; the event must wait.
-    #[error("job '{job}' is at its cap: {running} of {max_running} tasks running")]
-    AtCap {
-        job: String,
-        running: u32,
-        max_running: u32,
-    },
-}
+pub use jobrunner_core::ports::CallError as Error;
 
-impl Error {
-    /// Whether the same request may succeed later (the event goes back to its queue), as
-    /// opposed to a permanent failure (the event goes to the dead-letter queue).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Throttled { .. }
-            | Error::Transient { .. }
-            | Error::NoCapacity { .. }
-            | Error::AtCap { .. } => true,
-            Error::Rejected { .. } | Error::LaunchFailed { .. } => false,
-        }
-    }
-
-    /// Classifies an SDK error: throttling codes, 5xx and transport failures are retryable;
-    /// other service errors are permanent.
-    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let message = describe(&err);
-        match &err {
-            SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or_default();
-                if THROTTLING_CODES.contains(&code) {
-                    Error::Throttled { operation, message }
-                } else if code.contains("Server")
-                    || code == "ServiceUnavailable"
-                    || code == "InternalFailure"
-                    || code == "InternalError"
-                {
-                    Error::Transient { operation, message }
-                } else {
-                    Error::Rejected { operation, message }
-                }
-            }
-            SdkError::ConstructionFailure(_) => Error::Rejected { operation, message },
-            _ => Error::Transient { operation, message },
-        }
-    }
-}
-
-/// Error codes AWS services use for throttling (as the SDK's retry classifier knows them).
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-];
-
-/// One line: the service's code and message, or the transport error's chain.
-fn describe<E, R>(err: &SdkError<E, R>) -> String
+/// Classifies an SDK error of `operation`.
+pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, Response>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+{
+    let message = describe(&err);
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            if THROTTLING_ERRORS.contains(&code) {
+                Error::Throttled { operation, message }
+            } else if TRANSIENT_ERRORS.contains(&code) || (500..600).contains(&status) {
+                Error::Transient { operation, message }
+            } else {
+                Error::Rejected { operation, message }
+            }
+        }
+        SdkError::ConstructionFailure(_) => Error::Rejected { operation, message },
+        _ => Error::Transient { operation, message },
+    }
+}
+
+/// One line: the service's code and message, or the transport error's chain.
+fn describe<E>(err: &SdkError<E, Response>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     if let SdkError::ServiceError(service) = err {
         let e = service.err();
@@ -121,4 +56,52 @@ where
         source = cause.source();
     }
     text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::operation::list_tasks::ListTasksError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    fn service_error(code: &str, status: u16) -> Error {
+        let meta = ErrorMetadata::builder().code(code).message("m").build();
+        let err = ListTasksError::generic(meta);
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        from_sdk("ListTasks", SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn throttling_transient_and_permanent_codes_are_told_apart() {
+        assert!(matches!(
+            service_error("ThrottlingException", 400),
+            Error::Throttled { .. }
+        ));
+        assert!(matches!(
+            service_error("RequestTimeout", 400),
+            Error::Transient { .. }
+        ));
+        assert!(matches!(
+            service_error("RequestTimeoutException", 408),
+            Error::Transient { .. }
+        ));
+        assert!(matches!(
+            service_error("SomethingNew", 503),
+            Error::Transient { .. }
+        ));
+        assert!(matches!(
+            service_error("ServerException", 500),
+            Error::Transient { .. }
+        ));
+        let rejected = service_error("InvalidParameterException", 400);
+        assert!(matches!(rejected, Error::Rejected { .. }));
+        assert!(!rejected.is_retryable());
+        assert_eq!(
+            rejected.to_string(),
+            "ListTasks rejected: InvalidParameterException: m"
+        );
+    }
 }

@@ -1,17 +1,20 @@
-//! jobrunner's AWS adapters: the official `aws-sdk-*` clients behind narrow, testable types.
+//! jobrunner's AWS adapters: the official `aws-sdk-*` clients behind the core's ports.
 //!
 //! Clients are built once per cold start from one [`aws_config::SdkConfig`] with explicit
-//! timeouts and retry settings ([`client::load`]). Errors are classified into retryable and
-//! permanent ([`Error`]) so the functions can decide between "try again" and "dead-letter".
+//! timeouts and retry settings ([`client::load`]). Each adapter owns its client and resource
+//! name and does I/O only; [`adapters::Adapters`] bundles a function's adapters into one value
+//! implementing every port it uses. SDK errors become the core's retryable-or-permanent
+//! [`Error`] ([`error::from_sdk`]).
 
+pub mod adapters;
 pub mod client;
 pub mod ecs;
 pub mod ecs_service;
 pub mod error;
-pub mod lambda_init;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;
 pub mod task_definitions;
 
+pub use adapters::Adapters;
 pub use error::Error;

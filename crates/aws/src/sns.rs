@@ -59,7 +59,7 @@ impl SnsTopic {
                     e.as_service_error(),
                     Some(PublishError::KmsThrottlingException(_))
                 );
-                match Error::from_sdk("Publish", e) {
+                match crate::error::from_sdk("Publish", e) {
                     Error::Rejected { operation, message } if kms_throttled => {
                         Err(Error::Throttled { operation, message })
                     }

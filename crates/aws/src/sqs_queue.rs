@@ -37,7 +37,7 @@ impl SqsQueues {
             .set_attribute_names(Some(DEPTH_ATTRIBUTES.to_vec()))
             .send()
             .await
-            .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
+            .map_err(|e| crate::error::from_sdk("GetQueueAttributes", e))?;
         let attributes = output.attributes();
         let count = |name: &QueueAttributeName| -> Result<u64, Error> {
             match attributes.and_then(|a| a.get(name)) {

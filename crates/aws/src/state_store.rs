@@ -9,32 +9,13 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::error::Error;
 
 /// Attribute names of a state item.
-pub const PK: &str = "pk";
-pub const DATA: &str = "data";
-pub const VERSION: &str = "version";
-pub const EXPIRES_AT: &str = "expires_at";
-pub const UPDATED_AT: &str = "updated_at";
+pub use jobrunner_core::action::item::{DATA, EXPIRES_AT, PK, UPDATED_AT, VERSION};
 
-/// One stored value and the version to pass back to [`StateStore::put`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub data: String,
-    pub version: u64,
-}
-
-/// The outcome of a conditional write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Saved {
-    /// Written; this is the item's new version.
-    Written { version: u64 },
-    /// Someone else wrote first (the item's version is not the expected one): re-read or skip.
-    Conflict,
-}
+pub use jobrunner_core::ports::{Put, Record, Saved};
 
 /// A DynamoDB table of small state items.
 #[derive(Debug, Clone)]
@@ -70,7 +51,7 @@ impl StateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| Error::from_sdk("GetItem", e))?;
+            .map_err(|e| crate::error::from_sdk("GetItem", e))?;
         let Some(item) = output.item() else {
             return Ok(None);
         };
@@ -79,13 +60,14 @@ impl StateStore {
 
     /// Writes `data` if the stored version is still `expected` (`None`: only if no item exists
     /// yet). Returns the new version, or [`Saved::Conflict`] when another writer won.
-    pub async fn put(
-        &self,
-        key: &str,
-        data: &str,
-        expected: Option<u64>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<Saved, Error> {
+    pub async fn put(&self, put: &Put<'_>) -> Result<Saved, Error> {
+        let Put {
+            key,
+            data,
+            expected,
+            expires_at,
+            now,
+        } = *put;
         let version = expected.map_or(1, |v| v + 1);
         let request = self
             .client
@@ -100,7 +82,7 @@ impl StateStore {
             )
             .item(
                 UPDATED_AT,
-                AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+                AttributeValue::S(jobrunner_core::action::rfc3339_millis(now)),
             );
         let request = match expected {
             None => request
@@ -121,7 +103,7 @@ impl StateStore {
             {
                 Ok(Saved::Conflict)
             }
-            Err(e) => Err(Error::from_sdk("PutItem", e)),
+            Err(e) => Err(crate::error::from_sdk("PutItem", e)),
         }
     }
 }
@@ -201,14 +183,18 @@ mod tests {
                 )
             });
         let store = StateStore::new(mock_client!(aws_sdk_dynamodb, [&first, &lost]), "state");
-        let expires = DateTime::from_timestamp(86400, 0).unwrap();
+        let expires = chrono::DateTime::from_timestamp(86400, 0).unwrap();
+        let put = |expected| Put {
+            key: "k",
+            data: "{}",
+            expected,
+            expires_at: expires,
+            now: expires,
+        };
         assert_eq!(
-            store.put("k", "{}", None, expires).await.unwrap(),
+            store.put(&put(None)).await.unwrap(),
             Saved::Written { version: 1 }
         );
-        assert_eq!(
-            store.put("k", "{}", Some(3), expires).await.unwrap(),
-            Saved::Conflict
-        );
+        assert_eq!(store.put(&put(Some(3))).await.unwrap(), Saved::Conflict);
     }
 }

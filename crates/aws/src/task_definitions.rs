@@ -47,7 +47,7 @@ impl TaskDefinitions {
             .task_definition(task_definition)
             .send()
             .await
-            .map_err(|e| Error::from_sdk("DescribeTaskDefinition", e))?;
+            .map_err(|e| crate::error::from_sdk("DescribeTaskDefinition", e))?;
         let info = output
             .task_definition()
             .map(info)

@@ -1,10 +1,13 @@
-//! `jobrunner`: validate a config, and dry-run an event into the exact AWS calls it would
-//! cause. It calls no AWS API: it runs the same core code as the Lambda functions.
+//! `jobrunner`: validate a config, dry-run an event through a function's own decision path,
+//! list schedule fire times, simulate scaling policies. It calls no AWS API.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use jobrunner_core::dryrun::{self, Function, World};
 use jobrunner_core::{Config, schedule};
 
 mod simulate;
@@ -24,20 +27,16 @@ struct Cli {
 enum Command {
     /// Check a config file; exit 0 when valid, else print what is wrong and exit 1.
     Validate {
-        #[arg(long)]
+        #[arg(long, env = "JOBRUNNER_CONFIG_FILE")]
         config: PathBuf,
     },
-    /// Print the AWS calls an event would cause, as JSON (no AWS call is made).
-    Plan {
-        #[arg(long)]
-        config: PathBuf,
-        /// An event file in any delivery shape: EventBridge, Scheduler input, S3 notification, SQS batch.
-        #[arg(long)]
-        event: PathBuf,
-    },
+    /// Print every AWS call a function would make for an event, in order, reads included, as
+    /// JSON. Runs the function's own decision code; no AWS call is made: reads are answered
+    /// from the assumptions below (defaults: nothing running, empty queues, nothing stored).
+    Plan(PlanArgs),
     /// Print the next fire times of each schedule, in UTC and in its time zone.
     Schedules {
-        #[arg(long)]
+        #[arg(long, env = "JOBRUNNER_CONFIG_FILE")]
         config: PathBuf,
         /// Start from this RFC 3339 time instead of now.
         #[arg(long)]
@@ -50,29 +49,127 @@ enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+#[derive(clap::Args)]
+struct PlanArgs {
+    #[arg(long, env = "JOBRUNNER_CONFIG_FILE")]
+    config: PathBuf,
+    /// An event file in any delivery shape: EventBridge, Scheduler input, S3 notification, SQS batch.
+    #[arg(long)]
+    event: PathBuf,
+    /// The function to run: by default the alerter for task state changes, else the launcher
+    /// (name `scaler` for the scaler's tick).
+    #[arg(long, value_enum)]
+    function: Option<FunctionArg>,
+    /// The time to decide at (RFC 3339); default now.
+    #[arg(long)]
+    now: Option<String>,
+    /// Assume ListTasks finds this many running tasks for each `startedBy` (cap, overlap).
+    #[arg(long, default_value_t = 0)]
+    running: usize,
+    /// Assume each worker queue holds this many visible messages (scaler).
+    #[arg(long, default_value_t = 0)]
+    visible: u64,
+    /// Assume each worker queue has this many messages in flight (scaler).
+    #[arg(long, default_value_t = 0)]
+    in_flight: u64,
+    /// Assume each worker service runs (and desires) this many tasks (scaler).
+    #[arg(long, default_value_t = 0)]
+    service_running: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FunctionArg {
+    Launcher,
+    Alerter,
+    Scaler,
+}
+
+impl From<FunctionArg> for Function {
+    fn from(arg: FunctionArg) -> Self {
+        match arg {
+            FunctionArg::Launcher => Function::Launcher,
+            FunctionArg::Alerter => Function::Alerter,
+            FunctionArg::Scaler => Function::Scaler,
+        }
+    }
+}
+
+/// Why a command failed: one line on stderr, exit status 1.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Core(#[from] jobrunner_core::Error),
+    /// The core refused an input file; the message names the file.
+    #[error("{file}: {error}")]
+    File {
+        file: String,
+        error: jobrunner_core::Error,
+    },
+    #[error("{path}: cannot read: {error}")]
+    Read {
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("{flag} '{value}': not an RFC 3339 time ({reason})")]
+    Time {
+        flag: &'static str,
+        value: String,
+        reason: chrono::ParseError,
+    },
+    #[error("{0}")]
+    Schedule(String),
+    #[error("{0}")]
+    Simulate(String),
+    /// Writing the output failed (other than a closed pipe, which ends quietly).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Validate { config } => validate(&config),
-        Command::Plan { config, event } => plan(&config, &event),
+        Command::Plan(args) => plan(&args),
         Command::Schedules {
             config,
             from,
             count,
         } => schedules(&config, from.as_deref(), count),
-        Command::Simulate(args) => simulate::run(args),
+        Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("jobrunner: {message}");
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jobrunner: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn validate(path: &Path) -> Result<(), String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    println!(
+/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is reported as
+/// [`CliError::Output`] with `BrokenPipe`, which `main` ends quietly.
+fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}
+
+fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|reason| CliError::Time {
+            flag,
+            value: value.to_string(),
+            reason,
+        })
+}
+
+fn validate(path: &Path) -> Result<(), CliError> {
+    let config = Config::load(path)?;
+    print(&format!(
         "{}: valid ({} jobs, {} S3 triggers, {} schedules, {} workers, alerts {})",
         path.display(),
         config.jobs.len(),
@@ -80,35 +177,48 @@ fn validate(path: &Path) -> Result<(), String> {
         config.triggers.schedule.len(),
         config.workers.len(),
         if config.alerts.is_some() { "on" } else { "off" }
-    );
-    Ok(())
+    ))
 }
 
-fn plan(config: &Path, event: &Path) -> Result<(), String> {
-    let config = Config::load(config).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(event)
-        .map_err(|e| format!("{}: cannot read: {e}", event.display()))?;
-    let payload = jobrunner_core::event::parse_json(&text)
-        .map_err(|e| format!("{}: {e}", event.display()))?;
-    let dry_run = jobrunner_core::dryrun::dry_run(&config, &payload)
-        .map_err(|e| format!("{}: {e}", event.display()))?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&dry_run).map_err(|e| e.to_string())?
-    );
-    Ok(())
+fn plan(args: &PlanArgs) -> Result<(), CliError> {
+    let config = Config::load(&args.config)?;
+    let file = args.event.display().to_string();
+    let text = std::fs::read_to_string(&args.event).map_err(|error| CliError::Read {
+        path: file.clone(),
+        error,
+    })?;
+    let in_file = |error| CliError::File {
+        file: file.clone(),
+        error,
+    };
+    let payload = jobrunner_core::event::parse_json(&text).map_err(in_file)?;
+    let now = match &args.now {
+        Some(text) => parse_time("--now", text)?,
+        None => Utc::now(),
+    };
+    let function = args
+        .function
+        .map(Function::from)
+        .unwrap_or_else(|| Function::for_payload(&payload));
+    let world = World {
+        running: args.running,
+        visible: args.visible,
+        in_flight: args.in_flight,
+        service_running: args.service_running,
+        ..World::for_config(&config)
+    };
+    let dry_run = dryrun::dry_run_now(&config, function, &payload, now, world).map_err(in_file)?;
+    print(&serde_json::to_string_pretty(&dry_run).unwrap_or_default())
 }
 
-fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), CliError> {
+    let config = Config::load(path)?;
     let from = match from {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-            .map_err(|e| format!("--from '{text}': not an RFC 3339 time ({e})"))?
-            .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
+        Some(text) => parse_time("--from", text)?,
+        None => Utc::now(),
     };
     if config.triggers.schedule.is_empty() {
-        println!("{}: no [[triggers.schedule]]", path.display());
+        print(&format!("{}: no [[triggers.schedule]]", path.display()))?;
     }
     for schedule in &config.triggers.schedule {
         let timezone = schedule.timezone.as_deref().unwrap_or("UTC");
@@ -116,19 +226,19 @@ fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String
             .expression
             .as_deref()
             .unwrap_or("(no expression: fired by a rule defined elsewhere)");
-        println!(
+        print(&format!(
             "{} (job {}, {expression}, {timezone}, overlap {})",
             schedule.name,
             schedule.job,
             format!("{:?}", schedule.overlap).to_lowercase()
-        );
-        let tz = schedule::parse_timezone(timezone)?;
-        for time in schedule::next_fire_times(schedule, from, count)? {
-            println!(
+        ))?;
+        let tz = schedule::parse_timezone(timezone).map_err(CliError::Schedule)?;
+        for time in schedule::next_fire_times(schedule, from, count).map_err(CliError::Schedule)? {
+            print(&format!(
                 "  {}   {}",
                 time.format("%Y-%m-%dT%H:%M:%SZ"),
                 time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
-            );
+            ))?;
         }
     }
     Ok(())

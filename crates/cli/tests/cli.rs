@@ -30,6 +30,14 @@ fn plan(event: &Path) -> (Output, Value) {
     (output, json)
 }
 
+/// The plan's first action of `operation`.
+fn action<'a>(json: &'a Value, operation: &str) -> &'a Value {
+    json["actions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["operation"] == operation))
+        .unwrap_or_else(|| panic!("no {operation} in {json}"))
+}
+
 fn env_value(input: &Value, name: &str) -> Option<String> {
     input["overrides"]["containerOverrides"][0]["environment"]
         .as_array()?
@@ -85,11 +93,17 @@ fn plan_prints_the_run_task_input() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let action = &json["actions"][0];
-    assert_eq!(
-        (action["service"].as_str(), action["operation"].as_str()),
-        (Some("ecs"), Some("RunTask"))
-    );
+    let operations: Vec<&str> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(operations, ["ListTasks", "RunTask"], "the cap's read, then the launch");
+    assert_eq!(json["actions"][0]["kind"], "read");
+    let action = action(&json, "RunTask");
+    assert_eq!(action["service"], "ecs");
+    assert_eq!(action["kind"], "write");
     let input = &action["input"];
     assert_eq!(env_value(input, "JOB_BUCKET").as_deref(), Some("uploads"));
     assert_eq!(
@@ -108,7 +122,7 @@ fn plan_prints_the_run_task_input() {
 fn plan_token_is_stable_per_event_and_changes_per_version() {
     let text = std::fs::read_to_string(repo("events/s3-object-created.json")).unwrap();
     let token_of = |name: &str, text: &str| {
-        plan(&write_temp(name, text)).1["actions"][0]["input"]["clientToken"]
+        action(&plan(&write_temp(name, text)).1, "RunTask")["input"]["clientToken"]
             .as_str()
             .unwrap()
             .to_string()
@@ -159,25 +173,106 @@ fn not_json_fails_with_one_line() {
 }
 
 #[test]
-fn plan_of_a_schedule_notes_the_live_overlap_check() {
+fn plan_of_a_schedule_shows_the_overlap_check() {
     let (output, json) = plan(&repo("events/schedule-rule-event.json"));
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let action = &json["actions"][0];
+    let list = action(&json, "ListTasks");
+    assert_eq!(list["input"]["startedBy"], "jobrunner/report/hourly-report");
+    let run = action(&json, "RunTask");
     assert_eq!(
-        env_value(&action["input"], "JOB_SCHEDULED_TIME").as_deref(),
+        env_value(&run["input"], "JOB_SCHEDULED_TIME").as_deref(),
         Some("2026-11-22T06:00:00Z")
     );
+}
+
+#[test]
+fn with_a_run_going_a_forbidding_schedule_plans_no_launch() {
+    let output = jobrunner(&[
+        "plan",
+        "--config",
+        repo("examples/jobrunner.toml").to_str().unwrap(),
+        "--event",
+        repo("events/schedule-rule-event.json").to_str().unwrap(),
+        "--running",
+        "1",
+    ]);
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let operations: Vec<&str> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["operation"].as_str().unwrap())
+        .collect();
+    assert!(!operations.contains(&"RunTask"), "{operations:?}");
+    assert!(operations.contains(&"DescribeTasks"), "{operations:?}");
     assert!(
-        action["notes"][0]
+        json["skipped"][0]["reason"]
             .as_str()
             .unwrap()
-            .contains("overlap=forbid"),
-        "{action}"
+            .contains("overlap = forbid")
     );
+}
+
+#[test]
+fn plan_now_sets_the_time_of_every_decision() {
+    let args = |now: &str| {
+        let output = jobrunner(&[
+            "plan",
+            "--config",
+            repo("examples/jobrunner.toml").to_str().unwrap(),
+            "--event",
+            repo("events/ecs-task-stopped-oom.json").to_str().unwrap(),
+            "--now",
+            now,
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let json = args("2026-11-22T07:00:00Z");
+    assert_eq!(json["function"], "alerter");
+    let put = action(&json, "PutItem");
+    assert_eq!(put["input"]["Item"]["updated_at"]["S"], "2026-11-22T07:00:00.000Z");
+    let output = jobrunner(&[
+        "plan",
+        "--config",
+        repo("examples/jobrunner.toml").to_str().unwrap(),
+        "--event",
+        repo("events/ecs-task-stopped-oom.json").to_str().unwrap(),
+        "--now",
+        "yesterday",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--now 'yesterday'"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobrunner"))
+        .args([
+            "schedules",
+            "--config",
+            repo("examples/jobrunner.toml").to_str().unwrap(),
+            "--count",
+            "5000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

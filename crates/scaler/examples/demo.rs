@@ -25,7 +25,9 @@ use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
-use jobrunner_scaler::{Clock, Scaler, SystemClock};
+use jobrunner_aws::Adapters;
+use jobrunner_core::ports::Clock;
+use jobrunner_core::scaling::driver::Scaler;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -130,16 +132,15 @@ scale_in_after_seconds = 2
         "policy: 5 messages per task, 0..10 tasks, scale in after 2 s (compressed from minutes)\n"
     );
 
-    let mut scaler = Scaler::new(
-        config.workers,
-        SqsQueues::new(sqs.clone()),
-        EcsServices::new(ecs.clone()),
-        StateStore::new(dynamodb.clone(), &table),
-        SystemClock,
-    );
-    scaler.emit_metrics = false;
+    let ports = Adapters {
+        queues: Some(SqsQueues::new(sqs.clone())),
+        services: Some(EcsServices::new(ecs.clone())),
+        state: Some(StateStore::new(dynamodb.clone(), &table)),
+        ..Adapters::default()
+    };
     let demo = Demo {
-        scaler,
+        workers: config.workers,
+        ports,
         ecs,
         sqs,
         queue_url,
@@ -198,7 +199,8 @@ async fn pause(seconds: u64) {
 }
 
 struct Demo {
-    scaler: Scaler<SqsQueues, EcsServices, StateStore, SystemClock>,
+    workers: std::collections::BTreeMap<String, jobrunner_core::config::Worker>,
+    ports: Adapters,
     ecs: aws_sdk_ecs::Client,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -209,7 +211,9 @@ struct Demo {
 impl Demo {
     /// One scaler invocation (one sample), then a table row with the service's count read back.
     async fn tick(&self, what: &str) -> Result<(), Error> {
-        let report = self.scaler.run(self.scaler.clock.now()).await;
+        let report = Scaler::new(&self.workers, &self.ports)
+            .run(self.ports.now())
+            .await;
         let worker = &report.workers["orders"];
         if let Some(error) = &worker.error {
             return Err(error.clone().into());

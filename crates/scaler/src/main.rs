@@ -1,37 +1,40 @@
-//! The scaler Lambda's binary: tracing, config, clients built once, then the runtime loop.
+//! The scaler Lambda's entry point: config and clients once per cold start, then the loop.
+#![recursion_limit = "256"]
 
+use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs_service::EcsServices;
 use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
-use jobrunner_scaler::{Scaler, SystemClock};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = jobrunner_aws::lambda_init::load_config().await?;
+    let config = jobrunner_lambda::init::load_config().await?;
     let table = match (&config.state, config.workers.is_empty()) {
-        (Some(state), _) => state.table.clone(),
-        (None, true) => String::new(),
+        (Some(state), _) => Some(state.table.clone()),
+        (None, true) => None,
         (None, false) => {
-            let e = "invalid config: state.table: the scaler keeps each worker's history in the [state] table; set it";
-            tracing::error!("{e}");
-            jobrunner_aws::lambda_init::report_init_error("jobrunner.InvalidConfig", e).await;
+            let e = jobrunner_core::Error::Config {
+                path: "state.table".into(),
+                reason: "the scaler keeps each worker's history in the [state] table; set it"
+                    .into(),
+            };
+            jobrunner_lambda::init::required::<()>(Err(e.clone())).await?;
             return Err(e.into());
         }
     };
     let sdk = jobrunner_aws::client::load().await;
-    let scaler = Scaler::new(
-        config.workers,
-        SqsQueues::from_sdk_config(&sdk),
-        EcsServices::from_sdk_config(&sdk),
-        StateStore::from_sdk_config(&sdk, table),
-        SystemClock,
-    );
-    let scaler = &scaler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        scaler.handle(event)
+    let ports = Adapters {
+        queues: Some(SqsQueues::from_sdk_config(&sdk)),
+        services: Some(EcsServices::from_sdk_config(&sdk)),
+        state: table.map(|table| StateStore::from_sdk_config(&sdk, table)),
+        ..Adapters::default()
+    };
+    let (config, ports) = (&config, &ports);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        jobrunner_scaler::handle(config, ports, &event.into()).await
     }))
     .await
 }

@@ -16,6 +16,8 @@ use aws_smithy_types::body::SdkBody;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::{ObjectCreated, ScheduleTick, TickSource};
+use jobrunner_core::Error as CoreError;
+use jobrunner_core::launch::{Outcome, launch};
 use jobrunner_core::plan::{LaunchPlan, plan_object, plan_tick};
 
 use super::*;
@@ -93,16 +95,34 @@ fn client(rules: &[&Rule]) -> EcsTasks {
     EcsTasks::new(client)
 }
 
+/// RunTask for the `jobs` cluster with a deterministic token and jobrunner's `startedBy`.
 fn started(arn: &'static str) -> Rule {
-    mock!(aws_sdk_ecs::Client::run_task).then_output(move || {
+    mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(|r| {
+            r.cluster() == Some("jobs")
+                && r.client_token().is_some_and(|t| t.len() == 64 && t.starts_with("jr1-"))
+                && r.started_by().is_some_and(|s| s.starts_with("jobrunner/"))
+                && r.count() == Some(1)
+        })
+        .then_output(move || {
         RunTaskOutput::builder()
             .tasks(Task::builder().task_arn(arn).build())
             .build()
     })
 }
 
+/// ListTasks of the `jobs` cluster, RUNNING tasks of one `startedBy` only (ECS allows no other
+/// filter beside it), finding none.
 fn no_running_tasks() -> Rule {
-    mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().build())
+    mock!(aws_sdk_ecs::Client::list_tasks)
+        .match_requests(|r| {
+            r.cluster() == Some("jobs")
+                && r.started_by().is_some_and(|s| s.starts_with("jobrunner/"))
+                && r.desired_status() == Some(&DesiredStatus::Running)
+                && r.family().is_none()
+                && r.service_name().is_none()
+        })
+        .then_output(|| ListTasksOutput::builder().build())
 }
 
 fn task_with_tick(arn: &str, scheduled_time: &str) -> Task {
@@ -141,13 +161,12 @@ fn one_running(arn: &'static str, scheduled_time: &'static str) -> (Rule, Rule) 
 #[tokio::test]
 async fn a_launch_counts_when_tasks_holds_it() {
     let run = started("arn:task/1");
-    let outcome = client(&[&no_running_tasks(), &run])
-        .launch(&object_plan())
-        .await
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
         .unwrap();
     assert_eq!(
         outcome,
-        LaunchOutcome::Started {
+        Outcome::Launched {
+            job: "thumbnails".into(),
             task_arns: vec!["arn:task/1".into()],
             capacity_provider: Some("FARGATE_SPOT".into())
         }
@@ -179,13 +198,13 @@ async fn capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
                 .tasks(Task::builder().task_arn("arn:task/on-demand").build())
                 .build()
         });
-    let outcome = client(&[&no_running_tasks(), &spot, &fargate])
-        .launch(&plan)
+    let outcome = launch(&client(&[&no_running_tasks(), &spot, &fargate]), &plan)
         .await
         .unwrap();
     assert_eq!(
         outcome,
-        LaunchOutcome::Started {
+        Outcome::Launched {
+            job: "thumbnails".into(),
             task_arns: vec!["arn:task/on-demand".into()],
             capacity_provider: Some("FARGATE".into())
         }
@@ -204,11 +223,9 @@ async fn no_capacity_anywhere_is_retryable() {
             )
             .build()
     });
-    let err = client(&[&no_running_tasks(), &none])
-        .launch(&object_plan())
-        .await
+    let err = launch(&client(&[&no_running_tasks(), &none]), &object_plan()).await
         .unwrap_err();
-    assert!(matches!(err, Error::NoCapacity { .. }), "{err}");
+    assert!(matches!(err, CoreError::NoCapacity { .. }), "{err}");
     assert!(err.is_retryable());
     assert_eq!(none.num_calls(), 2, "one attempt per capacity provider");
 }
@@ -225,13 +242,12 @@ async fn other_failures_are_permanent_with_ecs_reason() {
             )
             .build()
     });
-    let err = client(&[&no_running_tasks(), &missing])
-        .launch(&object_plan())
-        .await
+    let err = launch(&client(&[&no_running_tasks(), &missing]), &object_plan()).await
         .unwrap_err();
     assert_eq!(
         err,
-        Error::LaunchFailed {
+        CoreError::LaunchFailed {
+            job: "thumbnails".into(),
             reason: "MISSING (task definition is INACTIVE)".into()
         }
     );
@@ -253,13 +269,12 @@ async fn token_conflict_means_already_started() {
                 .build(),
         )
     });
-    let outcome = client(&[&no_running_tasks(), &conflict])
-        .launch(&object_plan())
-        .await
+    let outcome = launch(&client(&[&no_running_tasks(), &conflict]), &object_plan()).await
         .unwrap();
     assert_eq!(
         outcome,
-        LaunchOutcome::AlreadyStarted {
+        Outcome::AlreadyLaunched {
+            job: "thumbnails".into(),
             task_arns: vec!["arn:task/original".into()]
         }
     );
@@ -284,11 +299,9 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
                 .build()
         })
         .build();
-    let outcome = client(&[&no_running_tasks(), &run])
-        .launch(&object_plan())
-        .await
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
         .unwrap();
-    assert!(matches!(outcome, LaunchOutcome::Started { .. }));
+    assert!(matches!(outcome, Outcome::Launched { .. }));
     assert_eq!(run.num_calls(), 3);
 }
 
@@ -299,17 +312,15 @@ async fn persistent_throttling_is_a_retryable_error() {
         .http_response(throttled)
         .repeatedly()
         .build();
-    let err = client(&[&no_running_tasks(), &run])
-        .launch(&object_plan())
-        .await
+    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            Error::Throttled {
+            CoreError::Call(Error::Throttled {
                 operation: "RunTask",
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -324,11 +335,12 @@ async fn server_errors_are_transient() {
         .http_status(503, None)
         .repeatedly()
         .build();
-    let err = client(&[&no_running_tasks(), &run])
-        .launch(&object_plan())
-        .await
+    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
         .unwrap_err();
-    assert!(matches!(err, Error::Transient { .. }), "{err}");
+    assert!(
+        matches!(err, CoreError::Call(Error::Transient { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -340,13 +352,11 @@ async fn at_the_cap_nothing_is_launched() {
             .build()
     });
     let run = started("arn:task/3");
-    let err = client(&[&list, &run])
-        .launch(&object_plan())
-        .await
+    let err = launch(&client(&[&list, &run]), &object_plan()).await
         .unwrap_err();
     assert_eq!(
         err,
-        Error::AtCap {
+        CoreError::AtCap {
             job: "thumbnails".into(),
             running: 2,
             max_running: 2
@@ -360,15 +370,11 @@ async fn at_the_cap_nothing_is_launched() {
 async fn forbid_skips_while_a_previous_run_is_going() {
     let (list, describe) = one_running("arn:task/old", "2026-11-21T06:00:00Z");
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &run])
-        .launch(&tick_plan(0))
-        .await
+    let outcome = launch(&client(&[&list, &describe, &run]), &tick_plan(0)).await
         .unwrap();
-    assert_eq!(
-        outcome,
-        LaunchOutcome::SkippedOverlap {
-            running: vec!["arn:task/old".into()]
-        }
+    assert!(
+        matches!(&outcome, Outcome::Skipped { reason } if reason.contains("arn:task/old") && reason.contains("forbid")),
+        "{outcome:?}"
     );
     assert_eq!(run.num_calls(), 0);
 }
@@ -383,11 +389,9 @@ async fn replace_stops_the_previous_run_then_launches() {
         })
         .then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &stop, &run])
-        .launch(&tick_plan(1))
-        .await
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1)).await
         .unwrap();
-    assert!(matches!(outcome, LaunchOutcome::Started { .. }));
+    assert!(matches!(outcome, Outcome::Launched { .. }));
     assert_eq!((stop.num_calls(), run.num_calls()), (1, 1));
 }
 
@@ -397,13 +401,12 @@ async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
     let stop =
         mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = client(&[&list, &describe, &stop, &run])
-        .launch(&tick_plan(1))
-        .await
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1)).await
         .unwrap();
     assert_eq!(
         outcome,
-        LaunchOutcome::AlreadyStarted {
+        Outcome::AlreadyLaunched {
+            job: "report".into(),
             task_arns: vec!["arn:task/this-tick".into()]
         }
     );

@@ -86,6 +86,10 @@ pub async fn handle(
     };
     let mut handled = Handled::new(batch, Summary::default());
     let mut stops = vec![];
+    let order: Vec<String> = deliveries
+        .iter()
+        .filter_map(|(id, _)| id.clone())
+        .collect();
     for (message_id, events) in deliveries {
         let accepted = events.and_then(|events| {
             events
@@ -105,6 +109,12 @@ pub async fn handle(
         }
     }
     alert_all(config, alerts, ports, stops, now, &mut handled).await;
+    // Failures in the batch's own message order.
+    handled.failed.sort_by_key(|f| {
+        f.message_id
+            .as_ref()
+            .and_then(|id| order.iter().position(|o| o == id))
+    });
     info!(summary = ?handled.summary, failed = handled.failed.len(), "alerts done");
     Ok(handled)
 }
@@ -274,3 +284,7 @@ async fn alert_all(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

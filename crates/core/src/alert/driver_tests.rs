@@ -1,13 +1,16 @@
-//! The handler's batch semantics, with fake ports.
+//! The alerter's decision path with fake ports: batch semantics, digests, dedupe across
+//! invocations, and failures that must not lose an alert.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use jobrunner_core::alert::{AwsLogs, ContainerDefinitionInfo};
-use jobrunner_core::config::Format;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
+use crate::alert::{AwsLogs, ContainerDefinitionInfo, Publish, TaskDefinitionInfo};
+use crate::config::Format;
+use crate::handled::Response;
+use crate::ports::{CallError, CallResult, Record, Saved};
 
 /// Records publishes; fails those whose subject contains `fail_subject`.
 #[derive(Default)]
@@ -20,11 +23,11 @@ struct FakePorts {
     fail_state: bool,
 }
 
-impl AlertPorts for FakePorts {
-    async fn task_definition(&self, arn: &str) -> Result<TaskDefinitionInfo, jobrunner_aws::Error> {
+impl TaskDefinitions for FakePorts {
+    async fn describe_task_definition(&self, arn: &str) -> CallResult<TaskDefinitionInfo> {
         self.lookups.lock().unwrap().push(arn.to_owned());
         if self.fail_lookups {
-            return Err(jobrunner_aws::Error::Rejected {
+            return Err(CallError::Rejected {
                 operation: "DescribeTaskDefinition",
                 message: "AccessDeniedException: no".into(),
             });
@@ -41,13 +44,19 @@ impl AlertPorts for FakePorts {
             }],
         })
     }
+}
 
-    async fn publish(&self, message: &Publish) -> Result<String, jobrunner_aws::Error> {
+impl Topic for FakePorts {
+    fn topic_arn(&self) -> &str {
+        "arn:aws:sns:us-east-1:123456789012:alerts"
+    }
+
+    async fn publish(&self, message: &Publish) -> CallResult<String> {
         if self
             .fail_subject
             .is_some_and(|s| message.subject.contains(s))
         {
-            return Err(jobrunner_aws::Error::Throttled {
+            return Err(CallError::Throttled {
                 operation: "Publish",
                 message: "Rate exceeded".into(),
             });
@@ -56,61 +65,75 @@ impl AlertPorts for FakePorts {
         published.push(message.clone());
         Ok(format!("msg-{}", published.len()))
     }
+}
 
-    async fn already_alerted(&self, key: &str) -> Result<bool, jobrunner_aws::Error> {
+impl StateTable for FakePorts {
+    fn table(&self) -> &str {
+        "state"
+    }
+
+    async fn get(&self, key: &str) -> CallResult<Option<Record>> {
         if self.fail_state {
-            return Err(jobrunner_aws::Error::Transient {
+            return Err(CallError::Transient {
                 operation: "GetItem",
                 message: "timeout".into(),
             });
         }
-        Ok(self.alerted.lock().unwrap().contains(key))
+        Ok(self.alerted.lock().unwrap().contains(key).then(|| Record {
+            data: "{}".into(),
+            version: 1,
+        }))
     }
 
-    async fn record_alerted(
-        &self,
-        key: &str,
-        _class: Class,
-        _now: DateTime<Utc>,
-    ) -> Result<(), jobrunner_aws::Error> {
-        self.alerted.lock().unwrap().insert(key.to_owned());
-        Ok(())
+    async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+        let new = self.alerted.lock().unwrap().insert(put.key.to_owned());
+        Ok(if new {
+            Saved::Written { version: 1 }
+        } else {
+            Saved::Conflict
+        })
     }
 }
 
 fn config() -> Config {
     Config::parse(
-        "[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:alerts\"\n",
+        "[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:alerts\"\n[state]\ntable = \"state\"\n",
         Format::Toml,
     )
     .unwrap()
 }
 
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/ecs-task-stopped-{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
-        .unwrap()
+    jobrunner_testkit::sample(&format!("ecs-task-stopped-{name}"))
 }
 
 fn batch(bodies: &[(&str, String)]) -> Value {
-    let records: Vec<Value> = bodies
-        .iter()
-        .map(|(id, body)| json!({"messageId": id, "receiptHandle": "rh", "body": body, "eventSource": "aws:sqs", "awsRegion": "us-east-1"}))
-        .collect();
-    json!({ "Records": records })
+    jobrunner_testkit::sqs_batch_with_ids(
+        &bodies
+            .iter()
+            .map(|(id, body)| (id.to_string(), body.clone()))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn now() -> DateTime<Utc> {
     "2024-05-01T10:05:00Z".parse().unwrap()
 }
 
-fn failures(response: Response) -> Vec<String> {
+async fn run(
+    config: &Config,
+    ports: &FakePorts,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Response<Summary>, Error> {
+    handle(config, ports, payload, now).await?.into_response()
+}
+
+fn failures(response: Response<Summary>) -> Vec<String> {
     match response {
-        Response::Batch(batch) => batch
-            .batch_item_failures
+        Response::Batch {
+            batch_item_failures,
+        } => batch_item_failures
             .into_iter()
             .map(|f| f.item_identifier)
             .collect(),
@@ -121,7 +144,7 @@ fn failures(response: Response) -> Vec<String> {
 #[tokio::test]
 async fn a_direct_stop_is_published_with_log_links() {
     let ports = FakePorts::default();
-    let response = handle(&config(), &ports, &sample("oom"), now())
+    let response = run(&config(), &ports, &sample("oom"), now())
         .await
         .unwrap();
     assert_eq!(
@@ -145,13 +168,18 @@ async fn a_direct_stop_is_published_with_log_links() {
         ["arn:aws:ecs:us-east-1:123456789012:task-definition/thumbnails:7"]
     );
     assert_eq!(serde_json::to_value(&response).unwrap()["published"], 1);
+    assert_eq!(
+        ports.alerted.lock().unwrap().iter().collect::<Vec<_>>(),
+        ["alert/arn:aws:ecs:us-east-1:123456789012:task/jobs/cd2452db7d582ea2d51b17816a6c9167"],
+        "the mark is the task, whatever its version"
+    );
 }
 
 #[tokio::test]
 async fn normal_stops_are_quiet_without_lookups() {
     let ports = FakePorts::default();
     for name in ["succeeded", "scaled-in", "user-stopped"] {
-        let response = handle(&config(), &ports, &sample(name), now())
+        let response = run(&config(), &ports, &sample(name), now())
             .await
             .unwrap();
         assert_eq!(
@@ -173,7 +201,7 @@ async fn other_states_are_ignored() {
     event["detail"]["lastStatus"] = json!("RUNNING");
     let ports = FakePorts::default();
     assert_eq!(
-        handle(&config(), &ports, &event, now()).await.unwrap(),
+        run(&config(), &ports, &event, now()).await.unwrap(),
         Response::Direct(Summary::default())
     );
 }
@@ -183,11 +211,11 @@ async fn events_for_other_functions_fail() {
     let s3 = json!({"version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3", "account": "1",
         "time": "2024-05-01T10:00:00Z", "region": "us-east-1", "resources": [],
         "detail": {"bucket": {"name": "uploads"}, "object": {"key": "a.jpg", "size": 3}}});
-    let err = handle(&config(), &FakePorts::default(), &s3, now())
+    let err = run(&config(), &FakePorts::default(), &s3, now())
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::WrongFunction(_)) && !err.is_retryable(),
+        matches!(err, Error::WrongFunction { .. }) && !err.is_retryable(),
         "{err}"
     );
 }
@@ -198,7 +226,7 @@ async fn a_direct_publish_failure_fails_the_invocation() {
         fail_subject: Some("OOM"),
         ..FakePorts::default()
     };
-    let err = handle(&config(), &ports, &sample("oom"), now())
+    let err = run(&config(), &ports, &sample("oom"), now())
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -208,7 +236,7 @@ async fn a_direct_publish_failure_fails_the_invocation() {
 async fn the_sample_batch_becomes_a_digest_and_a_single_alert() {
     let ports = FakePorts::default();
     let payload = sample("sqs-batch");
-    let response = handle(&config(), &ports, &payload, now()).await.unwrap();
+    let response = run(&config(), &ports, &payload, now()).await.unwrap();
     assert!(failures(response).is_empty());
     let published = ports.published.lock().unwrap();
     let subjects: Vec<&str> = published.iter().map(|p| p.subject.as_str()).collect();
@@ -221,8 +249,8 @@ async fn the_sample_batch_becomes_a_digest_and_a_single_alert() {
     );
     assert_eq!(
         ports.lookups.lock().unwrap().len(),
-        4,
-        "one lookup per distinct task (the adapter caches)"
+        1,
+        "one lookup per task definition per invocation"
     );
 }
 
@@ -241,7 +269,7 @@ async fn malformed_and_unpublished_messages_are_reported() {
         fail_subject: Some("FAILED"),
         ..FakePorts::default()
     };
-    let response = handle(&config(), &ports, &payload, now()).await.unwrap();
+    let response = run(&config(), &ports, &payload, now()).await.unwrap();
     assert_eq!(
         failures(response),
         ["m2", "m3", "m4", "m5"],
@@ -258,10 +286,10 @@ async fn malformed_and_unpublished_messages_are_reported() {
 #[tokio::test]
 async fn a_later_invocation_skips_what_was_alerted() {
     let ports = FakePorts::default();
-    handle(&config(), &ports, &sample("oom"), now())
+    run(&config(), &ports, &sample("oom"), now())
         .await
         .unwrap();
-    let again = handle(
+    let again = run(
         &config(),
         &ports,
         &batch(&[("m1", sample("oom").to_string())]),
@@ -271,10 +299,15 @@ async fn a_later_invocation_skips_what_was_alerted() {
     .unwrap();
     assert!(failures(again).is_empty());
     assert_eq!(ports.published.lock().unwrap().len(), 1);
-    // A new version of the task is a new event.
+    // STOPPED is final: a later version of the same task's stop is no new alert either.
     let mut newer = sample("oom");
     newer["detail"]["version"] = json!(6);
-    handle(&config(), &ports, &newer, now()).await.unwrap();
+    run(&config(), &ports, &newer, now()).await.unwrap();
+    assert_eq!(ports.published.lock().unwrap().len(), 1);
+    // Another task is.
+    let mut other = sample("oom");
+    other["detail"]["taskArn"] = json!("arn:aws:ecs:us-east-1:123456789012:task/jobs/other");
+    run(&config(), &ports, &other, now()).await.unwrap();
     assert_eq!(ports.published.lock().unwrap().len(), 2);
 }
 
@@ -285,7 +318,7 @@ async fn lookups_and_state_failures_do_not_stop_the_alert() {
         fail_state: true,
         ..FakePorts::default()
     };
-    let response = handle(&config(), &ports, &sample("failed-to-start"), now())
+    let response = run(&config(), &ports, &sample("failed-to-start"), now())
         .await
         .unwrap();
     assert_eq!(
@@ -305,7 +338,7 @@ async fn lookups_and_state_failures_do_not_stop_the_alert() {
 
 #[tokio::test]
 async fn without_an_alerts_section_nothing_runs() {
-    let err = handle(
+    let err = run(
         &Config::default(),
         &FakePorts::default(),
         &sample("oom"),

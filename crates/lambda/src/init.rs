@@ -42,3 +42,15 @@ pub async fn report_init_error(error_type: &str, message: &str) {
         tracing::error!(error = %e, "could not report the init error to the Runtime API");
     }
 }
+
+/// A requirement a function checks at init (e.g. the alerter's `[alerts]`): on failure, logs
+/// it and reports it as the init error, like an invalid config.
+pub async fn required<T>(
+    check: Result<T, jobrunner_core::Error>,
+) -> Result<T, jobrunner_core::Error> {
+    if let Err(e) = &check {
+        tracing::error!(error = %e, "invalid configuration");
+        report_init_error("jobrunner.InvalidConfig", &e.to_string()).await;
+    }
+    check
+}
