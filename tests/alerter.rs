@@ -13,7 +13,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
-use jobrunner_alerter::{AwsPorts, Response, Summary};
+use jobrunner_aws::Adapters;
+use jobrunner_core::alert::Summary;
 use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
@@ -21,6 +22,7 @@ use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
 use jobrunner_integration_tests::{Account, repo_root};
+use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
 fn event(name: &str) -> Value {
@@ -60,11 +62,12 @@ impl AlertFixture {
         .unwrap()
     }
 
-    fn ports(&self, state: Option<&str>) -> AwsPorts {
-        AwsPorts {
-            topic: SnsTopic::new(self.account.sns(), &self.topic_arn),
-            task_definitions: TaskDefinitions::new(self.account.ecs()),
+    fn ports(&self, state: Option<&str>) -> Adapters {
+        Adapters {
+            topic: Some(SnsTopic::new(self.account.sns(), &self.topic_arn)),
+            task_definitions: Some(TaskDefinitions::new(self.account.ecs())),
             state: state.map(|table| StateStore::new(self.account.dynamodb(), table)),
+            ..Adapters::default()
         }
     }
 
@@ -179,16 +182,16 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
     let mut oom = event("oom");
     oom["detail"]["taskDefinitionArn"] = json!(task_definition);
 
-    let response = jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &oom, now())
+    let response = jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(oom.clone(), now()))
         .await
         .unwrap();
     assert_eq!(
         response,
-        Response::Direct(Summary {
+        serde_json::to_value(Summary {
             published: 1,
             alerted_tasks: 1,
             ..Summary::default()
-        })
+        }).unwrap()
     );
 
     let envelopes = fx.envelopes(1).await;
@@ -252,15 +255,15 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
 async fn a_succeeded_task_publishes_nothing_by_default() {
     let fx = AlertFixture::new().await;
     let response =
-        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &event("succeeded"), now())
+        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(event("succeeded"), now()))
             .await
             .unwrap();
     assert_eq!(
         response,
-        Response::Direct(Summary {
+        serde_json::to_value(Summary {
             quiet: 1,
             ..Summary::default()
-        })
+        }).unwrap()
     );
     assert!(fx.envelopes(0).await.is_empty());
 }
@@ -270,13 +273,10 @@ async fn a_batch_becomes_one_digest_per_job_and_class() {
     let fx = AlertFixture::new().await;
     // The sample's task definitions are not in moto: the lookup fails and alerts go out without log links.
     let response =
-        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &event("sqs-batch"), now())
+        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(event("sqs-batch"), now()))
             .await
             .unwrap();
-    let Response::Batch(batch) = response else {
-        panic!("expected a batch response")
-    };
-    assert!(batch.batch_item_failures.is_empty());
+    assert!(jobrunner_testkit::failed_ids(&response).is_empty());
 
     let mut subjects: Vec<String> = fx
         .envelopes(2)
@@ -300,26 +300,26 @@ async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
     create_state_table(&fx.account, "jobrunner-state").await;
     let config = fx.config("[state]\ntable = \"jobrunner-state\"\n");
     let ports = fx.ports(Some("jobrunner-state"));
-    let first = jobrunner_alerter::handle(&config, &ports, &event("non-zero-exit"), now())
+    let first = jobrunner_alerter::handle(&config, &ports, &Invocation::at(event("non-zero-exit"), now()))
         .await
         .unwrap();
     assert_eq!(
         first,
-        Response::Direct(Summary {
+        serde_json::to_value(Summary {
             published: 1,
             alerted_tasks: 1,
             ..Summary::default()
-        })
+        }).unwrap()
     );
-    let again = jobrunner_alerter::handle(&config, &ports, &event("non-zero-exit"), now())
+    let again = jobrunner_alerter::handle(&config, &ports, &Invocation::at(event("non-zero-exit"), now()))
         .await
         .unwrap();
     assert_eq!(
         again,
-        Response::Direct(Summary {
+        serde_json::to_value(Summary {
             duplicates: 1,
             ..Summary::default()
-        })
+        }).unwrap()
     );
     assert_eq!(fx.envelopes(1).await.len(), 1);
 }
@@ -327,24 +327,23 @@ async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
 #[tokio::test]
 async fn a_missing_topic_fails_the_message_permanently() {
     let fx = AlertFixture::new().await;
-    let ports = AwsPorts {
-        topic: SnsTopic::new(fx.account.sns(), "arn:aws:sns:us-east-1:123456789012:nope"),
-        task_definitions: TaskDefinitions::new(fx.account.ecs()),
-        state: None,
+    let ports: Adapters = Adapters {
+        topic: Some(SnsTopic::new(
+            fx.account.sns(),
+            "arn:aws:sns:us-east-1:123456789012:nope",
+        )),
+        task_definitions: Some(TaskDefinitions::new(fx.account.ecs())),
+        ..Adapters::default()
     };
-    let err = jobrunner_alerter::handle(&fx.config(""), &ports, &event("oom"), now())
+    let err = jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(event("oom"), now()))
         .await
         .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
 
     let batch = json!({"Records": [{"messageId": "m1", "body": event("oom").to_string(), "eventSource": "aws:sqs"}]});
-    let Response::Batch(response) =
-        jobrunner_alerter::handle(&fx.config(""), &ports, &batch, now())
+    let response =
+        jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(batch.clone(), now()))
             .await
-            .unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(response.batch_item_failures.len(), 1);
-    assert_eq!(response.batch_item_failures[0].item_identifier, "m1");
+            .unwrap();
+    assert_eq!(jobrunner_testkit::failed_ids(&response), ["m1"]);
 }

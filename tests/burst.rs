@@ -19,6 +19,7 @@ use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_integration_tests::esm::{EsmConfig, EsmStats, EventSourceMapping, QueueWithDlq};
 use jobrunner_integration_tests::fault_proxy::{FaultProxy, Faults, Limits};
 use jobrunner_integration_tests::fixtures::{LaunchFixture, THUMBNAILS, keep_tasks_running};
+use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
 /// RunTask's documented sustained rate (calls/s, one task per call here).
@@ -189,7 +190,7 @@ async fn a_burst_launches_every_object_exactly_once() {
     let handler = move |poller: usize, event: Value| {
         let (config, clients) = (config.clone(), clients.clone());
         async move {
-            jobrunner_launcher::handle(&config, &clients[poller], &event)
+            jobrunner_launcher::handle(&config, &clients[poller], &Invocation::now(event.clone()))
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
-use jobrunner_aws::ecs::{EcsTasks, Launch, LaunchOutcome};
+use jobrunner_aws::ecs::EcsTasks;
+use jobrunner_core::launch::launch;
 use jobrunner_core::event::{self, Event};
 use jobrunner_integration_tests::fault_proxy::{
     Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
@@ -15,7 +16,8 @@ use jobrunner_integration_tests::fixtures::{
     LaunchFixture, THUMBNAILS, alert_topic, create_state_table, keep_tasks_running,
     worker_environment,
 };
-use jobrunner_launcher::Outcome;
+use jobrunner_core::launch::Outcome;
+use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
 /// Per-attempt timeout of the clients in these tests: injected slow responses come later.
@@ -72,7 +74,7 @@ async fn drain(
     for round in 1..=rounds {
         let mut failed = Vec::new();
         for batch in pending.chunks(10) {
-            let response = jobrunner_launcher::handle(config, ecs, &sqs_batch(batch))
+            let response = jobrunner_launcher::handle(config, ecs, &Invocation::now(sqs_batch(batch)))
                 .await
                 .expect("SQS batches always answer");
             let ids = failed_ids(&response);
@@ -144,10 +146,10 @@ async fn same_token_and_parameters_returns_the_original_task() {
     let config = fx.config(THUMBNAILS);
     let event = decoded(&object_created("images/a.jpg", 1));
 
-    let first = jobrunner_launcher::process(&config, &ecs, &event)
+    let first = jobrunner_core::launch::process(&config, &ecs, &event)
         .await
         .unwrap();
-    let second = jobrunner_launcher::process(&config, &ecs, &event)
+    let second = jobrunner_core::launch::process(&config, &ecs, &event)
         .await
         .unwrap();
     let arns = |o: &Outcome| match o {
@@ -180,7 +182,7 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     let client = proxy.ecs(&fx.account, ATTEMPT);
     let event = decoded(&object_created("images/b.jpg", 2));
 
-    let Outcome::Launched { task_arns, .. } = jobrunner_launcher::process(
+    let Outcome::Launched { task_arns, .. } = jobrunner_core::launch::process(
         &fx.config(THUMBNAILS),
         &EcsTasks::new(client.clone()),
         &event,
@@ -191,7 +193,7 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     };
     // The config changed between two deliveries of one event: same token, other command.
     let changed = fx.config(&THUMBNAILS.replace("\"resize\"", "\"resize-v2\""));
-    let outcome = jobrunner_launcher::process(&changed, &EcsTasks::new(client.clone()), &event)
+    let outcome = jobrunner_core::launch::process(&changed, &EcsTasks::new(client.clone()), &event)
         .await
         .unwrap();
     assert_eq!(
@@ -301,7 +303,7 @@ async fn runtask_is_throttled_past_20_calls_a_second() {
             aws_smithy_types::error::metadata::ProvideErrorMetadata::message(service),
             Some("Rate exceeded")
         );
-        let classified = jobrunner_aws::Error::from_sdk("RunTask", err);
+        let classified = jobrunner_aws::error::from_sdk("RunTask", err);
         assert!(
             matches!(classified, jobrunner_aws::Error::Throttled { .. })
                 && classified.is_retryable(),
@@ -361,7 +363,7 @@ async fn a_lost_answer_is_retried_by_the_sdk_and_replayed_not_relaunched() {
         proxy.inject(Injection::new("RunTask", fault, Phase::After, 1));
         let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
         let key = format!("images/lost-{n}.jpg");
-        let outcome = jobrunner_launcher::process(
+        let outcome = jobrunner_core::launch::process(
             &config,
             &ecs,
             &decoded(&object_created(&key, 100 + n as u64)),
@@ -406,7 +408,7 @@ async fn a_fault_before_the_request_arrives_is_retried_and_launches_once() {
         proxy.inject(Injection::new("RunTask", fault, Phase::Before, 1));
     }
     let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
-    let outcome = jobrunner_launcher::process(
+    let outcome = jobrunner_core::launch::process(
         &config,
         &ecs,
         &decoded(&object_created("images/before.jpg", 7)),
@@ -445,7 +447,7 @@ async fn without_client_token_memory_a_lost_answer_launches_twice() {
         1,
     ));
     let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
-    jobrunner_launcher::process(
+    jobrunner_core::launch::process(
         &fx.config(THUMBNAILS),
         &ecs,
         &decoded(&object_created("images/dup.jpg", 9)),
@@ -470,7 +472,7 @@ async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queu
     proxy.inject(
         Injection::new("RunTask", Fault::NoCapacity, Phase::Before, 1).matching("FARGATE_SPOT"),
     );
-    let outcome = jobrunner_launcher::process(
+    let outcome = jobrunner_core::launch::process(
         &config,
         &ecs,
         &decoded(&object_created("images/spot.jpg", 11)),
@@ -488,11 +490,11 @@ async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queu
         2,
     ));
     let batch = sqs_batch(&[("m1".into(), object_created("images/none.jpg", 12))]);
-    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(batch.clone()))
         .await
         .unwrap();
     assert_eq!(failed_ids(&response), ["m1"]);
-    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(batch.clone()))
         .await
         .unwrap();
     assert_eq!(failed_ids(&response), Vec::<String>::new());
@@ -526,7 +528,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
         ("a".into(), object_created("images/t1.jpg", 21)),
         ("b".into(), object_created("images/t2.jpg", 22)),
     ]);
-    let response = jobrunner_launcher::handle(&config, &ecs, &batch)
+    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(batch.clone()))
         .await
         .unwrap();
     assert_eq!(failed_ids(&response), ["b"]);
@@ -537,7 +539,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
         "every SDK attempt was throttled"
     );
 
-    let err = jobrunner_launcher::process(
+    let err = jobrunner_core::launch::process(
         &config,
         &ecs,
         &decoded(&object_created("images/t2.jpg", 22)),
@@ -560,13 +562,13 @@ async fn exhausted_server_errors_are_transient() {
             Phase::Before,
             jobrunner_aws::client::MAX_ATTEMPTS,
         ));
-        let err = jobrunner_launcher::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
+        let err = jobrunner_core::launch::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
             .await
             .unwrap_err();
         assert!(
             matches!(
                 err,
-                jobrunner_launcher::Error::Aws(jobrunner_aws::Error::Transient { .. })
+                jobrunner_core::Error::Call(jobrunner_aws::Error::Transient { .. })
             ),
             "{fault:?}: {err:?}"
         );
@@ -652,9 +654,9 @@ async fn the_launch_port_reports_a_replay_as_started() {
         unreachable!()
     };
     let plan = jobrunner_core::plan::plan_object(&config, "thumbnails", &object).unwrap();
-    let first = ecs.launch(&plan).await.unwrap();
-    let second = ecs.launch(&plan).await.unwrap();
-    assert!(matches!(&first, LaunchOutcome::Started { .. }));
+    let first = launch(&ecs, &plan).await.unwrap();
+    let second = launch(&ecs, &plan).await.unwrap();
+    assert!(matches!(&first, Outcome::Launched { .. }));
     assert_eq!(first, second);
 }
 
@@ -717,19 +719,20 @@ impl AlertWorld {
     }
 
     /// The alerter's ports with SNS through `proxy`.
-    fn ports(&self, proxy: &FaultProxy) -> jobrunner_alerter::AwsPorts {
-        jobrunner_alerter::AwsPorts {
-            topic: jobrunner_aws::sns::SnsTopic::new(
+    fn ports(&self, proxy: &FaultProxy) -> jobrunner_aws::Adapters {
+        jobrunner_aws::Adapters {
+            topic: Some(jobrunner_aws::sns::SnsTopic::new(
                 proxy.sns(&self.account, ATTEMPT),
                 &self.topic_arn,
-            ),
-            task_definitions: jobrunner_aws::task_definitions::TaskDefinitions::new(
+            )),
+            task_definitions: Some(jobrunner_aws::task_definitions::TaskDefinitions::new(
                 self.account.ecs(),
-            ),
+            )),
             state: Some(jobrunner_aws::state_store::StateStore::new(
                 self.account.dynamodb(),
                 STATE_TABLE,
             )),
+            ..jobrunner_aws::Adapters::default()
         }
     }
 
@@ -795,7 +798,7 @@ fn stopped(n: u64) -> Value {
 /// Delivers SQS batches of 3 to the alerter, redelivering failed messages until none fail.
 async fn drain_alerts(
     config: &jobrunner_core::Config,
-    ports: &jobrunner_alerter::AwsPorts,
+    ports: &jobrunner_aws::Adapters,
     events: Vec<(String, Value)>,
     rounds: usize,
 ) {
@@ -804,7 +807,7 @@ async fn drain_alerts(
     for _ in 0..rounds {
         let mut failed = Vec::new();
         for batch in pending.chunks(3) {
-            let response = jobrunner_alerter::handle(config, ports, &sqs_batch(batch), now)
+            let response = jobrunner_alerter::handle(config, ports, &Invocation::at(sqs_batch(batch), now))
                 .await
                 .expect("SQS batches always answer");
             let response = serde_json::to_value(response).unwrap();
@@ -884,12 +887,7 @@ async fn an_sns_answer_lost_after_publishing_duplicates_the_alert() {
         Phase::After,
         1,
     ));
-    jobrunner_alerter::handle(
-        &world.config(),
-        &world.ports(&proxy),
-        &stopped(1),
-        "2024-05-01T10:05:00Z".parse().unwrap(),
-    )
+    jobrunner_alerter::handle(&world.config(), &world.ports(&proxy), &Invocation::at(stopped(1), "2024-05-01T10:05:00Z".parse().unwrap()))
     .await
     .unwrap();
     assert_eq!(proxy.stats().executed_of("Publish"), 2);
@@ -903,12 +901,7 @@ async fn an_sns_answer_lost_after_publishing_duplicates_the_alert() {
 // ---------------------------------------------------------------------------------------------
 // The scaler under SQS and ECS faults.
 
-type ProxiedScaler = jobrunner_scaler::Scaler<
-    jobrunner_aws::sqs_queue::SqsQueues,
-    jobrunner_aws::ecs_service::EcsServices,
-    jobrunner_aws::state_store::StateStore,
-    jobrunner_scaler::ManualClock,
->;
+type ProxiedScaler = jobrunner_integration_tests::scaler::MotoScaler;
 
 /// An account with cluster `jobs`, service `order-workers` (desired 0), queue `orders` and the
 /// state table; the scaler's SQS and ECS calls go through `proxy`.
@@ -923,14 +916,12 @@ async fn scaler_world(
     );
     let config =
         jobrunner_core::Config::parse(&text, jobrunner_core::config::Format::Toml).unwrap();
-    let mut scaler = jobrunner_scaler::Scaler::new(
+    let scaler = ProxiedScaler::new(
         config.workers.clone(),
         jobrunner_aws::sqs_queue::SqsQueues::new(proxy.sqs(&account, ATTEMPT)),
         jobrunner_aws::ecs_service::EcsServices::new(proxy.ecs(&account, ATTEMPT)),
         jobrunner_aws::state_store::StateStore::new(account.dynamodb(), STATE_TABLE),
-        jobrunner_scaler::ManualClock::new(chrono::Utc::now()),
     );
-    scaler.emit_metrics = false;
     (account, queue_url, scaler)
 }
 
@@ -940,9 +931,7 @@ async fn scale_tick(
     scaler: &ProxiedScaler,
     account: &jobrunner_integration_tests::Account,
 ) -> (bool, i32) {
-    use jobrunner_scaler::Clock;
-    let report = scaler.run(scaler.clock.now()).await;
-    scaler.clock.advance(Duration::from_secs(60));
+    let report = scaler.tick().await;
     let services = account
         .ecs()
         .describe_services()

@@ -10,6 +10,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
 use jobrunner_integration_tests::repo_root;
+use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
 const THUMBNAILS: &str = r#"
@@ -50,7 +51,7 @@ async fn s3_event_starts_a_task_with_the_object_in_its_environment() {
     let ecs = EcsTasks::new(fx.account.ecs());
 
     let summary =
-        jobrunner_launcher::handle(&config, &ecs, &event("s3-object-created-unicode-key.json"))
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("s3-object-created-unicode-key.json")))
             .await
             .unwrap();
     assert_eq!(summary["launched"], 1);
@@ -88,7 +89,7 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
     let config = fx.config(THUMBNAILS);
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json"))
+    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
         .await
         .unwrap();
     assert_eq!(
@@ -109,11 +110,7 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
 async fn classic_notification_in_sqs_launches_with_the_decoded_key() {
     let fx = LaunchFixture::new().await;
     let config = fx.config(THUMBNAILS);
-    let response = jobrunner_launcher::handle(
-        &config,
-        &EcsTasks::new(fx.account.ecs()),
-        &event("sqs-s3-notification.json"),
-    )
+    let response = jobrunner_launcher::handle(&config, &EcsTasks::new(fx.account.ecs()), &Invocation::now(event("sqs-s3-notification.json")))
     .await
     .unwrap();
     assert_eq!(response["batchItemFailures"], json!([]));
@@ -131,7 +128,7 @@ async fn at_the_cap_the_message_stays_in_its_queue() {
     let config = fx.config(&THUMBNAILS.replace("tags = ", "max_running = 1\ntags = "));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &event("sqs-batch-s3.json"))
+    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
         .await
         .unwrap();
     let failed: Vec<_> = response["batchItemFailures"]
@@ -170,12 +167,12 @@ async fn forbid_launches_nothing_while_the_previous_run_is_going() {
     let config = fx.config(&REPORT.replace("OVERLAP", "forbid"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let first = jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z"))
+    let first = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")))
         .await
         .unwrap();
     assert_eq!(first["launched"], 1);
     let second =
-        jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z"))
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")))
             .await
             .unwrap();
     assert_eq!(second["skipped"], 1);
@@ -189,11 +186,11 @@ async fn replace_stops_the_old_run_and_starts_the_new_one() {
     let config = fx.config(&REPORT.replace("OVERLAP", "replace"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-22T02:00:00Z"))
+    jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")))
         .await
         .unwrap();
     let second =
-        jobrunner_launcher::handle(&config, &ecs, &tick("nightly", "2026-11-23T02:00:00Z"))
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")))
             .await
             .unwrap();
     assert_eq!(second["launched"], 1);
@@ -260,7 +257,7 @@ async fn a_duplicate_tick_sends_the_same_token() {
         rule_event,
         tick("nightly", "2026-11-23T02:00:00Z"),
     ] {
-        jobrunner_launcher::handle(&config, &ecs, &payload)
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(payload.clone()))
             .await
             .unwrap();
     }

@@ -2,7 +2,6 @@
 //! DynamoDB. Each test has its own account; time is a manual clock so stabilization windows
 //! pass without waiting.
 
-use std::time::Duration;
 
 use chrono::Utc;
 use jobrunner_aws::ecs_service::EcsServices;
@@ -12,11 +11,13 @@ use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::Account;
 use jobrunner_integration_tests::fixtures::{create_worker_service, worker_environment};
-use jobrunner_scaler::{Clock, Direction, ManualClock, Scaler, WorkerState, state_key};
+use jobrunner_core::ports::{Clock, Put};
+use jobrunner_core::scaling::Direction;
+use jobrunner_core::scaling::driver::Report;
+use jobrunner_integration_tests::scaler::MotoScaler;
+use jobrunner_scaler::{WorkerState, state_key};
 
 const TABLE: &str = "jobrunner-state";
-
-type MotoScaler = Scaler<SqsQueues, EcsServices, StateStore, ManualClock>;
 
 /// An account with cluster `jobs`, service `order-workers` (desired 0), queue `orders` and the
 /// state table.
@@ -53,7 +54,7 @@ scale_in_after_seconds = 60
     }
 
     fn scaler(&self, config: &Config) -> MotoScaler {
-        let mut scaler = Scaler::new(
+        MotoScaler::new(
             config.workers.clone(),
             SqsQueues::new(self.account.sqs()),
             EcsServices::new(self.account.ecs()),
@@ -61,10 +62,7 @@ scale_in_after_seconds = 60
                 self.account.dynamodb(),
                 &config.state.as_ref().unwrap().table,
             ),
-            ManualClock::new(Utc::now()),
-        );
-        scaler.emit_metrics = false;
-        scaler
+        )
     }
 
     async fn send(&self, queue_url: &str, count: usize) {
@@ -130,11 +128,8 @@ scale_in_after_seconds = 60
     }
 }
 
-/// One invocation (no sub-minute sampling), then the clock moves on a minute.
-async fn tick(scaler: &MotoScaler) -> jobrunner_scaler::Report {
-    let report = scaler.run(scaler.clock.now()).await;
-    scaler.clock.advance(Duration::from_secs(60));
-    report
+async fn tick(scaler: &MotoScaler) -> Report {
+    scaler.tick().await
 }
 
 #[tokio::test]
@@ -250,7 +245,7 @@ async fn state_is_persisted_in_dynamodb_with_a_version_and_ttl() {
     let fx = Fixture::new().await;
     let scaler = fx.scaler(&fx.config(""));
     fx.send(&fx.queue_url, 12).await;
-    let started = scaler.clock.now();
+    let started = scaler.clock().now();
     tick(&scaler).await;
     tick(&scaler).await;
 
@@ -283,7 +278,7 @@ async fn state_is_persisted_in_dynamodb_with_a_version_and_ttl() {
 
     // A second scaler (a new cold start) picks the history up: no restart of the window.
     let again = fx.scaler(&fx.config(""));
-    again.clock.set(scaler.clock.now());
+    again.clock().set(scaler.clock().now());
     let report = tick(&again).await;
     assert!(
         report.workers["orders"].samples[0]
@@ -307,27 +302,32 @@ async fn conditional_writes_keep_overlapping_invocations_apart() {
     let fx = Fixture::new().await;
     let store = StateStore::new(fx.account.dynamodb(), TABLE);
     let expires = Utc::now() + chrono::Duration::days(1);
+    let put = |key, data, expected, expires_at| Put {
+        key,
+        data,
+        expected,
+        expires_at,
+        now: Utc::now(),
+    };
     assert_eq!(
-        store.put("scaler#x", "{}", None, expires).await.unwrap(),
+        store.put(&put("scaler#x", "{}", None, expires)).await.unwrap(),
         Saved::Written { version: 1 }
     );
     // Both read version 1; the first write wins, the second is told so.
     assert_eq!(
-        store
-            .put("scaler#x", "{\"a\":1}", Some(1), expires)
+        store.put(&put("scaler#x", "{\"a\":1}", Some(1), expires))
             .await
             .unwrap(),
         Saved::Written { version: 2 }
     );
     assert_eq!(
-        store
-            .put("scaler#x", "{\"b\":1}", Some(1), expires)
+        store.put(&put("scaler#x", "{\"b\":1}", Some(1), expires))
             .await
             .unwrap(),
         Saved::Conflict
     );
     assert_eq!(
-        store.put("scaler#x", "{}", None, expires).await.unwrap(),
+        store.put(&put("scaler#x", "{}", None, expires)).await.unwrap(),
         Saved::Conflict
     );
     let record = store.get("scaler#x").await.unwrap().unwrap();
@@ -340,7 +340,7 @@ async fn sub_minute_sampling_samples_until_just_before_the_next_minute() {
     let fx = Fixture::new().await;
     let scaler = fx.scaler(&fx.config("sample_every_seconds = 15\n"));
     // The clock only moves when the scaler sleeps; the invocation samples at 0, 15, 30, 45 s.
-    let deadline = scaler.clock.now() + chrono::Duration::seconds(55);
+    let deadline = scaler.clock().now() + chrono::Duration::seconds(55);
     fx.send(&fx.queue_url, 5).await;
     let report = scaler.run(deadline).await;
     let samples = &report.workers["orders"].samples;

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .topic_arn
         .clone();
     let sdk = jobrunner_aws::client::load().await;
-    let ports = Adapters {
+    let ports: Adapters = Adapters {
         topic: Some(SnsTopic::new(aws_sdk_sns::Client::new(&sdk), topic_arn)),
         task_definitions: Some(TaskDefinitions::new(aws_sdk_ecs::Client::new(&sdk))),
         state: config

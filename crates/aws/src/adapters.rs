@@ -22,15 +22,31 @@ use crate::sqs_queue::SqsQueues;
 use crate::state_store::StateStore;
 use crate::task_definitions::TaskDefinitions as TaskDefinitionCache;
 
-/// The adapters of one function, built once per cold start.
+/// The adapters of one function, built once per cold start, and its clock (the wall clock in
+/// Lambda; a manual one where a test drives time).
 #[derive(Debug, Default)]
-pub struct Adapters {
+pub struct Adapters<C = SystemClock> {
     pub ecs: Option<EcsTasks>,
     pub task_definitions: Option<TaskDefinitionCache>,
     pub topic: Option<SnsTopic>,
     pub state: Option<StateStore>,
     pub queues: Option<SqsQueues>,
     pub services: Option<EcsServices>,
+    pub clock: C,
+}
+
+/// Wall-clock time and tokio's sleep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
 }
 
 fn missing(operation: &'static str, what: &str) -> CallError {
@@ -40,9 +56,9 @@ fn missing(operation: &'static str, what: &str) -> CallError {
     }
 }
 
-impl Explain for Adapters {}
+impl<C: Sync> Explain for Adapters<C> {}
 
-impl Tasks for Adapters {
+impl<C: Sync> Tasks for Adapters<C> {
     async fn list_tasks(&self, cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
         let ecs = self.ecs.as_ref().ok_or_else(|| missing("ListTasks", "ECS"))?;
         ecs.list_tasks(cluster, started_by).await
@@ -71,7 +87,7 @@ impl Tasks for Adapters {
     }
 }
 
-impl TaskDefinitions for Adapters {
+impl<C: Sync> TaskDefinitions for Adapters<C> {
     async fn describe_task_definition(
         &self,
         task_definition: &str,
@@ -84,7 +100,7 @@ impl TaskDefinitions for Adapters {
     }
 }
 
-impl Topic for Adapters {
+impl<C: Sync> Topic for Adapters<C> {
     fn topic_arn(&self) -> &str {
         self.topic.as_ref().map_or("", SnsTopic::topic_arn)
     }
@@ -95,7 +111,7 @@ impl Topic for Adapters {
     }
 }
 
-impl StateTable for Adapters {
+impl<C: Sync> StateTable for Adapters<C> {
     fn table(&self) -> &str {
         self.state.as_ref().map_or("", StateStore::table)
     }
@@ -117,7 +133,7 @@ impl StateTable for Adapters {
     }
 }
 
-impl Queues for Adapters {
+impl<C: Sync> Queues for Adapters<C> {
     async fn depth(&self, queue_url: &str) -> CallResult<QueueDepth> {
         let queues = self
             .queues
@@ -127,7 +143,7 @@ impl Queues for Adapters {
     }
 }
 
-impl Services for Adapters {
+impl<C: Sync> Services for Adapters<C> {
     async fn counts(&self, cluster: &str, service: &str) -> CallResult<ServiceCounts> {
         let services = self
             .services
@@ -145,14 +161,13 @@ impl Services for Adapters {
     }
 }
 
-/// Wall-clock time and tokio's sleep.
-impl Clock for Adapters {
+impl<C: Clock> Clock for Adapters<C> {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 
     fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> + Send {
-        tokio::time::sleep(duration)
+        self.clock.sleep(duration)
     }
 }
 
@@ -162,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_port_without_its_adapter_is_a_named_rejection() {
-        let adapters = Adapters::default();
+        let adapters: Adapters = Adapters::default();
         let err = adapters.list_tasks("jobs", "x").await.unwrap_err();
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("no ECS adapter"), "{err}");

@@ -16,5 +16,5 @@ pub mod sqs_queue;
 pub mod state_store;
 pub mod task_definitions;
 
-pub use adapters::Adapters;
+pub use adapters::{Adapters, SystemClock};
 pub use error::Error;

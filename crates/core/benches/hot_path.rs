@@ -56,11 +56,22 @@ fn s3_event(c: &mut Criterion) {
             black_box(plan::plan_object(&config, &trigger.job, &object).expect("plans"))
         })
     });
-    // The same through the dry run, which also renders RunTask's JSON input (`jobrunner plan`).
+    // The same through the launcher's whole decision path as `jobrunner plan` runs it: the
+    // recorded world answers the reads, and RunTask's JSON input is rendered.
     let payload = event::parse_json(S3_EVENT).expect("JSON");
+    let now = chrono::Utc::now();
     c.bench_function("s3_event/dry_run_json", |b| {
         b.iter(|| {
-            black_box(jobrunner_core::dryrun::dry_run(&config, black_box(&payload)).expect("plans"))
+            black_box(
+                jobrunner_core::dryrun::dry_run_now(
+                    &config,
+                    jobrunner_core::dryrun::Function::Launcher,
+                    black_box(&payload),
+                    now,
+                    jobrunner_core::dryrun::World::for_config(&config),
+                )
+                .expect("plans"),
+            )
         })
     });
 }

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
     let sdk = jobrunner_aws::client::load().await;
-    let ports = Adapters {
+    let ports: Adapters = Adapters {
         ecs: Some(EcsTasks::new(aws_sdk_ecs::Client::new(&sdk))),
         ..Adapters::default()
     };

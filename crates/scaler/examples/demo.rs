@@ -132,7 +132,7 @@ scale_in_after_seconds = 2
         "policy: 5 messages per task, 0..10 tasks, scale in after 2 s (compressed from minutes)\n"
     );
 
-    let ports = Adapters {
+    let ports: Adapters = Adapters {
         queues: Some(SqsQueues::new(sqs.clone())),
         services: Some(EcsServices::new(ecs.clone())),
         state: Some(StateStore::new(dynamodb.clone(), &table)),

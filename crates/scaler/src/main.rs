@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let sdk = jobrunner_aws::client::load().await;
-    let ports = Adapters {
+    let ports: Adapters = Adapters {
         queues: Some(SqsQueues::from_sdk_config(&sdk)),
         services: Some(EcsServices::from_sdk_config(&sdk)),
         state: table.map(|table| StateStore::from_sdk_config(&sdk, table)),
