@@ -664,10 +664,13 @@ fn schema_marks_every_object_closed() {
     walk(&json_schema(), "#");
 }
 
+/// Fields of the config as `(table, field)`.
+type Fields = BTreeSet<(String, String)>;
+
 /// Every field of the schema, as `(table, field)`, with `<name>` for map keys:
 /// `("jobs.<name>", "command")`, `("jobs.<name>.size_tiers", "max_bytes")`. `leaves` are the
 /// fields holding values (not tables); `all` holds every field.
-fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn schema_fields() -> (Fields, Fields) {
     let schema = json_schema();
     fn resolve_in<'s>(
         schema: &'s serde_json::Value,
@@ -691,10 +694,7 @@ fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
             return Some((String::new(), node));
         }
         for (key, suffix) in [("items", ""), ("additionalProperties", ".<name>")] {
-            if let Some(inner) = node
-                .get(key)
-                .filter(|v| v.is_object())
-                .and_then(|v| resolve(v))
+            if let Some(inner) = node.get(key).filter(|v| v.is_object()).and_then(&resolve)
                 && inner.get("properties").is_some()
             {
                 return Some((suffix.to_string(), inner));
@@ -728,7 +728,7 @@ fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
 /// The README's configuration reference as `(table, field)`: each table row's first column
 /// names fields (in backticks) of the tables the section heading names (`[jobs.<name>]`,
 /// `[[triggers.schedule]]`, in backticks).
-fn readme_fields() -> BTreeSet<(String, String)> {
+fn readme_fields() -> Fields {
     let readme = repo_file("README.md");
     let start = readme
         .find("\n## Configuration reference")
