@@ -1,5 +1,5 @@
-//! `jobrunner`: validate a config, dry-run an event through a function's own decision path,
-//! list schedule fire times, simulate scaling policies. It calls no AWS API.
+//! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
+//! decision path, list schedule fire times, simulate scaling policies. It calls no AWS API.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,10 +41,12 @@ enum Command {
         /// Start from this RFC 3339 time instead of now.
         #[arg(long)]
         from: Option<String>,
-        /// How many fire times per schedule.
+        /// How many fire times per schedule (at most 10000).
         #[arg(long, default_value_t = 5)]
-        count: usize,
+        count: u64,
     },
+    /// Print the config's JSON Schema (draft 2020-12), derived from the types the runner loads.
+    Schema,
     /// Simulate a worker's queue under a traffic trace: jobrunner's scaler against the alternatives.
     Simulate(simulate::SimulateArgs),
 }
@@ -116,8 +118,8 @@ enum CliError {
         value: String,
         reason: chrono::ParseError,
     },
-    #[error("{0}")]
-    Schedule(String),
+    #[error("--count {count}: list 1 to {max} fire times")]
+    Count { count: u64, max: u64 },
     #[error("{0}")]
     Simulate(String),
     /// Writing the output failed (other than a closed pipe, which ends quietly).
@@ -134,6 +136,7 @@ fn main() -> ExitCode {
             from,
             count,
         } => schedules(&config, from.as_deref(), count),
+        Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
     };
     match result {
@@ -169,6 +172,9 @@ fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError
 
 fn validate(path: &Path) -> Result<(), CliError> {
     let config = Config::load(path)?;
+    for warning in jobrunner_core::config::warnings(&config) {
+        eprintln!("jobrunner: WARNING: {warning}");
+    }
     print(&format!(
         "{}: valid ({} jobs, {} S3 triggers, {} schedules, {} workers, alerts {})",
         path.display(),
@@ -211,7 +217,19 @@ fn plan(args: &PlanArgs) -> Result<(), CliError> {
     print(&serde_json::to_string_pretty(&dry_run).unwrap_or_default())
 }
 
-fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), CliError> {
+fn schema() -> Result<(), CliError> {
+    let schema = jobrunner_core::config::json_schema();
+    print(&serde_json::to_string_pretty(&schema).unwrap_or_default())
+}
+
+/// The most fire times `schedules --count` lists per schedule.
+const MAX_COUNT: u64 = 10_000;
+
+fn schedules(path: &Path, from: Option<&str>, count: u64) -> Result<(), CliError> {
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(CliError::Count { count, max: MAX_COUNT });
+    }
+    let count = count as usize;
     let config = Config::load(path)?;
     let from = match from {
         Some(text) => parse_time("--from", text)?,
@@ -221,23 +239,22 @@ fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), CliErr
         print(&format!("{}: no [[triggers.schedule]]", path.display()))?;
     }
     for schedule in &config.triggers.schedule {
-        let timezone = schedule.timezone.as_deref().unwrap_or("UTC");
-        let expression = schedule
-            .expression
-            .as_deref()
-            .unwrap_or("(no expression: fired by a rule defined elsewhere)");
+        let timezone = schedule
+            .timezone
+            .unwrap_or(jobrunner_core::config::TimeZone::UTC);
+        let expression = schedule.expression.as_ref().map_or_else(
+            || "(no expression: fired by a rule defined elsewhere)".to_string(),
+            ToString::to_string,
+        );
         print(&format!(
             "{} (job {}, {expression}, {timezone}, overlap {})",
-            schedule.name,
-            schedule.job,
-            format!("{:?}", schedule.overlap).to_lowercase()
+            schedule.name, schedule.job, schedule.overlap
         ))?;
-        let tz = schedule::parse_timezone(timezone).map_err(CliError::Schedule)?;
-        for time in schedule::next_fire_times(schedule, from, count).map_err(CliError::Schedule)? {
+        for time in schedule::next_fire_times(schedule, from, count) {
             print(&format!(
                 "  {}   {}",
                 time.format("%Y-%m-%dT%H:%M:%SZ"),
-                time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+                time.with_timezone(&timezone.tz()).format("%Y-%m-%d %H:%M %Z")
             ))?;
         }
     }

@@ -32,6 +32,7 @@
 
 pub mod action;
 pub mod alert;
+pub mod class;
 pub mod config;
 pub mod dryrun;
 pub mod error;

@@ -27,18 +27,7 @@ pub use render::{
 use serde_json::Value;
 
 /// Alert classes, as named in `[alerts] notify_on`.
-pub const CLASS_NAMES: &[&str] = &[
-    "succeeded",
-    "non_zero_exit",
-    "oom",
-    "failed_to_start",
-    "spot_interruption",
-    "scaled_in",
-    "user_stopped",
-    "timeout",
-    "unhealthy",
-    "unknown",
-];
+pub const CLASS_NAMES: &[&str] = Class::NAMES;
 
 /// The JSON document of a published alert, parsed (for tests and tools).
 pub fn parse_document(publish: &Publish) -> Option<Value> {
