@@ -1,9 +1,14 @@
 //! `jobrunner simulate`: one worker's queue under a traffic trace, scaled by jobrunner's real
 //! decision function and by the policies users would pick instead (crates/sim).
 
+//!
+//! Output goes to stdout in one write; a closed pipe (`| head -1`) ends the command quietly.
+
+use std::io::Write;
 use std::path::PathBuf;
 
 use jobrunner_core::Config;
+use jobrunner_core::config::WorkerMode;
 use jobrunner_sim::{
     BoundsOverride, PolicyKind, Settings, Summary, Trace, WorkTime, chart, report,
 };
@@ -20,7 +25,8 @@ pub struct SimulateArgs {
     /// CSV with the header `time_s,arrivals`: messages arriving in each second.
     #[arg(long)]
     trace: PathBuf,
-    /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking, keda.
+    /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking,
+    /// target-tracking-step, keda, keda-tuned, keda-scaledjob, runtask-per-batch.
     /// Default: all of them.
     #[arg(long = "policy", value_name = "P")]
     policies: Vec<String>,
@@ -51,6 +57,16 @@ pub struct SimulateArgs {
     /// Maximum tasks for every policy (default: the worker's; CDK's own default is 2).
     #[arg(long)]
     max_tasks: Option<u32>,
+    /// jobrunner's mode instead of the worker's `mode`: service or jobs.
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
+    /// Messages each task works on at once (`jobrunner-worker --concurrency`).
+    #[arg(long, default_value_t = 1)]
+    concurrency: u32,
+    /// A task launched in jobs mode (or by keda-scaledjob) exits after this long with nothing
+    /// to do (`jobrunner-worker --idle-exit`).
+    #[arg(long, default_value_t = 20)]
+    idle_exit_seconds: u64,
 }
 
 pub fn run(args: SimulateArgs) -> Result<(), String> {
@@ -95,10 +111,22 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         seed: args.seed,
         tail_seconds: args.tail_seconds,
         metric_delay_seconds: args.metric_delay_seconds,
+        concurrency: args.concurrency,
+        idle_exit_seconds: args.idle_exit_seconds,
+        ..Settings::default()
+    };
+    let mode = match args.mode.as_deref() {
+        None => None,
+        Some("service") => Some(WorkerMode::Service),
+        Some("jobs") => Some(WorkerMode::Jobs),
+        Some(other) => {
+            return Err(format!("--mode '{other}': use service or jobs"));
+        }
     };
     let bounds = BoundsOverride {
         min: args.min_tasks,
         max: args.max_tasks,
+        mode,
     };
     let runs = jobrunner_sim::compare(&trace, worker, &kinds, bounds, &settings)
         .map_err(|e| e.to_string())?;
@@ -116,15 +144,43 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         let svg = chart::svg(&title, &runs).map_err(|e| e.to_string())?;
         std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
     }
-    if args.json {
-        println!("{}", report::to_json(&summaries));
-        return Ok(());
+    let text = if args.json {
+        report::to_json(&summaries) + "\n"
+    } else {
+        describe(&args, &trace, worker, bounds, &settings, &kinds, &summaries)
+    };
+    emit(&text)
+}
+
+/// Writes `text` to stdout; a reader that went away (a closed pipe) is not an error.
+fn emit(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("stdout: {e}")),
     }
+}
+
+/// The table with a header naming the trace, the worker and the settings.
+fn describe(
+    args: &SimulateArgs,
+    trace: &Trace,
+    worker: &jobrunner_core::config::Worker,
+    bounds: BoundsOverride,
+    settings: &Settings,
+    kinds: &[PolicyKind],
+    summaries: &[Summary],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let sampling = worker
         .sample_every_seconds
         .map_or("once a minute".to_string(), |s| format!("every {s}s"));
-    println!(
-        "{}: {} messages from {} to {}, then {} more; worker {} ({} messages per task, tasks {}–{}, jobrunner samples {sampling})",
+    let mode = jobrunner_sim::policy::jobrunner::mode_name(bounds.mode.unwrap_or(worker.mode));
+    let _ = writeln!(
+        out,
+        "{}: {} messages from {} to {}, then {} more; worker {} ({} messages per task, tasks {}–{}, jobrunner in {mode} mode, samples {sampling})",
         args.trace.display(),
         trace.total(),
         report::seconds(trace.first_arrival().unwrap_or(0)),
@@ -135,11 +191,14 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         bounds.min.unwrap_or(worker.min_tasks),
         bounds.max.unwrap_or(worker.max_tasks),
     );
-    println!(
-        "task start {}s, work {} s/message (seed {}), CloudWatch datapoints readable {}s after their minute{}",
+    let _ = writeln!(
+        out,
+        "task start {}s, work {} s/message (seed {}), {} per task at once, idle exit {}s, CloudWatch datapoints readable {}s after their minute{}",
         settings.task_start_seconds,
         settings.work,
         settings.seed,
+        settings.concurrency,
+        settings.idle_exit_seconds,
         settings.metric_delay_seconds,
         if bounds.min.is_none()
             && bounds.max.is_none()
@@ -150,10 +209,12 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             ""
         }
     );
-    println!();
-    print!("{}", report::table(&summaries));
+    out.push('\n');
+    out.push_str(&report::table(summaries));
     if summaries.iter().any(|s| s.unprocessed > 0) {
-        println!("(≥: messages were still waiting at the end; their waits count as a lower bound)");
+        out.push_str(
+            "(≥: messages were still waiting at the end; their waits count as a lower bound)\n",
+        );
     }
-    Ok(())
+    out
 }
