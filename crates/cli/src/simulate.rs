@@ -22,7 +22,9 @@ pub struct SimulateArgs {
     /// The worker (`[workers.NAME]`) whose scaling settings jobrunner uses.
     #[arg(long)]
     worker: String,
-    /// CSV with the header `time_s,arrivals`: messages arriving in each second.
+    /// CSV with the header `time_s,arrivals`: messages arriving in each second. A directory
+    /// runs the benchmark instead: every `*.csv` in it under every policy and jobrunner in both
+    /// modes, as Markdown tables with the benchmark's goals (bench/RESULTS.md).
     #[arg(long)]
     trace: PathBuf,
     /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking,
@@ -85,6 +87,11 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             }
         )
     })?;
+    let settings = settings(&args)?;
+    let bounds = bounds(&args)?;
+    if args.trace.is_dir() {
+        return benchmark(&args, worker, bounds, &settings);
+    }
     let trace = Trace::load(&args.trace).map_err(|e| e.to_string())?;
     if trace.total() == 0 {
         return Err(format!(
@@ -92,6 +99,9 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             args.trace.display()
         ));
     }
+    settings
+        .check(&trace)
+        .map_err(|e| format!("{}: {e}", args.trace.display()))?;
     let kinds = if args.policies.is_empty() {
         PolicyKind::ALL.to_vec()
     } else {
@@ -100,33 +110,6 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             .map(|p| p.parse::<PolicyKind>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("--policy: {e}"))?
-    };
-    let work: WorkTime = args
-        .work_seconds
-        .parse()
-        .map_err(|e| format!("--work-seconds: {e}"))?;
-    let settings = Settings {
-        task_start_seconds: args.task_start_seconds,
-        work,
-        seed: args.seed,
-        tail_seconds: args.tail_seconds,
-        metric_delay_seconds: args.metric_delay_seconds,
-        concurrency: args.concurrency,
-        idle_exit_seconds: args.idle_exit_seconds,
-        ..Settings::default()
-    };
-    let mode = match args.mode.as_deref() {
-        None => None,
-        Some("service") => Some(WorkerMode::Service),
-        Some("jobs") => Some(WorkerMode::Jobs),
-        Some(other) => {
-            return Err(format!("--mode '{other}': use service or jobs"));
-        }
-    };
-    let bounds = BoundsOverride {
-        min: args.min_tasks,
-        max: args.max_tasks,
-        mode,
     };
     let runs = jobrunner_sim::compare(&trace, worker, &kinds, bounds, &settings)
         .map_err(|e| e.to_string())?;
@@ -148,6 +131,65 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         report::to_json(&summaries) + "\n"
     } else {
         describe(&args, &trace, worker, bounds, &settings, &kinds, &summaries)
+    };
+    emit(&text)
+}
+
+/// The world's settings from the flags.
+fn settings(args: &SimulateArgs) -> Result<Settings, String> {
+    let work: WorkTime = args
+        .work_seconds
+        .parse()
+        .map_err(|e| format!("--work-seconds: {e}"))?;
+    Ok(Settings {
+        task_start_seconds: args.task_start_seconds,
+        work,
+        seed: args.seed,
+        tail_seconds: args.tail_seconds,
+        metric_delay_seconds: args.metric_delay_seconds,
+        concurrency: args.concurrency,
+        idle_exit_seconds: args.idle_exit_seconds,
+        ..Settings::default()
+    })
+}
+
+/// The bounds and mode overrides from the flags.
+fn bounds(args: &SimulateArgs) -> Result<BoundsOverride, String> {
+    let mode = match args.mode.as_deref() {
+        None => None,
+        Some("service") => Some(WorkerMode::Service),
+        Some("jobs") => Some(WorkerMode::Jobs),
+        Some(other) => {
+            return Err(format!("--mode '{other}': use service or jobs"));
+        }
+    };
+    Ok(BoundsOverride {
+        min: args.min_tasks,
+        max: args.max_tasks,
+        mode,
+    })
+}
+
+/// `--trace DIR`: the benchmark over every trace in DIR.
+fn benchmark(
+    args: &SimulateArgs,
+    worker: &jobrunner_core::config::Worker,
+    bounds: BoundsOverride,
+    settings: &Settings,
+) -> Result<(), String> {
+    use jobrunner_sim::benchmark;
+    let traces = benchmark::load_traces(&args.trace).map_err(|e| e.to_string())?;
+    for (name, trace) in &traces {
+        settings
+            .check(trace)
+            .map_err(|e| format!("{}/{name}.csv: {e}", args.trace.display()))?;
+    }
+    let results = benchmark::run(&traces, worker, bounds, settings).map_err(|e| e.to_string())?;
+    let goals = benchmark::goals(&results);
+    let text = if args.json {
+        benchmark::to_json(&results, &goals) + "\n"
+    } else {
+        benchmark::markdown(&results, &goals)
     };
     emit(&text)
 }

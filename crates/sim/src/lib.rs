@@ -23,6 +23,7 @@
 //! once in [`engine`], identically for every policy. The simulation is pure and deterministic
 //! for a seed.
 
+pub mod benchmark;
 pub mod chart;
 pub mod engine;
 pub mod policy;
