@@ -76,3 +76,58 @@ impl Policy for RunTaskPerBatch {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Metrics, View};
+
+    fn view(now: u64, arrived: u64, alive: u32) -> (u64, u64, u32) {
+        (now, arrived, alive)
+    }
+
+    fn act(policy: &mut RunTaskPerBatch, (now, arrived, alive): (u64, u64, u32)) -> Vec<u32> {
+        let metrics = Metrics::default();
+        let view = View {
+            now,
+            arrived,
+            visible: 0,
+            in_flight: 0,
+            desired: 0,
+            running: alive,
+            pending: 0,
+            protected: 0,
+            metrics: &metrics,
+        };
+        policy
+            .act(&view)
+            .into_iter()
+            .map(|a| match a {
+                Action::Launch {
+                    tasks: 1,
+                    exit: Exit::After(n),
+                } => n,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn full_batches_launch_at_once_and_the_rest_after_five_seconds() {
+        let mut p = RunTaskPerBatch::new(50, 10);
+        assert_eq!(act(&mut p, view(10, 25, 0)), vec![10, 10]);
+        assert!(act(&mut p, view(11, 1, 2)).is_empty());
+        assert!(act(&mut p, view(14, 0, 2)).is_empty());
+        // The batch opened at 10 closes at 15 with 5 + 1 messages.
+        assert_eq!(act(&mut p, view(15, 0, 2)), vec![6]);
+        assert!(act(&mut p, view(16, 0, 3)).is_empty());
+    }
+
+    #[test]
+    fn batches_wait_for_room_under_max() {
+        let mut p = RunTaskPerBatch::new(2, 10);
+        assert_eq!(act(&mut p, view(0, 30, 0)), vec![10, 10]);
+        assert!(act(&mut p, view(1, 0, 2)).is_empty());
+        assert_eq!(act(&mut p, view(2, 0, 1)), vec![10]);
+    }
+}

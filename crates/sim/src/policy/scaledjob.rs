@@ -83,3 +83,34 @@ impl Policy for KedaScaledJob {
         }]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accurate_strategy_on_hand_computed_cases() {
+        // min 0, max 10, 10 messages per job.
+        let keda = KedaScaledJob::new(0, 10, 10);
+        // 45 visible, no jobs: maxScale ⌈45/10⌉ = 5; 5 + 0 − 0 ≤ 10 → 5 − 0 = 5.
+        assert_eq!(keda.jobs_to_create(45, 0, 0), 5);
+        // 45 visible, 5 jobs all still pending: 5 + 5 − 5 ≤ 10 → 5 − 5 = 0.
+        assert_eq!(keda.jobs_to_create(45, 5, 5), 0);
+        // 45 visible, 5 running (none pending): 5 + 5 − 0 = 10 ≤ 10 → 5 − 0 = 5.
+        assert_eq!(keda.jobs_to_create(45, 5, 0), 5);
+        // 95 visible, 4 running, 1 pending: maxScale 10; 10 + 4 − 1 = 13 > 10 → 10 − 4 = 6.
+        assert_eq!(keda.jobs_to_create(95, 4, 1), 6);
+        // Never more jobs than messages (scaleTo = the queue length): 3 visible → 1 job.
+        assert_eq!(keda.jobs_to_create(3, 0, 0), 1);
+        // maxScale capped at maxReplicaCount: 500 visible, 10 running → 10 − 10 = 0.
+        assert_eq!(keda.jobs_to_create(500, 10, 0), 0);
+        // An inactive scaler (empty queue) creates nothing.
+        assert_eq!(keda.jobs_to_create(0, 0, 0), 0);
+        // Below minReplicaCount: the difference, whatever the queue.
+        let floor = KedaScaledJob::new(2, 10, 10);
+        assert_eq!(floor.jobs_to_create(0, 0, 0), 2);
+        // Above it, the jobs beyond min count as running: 35 visible, 3 running (1 over min),
+        // none pending: maxScale 4; 4 + 1 − 0 ≤ 10 → 4.
+        assert_eq!(floor.jobs_to_create(35, 3, 0), 4);
+    }
+}
