@@ -168,14 +168,23 @@ fn a_directory_of_traces_runs_the_benchmark() {
     assert!(output.status.success(), "{output:?}");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let traces = json["traces"].as_array().unwrap();
-    let names: Vec<&str> = traces.iter().map(|t| t["trace"].as_str().unwrap()).collect();
+    let names: Vec<&str> = traces
+        .iter()
+        .map(|t| t["trace"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["burst", "trickle"]);
     assert_eq!(traces[0]["work_floor_minutes"], 166.7);
     for t in traces {
         assert_eq!(t["better_mode"], "jobs");
         assert_eq!(t["results"].as_array().unwrap().len(), 9);
     }
-    assert!(json["goals"].as_array().unwrap().iter().all(|g| g["met"] == true));
+    assert!(
+        json["goals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["met"] == true)
+    );
     let empty = scratch("empty");
     assert_one_line_error(&simulate(&empty, &[]), "no *.csv traces");
 }

@@ -427,7 +427,12 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
 
         // CloudWatch's minute.
         let visible = queue.len() as u64;
-        minute.add(visible, in_flight, running, busy_slots as f64 / f64::from(concurrency));
+        minute.add(
+            visible,
+            in_flight,
+            running,
+            busy_slots as f64 / f64::from(concurrency),
+        );
         if now % 60 == 59 {
             metrics.points.push(minute.finish(now / 60, running));
         }
@@ -448,7 +453,8 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
             match action {
                 Action::Desired(target) if target != desired => {
                     scale_actions += 1;
-                    tasks_started += u64::from(resize(&mut tasks, desired, target, now, start_delay));
+                    tasks_started +=
+                        u64::from(resize(&mut tasks, desired, target, now, start_delay));
                     desired = target;
                 }
                 Action::Desired(_) => {}
@@ -525,9 +531,9 @@ fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64)
             .max_by_key(|(_, t)| t.ready_at)
             .map(|(i, _)| i);
         let idle = || {
-            tasks.iter().position(|t| {
-                t.is_service() && t.ready_at <= now && !t.draining && !t.busy()
-            })
+            tasks
+                .iter()
+                .position(|t| t.is_service() && t.ready_at <= now && !t.draining && !t.busy())
         };
         match pending.or_else(idle) {
             Some(i) => {

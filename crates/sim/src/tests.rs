@@ -549,7 +549,14 @@ fn runs_too_large_to_simulate_are_one_line_errors() {
         max: Some(u32::MAX),
         mode: None,
     };
-    let e = compare(&Trace::new([(1, 1)]), &w, &kinds, many, &Settings::default()).unwrap_err();
+    let e = compare(
+        &Trace::new([(1, 1)]),
+        &w,
+        &kinds,
+        many,
+        &Settings::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("at most 100000 tasks"), "{e}");
     assert!(!e.to_string().contains('\n'));
 }
@@ -566,7 +573,10 @@ fn worker_mode_comes_from_the_config_and_is_checked() {
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"cron\"\n\
                 [state]\ntable = \"t\"\n";
     let e = Config::parse(text, Format::Toml).unwrap_err().to_string();
-    assert!(e.contains("cron") && e.contains("service") && e.contains("jobs"), "{e}");
+    assert!(
+        e.contains("cron") && e.contains("service") && e.contains("jobs"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -582,9 +592,13 @@ fn benchmark_picks_the_better_mode_and_checks_the_goals() {
         idle_exit_seconds: 5,
         ..Settings::default()
     };
-    let results =
-        benchmark::run(&traces, &worker("sample_every_seconds = 5"), same_bounds(), &settings)
-            .unwrap();
+    let results = benchmark::run(
+        &traces,
+        &worker("sample_every_seconds = 5"),
+        same_bounds(),
+        &settings,
+    )
+    .unwrap();
     // 1,000 messages of 10 s.
     assert_eq!(results[0].work_floor_minutes, 166.7);
     for result in &results {
@@ -592,10 +606,17 @@ fn benchmark_picks_the_better_mode_and_checks_the_goals() {
         assert_eq!(result.better_mode, "jobs", "{}", result.trace);
     }
     let goals = benchmark::goals(&results);
-    assert_eq!(goals.len(), 4, "dominance + keda-tuned on each bursty trace");
+    assert_eq!(
+        goals.len(),
+        4,
+        "dominance + keda-tuned on each bursty trace"
+    );
     assert!(goals.iter().all(|g| g.met), "{goals:#?}");
     let text = benchmark::markdown(&results, &goals);
-    assert!(text.contains("**jobrunner (jobs)** (better mode)"), "{text}");
+    assert!(
+        text.contains("**jobrunner (jobs)** (better mode)"),
+        "{text}"
+    );
     assert!(text.contains("4 of 4 goals met"), "{text}");
 }
 

@@ -117,7 +117,10 @@ impl Policy for CdkQueueProcessing {
     }
 
     fn act(&mut self, view: &View<'_>) -> Vec<Action> {
-        self.desired(view).map(Action::Desired).into_iter().collect()
+        self.desired(view)
+            .map(Action::Desired)
+            .into_iter()
+            .collect()
     }
 }
 

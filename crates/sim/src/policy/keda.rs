@@ -116,7 +116,10 @@ impl Policy for Keda {
     }
 
     fn act(&mut self, view: &View<'_>) -> Vec<Action> {
-        self.desired(view).map(Action::Desired).into_iter().collect()
+        self.desired(view)
+            .map(Action::Desired)
+            .into_iter()
+            .collect()
     }
 }
 

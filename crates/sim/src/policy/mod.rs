@@ -190,7 +190,10 @@ impl Policy for TargetTracking {
     }
 
     fn act(&mut self, view: &View<'_>) -> Vec<Action> {
-        self.desired(view).map(Action::Desired).into_iter().collect()
+        self.desired(view)
+            .map(Action::Desired)
+            .into_iter()
+            .collect()
     }
 }
 
