@@ -90,6 +90,13 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
     let settings = settings(&args)?;
     let bounds = bounds(&args)?;
     if args.trace.is_dir() {
+        if !args.policies.is_empty() || args.chart.is_some() {
+            return Err(format!(
+                "--trace {}: a directory runs the benchmark (every policy, no chart); \
+                 --policy and --chart take one trace file",
+                args.trace.display()
+            ));
+        }
         return benchmark(&args, worker, bounds, &settings);
     }
     let trace = Trace::load(&args.trace).map_err(|e| e.to_string())?;

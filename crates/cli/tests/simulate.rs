@@ -185,6 +185,10 @@ fn a_directory_of_traces_runs_the_benchmark() {
             .iter()
             .all(|g| g["met"] == true)
     );
+    assert_one_line_error(
+        &simulate(&dir, &["--policy", "keda"]),
+        "--policy and --chart take one trace file",
+    );
     let empty = scratch("empty");
     assert_one_line_error(&simulate(&empty, &[]), "no *.csv traces");
 }

@@ -84,7 +84,7 @@ impl Settings {
             ("--tail-seconds", self.tail_seconds),
             ("--metric-delay-seconds", self.metric_delay_seconds),
             ("--idle-exit-seconds", self.idle_exit_seconds),
-            ("--min-billed-seconds", self.min_billed_seconds),
+            ("min_billed_seconds", self.min_billed_seconds),
         ] {
             if value > MAX_RUN_SECONDS {
                 return Err(Error::new(format!(
@@ -692,6 +692,45 @@ mod tests {
         // Ready at 57: messages start at 57, 67, 77.
         assert_eq!(run.waits, vec![47, 57, 67]);
         assert_eq!(run.first_task_running, Some(47));
+    }
+
+    #[test]
+    fn a_task_works_on_as_many_messages_as_it_has_slots() {
+        let trace = Trace::new([(0, 5)]);
+        let mut policy = Scripted {
+            initial: 1,
+            script: vec![],
+        };
+        let two = Settings {
+            concurrency: 2,
+            ..settings(10.0, 100)
+        };
+        let run = simulate(&trace, &mut policy, &two).unwrap();
+        assert_eq!(run.waits, vec![0, 0, 10, 10, 20]);
+        assert_eq!(run.completed, 5);
+    }
+
+    #[test]
+    fn scale_in_stops_idle_tasks_at_once_and_busy_ones_after_their_messages() {
+        // Two tasks, one busy until 40 with two messages in hand. Scaled to one at 1: the idle
+        // task stops at once. Scaled to zero at 5: the busy one is protected, takes nothing new
+        // (the message at 20 waits) and stops when its messages are done at 40.
+        let trace = Trace::new([(0, 2), (20, 1)]);
+        let mut policy = Scripted {
+            initial: 2,
+            script: vec![(1, 1), (5, 0), (60, 1)],
+        };
+        let two = Settings {
+            concurrency: 2,
+            ..settings(40.0, 200)
+        };
+        let run = simulate(&trace, &mut policy, &two).unwrap();
+        // 0 → 1 at 60 starts a new task, ready at 105.
+        assert_eq!(run.waits, vec![0, 0, 85]);
+        // Alive: the idle task 0..1, the busy one 0..40, the new one 60..=220.
+        assert_eq!(run.task_seconds, 1 + 40 + 161);
+        assert_eq!(run.completed, 3);
+        assert!(run.deliveries.iter().all(|d| *d == 1));
     }
 
     #[test]
