@@ -69,6 +69,11 @@ pub struct SimulateArgs {
     /// to do (`jobrunner-worker --idle-exit`).
     #[arg(long, default_value_t = 20)]
     idle_exit_seconds: u64,
+    /// Workers without a heartbeat on a queue with this visibility timeout: a message still
+    /// being processed after it reappears and is delivered again. Default: the worker's
+    /// heartbeat keeps it invisible.
+    #[arg(long, value_name = "SECONDS")]
+    visibility_timeout_seconds: Option<u64>,
 }
 
 pub fn run(args: SimulateArgs) -> Result<(), String> {
@@ -156,6 +161,7 @@ fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         metric_delay_seconds: args.metric_delay_seconds,
         concurrency: args.concurrency,
         idle_exit_seconds: args.idle_exit_seconds,
+        visibility_timeout_seconds: args.visibility_timeout_seconds,
         ..Settings::default()
     })
 }
@@ -242,12 +248,16 @@ fn describe(
     );
     let _ = writeln!(
         out,
-        "task start {}s, work {} s/message (seed {}), {} per task at once, idle exit {}s, CloudWatch datapoints readable {}s after their minute{}",
+        "task start {}s, work {} s/message (seed {}), {} per task at once, idle exit {}s, {}, CloudWatch datapoints readable {}s after their minute{}",
         settings.task_start_seconds,
         settings.work,
         settings.seed,
         settings.concurrency,
         settings.idle_exit_seconds,
+        settings.visibility_timeout_seconds.map_or_else(
+            || "visibility extended while working (heartbeat)".to_string(),
+            |v| format!("no heartbeat: visibility timeout {v}s")
+        ),
         settings.metric_delay_seconds,
         if bounds.min.is_none()
             && bounds.max.is_none()

@@ -148,6 +148,37 @@ fn mode_overrides_the_workers_mode() {
 }
 
 #[test]
+fn without_the_heartbeat_long_messages_run_twice() {
+    let dir = scratch("heartbeat");
+    let trace = dir.join("two.csv");
+    std::fs::write(&trace, "time_s,arrivals\n10,30\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--policy",
+            "keda-tuned",
+            "--work-seconds",
+            "120",
+            "--min-tasks",
+            "0",
+            "--max-tasks",
+            "50",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let output = simulate(&trace, &args);
+        assert!(output.status.success(), "{output:?}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json["results"][0]["redelivered"].as_u64().unwrap()
+    };
+    assert_eq!(run(&[]), 0, "the worker's heartbeat");
+    assert!(run(&["--visibility-timeout-seconds", "30"]) > 0);
+    assert_one_line_error(
+        &simulate(&trace, &["--visibility-timeout-seconds", "0"]),
+        "--visibility-timeout-seconds 0",
+    );
+}
+
+#[test]
 fn a_directory_of_traces_runs_the_benchmark() {
     let dir = scratch("bench");
     std::fs::copy(repo("bench/traces/burst.csv"), dir.join("burst.csv")).unwrap();

@@ -4,7 +4,8 @@
 //! - every task runs `jobrunner-worker`: it long-polls the queue and works on up to
 //!   [`Settings::concurrency`] messages at once (one per slot), taking a message in the same
 //!   second it becomes visible; while a message is in hand its visibility is extended
-//!   (heartbeat), so no message is ever delivered twice;
+//!   (heartbeat), so no message is ever delivered twice (set
+//!   [`Settings::visibility_timeout_seconds`] to see workers without a heartbeat instead);
 //! - a task starts `task_start_seconds` after it was asked for (provisioning, image pull,
 //!   container start) and is paid for from that moment until it stops, at least
 //!   [`Settings::min_billed_seconds`] (Fargate's one-minute minimum);
@@ -24,7 +25,8 @@
 //! nothing in hand stop, messages arrive, running tasks receive messages, standalone tasks
 //! with nothing to do exit, the policy looks and acts.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::Error;
 use crate::trace::Trace;
@@ -58,6 +60,12 @@ pub struct Settings {
     pub idle_exit_seconds: u64,
     /// Every task is billed at least this long (Fargate: one minute).
     pub min_billed_seconds: u64,
+    /// `None`: the worker extends a message's visibility while working on it (heartbeat).
+    /// `Some(V)`: workers without a heartbeat on a queue whose visibility timeout is V: a
+    /// message still in hand V seconds after it was received becomes visible again and is
+    /// delivered again (the first processing goes on; the first to finish deletes it). The
+    /// copy in hand still counts as in flight while the visible copy waits.
+    pub visibility_timeout_seconds: Option<u64>,
 }
 
 impl Default for Settings {
@@ -71,6 +79,7 @@ impl Default for Settings {
             concurrency: 1,
             idle_exit_seconds: 20,
             min_billed_seconds: 60,
+            visibility_timeout_seconds: None,
         }
     }
 }
@@ -85,12 +94,21 @@ impl Settings {
             ("--metric-delay-seconds", self.metric_delay_seconds),
             ("--idle-exit-seconds", self.idle_exit_seconds),
             ("min_billed_seconds", self.min_billed_seconds),
+            (
+                "--visibility-timeout-seconds",
+                self.visibility_timeout_seconds.unwrap_or(0),
+            ),
         ] {
             if value > MAX_RUN_SECONDS {
                 return Err(Error::new(format!(
                     "{flag} {value}: at most {MAX_RUN_SECONDS} (31 days)"
                 )));
             }
+        }
+        if self.visibility_timeout_seconds == Some(0) {
+            return Err(Error::new(
+                "--visibility-timeout-seconds 0: must be at least 1".to_string(),
+            ));
         }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(Error::new(format!(
@@ -229,7 +247,8 @@ pub struct Run {
     pub waits: Vec<u64>,
     /// Messages never started: still in the queue when the run ended.
     pub unprocessed: u64,
-    /// How many times each message started processing (0 or 1).
+    /// How many times each message started processing: 0 or 1 with the worker's heartbeat,
+    /// more without one when processing outlasts the visibility timeout.
     pub deliveries: Vec<u8>,
     /// Messages whose processing finished.
     pub completed: u64,
@@ -256,8 +275,8 @@ struct Task {
     exit: Option<Exit>,
     launched_at: u64,
     ready_at: u64,
-    /// When each message in hand is done.
-    in_hand: Vec<u64>,
+    /// Each message in hand: when it is done, and which it is.
+    in_hand: Vec<(u64, usize)>,
     /// Messages taken so far.
     taken: u32,
     /// The last second it had a message in hand (or became ready).
@@ -333,6 +352,10 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
     let mut next_message = 0usize;
     let mut waits = Vec::with_capacity(messages as usize);
     let mut deliveries = vec![0u8; messages as usize];
+    // Messages deleted (their processing finished once).
+    let mut deleted = vec![false; messages as usize];
+    // Without a heartbeat: (second, message) when a received message becomes visible again.
+    let mut reappear: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut in_flight = 0u64;
     let mut completed = 0u64;
     let mut task_seconds = 0u64;
@@ -359,11 +382,17 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
     for now in 0..=end {
         // Messages finish; scaled-in service tasks with nothing left in hand stop.
         for task in tasks.iter_mut() {
-            let before = task.in_hand.len();
-            task.in_hand.retain(|done| *done != now);
-            let finished = (before - task.in_hand.len()) as u64;
-            in_flight -= finished;
-            completed += finished;
+            task.in_hand.retain(|&(done, id)| {
+                if done != now {
+                    return true;
+                }
+                in_flight -= 1;
+                if !deleted[id] {
+                    deleted[id] = true;
+                    completed += 1;
+                }
+                false
+            });
         }
         tasks.retain(|task| {
             let stop = task.draining && !task.busy();
@@ -386,6 +415,21 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
             arrived += u64::from(n);
             arrivals.next();
         }
+        // Without a heartbeat, messages still in hand past the visibility timeout reappear.
+        while let Some(&Reverse((t, id))) = reappear.peek() {
+            if t > now {
+                break;
+            }
+            reappear.pop();
+            if !deleted[id] {
+                queue.push_back((id, now));
+            }
+        }
+
+        // A message deleted while a copy of it waited visible is gone from the queue.
+        if settings.visibility_timeout_seconds.is_some() {
+            queue.retain(|(id, _)| !deleted[*id]);
+        }
 
         // Running tasks receive messages into their free slots.
         for task in tasks.iter_mut() {
@@ -393,11 +437,18 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
                 let Some((id, arrived_at)) = queue.pop_front() else {
                     break;
                 };
-                waits.push(now - arrived_at);
+                if deliveries[id] == 0 {
+                    waits.push(now - arrived_at);
+                }
                 deliveries[id] = deliveries[id].saturating_add(1);
                 in_flight += 1;
                 task.taken += 1;
-                task.in_hand.push(now + u64::from(work[id]));
+                task.in_hand.push((now + u64::from(work[id]), id));
+                if let Some(timeout) = settings.visibility_timeout_seconds
+                    && u64::from(work[id]) > timeout
+                {
+                    reappear.push(Reverse((now + timeout, id)));
+                }
             }
             if task.busy() {
                 task.last_busy = now;
@@ -485,8 +536,13 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
     }
 
     // Every arrival is within the run: a message never started is still in the queue.
-    let unprocessed = queue.len() as u64;
-    waits.extend(queue.iter().map(|(_, arrived)| end - arrived));
+    let never_started: Vec<u64> = queue
+        .iter()
+        .filter(|(id, _)| deliveries[*id] == 0)
+        .map(|(_, arrived)| end - arrived)
+        .collect();
+    let unprocessed = never_started.len() as u64;
+    waits.extend(never_started);
     waits.sort_unstable();
     Ok(Run {
         policy: policy.name().to_string(),
@@ -628,6 +684,7 @@ mod tests {
             concurrency: 1,
             idle_exit_seconds: 20,
             min_billed_seconds: 0,
+            visibility_timeout_seconds: None,
         }
     }
 
@@ -731,6 +788,40 @@ mod tests {
         assert_eq!(run.task_seconds, 1 + 40 + 161);
         assert_eq!(run.completed, 3);
         assert!(run.deliveries.iter().all(|d| *d == 1));
+    }
+
+    #[test]
+    fn the_heartbeat_keeps_a_long_message_from_running_twice() {
+        // One message of 100 s, two idle tasks, a 30 s visibility timeout.
+        let trace = Trace::new([(0, 1)]);
+        let run_with = |visibility: Option<u64>| {
+            let mut policy = Scripted {
+                initial: 2,
+                script: vec![],
+            };
+            let world = Settings {
+                visibility_timeout_seconds: visibility,
+                ..settings(100.0, 200)
+            };
+            simulate(&trace, &mut policy, &world).unwrap()
+        };
+        let heartbeat = run_with(None);
+        assert_eq!(heartbeat.deliveries, vec![1]);
+        // Without one it reappears at 30 (the second task takes it) and at 60 (both tasks busy:
+        // it waits) until the first copy finishes at 100 and deletes it.
+        let without = run_with(Some(30));
+        assert_eq!(without.deliveries, vec![2]);
+        assert_eq!(without.completed, 1);
+        assert_eq!(without.waits, vec![0]);
+        assert_eq!(without.unprocessed, 0);
+        assert!(
+            Settings {
+                visibility_timeout_seconds: Some(0),
+                ..Settings::default()
+            }
+            .check(&trace)
+            .is_err()
+        );
     }
 
     #[test]

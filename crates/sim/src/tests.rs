@@ -632,6 +632,7 @@ fn domination_needs_no_worse_on_both_and_better_on_one() {
         first_task_running_s: None,
         messages: 1,
         unprocessed: 0,
+        redelivered: 0,
     };
     let own = row(50, 95.0);
     assert!(benchmark::dominates(&row(50, 94.9), &own));
