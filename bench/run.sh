@@ -9,8 +9,12 @@
 #   4. cold start of each function and of the floor under a fake Runtime API, first invocation
 #      against moto server on loopback (bench/coldstart, bench/moto_setup.py)
 #   5. simulations of every trace in bench/traces/ under every policy (jobrunner simulate), with
-#      charts in bench/charts/
+#      charts in bench/charts/, and the scaling benchmark (`jobrunner simulate --trace bench/traces`:
+#      jobrunner in both modes against every peer, goals checked)
 #   6. bench/RESULTS.md (bench/report.py)
+#
+# TARGET (cargo target directory, default target/bench). SIMULATIONS_ONLY=1 builds only the CLI, runs step 5 and replaces just the scaling parts of
+# bench/RESULTS.md (report.py --splice), leaving the other measurements as they were.
 #
 # Environment: RUNS (cold starts per function, default 30), WARMUP (discarded, default 2),
 # JOBS (cargo jobs, default 2), SEED (processing times, default 1), MEASUREMENT_SECONDS
@@ -26,7 +30,8 @@ JOBS=${JOBS:-2}
 SEED=${SEED:-1}
 MEASUREMENT_SECONDS=${MEASUREMENT_SECONDS:-3}
 MOTO_PORT=${MOTO_PORT:-5077}
-TARGET="$ROOT/target/bench"
+SIMULATIONS_ONLY=${SIMULATIONS_ONLY:-}
+TARGET="${TARGET:-$ROOT/target/bench}"
 OUT="$ROOT/bench/out"
 CHARTS="$ROOT/bench/charts"
 FUNCTIONS=(launcher scaler alerter)
@@ -68,15 +73,19 @@ trap cleanup EXIT
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 } >"$OUT/machine.txt"
 
+if [ -z "$SIMULATIONS_ONLY" ]; then
 log "1/6 builds (release, cargo lambda, target/bench)"
 run env CARGO_TARGET_DIR="$TARGET" cargo lambda build --release -j"$JOBS" --output-format zip \
   --lambda-dir "$TARGET/lambda" --bin launcher --bin scaler --bin alerter
 (cd bench/hello && run env CARGO_TARGET_DIR="$TARGET/hello" cargo lambda build --release -j"$JOBS" \
   --output-format zip --lambda-dir "$TARGET/lambda")
 run env CARGO_TARGET_DIR="$TARGET/tools" cargo build -q --release -j"$JOBS" --manifest-path bench/coldstart/Cargo.toml
+fi
 run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
 JOBRUNNER="$TARGET/debug/jobrunner"
 phase_done builds
+
+if [ -z "$SIMULATIONS_ONLY" ]; then
 
 log "2/6 sizes"
 {
@@ -124,6 +133,7 @@ run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoi
   --function alerter "$OUT/cold/alerter/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-alerter.toml" \
   >"$OUT/coldstart-certfile.json"
 phase_done coldstart
+fi
 
 log "5/6 simulations"
 simulate() { # NAME TRACE ARGS...
@@ -147,9 +157,18 @@ for trace in "${TRACES[@]}"; do
 done
 "$JOBRUNNER" simulate --config bench/jobrunner.toml --worker orders --trace bench/traces/spiky.csv --min-tasks 0 --max-tasks 50 \
   | tee "$OUT/sim-example.txt"
+# The scaling benchmark: every trace at the same bounds, jobrunner in both modes (tasks launched in
+# jobs mode exit after 5 s idle, one sampling period), every peer, the goals checked.
+BENCH_ARGS=(--config bench/jobrunner.toml --worker orders --trace bench/traces --min-tasks 0 --max-tasks 50 --idle-exit-seconds 5 --seed "$SEED")
+run "$JOBRUNNER" simulate "${BENCH_ARGS[@]}" | tee "$OUT/scaling.md"
+"$JOBRUNNER" simulate "${BENCH_ARGS[@]}" --json >"$OUT/scaling.json"
 phase_done simulations
 
 log "6/6 bench/RESULTS.md"
 printf 'total\t%s\n' "$(($(date +%s) - began))" >>"$OUT/timings.txt"
-python3 bench/report.py "$OUT" >bench/RESULTS.md
+if [ -n "$SIMULATIONS_ONLY" ]; then
+  python3 bench/report.py "$OUT" --splice bench/RESULTS.md
+else
+  python3 bench/report.py "$OUT" >bench/RESULTS.md
+fi
 log "done in $(($(date +%s) - began)) s: bench/RESULTS.md, bench/charts/*.svg"

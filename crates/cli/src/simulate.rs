@@ -1,9 +1,14 @@
 //! `jobrunner simulate`: one worker's queue under a traffic trace, scaled by jobrunner's real
 //! decision function and by the policies users would pick instead (crates/sim).
 
+//!
+//! Output goes to stdout in one write; a closed pipe (`| head -1`) ends the command quietly.
+
+use std::io::Write;
 use std::path::PathBuf;
 
 use jobrunner_core::Config;
+use jobrunner_core::config::WorkerMode;
 use jobrunner_sim::{
     BoundsOverride, PolicyKind, Settings, Summary, Trace, WorkTime, chart, report,
 };
@@ -17,10 +22,13 @@ pub struct SimulateArgs {
     /// The worker (`[workers.NAME]`) whose scaling settings jobrunner uses.
     #[arg(long)]
     worker: String,
-    /// CSV with the header `time_s,arrivals`: messages arriving in each second.
+    /// CSV with the header `time_s,arrivals`: messages arriving in each second. A directory
+    /// runs the benchmark instead: every `*.csv` in it under every policy and jobrunner in both
+    /// modes, as Markdown tables with the benchmark's goals (bench/RESULTS.md).
     #[arg(long)]
     trace: PathBuf,
-    /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking, keda.
+    /// A policy to run (repeatable): jobrunner, cdk-queue-processing, target-tracking,
+    /// target-tracking-step, keda, keda-tuned, keda-scaledjob, runtask-per-batch.
     /// Default: all of them.
     #[arg(long = "policy", value_name = "P")]
     policies: Vec<String>,
@@ -51,6 +59,21 @@ pub struct SimulateArgs {
     /// Maximum tasks for every policy (default: the worker's; CDK's own default is 2).
     #[arg(long)]
     max_tasks: Option<u32>,
+    /// jobrunner's mode instead of the worker's `mode`: service or jobs.
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
+    /// Messages each task works on at once (`jobrunner-worker --concurrency`).
+    #[arg(long, default_value_t = 1)]
+    concurrency: u32,
+    /// A task launched in jobs mode (or by keda-scaledjob) exits after this long with nothing
+    /// to do (`jobrunner-worker --idle-exit`).
+    #[arg(long, default_value_t = 20)]
+    idle_exit_seconds: u64,
+    /// Workers without a heartbeat on a queue with this visibility timeout: a message still
+    /// being processed after it reappears and is delivered again. Default: the worker's
+    /// heartbeat keeps it invisible.
+    #[arg(long, value_name = "SECONDS")]
+    visibility_timeout_seconds: Option<u64>,
 }
 
 pub fn run(args: SimulateArgs) -> Result<(), String> {
@@ -69,6 +92,18 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             }
         )
     })?;
+    let settings = settings(&args)?;
+    let bounds = bounds(&args)?;
+    if args.trace.is_dir() {
+        if !args.policies.is_empty() || args.chart.is_some() {
+            return Err(format!(
+                "--trace {}: a directory runs the benchmark (every policy, no chart); \
+                 --policy and --chart take one trace file",
+                args.trace.display()
+            ));
+        }
+        return benchmark(&args, worker, bounds, &settings);
+    }
     let trace = Trace::load(&args.trace).map_err(|e| e.to_string())?;
     if trace.total() == 0 {
         return Err(format!(
@@ -76,6 +111,9 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             args.trace.display()
         ));
     }
+    settings
+        .check(&trace)
+        .map_err(|e| format!("{}: {e}", args.trace.display()))?;
     let kinds = if args.policies.is_empty() {
         PolicyKind::ALL.to_vec()
     } else {
@@ -84,21 +122,6 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             .map(|p| p.parse::<PolicyKind>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("--policy: {e}"))?
-    };
-    let work: WorkTime = args
-        .work_seconds
-        .parse()
-        .map_err(|e| format!("--work-seconds: {e}"))?;
-    let settings = Settings {
-        task_start_seconds: args.task_start_seconds,
-        work,
-        seed: args.seed,
-        tail_seconds: args.tail_seconds,
-        metric_delay_seconds: args.metric_delay_seconds,
-    };
-    let bounds = BoundsOverride {
-        min: args.min_tasks,
-        max: args.max_tasks,
     };
     let runs = jobrunner_sim::compare(&trace, worker, &kinds, bounds, &settings)
         .map_err(|e| e.to_string())?;
@@ -116,15 +139,103 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         let svg = chart::svg(&title, &runs).map_err(|e| e.to_string())?;
         std::fs::write(path, svg).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
     }
-    if args.json {
-        println!("{}", report::to_json(&summaries));
-        return Ok(());
+    let text = if args.json {
+        report::to_json(&summaries) + "\n"
+    } else {
+        describe(&args, &trace, worker, bounds, &settings, &kinds, &summaries)
+    };
+    emit(&text)
+}
+
+/// The world's settings from the flags.
+fn settings(args: &SimulateArgs) -> Result<Settings, String> {
+    let work: WorkTime = args
+        .work_seconds
+        .parse()
+        .map_err(|e| format!("--work-seconds: {e}"))?;
+    Ok(Settings {
+        task_start_seconds: args.task_start_seconds,
+        work,
+        seed: args.seed,
+        tail_seconds: args.tail_seconds,
+        metric_delay_seconds: args.metric_delay_seconds,
+        concurrency: args.concurrency,
+        idle_exit_seconds: args.idle_exit_seconds,
+        visibility_timeout_seconds: args.visibility_timeout_seconds,
+        ..Settings::default()
+    })
+}
+
+/// The bounds and mode overrides from the flags.
+fn bounds(args: &SimulateArgs) -> Result<BoundsOverride, String> {
+    let mode = match args.mode.as_deref() {
+        None => None,
+        Some("service") => Some(WorkerMode::Service),
+        Some("jobs") => Some(WorkerMode::Jobs),
+        Some(other) => {
+            return Err(format!("--mode '{other}': use service or jobs"));
+        }
+    };
+    Ok(BoundsOverride {
+        min: args.min_tasks,
+        max: args.max_tasks,
+        mode,
+    })
+}
+
+/// `--trace DIR`: the benchmark over every trace in DIR.
+fn benchmark(
+    args: &SimulateArgs,
+    worker: &jobrunner_core::config::Worker,
+    bounds: BoundsOverride,
+    settings: &Settings,
+) -> Result<(), String> {
+    use jobrunner_sim::benchmark;
+    let traces = benchmark::load_traces(&args.trace).map_err(|e| e.to_string())?;
+    for (name, trace) in &traces {
+        settings
+            .check(trace)
+            .map_err(|e| format!("{}/{name}.csv: {e}", args.trace.display()))?;
     }
+    let results = benchmark::run(&traces, worker, bounds, settings).map_err(|e| e.to_string())?;
+    let goals = benchmark::goals(&results);
+    let text = if args.json {
+        benchmark::to_json(&results, &goals) + "\n"
+    } else {
+        benchmark::markdown(&results, &goals)
+    };
+    emit(&text)
+}
+
+/// Writes `text` to stdout; a reader that went away (a closed pipe) is not an error.
+fn emit(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("stdout: {e}")),
+    }
+}
+
+/// The table with a header naming the trace, the worker and the settings.
+fn describe(
+    args: &SimulateArgs,
+    trace: &Trace,
+    worker: &jobrunner_core::config::Worker,
+    bounds: BoundsOverride,
+    settings: &Settings,
+    kinds: &[PolicyKind],
+    summaries: &[Summary],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let sampling = worker
         .sample_every_seconds
         .map_or("once a minute".to_string(), |s| format!("every {s}s"));
-    println!(
-        "{}: {} messages from {} to {}, then {} more; worker {} ({} messages per task, tasks {}–{}, jobrunner samples {sampling})",
+    let mode = jobrunner_sim::policy::jobrunner::mode_name(bounds.mode.unwrap_or(worker.mode));
+    let _ = writeln!(
+        out,
+        "{}: {} messages from {} to {}, then {} more; worker {} ({} messages per task, tasks {}–{}, jobrunner in {mode} mode, samples {sampling})",
         args.trace.display(),
         trace.total(),
         report::seconds(trace.first_arrival().unwrap_or(0)),
@@ -135,11 +246,18 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
         bounds.min.unwrap_or(worker.min_tasks),
         bounds.max.unwrap_or(worker.max_tasks),
     );
-    println!(
-        "task start {}s, work {} s/message (seed {}), CloudWatch datapoints readable {}s after their minute{}",
+    let _ = writeln!(
+        out,
+        "task start {}s, work {} s/message (seed {}), {} per task at once, idle exit {}s, {}, CloudWatch datapoints readable {}s after their minute{}",
         settings.task_start_seconds,
         settings.work,
         settings.seed,
+        settings.concurrency,
+        settings.idle_exit_seconds,
+        settings.visibility_timeout_seconds.map_or_else(
+            || "visibility extended while working (heartbeat)".to_string(),
+            |v| format!("no heartbeat: visibility timeout {v}s")
+        ),
         settings.metric_delay_seconds,
         if bounds.min.is_none()
             && bounds.max.is_none()
@@ -150,10 +268,12 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
             ""
         }
     );
-    println!();
-    print!("{}", report::table(&summaries));
+    out.push('\n');
+    out.push_str(&report::table(summaries));
     if summaries.iter().any(|s| s.unprocessed > 0) {
-        println!("(≥: messages were still waiting at the end; their waits count as a lower bound)");
+        out.push_str(
+            "(≥: messages were still waiting at the end; their waits count as a lower bound)\n",
+        );
     }
-    Ok(())
+    out
 }

@@ -5,13 +5,16 @@ use plotters::prelude::*;
 use crate::Error;
 use crate::engine::Run;
 
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 9] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 120, 20),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(214, 39, 40),
     RGBColor(120, 120, 120),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(227, 119, 194),
 ];
 
 /// Renders `runs` (all on the same trace) as an SVG document.

@@ -1,30 +1,49 @@
-//! The discrete-time world: one SQS queue, one service of worker tasks, one-second steps.
+//! The discrete-time world: one SQS queue, the worker's tasks, one-second steps.
 //!
 //! Everything that is not the scaling policy is modelled here, once, for every policy:
-//! - a task starts `task_start_seconds` after the desired count rises (provisioning, image
-//!   pull, container start) and counts for task-minutes from that moment until it stops;
-//! - a running task receives one message at a time (long polling: as soon as one is visible)
-//!   and holds it in flight for the message's processing time;
-//! - scale-in removes pending tasks first, then idle ones; a busy task finishes its current
-//!   message and then stops (task scale-in protection, as the jobrunner docs recommend for
-//!   workers: the same rule for every policy);
-//! - a rise of the desired count first keeps tasks that were finishing their last message;
+//! - every task runs `jobrunner-worker`: it long-polls the queue and works on up to
+//!   [`Settings::concurrency`] messages at once (one per slot), taking a message in the same
+//!   second it becomes visible; while a message is in hand its visibility is extended
+//!   (heartbeat), so no message is ever delivered twice (set
+//!   [`Settings::visibility_timeout_seconds`] to see workers without a heartbeat instead);
+//! - a task starts `task_start_seconds` after it was asked for (provisioning, image pull,
+//!   container start) and is paid for from that moment until it stops, at least
+//!   [`Settings::min_billed_seconds`] (Fargate's one-minute minimum);
+//! - **service tasks** follow the desired count ([`Action::Desired`]): scale-in removes pending
+//!   tasks first, then idle ones; a task with a message in hand holds ECS task scale-in
+//!   protection, so it finishes its message(s) and then stops (the same rule for every
+//!   policy); a rise of the desired count first keeps tasks that were finishing;
+//! - **standalone tasks** ([`Action::Launch`]) run until they exit by themselves: with
+//!   [`Exit::Idle`] once they have had no message in hand for [`Settings::idle_exit_seconds`]
+//!   (`jobrunner-worker --idle-exit`), with [`Exit::After`] after that many messages, or at
+//!   once when the queue has nothing left for them (a RunTask per batch);
 //! - SQS and ECS metrics reach CloudWatch as one-minute datapoints, `metric_delay_seconds`
 //!   after the minute ends ([`Metrics`]); policies that read the queue directly (jobrunner,
 //!   KEDA) see the live counts in [`View`].
 //!
-//! Within one second the order is: tasks finish their messages, tasks that finished starting
-//! become ready, messages arrive, idle tasks receive messages, the policy looks and acts.
+//! Within one second the order is: tasks finish messages, scaled-in service tasks with
+//! nothing in hand stop, messages arrive, running tasks receive messages, standalone tasks
+//! with nothing to do exit, the policy looks and acts.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
+use crate::Error;
 use crate::trace::Trace;
 use crate::work::WorkTime;
+
+/// The longest run simulated (last arrival + tail), and the longest start delay, metric delay
+/// or idle exit accepted: 31 days of one-second steps.
+pub const MAX_RUN_SECONDS: u64 = 31 * 86_400;
+/// The most messages a trace may hold (each costs a few bytes of memory for the run).
+pub const MAX_MESSAGES: u64 = 5_000_000;
+/// The most messages one task may work on at once.
+pub const MAX_CONCURRENCY: u32 = 1_000;
 
 /// What the world looks like; the same for every policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// From the desired count rising to the task receiving messages.
+    /// From a task being asked for to the task receiving messages.
     pub task_start_seconds: u64,
     /// Per-message processing time.
     pub work: WorkTime,
@@ -34,6 +53,19 @@ pub struct Settings {
     pub tail_seconds: u64,
     /// How long after a minute ends its CloudWatch datapoint can be read.
     pub metric_delay_seconds: u64,
+    /// Messages one task works on at once (`jobrunner-worker --concurrency`).
+    pub concurrency: u32,
+    /// A standalone task with [`Exit::Idle`] exits after this long with nothing in hand
+    /// (`jobrunner-worker --idle-exit`).
+    pub idle_exit_seconds: u64,
+    /// Every task is billed at least this long (Fargate: one minute).
+    pub min_billed_seconds: u64,
+    /// `None`: the worker extends a message's visibility while working on it (heartbeat).
+    /// `Some(V)`: workers without a heartbeat on a queue whose visibility timeout is V: a
+    /// message still in hand V seconds after it was received becomes visible again and is
+    /// delivered again (the first processing goes on; the first to finish deletes it). The
+    /// copy in hand still counts as in flight while the visible copy waits.
+    pub visibility_timeout_seconds: Option<u64>,
 }
 
 impl Default for Settings {
@@ -44,6 +76,60 @@ impl Default for Settings {
             seed: 1,
             tail_seconds: 3600,
             metric_delay_seconds: 60,
+            concurrency: 1,
+            idle_exit_seconds: 20,
+            min_billed_seconds: 60,
+            visibility_timeout_seconds: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the settings against a trace: the run must fit [`MAX_RUN_SECONDS`] and the trace
+    /// [`MAX_MESSAGES`]; returns the last second simulated.
+    pub fn check(&self, trace: &Trace) -> Result<u64, Error> {
+        for (flag, value) in [
+            ("--task-start-seconds", self.task_start_seconds),
+            ("--tail-seconds", self.tail_seconds),
+            ("--metric-delay-seconds", self.metric_delay_seconds),
+            ("--idle-exit-seconds", self.idle_exit_seconds),
+            ("min_billed_seconds", self.min_billed_seconds),
+            (
+                "--visibility-timeout-seconds",
+                self.visibility_timeout_seconds.unwrap_or(0),
+            ),
+        ] {
+            if value > MAX_RUN_SECONDS {
+                return Err(Error::new(format!(
+                    "{flag} {value}: at most {MAX_RUN_SECONDS} (31 days)"
+                )));
+            }
+        }
+        if self.visibility_timeout_seconds == Some(0) {
+            return Err(Error::new(
+                "--visibility-timeout-seconds 0: must be at least 1".to_string(),
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(Error::new(format!(
+                "--concurrency {}: must be 1 to {MAX_CONCURRENCY}",
+                self.concurrency
+            )));
+        }
+        let messages = trace.total();
+        if messages > MAX_MESSAGES {
+            return Err(Error::new(format!(
+                "the trace holds {messages} messages; the simulator takes at most {MAX_MESSAGES}"
+            )));
+        }
+        let last = trace.last_arrival().unwrap_or(0);
+        match last.checked_add(self.tail_seconds) {
+            Some(end) if end <= MAX_RUN_SECONDS => Ok(end),
+            _ => Err(Error::new(format!(
+                "the last arrival at second {last} plus --tail-seconds {} goes past the longest \
+                 run simulated, {MAX_RUN_SECONDS} s (31 days)",
+                self.tail_seconds
+            ))),
         }
     }
 }
@@ -59,8 +145,8 @@ pub struct Datapoint {
     pub in_flight: u64,
     /// Tasks running at the end of the minute (Container Insights `RunningTaskCount`).
     pub running: u32,
-    /// ECS `CPUUtilization` averaged over the minute (a task is at 100 % while it processes a
-    /// message, 0 % while idle); `None` when no task ran in the minute.
+    /// ECS `CPUUtilization` averaged over the minute (a task is at 100 % while every slot
+    /// processes a message, 0 % while idle); `None` when no task ran in the minute.
     pub cpu_percent: Option<f64>,
 }
 
@@ -92,28 +178,51 @@ impl Metrics {
 pub struct View<'a> {
     /// Seconds since the start of the run.
     pub now: u64,
+    /// Messages that arrived in this second.
+    pub arrived: u64,
     /// Messages waiting in the queue.
     pub visible: u64,
     /// Messages being processed.
     pub in_flight: u64,
     /// The service's desired count.
     pub desired: u32,
-    /// Tasks running (finishing ones included).
+    /// Tasks running (finishing ones included), service and standalone.
     pub running: u32,
-    /// Tasks starting.
+    /// Tasks starting, service and standalone.
     pub pending: u32,
+    /// Service tasks holding scale-in protection: a message in hand.
+    pub protected: u32,
     /// CloudWatch metrics.
     pub metrics: &'a Metrics,
 }
 
-/// A scaling policy: looks at the world every second, may set a new desired count.
+/// How a standalone task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// After [`Settings::idle_exit_seconds`] with nothing in hand (`jobrunner-worker --idle-exit`).
+    Idle,
+    /// After working on this many messages, or as soon as it has nothing in hand and the queue
+    /// is empty (a task launched for one batch).
+    After(u32),
+}
+
+/// What a policy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Set the service's desired count.
+    Desired(u32),
+    /// Launch standalone tasks (RunTask), each ending by `exit`.
+    Launch { tasks: u32, exit: Exit },
+}
+
+/// A scaling policy: looks at the world every second, may act.
 pub trait Policy {
     /// The name shown in results.
     fn name(&self) -> &str;
-    /// The desired count (and running tasks) at the start of the run: the policy's minimum.
+    /// The desired count (and running service tasks) at the start of the run.
     fn initial_tasks(&self) -> u32;
-    /// Called once per second after the world moved; returns the new desired count, if any.
-    fn decide(&mut self, view: &View<'_>) -> Option<u32>;
+    /// Called once per second after the world moved; what to do, if anything.
+    fn act(&mut self, view: &View<'_>) -> Vec<Action>;
 }
 
 /// One point of the chart.
@@ -138,13 +247,19 @@ pub struct Run {
     pub waits: Vec<u64>,
     /// Messages never started: still in the queue when the run ended.
     pub unprocessed: u64,
-    /// How many times each message started processing (0 or 1).
+    /// How many times each message started processing: 0 or 1 with the worker's heartbeat,
+    /// more without one when processing outlasts the visibility timeout.
     pub deliveries: Vec<u8>,
     /// Messages whose processing finished.
     pub completed: u64,
-    /// Task-seconds: every second a task existed (starting, running or finishing).
+    /// Task-seconds billed: every second a task existed (starting, running or finishing),
+    /// at least [`Settings::min_billed_seconds`] per task.
     pub task_seconds: u64,
-    /// Changes of the desired count.
+    /// The work floor: the processing time of every message, summed.
+    pub work_seconds: u64,
+    /// Tasks started over the run (initial ones included).
+    pub tasks_started: u64,
+    /// Changes of the desired count and launches.
     pub scale_actions: u32,
     /// Seconds from the first message's arrival to the first task running (0 when one was).
     pub first_task_running: Option<u64>,
@@ -154,35 +269,93 @@ pub struct Run {
     pub timeline: Vec<Sample>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Task {
+    /// Standalone task and how it ends; `None` for a service task.
+    exit: Option<Exit>,
+    launched_at: u64,
     ready_at: u64,
-    busy_until: Option<u64>,
+    /// Each message in hand: when it is done, and which it is.
+    in_hand: Vec<(u64, usize)>,
+    /// Messages taken so far.
+    taken: u32,
+    /// The last second it had a message in hand (or became ready).
+    last_busy: u64,
+    /// A scaled-in service task finishing its messages (protected until then).
     draining: bool,
 }
 
-/// Runs `policy` against `trace`.
-pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> Run {
+impl Task {
+    fn new(now: u64, start_delay: u64, exit: Option<Exit>) -> Task {
+        Task {
+            exit,
+            launched_at: now,
+            ready_at: now + start_delay,
+            in_hand: Vec::new(),
+            taken: 0,
+            last_busy: now + start_delay,
+            draining: false,
+        }
+    }
+
+    fn is_service(&self) -> bool {
+        self.exit.is_none()
+    }
+
+    fn busy(&self) -> bool {
+        !self.in_hand.is_empty()
+    }
+
+    /// Slots free to receive into at `now`.
+    fn free_slots(&self, now: u64, concurrency: u32) -> u32 {
+        if self.ready_at > now || self.draining {
+            return 0;
+        }
+        let free = concurrency.saturating_sub(self.in_hand.len() as u32);
+        match self.exit {
+            Some(Exit::After(quota)) => free.min(quota.saturating_sub(self.taken)),
+            _ => free,
+        }
+    }
+
+    /// Whether a standalone task ends at `now` (after receiving; `queue_empty` then).
+    fn exits(&self, now: u64, idle_exit: u64, queue_empty: bool) -> bool {
+        if self.ready_at > now || self.busy() {
+            return false;
+        }
+        match self.exit {
+            None => false,
+            Some(Exit::Idle) => queue_empty && now >= self.last_busy + idle_exit,
+            Some(Exit::After(quota)) => self.taken >= quota || queue_empty,
+        }
+    }
+}
+
+/// Runs `policy` against `trace`; an error when the run is too large to simulate
+/// ([`Settings::check`]).
+pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> Result<Run, Error> {
+    let end = settings.check(trace)?;
     let messages = trace.total();
     let work = settings.work.durations(messages, settings.seed);
+    let work_seconds = work.iter().map(|w| u64::from(*w)).sum();
     let first_arrival = trace.first_arrival();
-    let end = trace.last_arrival().unwrap_or(0) + settings.tail_seconds;
     let step = timeline_step(end);
+    let concurrency = settings.concurrency;
+    let start_delay = settings.task_start_seconds;
 
     let initial = policy.initial_tasks();
-    let mut tasks: Vec<Task> = (0..initial)
-        .map(|_| Task {
-            ready_at: 0,
-            busy_until: None,
-            draining: false,
-        })
-        .collect();
+    let mut tasks: Vec<Task> = (0..initial).map(|_| Task::new(0, 0, None)).collect();
+    let mut tasks_started = u64::from(initial);
     let mut desired = initial;
     let mut queue: VecDeque<(usize, u64)> = VecDeque::new();
     let mut arrivals = trace.points().iter().peekable();
     let mut next_message = 0usize;
     let mut waits = Vec::with_capacity(messages as usize);
     let mut deliveries = vec![0u8; messages as usize];
+    // Messages deleted (their processing finished once).
+    let mut deleted = vec![false; messages as usize];
+    // Without a heartbeat: (second, message) when a received message becomes visible again.
+    let mut reappear: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut in_flight = 0u64;
     let mut completed = 0u64;
     let mut task_seconds = 0u64;
@@ -199,19 +372,38 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
         backlog: 0,
         tasks: 0,
     };
+    // A task removed at `now` was counted for seconds launched_at..now.
+    let billed_extra = |task: &Task, now: u64| {
+        settings
+            .min_billed_seconds
+            .saturating_sub(now - task.launched_at)
+    };
 
     for now in 0..=end {
-        // Messages finish; finishing tasks that were scaled in stop.
+        // Messages finish; scaled-in service tasks with nothing left in hand stop.
         for task in tasks.iter_mut() {
-            if task.busy_until == Some(now) {
-                task.busy_until = None;
+            task.in_hand.retain(|&(done, id)| {
+                if done != now {
+                    return true;
+                }
                 in_flight -= 1;
-                completed += 1;
-            }
+                if !deleted[id] {
+                    deleted[id] = true;
+                    completed += 1;
+                }
+                false
+            });
         }
-        tasks.retain(|task| !(task.draining && task.busy_until.is_none()));
+        tasks.retain(|task| {
+            let stop = task.draining && !task.busy();
+            if stop {
+                task_seconds += billed_extra(task, now);
+            }
+            !stop
+        });
 
         // Messages arrive.
+        let mut arrived = 0u64;
         while let Some(&&(t, n)) = arrivals.peek() {
             if t > now {
                 break;
@@ -220,25 +412,63 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
                 queue.push_back((next_message, t));
                 next_message += 1;
             }
+            arrived += u64::from(n);
             arrivals.next();
         }
-
-        // Idle running tasks receive messages.
-        for task in tasks.iter_mut() {
-            if task.ready_at <= now && !task.draining && task.busy_until.is_none() {
-                let Some((id, arrived)) = queue.pop_front() else {
-                    break;
-                };
-                waits.push(now - arrived);
-                deliveries[id] += 1;
-                in_flight += 1;
-                task.busy_until = Some(now + u64::from(work[id]));
+        // Without a heartbeat, messages still in hand past the visibility timeout reappear.
+        while let Some(&Reverse((t, id))) = reappear.peek() {
+            if t > now {
+                break;
+            }
+            reappear.pop();
+            if !deleted[id] {
+                queue.push_back((id, now));
             }
         }
 
+        // A message deleted while a copy of it waited visible is gone from the queue.
+        if settings.visibility_timeout_seconds.is_some() {
+            queue.retain(|(id, _)| !deleted[*id]);
+        }
+
+        // Running tasks receive messages into their free slots.
+        for task in tasks.iter_mut() {
+            for _ in 0..task.free_slots(now, concurrency) {
+                let Some((id, arrived_at)) = queue.pop_front() else {
+                    break;
+                };
+                if deliveries[id] == 0 {
+                    waits.push(now - arrived_at);
+                }
+                deliveries[id] = deliveries[id].saturating_add(1);
+                in_flight += 1;
+                task.taken += 1;
+                task.in_hand.push((now + u64::from(work[id]), id));
+                if let Some(timeout) = settings.visibility_timeout_seconds
+                    && u64::from(work[id]) > timeout
+                {
+                    reappear.push(Reverse((now + timeout, id)));
+                }
+            }
+            if task.busy() {
+                task.last_busy = now;
+            }
+        }
+
+        // Standalone tasks with nothing to do exit.
+        let queue_empty = queue.is_empty();
+        tasks.retain(|task| {
+            let exits = task.exits(now, settings.idle_exit_seconds, queue_empty);
+            if exits {
+                task_seconds += billed_extra(task, now);
+            }
+            !exits
+        });
+
         let running = tasks.iter().filter(|t| t.ready_at <= now).count() as u32;
         let pending = tasks.len() as u32 - running;
-        let busy = tasks.iter().filter(|t| t.busy_until.is_some()).count() as u32;
+        let protected = tasks.iter().filter(|t| t.is_service() && t.busy()).count() as u32;
+        let busy_slots: usize = tasks.iter().map(|t| t.in_hand.len()).sum();
         if first_task_running.is_none()
             && running > 0
             && let Some(first) = first_arrival.filter(|first| *first <= now)
@@ -248,7 +478,12 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
 
         // CloudWatch's minute.
         let visible = queue.len() as u64;
-        minute.add(visible, in_flight, running, busy);
+        minute.add(
+            visible,
+            in_flight,
+            running,
+            busy_slots as f64 / f64::from(concurrency),
+        );
         if now % 60 == 59 {
             metrics.points.push(minute.finish(now / 60, running));
         }
@@ -256,25 +491,31 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
         // The policy looks and acts.
         let view = View {
             now,
+            arrived,
             visible,
             in_flight,
             desired,
             running,
             pending,
+            protected,
             metrics: &metrics,
         };
-        if let Some(target) = policy.decide(&view)
-            && target != desired
-        {
-            scale_actions += 1;
-            resize(
-                &mut tasks,
-                desired,
-                target,
-                now,
-                settings.task_start_seconds,
-            );
-            desired = target;
+        for action in policy.act(&view) {
+            match action {
+                Action::Desired(target) if target != desired => {
+                    scale_actions += 1;
+                    tasks_started +=
+                        u64::from(resize(&mut tasks, desired, target, now, start_delay));
+                    desired = target;
+                }
+                Action::Desired(_) => {}
+                Action::Launch { tasks: 0, .. } => {}
+                Action::Launch { tasks: count, exit } => {
+                    scale_actions += 1;
+                    tasks_started += u64::from(count);
+                    tasks.extend((0..count).map(|_| Task::new(now, start_delay, Some(exit))));
+                }
+            }
         }
 
         task_seconds += tasks.len() as u64;
@@ -290,12 +531,20 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
         sample.tasks = sample.tasks.max(tasks.len() as u32);
     }
     timeline.push(sample);
+    for task in &tasks {
+        task_seconds += billed_extra(task, end + 1);
+    }
 
     // Every arrival is within the run: a message never started is still in the queue.
-    let unprocessed = queue.len() as u64;
-    waits.extend(queue.iter().map(|(_, arrived)| end - arrived));
+    let never_started: Vec<u64> = queue
+        .iter()
+        .filter(|(id, _)| deliveries[*id] == 0)
+        .map(|(_, arrived)| end - arrived)
+        .collect();
+    let unprocessed = never_started.len() as u64;
+    waits.extend(never_started);
     waits.sort_unstable();
-    Run {
+    Ok(Run {
         policy: policy.name().to_string(),
         messages,
         waits,
@@ -303,15 +552,18 @@ pub fn simulate(trace: &Trace, policy: &mut dyn Policy, settings: &Settings) -> 
         deliveries,
         completed,
         task_seconds,
+        work_seconds,
+        tasks_started,
         scale_actions,
         first_task_running,
         duration: end + 1,
         timeline,
-    }
+    })
 }
 
-/// Applies a new desired count to the tasks.
-fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64) {
+/// Applies a new desired count to the service's tasks (standalone tasks are left alone);
+/// returns the tasks started.
+fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64) -> u32 {
     if to > from {
         let mut add = to - from;
         // Tasks finishing their last message stay on.
@@ -322,12 +574,8 @@ fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64)
             task.draining = false;
             add -= 1;
         }
-        tasks.extend((0..add).map(|_| Task {
-            ready_at: now + start_delay,
-            busy_until: None,
-            draining: false,
-        }));
-        return;
+        tasks.extend((0..add).map(|_| Task::new(now, start_delay, None)));
+        return add;
     }
     let mut remove = from - to;
     // Pending tasks first (newest first), then idle running ones: they stop at once.
@@ -335,13 +583,13 @@ fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64)
         let pending = tasks
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.ready_at > now && !t.draining)
+            .filter(|(_, t)| t.is_service() && t.ready_at > now && !t.draining)
             .max_by_key(|(_, t)| t.ready_at)
             .map(|(i, _)| i);
         let idle = || {
             tasks
                 .iter()
-                .position(|t| t.ready_at <= now && !t.draining && t.busy_until.is_none())
+                .position(|t| t.is_service() && t.ready_at <= now && !t.draining && !t.busy())
         };
         match pending.or_else(idle) {
             Some(i) => {
@@ -351,14 +599,15 @@ fn resize(tasks: &mut Vec<Task>, from: u32, to: u32, now: u64, start_delay: u64)
             None => break,
         }
     }
-    // Busy tasks finish their message, then stop (scale-in protection).
-    for task in tasks.iter_mut().filter(|t| !t.draining) {
+    // Protected tasks finish what they hold, then stop.
+    for task in tasks.iter_mut().filter(|t| t.is_service() && !t.draining) {
         if remove == 0 {
             break;
         }
         task.draining = true;
         remove -= 1;
     }
+    0
 }
 
 /// Chart resolution: at most about 1,500 points.
@@ -376,11 +625,12 @@ struct MinuteAccumulator {
 }
 
 impl MinuteAccumulator {
-    fn add(&mut self, visible: u64, in_flight: u64, running: u32, busy: u32) {
+    /// `busy`: tasks' worth of busy slots.
+    fn add(&mut self, visible: u64, in_flight: u64, running: u32, busy: f64) {
         self.visible = self.visible.max(visible);
         self.in_flight = self.in_flight.max(in_flight);
         if running > 0 {
-            self.cpu_sum += 100.0 * f64::from(busy.min(running)) / f64::from(running);
+            self.cpu_sum += 100.0 * busy.min(f64::from(running)) / f64::from(running);
             self.cpu_seconds += 1;
         }
     }
@@ -415,11 +665,12 @@ mod tests {
         fn initial_tasks(&self) -> u32 {
             self.initial
         }
-        fn decide(&mut self, view: &View<'_>) -> Option<u32> {
+        fn act(&mut self, view: &View<'_>) -> Vec<Action> {
             self.script
                 .iter()
-                .find(|(t, _)| *t == view.now)
-                .map(|(_, n)| *n)
+                .filter(|(t, _)| *t == view.now)
+                .map(|(_, n)| Action::Desired(*n))
+                .collect()
         }
     }
 
@@ -430,6 +681,10 @@ mod tests {
             seed: 1,
             tail_seconds: tail,
             metric_delay_seconds: 60,
+            concurrency: 1,
+            idle_exit_seconds: 20,
+            min_billed_seconds: 0,
+            visibility_timeout_seconds: None,
         }
     }
 
@@ -447,7 +702,7 @@ mod tests {
                 (9010, 4),
             ],
         };
-        let run = simulate(&trace, &mut policy, &settings(7.0, 7200));
+        let run = simulate(&trace, &mut policy, &settings(7.0, 7200)).unwrap();
         assert_eq!(run.unprocessed, 0);
         assert_eq!(run.completed, run.messages);
         assert!(run.deliveries.iter().all(|d| *d == 1));
@@ -463,7 +718,7 @@ mod tests {
             initial: 2,
             script: vec![(100, 3), (400, 0)],
         };
-        let run = simulate(&trace, &mut policy, &settings(5.0, 1000));
+        let run = simulate(&trace, &mut policy, &settings(5.0, 1000)).unwrap();
         // Seconds 0..=399 for two tasks, 100..=399 for the third (starting included).
         assert_eq!(run.task_seconds, 2 * 400 + 300);
         assert_eq!(run.duration, 1001);
@@ -476,7 +731,7 @@ mod tests {
             initial: 1,
             script: vec![(5, 0)],
         };
-        let run = simulate(&trace, &mut policy, &settings(30.0, 100));
+        let run = simulate(&trace, &mut policy, &settings(30.0, 100)).unwrap();
         assert_eq!(run.completed, 1);
         assert_eq!(run.waits, vec![0]);
         // The task lives seconds 0..=29: it stops when its message is done at 30.
@@ -490,10 +745,83 @@ mod tests {
             initial: 0,
             script: vec![(12, 1)],
         };
-        let run = simulate(&trace, &mut policy, &settings(10.0, 600));
+        let run = simulate(&trace, &mut policy, &settings(10.0, 600)).unwrap();
         // Ready at 57: messages start at 57, 67, 77.
         assert_eq!(run.waits, vec![47, 57, 67]);
         assert_eq!(run.first_task_running, Some(47));
+    }
+
+    #[test]
+    fn a_task_works_on_as_many_messages_as_it_has_slots() {
+        let trace = Trace::new([(0, 5)]);
+        let mut policy = Scripted {
+            initial: 1,
+            script: vec![],
+        };
+        let two = Settings {
+            concurrency: 2,
+            ..settings(10.0, 100)
+        };
+        let run = simulate(&trace, &mut policy, &two).unwrap();
+        assert_eq!(run.waits, vec![0, 0, 10, 10, 20]);
+        assert_eq!(run.completed, 5);
+    }
+
+    #[test]
+    fn scale_in_stops_idle_tasks_at_once_and_busy_ones_after_their_messages() {
+        // Two tasks, one busy until 40 with two messages in hand. Scaled to one at 1: the idle
+        // task stops at once. Scaled to zero at 5: the busy one is protected, takes nothing new
+        // (the message at 20 waits) and stops when its messages are done at 40.
+        let trace = Trace::new([(0, 2), (20, 1)]);
+        let mut policy = Scripted {
+            initial: 2,
+            script: vec![(1, 1), (5, 0), (60, 1)],
+        };
+        let two = Settings {
+            concurrency: 2,
+            ..settings(40.0, 200)
+        };
+        let run = simulate(&trace, &mut policy, &two).unwrap();
+        // 0 → 1 at 60 starts a new task, ready at 105.
+        assert_eq!(run.waits, vec![0, 0, 85]);
+        // Alive: the idle task 0..1, the busy one 0..40, the new one 60..=220.
+        assert_eq!(run.task_seconds, 1 + 40 + 161);
+        assert_eq!(run.completed, 3);
+        assert!(run.deliveries.iter().all(|d| *d == 1));
+    }
+
+    #[test]
+    fn the_heartbeat_keeps_a_long_message_from_running_twice() {
+        // One message of 100 s, two idle tasks, a 30 s visibility timeout.
+        let trace = Trace::new([(0, 1)]);
+        let run_with = |visibility: Option<u64>| {
+            let mut policy = Scripted {
+                initial: 2,
+                script: vec![],
+            };
+            let world = Settings {
+                visibility_timeout_seconds: visibility,
+                ..settings(100.0, 200)
+            };
+            simulate(&trace, &mut policy, &world).unwrap()
+        };
+        let heartbeat = run_with(None);
+        assert_eq!(heartbeat.deliveries, vec![1]);
+        // Without one it reappears at 30 (the second task takes it) and at 60 (both tasks busy:
+        // it waits) until the first copy finishes at 100 and deletes it.
+        let without = run_with(Some(30));
+        assert_eq!(without.deliveries, vec![2]);
+        assert_eq!(without.completed, 1);
+        assert_eq!(without.waits, vec![0]);
+        assert_eq!(without.unprocessed, 0);
+        assert!(
+            Settings {
+                visibility_timeout_seconds: Some(0),
+                ..Settings::default()
+            }
+            .check(&trace)
+            .is_err()
+        );
     }
 
     #[test]
@@ -503,7 +831,7 @@ mod tests {
             initial: 0,
             script: vec![],
         };
-        let run = simulate(&trace, &mut policy, &settings(10.0, 100));
+        let run = simulate(&trace, &mut policy, &settings(10.0, 100)).unwrap();
         assert_eq!(run.unprocessed, 2);
         assert_eq!(run.waits, vec![100, 100]);
         assert_eq!(run.first_task_running, None);
@@ -520,14 +848,14 @@ mod tests {
             fn initial_tasks(&self) -> u32 {
                 0
             }
-            fn decide(&mut self, view: &View<'_>) -> Option<u32> {
+            fn act(&mut self, view: &View<'_>) -> Vec<Action> {
                 self.0
                     .push((view.now, view.metrics.published(view.now).len()));
-                None
+                Vec::new()
             }
         }
         let mut probe = Probe(Vec::new());
-        simulate(&trace, &mut probe, &settings(1.0, 200));
+        simulate(&trace, &mut probe, &settings(1.0, 200)).unwrap();
         let seen = |t: u64| probe.0.iter().find(|(now, _)| *now == t).unwrap().1;
         assert_eq!(seen(119), 0);
         assert_eq!(seen(120), 1, "minute 0 readable at 60 + 60");

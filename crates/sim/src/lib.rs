@@ -9,12 +9,21 @@
 //!   visible messages plus CPU target tracking ([`policy::cdk`]);
 //! - `target-tracking`: Application Auto Scaling target tracking on backlog per task
 //!   ([`policy::TargetTracking`]);
-//! - `keda`: KEDA's `aws-sqs-queue` scaler with a Kubernetes HPA ([`policy::keda`]).
+//! - `target-tracking-step`: the same plus a step policy that adds a task when any message is
+//!   visible ([`policy::TargetTrackingStep`]);
+//! - `keda` and `keda-tuned`: KEDA's `aws-sqs-queue` scaler with a Kubernetes HPA, at its
+//!   defaults and with `pollingInterval` 10 s and no scale-up cap ([`policy::keda`]);
+//! - `keda-scaledjob`: KEDA ScaledJob, accurate strategy ([`policy::scaledjob`]);
+//! - `runtask-per-batch`: one RunTask per batch of messages ([`policy::batch`]).
 //!
-//! Everything else — task start delay, processing times, CloudWatch's metric delay, scale-in
-//! protection — is modelled once in [`engine`], identically for every policy. The simulation
-//! is pure and deterministic for a seed.
+//! jobrunner runs in the worker's `mode`: `service` (desiredCount) or `jobs` (standalone tasks
+//! that exit when idle). Everything else — the worker in every task (`jobrunner-worker`: long
+//! polling, concurrency slots, heartbeat, scale-in protection, idle exit), task start delay,
+//! processing times, Fargate's one-minute minimum, CloudWatch's metric delay — is modelled
+//! once in [`engine`], identically for every policy. The simulation is pure and deterministic
+//! for a seed.
 
+pub mod benchmark;
 pub mod chart;
 pub mod engine;
 pub mod policy;
@@ -27,7 +36,7 @@ use std::fmt;
 use chrono::{DateTime, TimeZone, Utc};
 use jobrunner_core::config::Worker;
 
-pub use engine::{Policy, Run, Settings, View, simulate};
+pub use engine::{Action, Exit, Policy, Run, Settings, View, simulate};
 pub use policy::{BoundsOverride, PolicyKind};
 pub use report::Summary;
 pub use trace::Trace;
@@ -71,7 +80,7 @@ pub fn compare(
         .iter()
         .map(|kind| {
             let mut policy = policy::build(*kind, worker, bounds, epoch())?;
-            Ok(simulate(trace, policy.as_mut(), settings))
+            simulate(trace, policy.as_mut(), settings)
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub struct Summary {
     pub messages: u64,
     /// Messages never started by the end of the run; their waits count as a lower bound.
     pub unprocessed: u64,
+    /// Messages processed more than once (only without the worker's heartbeat).
+    pub redelivered: u64,
 }
 
 impl Summary {
@@ -37,6 +39,7 @@ impl Summary {
             first_task_running_s: run.first_task_running,
             messages: run.messages,
             unprocessed: run.unprocessed,
+            redelivered: run.deliveries.iter().filter(|d| **d > 1).count() as u64,
         }
     }
 }
@@ -70,6 +73,7 @@ pub fn table(summaries: &[Summary]) -> String {
         "actions".into(),
         "first task".into(),
         "unprocessed".into(),
+        "redelivered".into(),
     ]];
     for s in summaries {
         let mark = if s.unprocessed > 0 { "≥" } else { "" };
@@ -82,6 +86,7 @@ pub fn table(summaries: &[Summary]) -> String {
             s.scale_actions.to_string(),
             s.first_task_running_s.map_or("never".into(), seconds),
             s.unprocessed.to_string(),
+            s.redelivered.to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -142,6 +147,7 @@ mod tests {
             first_task_running_s: None,
             messages: 7,
             unprocessed: 0,
+            redelivered: 0,
         };
         let text = to_json(&[summary]);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -337,6 +337,21 @@ pub struct Worker {
     /// Scheduled capacity: while a window is active its min/max apply.
     #[serde(default)]
     pub windows: Vec<ScalingWindow>,
+    /// How the worker's tasks run: an ECS service scaled by desiredCount, or standalone tasks
+    /// launched per backlog that exit when idle.
+    #[serde(default)]
+    pub mode: WorkerMode,
+}
+
+/// How a worker's tasks are run (`[workers.<name>] mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerMode {
+    /// An ECS service whose desiredCount follows the backlog.
+    #[default]
+    Service,
+    /// Standalone tasks launched per backlog; each exits once the queue is idle.
+    Jobs,
 }
 
 fn default_scale_in_after() -> u32 {

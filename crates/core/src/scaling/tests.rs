@@ -23,6 +23,7 @@ fn worker(
         max_step_in: None,
         sample_every_seconds: None,
         windows: Vec::new(),
+        mode: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@
 //! - When several policies act in the same minute the larger capacity wins.
 //! - min 1 / max 2 unless overridden.
 
-use crate::engine::{Policy, View};
+use crate::engine::{Action, Policy, View};
 use crate::policy::tracking::{TargetTracker, Tracked};
 
 /// The CDK pattern's scaling.
@@ -116,7 +116,17 @@ impl Policy for CdkQueueProcessing {
         self.min
     }
 
-    fn decide(&mut self, view: &View<'_>) -> Option<u32> {
+    fn act(&mut self, view: &View<'_>) -> Vec<Action> {
+        self.desired(view)
+            .map(Action::Desired)
+            .into_iter()
+            .collect()
+    }
+}
+
+impl CdkQueueProcessing {
+    /// The new desired count at `view.now`, if any.
+    fn desired(&mut self, view: &View<'_>) -> Option<u32> {
         if !view.now.is_multiple_of(60) {
             return None;
         }

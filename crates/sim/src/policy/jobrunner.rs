@@ -1,5 +1,12 @@
-//! `jobrunner`: the scaler Lambda's real decision function, [`jobrunner_core::scaling::decide`],
-//! called when the scaler would call it.
+//! `jobrunner`: the scaler for one worker, in the worker's `mode`.
+//!
+//! - `service`: the scaler Lambda's real decision function, [`jobrunner_core::scaling::decide`],
+//!   called when the scaler would call it; the desired count it sets is never below the number
+//!   of tasks holding scale-in protection (a message in hand), as the scaler reads them.
+//! - `jobs`: at each sample the backlog (visible + in flight) needs
+//!   ⌈backlog / `messages_per_task`⌉ tasks within the bounds in force; the scaler launches
+//!   standalone tasks (`jobrunner-worker --idle-exit`) for what the worker's pending and
+//!   running tasks do not cover. The tasks exit by themselves once the queue stays empty.
 //!
 //! The scaler runs on a one-minute EventBridge schedule; with `sample_every_seconds` it samples
 //! again within the invocation every that many seconds while the next sample is at least
@@ -9,10 +16,10 @@
 //! DynamoDB.
 
 use chrono::{DateTime, Duration, Utc};
-use jobrunner_core::config::Worker;
+use jobrunner_core::config::{Worker, WorkerMode};
 use jobrunner_core::scaling::{History, Observation, QueueDepth, ServiceCounts, bounds_at, decide};
 
-use crate::engine::{Policy, View};
+use crate::engine::{Action, Exit, Policy, View};
 
 /// The scaler's schedule.
 pub const SCHEDULE_SECONDS: u64 = 60;
@@ -24,6 +31,7 @@ pub const SAMPLING_GUARD_SECONDS: u64 = 5;
 #[derive(Debug, Clone)]
 pub struct Jobrunner {
     worker: Worker,
+    name: String,
     history: History,
     epoch: DateTime<Utc>,
     /// Calls of `decide` so far.
@@ -31,10 +39,13 @@ pub struct Jobrunner {
 }
 
 impl Jobrunner {
-    /// `epoch` is the wall-clock time of second 0 (scheduled windows depend on it).
+    /// `epoch` is the wall-clock time of second 0 (scheduled windows depend on it). The mode
+    /// is the worker's `mode`.
     pub fn new(worker: Worker, epoch: DateTime<Utc>) -> Jobrunner {
+        let name = format!("jobrunner ({})", mode_name(worker.mode));
         Jobrunner {
             worker,
+            name,
             history: History::default(),
             epoch,
             decisions: 0,
@@ -54,35 +65,80 @@ impl Jobrunner {
     }
 }
 
+/// `service` or `jobs`, as the config writes it.
+pub fn mode_name(mode: WorkerMode) -> &'static str {
+    match mode {
+        WorkerMode::Service => "service",
+        WorkerMode::Jobs => "jobs",
+    }
+}
+
 impl Policy for Jobrunner {
     fn name(&self) -> &str {
-        "jobrunner"
+        &self.name
     }
 
     fn initial_tasks(&self) -> u32 {
-        bounds_at(&self.worker, self.epoch).min
+        match self.worker.mode {
+            WorkerMode::Service => bounds_at(&self.worker, self.epoch).min,
+            WorkerMode::Jobs => 0,
+        }
     }
 
-    fn decide(&mut self, view: &View<'_>) -> Option<u32> {
+    fn act(&mut self, view: &View<'_>) -> Vec<Action> {
         if !self.samples_at(view.now) {
-            return None;
+            return Vec::new();
         }
-        let observation = Observation::new(
-            QueueDepth {
-                visible: view.visible,
-                in_flight: view.in_flight,
-                delayed: 0,
-            },
-            ServiceCounts {
-                desired: view.desired,
-                running: view.running,
-                pending: view.pending,
-            },
-        );
-        let now = self.epoch + Duration::seconds(view.now as i64);
-        let decision = decide(&self.worker, &observation, &self.history, now);
         self.decisions += 1;
-        self.history = decision.history;
-        (decision.desired != view.desired).then_some(decision.desired)
+        let now = self.epoch + Duration::seconds(i64::try_from(view.now).unwrap_or(i64::MAX));
+        match self.worker.mode {
+            WorkerMode::Service => {
+                let observation = Observation::new(
+                    QueueDepth {
+                        visible: view.visible,
+                        in_flight: view.in_flight,
+                        delayed: 0,
+                    },
+                    ServiceCounts {
+                        desired: view.desired,
+                        running: view.running,
+                        pending: view.pending,
+                    },
+                );
+                let decision = decide(&self.worker, &observation, &self.history, now);
+                self.history = decision.history;
+                // Never below the tasks holding scale-in protection.
+                let desired = decision.desired.max(view.protected);
+                if desired == view.desired {
+                    Vec::new()
+                } else {
+                    vec![Action::Desired(desired)]
+                }
+            }
+            WorkerMode::Jobs => {
+                let launch = jobs_to_launch(&self.worker, view, now);
+                if launch == 0 {
+                    Vec::new()
+                } else {
+                    vec![Action::Launch {
+                        tasks: launch,
+                        exit: Exit::Idle,
+                    }]
+                }
+            }
+        }
     }
+}
+
+/// Jobs mode: the standalone tasks to launch now. The backlog (in flight included) needs
+/// ⌈backlog / `messages_per_task`⌉ tasks within the bounds in force; the worker's tasks
+/// already pending or running count.
+pub fn jobs_to_launch(worker: &Worker, view: &View<'_>, now: DateTime<Utc>) -> u32 {
+    let bounds = bounds_at(worker, now);
+    let backlog = view.visible.saturating_add(view.in_flight);
+    let per_task = u64::from(worker.messages_per_task.max(1));
+    let need = u32::try_from(backlog.div_ceil(per_task))
+        .unwrap_or(u32::MAX)
+        .clamp(bounds.min, bounds.max);
+    need.saturating_sub(view.running.saturating_add(view.pending))
 }

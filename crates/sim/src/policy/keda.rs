@@ -12,14 +12,18 @@
 //!   tolerance; scale-up by at most max(4 pods, 100 %) per 15 s; scale-down to the highest
 //!   recommendation of the last 300 s (the default stabilization window).
 //! - The HPA reads the queue through KEDA's metrics server when it syncs: live counts.
+//!
+//! `keda-tuned` ([`Keda::tuned`]) is the same with `pollingInterval` 10 s and no scale-up rate
+//! cap (an HPA `behavior.scaleUp` policy large enough never to bind).
 
 use std::collections::VecDeque;
 
-use crate::engine::{Policy, View};
+use crate::engine::{Action, Policy, View};
 
 /// KEDA + HPA defaults for one ScaledObject.
 #[derive(Debug, Clone)]
 pub struct Keda {
+    pub name: &'static str,
     pub min: u32,
     pub max: u32,
     pub queue_length: u64,
@@ -29,8 +33,8 @@ pub struct Keda {
     pub hpa_sync_period: u64,
     pub tolerance: f64,
     pub scale_down_window: u64,
-    pub scale_up_pods: u32,
-    pub scale_up_percent: u32,
+    /// Scale-up rate cap per sync: max(pods, percent of current); `None` for no cap.
+    pub scale_up_limit: Option<(u32, u32)>,
     last_active: u64,
     recommendations: VecDeque<(u64, u32)>,
 }
@@ -38,6 +42,7 @@ pub struct Keda {
 impl Keda {
     pub fn new(min: u32, max: u32, queue_length: u64) -> Keda {
         Keda {
+            name: "keda",
             min,
             max,
             queue_length: queue_length.max(1),
@@ -47,10 +52,19 @@ impl Keda {
             hpa_sync_period: 15,
             tolerance: 0.1,
             scale_down_window: 300,
-            scale_up_pods: 4,
-            scale_up_percent: 100,
+            scale_up_limit: Some((4, 100)),
             last_active: 0,
             recommendations: VecDeque::new(),
+        }
+    }
+
+    /// `keda-tuned`: `pollingInterval` 10 s, no scale-up rate cap.
+    pub fn tuned(min: u32, max: u32, queue_length: u64) -> Keda {
+        Keda {
+            name: "keda-tuned",
+            polling_interval: 10,
+            scale_up_limit: None,
+            ..Keda::new(min, max, queue_length)
         }
     }
 
@@ -72,9 +86,13 @@ impl Keda {
             self.recommendations.pop_front();
         }
         if recommendation > current {
+            let Some((pods, percent)) = self.scale_up_limit else {
+                return recommendation;
+            };
+            let by_percent = u64::from(current) * u64::from(percent) / 100;
             let limit = current
-                .saturating_add(self.scale_up_pods)
-                .max(current.saturating_add(current * self.scale_up_percent / 100));
+                .saturating_add(pods)
+                .max(current.saturating_add(u32::try_from(by_percent).unwrap_or(u32::MAX)));
             recommendation.min(limit)
         } else {
             let stabilized = self
@@ -90,14 +108,24 @@ impl Keda {
 
 impl Policy for Keda {
     fn name(&self) -> &str {
-        "keda"
+        self.name
     }
 
     fn initial_tasks(&self) -> u32 {
         self.min
     }
 
-    fn decide(&mut self, view: &View<'_>) -> Option<u32> {
+    fn act(&mut self, view: &View<'_>) -> Vec<Action> {
+        self.desired(view)
+            .map(Action::Desired)
+            .into_iter()
+            .collect()
+    }
+}
+
+impl Keda {
+    /// The new desired count at `view.now`, if any.
+    fn desired(&mut self, view: &View<'_>) -> Option<u32> {
         let metric = view.visible + view.in_flight;
         let now = view.now;
         if now.is_multiple_of(self.polling_interval) {
