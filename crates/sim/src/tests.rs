@@ -564,10 +564,13 @@ fn runs_too_large_to_simulate_are_one_line_errors() {
 #[test]
 fn worker_mode_comes_from_the_config_and_is_checked() {
     assert_eq!(worker("").mode, jobrunner_core::config::WorkerMode::Service);
-    assert_eq!(
-        worker("mode = \"jobs\"").mode,
-        jobrunner_core::config::WorkerMode::Jobs
-    );
+    // The scaler runs services only so far: jobs mode is the simulator's `--mode jobs`.
+    let jobs = "[workers.orders]\ncluster = \"jobs\"\nservice = \"s\"\n\
+                queue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n\
+                messages_per_task = 10\nmax_tasks = 5\nmode = \"jobs\"\n\
+                [state]\ntable = \"t\"\n";
+    let e = Config::parse(jobs, Format::Toml).unwrap_err().to_string();
+    assert!(e.contains("workers.orders.mode") && e.contains("--mode jobs"), "{e}");
     let text = "[workers.orders]\ncluster = \"jobs\"\nservice = \"s\"\n\
                 queue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n\
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"cron\"\n\

@@ -584,6 +584,13 @@ fn check_overrides_fit(
 
 fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
     check_name(path, name)?;
+    if worker.mode == super::WorkerMode::Jobs {
+        // A config that validates must run: the scaler drives services only so far.
+        return Err(Error::config(
+            format!("{path}.mode"),
+            "\"jobs\" is modelled by `jobrunner simulate --mode jobs` only; the scaler runs workers as services (mode = \"service\")",
+        ));
+    }
     require_non_empty(&format!("{path}.cluster"), &worker.cluster)?;
     require_non_empty(&format!("{path}.service"), &worker.service)?;
     if !worker.queue_url.starts_with("https://") && !worker.queue_url.starts_with("http://") {
