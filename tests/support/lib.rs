@@ -21,6 +21,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub mod esm;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod worker;
 
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
