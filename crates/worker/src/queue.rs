@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use crate::Error;
 
@@ -56,23 +56,6 @@ impl SqsQueue {
             client,
             url: url.into(),
         }
-    }
-
-    /// The queue's own visibility timeout, to warn when it differs from the worker's.
-    pub async fn default_visibility(&self) -> Result<Option<Duration>, Error> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
-        Ok(out
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout).cloned())
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_secs))
     }
 }
 
