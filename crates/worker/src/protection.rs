@@ -227,4 +227,92 @@ mod tests {
         );
         assert!(check_response(503, b"busy").is_err());
     }
+
+    /// A one-shot agent: answers the next request with `status` and `body`, and hands back
+    /// the request it read.
+    async fn agent_answering(
+        status: u16,
+        body: &'static str,
+    ) -> (EcsAgent, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let agent = EcsAgent::new(&format!(
+            "http://{}/api/t-1",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            // Headers, then the (small) JSON body that ends with `}`.
+            while !request.ends_with(b"}") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (agent, served)
+    }
+
+    #[tokio::test]
+    async fn puts_the_protection_state_to_the_agent() {
+        let (agent, served) =
+            agent_answering(200, r#"{"protection":{"ProtectionEnabled":true}}"#).await;
+        agent.set(Some(15)).await.unwrap();
+        let request = served.await.unwrap();
+        assert!(
+            request.starts_with("PUT /api/t-1/task-protection/v1/state HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("content-type: application/json")
+        );
+        assert!(request.ends_with(r#"{"ExpiresInMinutes":15,"ProtectionEnabled":true}"#));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_from_the_agent_is_an_error() {
+        let (agent, served) = agent_answering(
+            200,
+            r#"{"failure":{"Arn":"a","Reason":"TASK_NOT_VALID","Detail":"stopping"}}"#,
+        )
+        .await;
+        let e = agent.set(None).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "task protection: HTTP 200: TASK_NOT_VALID stopping"
+        );
+        assert!(
+            served
+                .await
+                .unwrap()
+                .ends_with(r#"{"ProtectionEnabled":false}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_absent_agent_is_an_error_not_a_hang() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let agent = EcsAgent::new(&format!("http://127.0.0.1:{port}/api/t-1")).unwrap();
+        let e = agent.set(Some(1)).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("task protection: /api/t-1/task-protection/v1/state:"),
+            "{e}"
+        );
+    }
 }
