@@ -22,6 +22,7 @@ pub mod esm;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod scaler;
+pub mod worker;
 
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
