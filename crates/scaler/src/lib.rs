@@ -8,7 +8,10 @@
 //! minute, so reaction time is not bound to the one-minute schedule.
 //!
 //! A failure on one worker does not stop the others; the [`Report`] names the workers that
-//! failed. Every decision is one `tracing` line and one EMF metrics line ([`metrics`]).
+//! failed, and the invocation still succeeds. Only when every worker failed does the
+//! invocation fail ([`Error::AllWorkersFailed`]), so Lambda's `Errors` metric and the stack's
+//! scaler alarm see it. Every decision is one `tracing` line and one EMF metrics line
+//! ([`metrics`]).
 
 pub mod metrics;
 pub mod ports;
@@ -41,6 +44,19 @@ pub const STATE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The state table key of a worker.
 pub fn state_key(worker: &str) -> String {
     format!("scaler#{worker}")
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Every configured worker failed in this invocation (partial failures are only logged).
+    #[error("every worker failed ({count}): {first}", count = .failed.len())]
+    AllWorkersFailed {
+        /// The workers' names, in name order.
+        failed: Vec<String>,
+        /// The first worker's error, prefixed with its name.
+        first: String,
+    },
 }
 
 /// What the scaler keeps per worker in the state table (the item's `data`, as JSON).
@@ -322,7 +338,7 @@ impl<Q: QueueReader, S: ServiceControl, St: StateRepo, C: Clock> Scaler<Q, S, St
         })
     }
 
-    /// The Lambda handler: one scheduled invocation.
+    /// The Lambda handler: one scheduled invocation. Fails only when every worker failed.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, lambda_runtime::Error> {
         let started = self.clock.now();
         let event_time = event
@@ -335,6 +351,15 @@ impl<Q: QueueReader, S: ServiceControl, St: StateRepo, C: Clock> Scaler<Q, S, St
             .and_then(DateTime::from_timestamp_millis);
         let deadline = sampling_deadline(started, event_time, lambda_deadline);
         let report = self.run(deadline).await;
+        if !report.failed.is_empty() && report.failed.len() == report.workers.len() {
+            let name = &report.failed[0];
+            let error = report.workers[name].error.as_deref().unwrap_or("failed");
+            return Err(Error::AllWorkersFailed {
+                failed: report.failed.clone(),
+                first: format!("{name}: {error}"),
+            }
+            .into());
+        }
         if !report.failed.is_empty() {
             tracing::error!(failed = ?report.failed, "some workers failed");
         }
