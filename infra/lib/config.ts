@@ -10,6 +10,7 @@ import { Duration, Token } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 
 /** Capacity providers in order of preference (`capacity` in the config). */
@@ -170,6 +171,16 @@ export interface AlertsProps {
   readonly emails?: string[];
   /** `notify_on`. @default the alerter's default classes */
   readonly notifyOn?: AlertClass[];
+  /**
+   * The channel of the alarms about the alert path itself (the alerter's dead letters and
+   * errors), which must not depend on the alert topic alone. Bring a topic of your own (e.g. one
+   * wired to your paging tool); it must let CloudWatch publish (SNS's default policy does; a
+   * KMS-encrypted topic's key must allow `cloudwatch.amazonaws.com`).
+   * @default a second topic, encrypted with the alert topic's key, subscribed by `alarmEmails`
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /** Emails subscribed to the created alarm topic (not used with `alarmTopic`). @default `emails` */
+  readonly alarmEmails?: string[];
 }
 
 /** The parts of the config the construct creates itself. */
