@@ -1,5 +1,5 @@
-//! `jobrunner`: validate a config, and dry-run an event into the exact AWS calls it would
-//! cause. It calls no AWS API: it runs the same core code as the Lambda functions.
+//! `jobrunner`: validate a config, print its schema, and dry-run an event into the exact AWS
+//! calls it would cause. It calls no AWS API: it runs the same core code as the Lambda functions.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,10 +42,12 @@ enum Command {
         /// Start from this RFC 3339 time instead of now.
         #[arg(long)]
         from: Option<String>,
-        /// How many fire times per schedule.
+        /// How many fire times per schedule (at most 10000).
         #[arg(long, default_value_t = 5)]
-        count: usize,
+        count: u64,
     },
+    /// Print the config's JSON Schema (draft 2020-12), derived from the types the runner loads.
+    Schema,
     /// Simulate a worker's queue under a traffic trace: jobrunner's scaler against the alternatives.
     Simulate(simulate::SimulateArgs),
 }
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
             from,
             count,
         } => schedules(&config, from.as_deref(), count),
+        Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args),
     };
     match result {
@@ -72,6 +75,9 @@ fn main() -> ExitCode {
 
 fn validate(path: &Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
+    for warning in jobrunner_core::config::warnings(&config) {
+        eprintln!("jobrunner: WARNING: {warning}");
+    }
     println!(
         "{}: valid ({} jobs, {} S3 triggers, {} schedules, {} workers, alerts {})",
         path.display(),
@@ -99,7 +105,23 @@ fn plan(config: &Path, event: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String> {
+fn schema() -> Result<(), String> {
+    let schema = jobrunner_core::config::json_schema();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// The most fire times `schedules --count` lists per schedule.
+const MAX_COUNT: u64 = 10_000;
+
+fn schedules(path: &Path, from: Option<&str>, count: u64) -> Result<(), String> {
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(format!("--count {count}: list 1 to {MAX_COUNT} fire times"));
+    }
+    let count = count as usize;
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let from = match from {
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
@@ -111,23 +133,23 @@ fn schedules(path: &Path, from: Option<&str>, count: usize) -> Result<(), String
         println!("{}: no [[triggers.schedule]]", path.display());
     }
     for schedule in &config.triggers.schedule {
-        let timezone = schedule.timezone.as_deref().unwrap_or("UTC");
-        let expression = schedule
-            .expression
-            .as_deref()
-            .unwrap_or("(no expression: fired by a rule defined elsewhere)");
+        let timezone = schedule
+            .timezone
+            .unwrap_or(jobrunner_core::config::TimeZone::UTC);
+        let expression = schedule.expression.as_ref().map_or_else(
+            || "(no expression: fired by a rule defined elsewhere)".to_string(),
+            ToString::to_string,
+        );
         println!(
             "{} (job {}, {expression}, {timezone}, overlap {})",
-            schedule.name,
-            schedule.job,
-            format!("{:?}", schedule.overlap).to_lowercase()
+            schedule.name, schedule.job, schedule.overlap
         );
-        let tz = schedule::parse_timezone(timezone)?;
-        for time in schedule::next_fire_times(schedule, from, count)? {
+        for time in schedule::next_fire_times(schedule, from, count) {
             println!(
                 "  {}   {}",
                 time.format("%Y-%m-%dT%H:%M:%SZ"),
-                time.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+                time.with_timezone(&timezone.tz())
+                    .format("%Y-%m-%d %H:%M %Z")
             );
         }
     }

@@ -5,6 +5,7 @@
 //! argument, so the Lambda functions, the dry-run CLI and the simulator share one code path.
 
 pub mod alert;
+pub mod class;
 pub mod config;
 pub mod dryrun;
 pub mod error;

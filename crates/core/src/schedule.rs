@@ -1,21 +1,13 @@
-//! Schedules: EventBridge `rate(...)`/`cron(...)` expressions, their time zones and fire times,
-//! and matching a tick to its `[[triggers.schedule]]`.
-//!
-//! Cron parsing is croner's, in its Quartz weekday mode (1 = SUN … 7 = SAT) with a required
-//! year field, which is EventBridge's dialect; on top sit EventBridge's own rules (exactly one
-//! of day-of-month and day-of-week is `?`, years 1970–2199).
+//! Schedules: fire times of `[[triggers.schedule]]` expressions in their time zones, and
+//! matching a tick to its schedule. Expressions and zones are parsed when the config loads
+//! (see [`crate::config::ScheduleExpression`]).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
 
-use crate::config::{Config, ScheduleTrigger};
-use crate::error::Error;
+pub use crate::config::RULE_PREFIX;
+use crate::config::{Config, ScheduleExpression, ScheduleTrigger};
 use crate::event::{ScheduleTick, TickSource};
-
-/// Prefix the infra gives EventBridge rule names: rule `jobrunner-NAME` fires schedule `NAME`.
-pub const RULE_PREFIX: &str = "jobrunner-";
 
 /// The schedule a tick belongs to. Scheduler ticks carry the schedule's name; a rule named
 /// `NAME` or `jobrunner-NAME` fires the schedule `NAME`.
@@ -29,165 +21,53 @@ pub fn find<'c>(config: &'c Config, tick: &ScheduleTick) -> Option<&'c ScheduleT
     }
 }
 
-/// A parsed schedule expression.
-#[derive(Debug, Clone)]
-pub enum Expression {
-    /// `rate(N unit)`: every `N` minutes, hours or days.
-    Rate(Duration),
-    /// `cron(min hour day-of-month month day-of-week year)`.
-    Cron(Box<Cron>),
-}
-
-/// Parses an EventBridge schedule expression.
-pub fn parse_expression(text: &str) -> Result<Expression, String> {
-    let text = text.trim();
-    if let Some(body) = text.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
-        return parse_rate(body).map(Expression::Rate);
-    }
-    if let Some(body) = text.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
-        return parse_cron(body).map(|cron| Expression::Cron(Box::new(cron)));
-    }
-    Err(format!(
-        "'{text}' is neither rate(value unit) nor cron(minutes hours day-of-month month day-of-week year)"
-    ))
-}
-
-fn parse_rate(body: &str) -> Result<Duration, String> {
-    let parts: Vec<&str> = body.split_whitespace().collect();
-    let [value, unit] = parts[..] else {
-        return Err(format!(
-            "rate({body}) must be rate(value unit), e.g. rate(5 minutes)"
-        ));
-    };
-    let value: i64 = value
-        .parse()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
-    let (singular, per_unit) = match unit {
-        "minute" | "minutes" => ("minute", Duration::minutes(1)),
-        "hour" | "hours" => ("hour", Duration::hours(1)),
-        "day" | "days" => ("day", Duration::days(1)),
-        other => {
-            return Err(format!(
-                "rate unit '{other}' must be minute(s), hour(s) or day(s)"
-            ));
-        }
-    };
-    // EventBridge insists: rate(1 hour), rate(2 hours).
-    let expected = if value == 1 {
-        singular.to_string()
-    } else {
-        format!("{singular}s")
-    };
-    if unit != expected {
-        return Err(format!(
-            "rate({body}): write rate({value} {expected}) (singular for 1, plural otherwise)"
-        ));
-    }
-    Ok(per_unit * value as i32)
-}
-
-fn parse_cron(body: &str) -> Result<Cron, String> {
-    let fields: Vec<&str> = body.split_whitespace().collect();
-    if fields.len() != 6 {
-        return Err(format!(
-            "cron({body}) has {} fields; EventBridge cron has 6: minutes hours day-of-month month day-of-week year",
-            fields.len()
-        ));
-    }
-    let (day_of_month, day_of_week, year) = (fields[2], fields[4], fields[5]);
-    match (day_of_month == "?", day_of_week == "?") {
-        (false, false) => {
-            return Err(format!(
-                "cron({body}): day-of-month ({day_of_month}) and day-of-week ({day_of_week}) are both set; one of them must be '?'"
-            ));
-        }
-        (true, true) => {
-            return Err(format!(
-                "cron({body}): day-of-month and day-of-week cannot both be '?'"
-            ));
-        }
-        _ => {}
-    }
-    for number in year
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|n| !n.is_empty())
-    {
-        if !(1970..=2199).contains(&number.parse::<u32>().unwrap_or(0)) {
-            return Err(format!("cron({body}): year {number} is outside 1970-2199"));
-        }
-    }
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Required)
-        .alternative_weekdays(true)
-        // EventBridge writes steps as `0/15`.
-        .sloppy_ranges(true)
-        .build()
-        .parse(&format!("0 {body}"))
-        .map_err(|e| format!("cron({body}): {e}"))
-}
-
-/// Parses an IANA time zone name such as `Europe/Berlin`.
-pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| {
-        format!(
-            "'{name}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"
-        )
-    })
-}
-
 /// The next `count` fire times of `schedule` after `from`. Cron expressions are evaluated in
-/// the schedule's time zone (UTC by default); rates count from `from`.
+/// the schedule's time zone (UTC by default) as EventBridge Scheduler does: a local time that
+/// a daylight-saving change skips does not fire, and one it repeats fires once. Rates count
+/// from `from`. The list ends early where the calendar (or year 2199) ends.
 pub fn next_fire_times(
     schedule: &ScheduleTrigger,
     from: DateTime<Utc>,
     count: usize,
-) -> Result<Vec<DateTime<Utc>>, String> {
+) -> Vec<DateTime<Utc>> {
     let Some(expression) = &schedule.expression else {
-        return Ok(vec![]);
+        return vec![];
     };
-    let timezone = schedule
-        .timezone
-        .as_deref()
-        .map(parse_timezone)
-        .transpose()?
-        .unwrap_or(Tz::UTC);
-    match parse_expression(expression)? {
-        Expression::Rate(every) => Ok((1..=count as i32).map(|k| from + every * k).collect()),
-        Expression::Cron(cron) => {
-            let mut times = Vec::with_capacity(count);
-            let mut cursor = from.with_timezone(&timezone);
+    let timezone = schedule.timezone.map_or(Tz::UTC, |zone| zone.tz());
+    let mut times = Vec::with_capacity(count.min(1024));
+    match expression {
+        ScheduleExpression::Rate(rate) => {
+            let mut next = from;
             while times.len() < count {
-                match cron.find_next_occurrence(&cursor, false) {
-                    Ok(next) => {
-                        times.push(next.with_timezone(&Utc));
-                        cursor = next;
-                    }
-                    Err(_) => break,
+                match next.checked_add_signed(rate.every()) {
+                    Some(time) => next = time,
+                    None => break,
                 }
+                times.push(next);
             }
-            Ok(times)
+        }
+        ScheduleExpression::Cron(cron) => {
+            let cron = cron.cron();
+            let mut cursor = from.with_timezone(&timezone);
+            let mut last_local: Option<NaiveDateTime> = None;
+            while times.len() < count {
+                let Ok(next) = cron.find_next_occurrence(&cursor, false) else {
+                    break;
+                };
+                cursor = next;
+                let local = next.naive_local();
+                // croner moves a time inside a spring-forward gap to the gap's end; EventBridge
+                // skips it. A fall-back repeat of a local time fires once.
+                let matches = cron.is_time_matching(&next).unwrap_or(false);
+                if !matches || last_local.is_some_and(|last| local <= last) {
+                    continue;
+                }
+                last_local = Some(local);
+                times.push(next.with_timezone(&Utc));
+            }
         }
     }
-}
-
-/// Validates a schedule's expression and time zone.
-pub fn validate_trigger(path: &str, schedule: &ScheduleTrigger) -> Result<(), Error> {
-    if let Some(expression) = &schedule.expression {
-        parse_expression(expression).map_err(|reason| Error::Config {
-            path: format!("{path}.expression"),
-            reason,
-        })?;
-    }
-    if let Some(timezone) = &schedule.timezone {
-        parse_timezone(timezone).map_err(|reason| Error::Config {
-            path: format!("{path}.timezone"),
-            reason,
-        })?;
-    }
-    Ok(())
+    times
 }
 
 #[cfg(test)]
@@ -199,8 +79,8 @@ mod tests {
         ScheduleTrigger {
             name: "s".into(),
             job: "j".into(),
-            expression: Some(expression.into()),
-            timezone: timezone.map(Into::into),
+            expression: Some(expression.parse().unwrap()),
+            timezone: timezone.map(|zone| zone.parse().unwrap()),
             overlap: Overlap::Allow,
             environment: Default::default(),
             command: None,
@@ -213,54 +93,9 @@ mod tests {
             from.parse().unwrap(),
             count,
         )
-        .unwrap()
         .iter()
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .collect()
-    }
-
-    #[test]
-    fn valid_expressions_parse() {
-        for text in [
-            "rate(1 minute)",
-            "rate(5 minutes)",
-            "rate(1 hour)",
-            "rate(12 hours)",
-            "rate(1 day)",
-            "cron(0 * * * ? *)",
-            "cron(15 10 ? * 6L 2026-2030)",
-            "cron(0/15 * ? * MON-FRI *)",
-            "cron(0 8 1 * ? *)",
-            "cron(0 18 ? * 2#1 *)",
-            "cron(0 12 L * ? *)",
-            "cron(0 9 15W * ? *)",
-        ] {
-            assert!(
-                parse_expression(text).is_ok(),
-                "{text}: {:?}",
-                parse_expression(text).err()
-            );
-        }
-    }
-
-    #[test]
-    fn invalid_expressions_say_why() {
-        for (text, expected) in [
-            ("every hour", "neither rate"),
-            ("rate(0 minutes)", "positive"),
-            ("rate(1 minutes)", "rate(1 minute)"),
-            ("rate(5 minute)", "rate(5 minutes)"),
-            ("rate(5 weeks)", "unit"),
-            ("rate(five minutes)", "positive"),
-            ("cron(0 * * * *)", "has 5 fields"),
-            ("cron(0 12 1 * MON *)", "both set"),
-            ("cron(0 12 ? * ? *)", "cannot both be '?'"),
-            ("cron(0 25 * * ? *)", "cron(0 25"),
-            ("cron(0 12 * * ? 2300)", "outside 1970-2199"),
-        ] {
-            let err = parse_expression(text).unwrap_err();
-            assert!(err.contains(expected), "{text}: {err}");
-        }
     }
 
     #[test]
@@ -311,18 +146,66 @@ mod tests {
     }
 
     #[test]
-    fn unknown_time_zone_is_rejected() {
-        let err = validate_trigger(
-            "triggers.schedule[0]",
-            &schedule("rate(1 hour)", Some("Mars/Olympus")),
-        )
-        .unwrap_err();
+    fn a_time_skipped_by_daylight_saving_never_fires() {
+        // Berlin springs forward on 2026-03-29: 02:00-03:00 local does not exist.
         assert_eq!(
-            err,
-            Error::Config {
-                path: "triggers.schedule[0].timezone".into(),
-                reason: parse_timezone("Mars/Olympus").unwrap_err()
-            }
+            times(
+                "cron(30 2 * * ? *)",
+                Some("Europe/Berlin"),
+                "2026-03-27T12:00:00Z",
+                3
+            ),
+            [
+                "2026-03-28T01:30:00Z",
+                "2026-03-30T00:30:00Z",
+                "2026-03-31T00:30:00Z"
+            ]
         );
+        // Every 30 minutes: 02:00 and 02:30 are skipped, 03:00 (01:00Z) follows 01:30 (00:30Z).
+        assert_eq!(
+            times(
+                "cron(0/30 * * * ? *)",
+                Some("Europe/Berlin"),
+                "2026-03-29T00:15:00Z",
+                2
+            ),
+            ["2026-03-29T00:30:00Z", "2026-03-29T01:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn a_time_repeated_by_daylight_saving_fires_once() {
+        // Berlin falls back on 2026-10-25: 02:00-03:00 local happens twice.
+        assert_eq!(
+            times(
+                "cron(30 2 * * ? *)",
+                Some("Europe/Berlin"),
+                "2026-10-24T12:00:00Z",
+                2
+            ),
+            ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn the_largest_rate_lists_fire_times_without_overflow() {
+        let listed = times("rate(99999 days)", None, "2026-01-01T00:00:00Z", 1000);
+        assert!(
+            !listed.is_empty() && listed.len() < 1000,
+            "{}",
+            listed.len()
+        );
+        assert_eq!(listed[0], "2299-10-16T00:00:00Z");
+    }
+
+    #[test]
+    fn counts_beyond_i32_do_not_wrap() {
+        let trigger = schedule("cron(0 0 1 1 ? 2026-2028)", None);
+        let listed = next_fire_times(
+            &trigger,
+            "2025-06-01T00:00:00Z".parse().unwrap(),
+            usize::MAX,
+        );
+        assert_eq!(listed.len(), 3, "the year field ends the list");
     }
 }

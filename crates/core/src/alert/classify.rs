@@ -5,36 +5,11 @@ use serde::Serialize;
 
 use super::context::TaskDefinitionInfo;
 use super::decode::{ContainerState, TaskStateChange};
+pub use crate::class::Class;
 
 /// A `stoppedReason` starting with this marks a task jobrunner stopped for running too long.
 /// Whatever enforces job timeouts must call StopTask with such a reason.
 pub const TIMEOUT_REASON_PREFIX: &str = "jobrunner: timeout";
-
-/// Why a task stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    /// Every essential container exited 0.
-    Succeeded,
-    /// An essential container exited with a non-zero code.
-    NonZeroExit,
-    /// A container was killed for using too much memory.
-    Oom,
-    /// ECS could not start the task: image pull, secrets, network or volume set-up failed.
-    FailedToStart,
-    /// AWS reclaimed Fargate Spot capacity (or retired the task's host).
-    SpotInterruption,
-    /// A service's scheduler stopped the task (scale-in, deployment).
-    ScaledIn,
-    /// Someone (or something) called StopTask.
-    UserStopped,
-    /// jobrunner stopped the task for running past its timeout.
-    Timeout,
-    /// A service's load balancer or container health checks failed.
-    Unhealthy,
-    /// None of the above.
-    Unknown,
-}
 
 /// How urgent an alert of a class is (the `severity` message attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,39 +31,6 @@ impl Severity {
 }
 
 impl Class {
-    pub const ALL: [Class; 10] = [
-        Class::Succeeded,
-        Class::NonZeroExit,
-        Class::Oom,
-        Class::FailedToStart,
-        Class::SpotInterruption,
-        Class::ScaledIn,
-        Class::UserStopped,
-        Class::Timeout,
-        Class::Unhealthy,
-        Class::Unknown,
-    ];
-
-    /// The name used in `[alerts] notify_on`, the `class` attribute and the JSON document.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Succeeded => "succeeded",
-            Class::NonZeroExit => "non_zero_exit",
-            Class::Oom => "oom",
-            Class::FailedToStart => "failed_to_start",
-            Class::SpotInterruption => "spot_interruption",
-            Class::ScaledIn => "scaled_in",
-            Class::UserStopped => "user_stopped",
-            Class::Timeout => "timeout",
-            Class::Unhealthy => "unhealthy",
-            Class::Unknown => "unknown",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-
     pub fn severity(self) -> Severity {
         match self {
             Class::NonZeroExit

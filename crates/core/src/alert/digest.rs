@@ -82,7 +82,7 @@ impl Alert {
 
 /// Whether `[alerts] notify_on` asks for `class`.
 pub fn wants(alerts: &Alerts, class: Class) -> bool {
-    alerts.notify_on.iter().any(|c| c == class.as_str())
+    alerts.notify_on.contains(&class)
 }
 
 /// Collapses duplicate deliveries of one stop. Deliveries with the same `taskArn` and

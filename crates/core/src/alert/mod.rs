@@ -31,18 +31,7 @@ use crate::config::Config;
 use crate::dryrun::{Action, Skipped};
 
 /// Alert classes, as named in `[alerts] notify_on`.
-pub const CLASS_NAMES: &[&str] = &[
-    "succeeded",
-    "non_zero_exit",
-    "oom",
-    "failed_to_start",
-    "spot_interruption",
-    "scaled_in",
-    "user_stopped",
-    "timeout",
-    "unhealthy",
-    "unknown",
-];
+pub const CLASS_NAMES: &[&str] = Class::NAMES;
 
 /// What the alerter would publish for `change`, for `jobrunner plan`. The task definition is
 /// not looked up: the log links are left out (and every container counts as essential).
@@ -67,7 +56,12 @@ pub fn dry_run(config: &Config, change: &TaskStateChange) -> (Vec<Action>, Vec<S
             change.task_arn,
             task.origin.describe(),
             task.class().as_str(),
-            alerts.notify_on.join(", ")
+            alerts
+                .notify_on
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut notes = vec![];

@@ -61,7 +61,8 @@ table = "jobrunner-state"
 
 fn config_notifying(classes: &[&str]) -> Config {
     let mut config = config();
-    config.alerts.as_mut().unwrap().notify_on = classes.iter().map(|c| c.to_string()).collect();
+    config.alerts.as_mut().unwrap().notify_on =
+        classes.iter().map(|c| c.parse().unwrap()).collect();
     config
 }
 
@@ -180,7 +181,7 @@ fn class_names_match_the_enum() {
         assert_eq!(Class::from_name(name).unwrap().as_str(), *name);
     }
     for class in crate::config::default_notify_on() {
-        assert!(CLASS_NAMES.contains(&class.as_str()), "{class}");
+        assert!(CLASS_NAMES.contains(&class.as_str()), "{class:?}");
     }
 }
 

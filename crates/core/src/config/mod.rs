@@ -3,11 +3,22 @@
 //! `Config::parse` deserializes strictly (unknown fields are errors) and then validates every
 //! cross-field rule, so a config that loads is one the planner can always use.
 
+mod expression;
 mod model;
+mod schema;
+mod types;
 mod validate;
+mod window;
 
+pub use expression::{CronExpression, MAX_RATE_VALUE, Rate, RateUnit, ScheduleExpression};
 pub use model::*;
-pub use validate::{STARTED_BY_PREFIX, check_name, validate_started_by};
+pub use schema::json_schema;
+pub use types::{HumanDuration, TimeZone};
+pub use validate::{
+    RULE_PREFIX, STARTED_BY_PREFIX, Warning, check_name, is_tag_char, validate_started_by,
+    validate_windows, warnings,
+};
+pub use window::{DAY_NAMES, DaySpan, TimeOfDay, WindowEnd, WindowZone};
 
 use std::path::Path;
 
@@ -46,25 +57,21 @@ impl Config {
             Format::Json => {
                 let de = &mut serde_json::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(de).map_err(|e| {
-                    let path = e.path().to_string();
-                    Error::config(
-                        if path == "." { "(root)".into() } else { path },
-                        e.into_inner().to_string(),
-                    )
+                    let path = named_path(e.path(), || serde_json::from_str(text).ok());
+                    Error::config(path, e.into_inner().to_string())
                 })?
             }
             Format::Toml => {
                 let de = toml::Deserializer::parse(text)
                     .map_err(|e| Error::config("(root)", one_line(&e.to_string())))?;
                 serde_path_to_error::deserialize(de).map_err(|e| {
-                    let path = e.path().to_string();
-                    Error::config(
-                        if path == "." { "(root)".into() } else { path },
-                        one_line(e.into_inner().message()),
-                    )
+                    let path = named_path(e.path(), || toml::from_str(text).ok());
+                    Error::config(path, one_line(e.into_inner().message()))
                 })?
             }
         };
+        #[cfg(test)]
+        tests::assert_schema_accepts(text, format);
         validate::validate(&config)?;
         Ok(config)
     }
@@ -102,6 +109,50 @@ impl Config {
 pub const ENV_INLINE: &str = "JOBRUNNER_CONFIG";
 /// Environment variable naming the config file.
 pub const ENV_FILE: &str = "JOBRUNNER_CONFIG_FILE";
+
+/// The path of a field that failed to deserialize, with the `name` of each list entry that
+/// has one: `triggers.schedule[1] (nightly).expression`. `raw` reads the document loosely
+/// (only on this error path) to find those names.
+fn named_path(
+    path: &serde_path_to_error::Path,
+    raw: impl FnOnce() -> Option<serde_json::Value>,
+) -> String {
+    use serde_path_to_error::Segment;
+    let raw = raw();
+    let mut node = raw.as_ref();
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                node = node.and_then(|n| n.get(index));
+                out.push_str(&format!("[{index}]"));
+                if let Some(name) = node.and_then(|n| n.get("name")).and_then(|n| n.as_str()) {
+                    out.push_str(&format!(" ({name})"));
+                }
+            }
+            Segment::Map { key } => {
+                node = node.and_then(|n| n.get(key));
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    if out.is_empty() { "(root)".into() } else { out }
+}
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

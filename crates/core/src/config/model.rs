@@ -2,10 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr, VariantNames};
+
+use super::expression::ScheduleExpression;
+use super::types::TimeZone;
+use super::window::{DaySpan, TimeOfDay, WindowEnd, WindowZone};
+use crate::class::Class;
 
 /// The whole config file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Launch settings every job inherits unless it sets its own.
@@ -26,7 +33,7 @@ pub struct Config {
 
 /// Where and how a job's tasks run. Every field is optional so that `[defaults]` and each job
 /// can set any subset; [`Job::resolved`] merges the two.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchSettings {
     /// Cluster name or ARN.
@@ -48,23 +55,36 @@ pub struct LaunchSettings {
     pub propagate_tags: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// RunTask's `launchType`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum LaunchType {
     Fargate,
     Ec2,
 }
 
 impl LaunchType {
+    /// The name RunTask takes (`FARGATE`, `EC2`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            LaunchType::Fargate => "FARGATE",
-            LaunchType::Ec2 => "EC2",
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementConstraint {
     #[serde(rename = "type")]
@@ -72,7 +92,7 @@ pub struct PlacementConstraint {
     pub expression: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementStrategy {
     #[serde(rename = "type")]
@@ -81,7 +101,7 @@ pub struct PlacementStrategy {
 }
 
 /// A containerized job: what to run and how to size it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
     /// Family, `family:revision`, or ARN.
@@ -176,10 +196,20 @@ impl LaunchSettings {
             (None, None) => true,
         }
     }
+
+    /// True when some launch may land on Fargate: a Fargate launch type, or a FARGATE or
+    /// FARGATE_SPOT provider anywhere in the capacity list (a fallback may reach it).
+    pub fn may_use_fargate(&self) -> bool {
+        match (&self.capacity, self.launch_type) {
+            (_, Some(launch_type)) => launch_type == LaunchType::Fargate,
+            (Some(providers), None) => providers.iter().any(|p| p.starts_with("FARGATE")),
+            (None, None) => true,
+        }
+    }
 }
 
 /// One size tier of a job.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SizeTier {
     /// Objects up to this many bytes use this tier; omitted on the last tier (everything larger).
@@ -188,7 +218,7 @@ pub struct SizeTier {
     pub memory: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Triggers {
     #[serde(default)]
@@ -198,7 +228,7 @@ pub struct Triggers {
 }
 
 /// Routes S3 "Object Created" events to a job. All conditions must hold; first match wins.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Trigger {
     pub job: String,
@@ -212,15 +242,15 @@ pub struct S3Trigger {
 }
 
 /// Runs a job on a schedule (EventBridge rule or EventBridge Scheduler).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleTrigger {
     pub name: String,
     pub job: String,
     /// `rate(1 hour)` or `cron(0 * * * ? *)` in EventBridge's syntax.
-    pub expression: Option<String>,
+    pub expression: Option<ScheduleExpression>,
     /// IANA time zone for cron expressions, e.g. `Europe/Berlin`.
-    pub timezone: Option<String>,
+    pub timezone: Option<TimeZone>,
     #[serde(default)]
     pub overlap: Overlap,
     /// Added to the job's environment for this schedule's tasks.
@@ -232,8 +262,23 @@ pub struct ScheduleTrigger {
 
 /// What to do when a tick fires while the previous run is still going
 /// (Kubernetes CronJob's `concurrencyPolicy`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Overlap {
     #[default]
     Allow,
@@ -242,7 +287,7 @@ pub enum Overlap {
 }
 
 /// An ECS service of queue workers whose `desiredCount` follows its SQS backlog.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Worker {
     pub cluster: String,
@@ -275,49 +320,47 @@ fn default_scale_in_after() -> u32 {
 }
 
 /// A recurring period with its own task bounds (scheduled scaling).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScalingWindow {
     /// Days the window applies, e.g. `["MON", "TUE"]`; empty means every day.
     #[serde(default)]
-    pub days: Vec<String>,
+    pub days: Vec<DaySpan>,
     /// Start time `HH:MM`, inclusive.
-    pub start: String,
-    /// End time `HH:MM`, exclusive.
-    pub end: String,
+    pub start: TimeOfDay,
+    /// End time `HH:MM` (or `24:00`), exclusive.
+    pub end: WindowEnd,
     /// Time zone of `start`/`end`: an IANA name or a fixed offset such as `+01:00`; UTC when omitted.
-    pub timezone: Option<String>,
+    pub timezone: Option<WindowZone>,
     pub min_tasks: Option<u32>,
     pub max_tasks: Option<u32>,
 }
 
 /// Where stopped-task alerts go and which classes are worth one.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Alerts {
     pub topic_arn: String,
+    /// The alert classes worth an alert.
     #[serde(default = "default_notify_on")]
-    pub notify_on: Vec<String>,
+    pub notify_on: Vec<Class>,
 }
 
 /// The alert classes worth waking someone for, when `notify_on` is not set.
-pub fn default_notify_on() -> Vec<String> {
-    [
-        "non_zero_exit",
-        "oom",
-        "failed_to_start",
-        "spot_interruption",
-        "unhealthy",
-        "timeout",
-        "unknown",
+pub fn default_notify_on() -> Vec<Class> {
+    vec![
+        Class::NonZeroExit,
+        Class::Oom,
+        Class::FailedToStart,
+        Class::SpotInterruption,
+        Class::Unhealthy,
+        Class::Timeout,
+        Class::Unknown,
     ]
-    .into_iter()
-    .map(String::from)
-    .collect()
 }
 
 /// The DynamoDB table holding small state (scaler history, alert dedupe).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub table: String,

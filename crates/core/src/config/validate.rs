@@ -1,6 +1,6 @@
 //! Cross-field rules of the config. Each failure names the field path and the reason.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::*;
 use crate::error::Error;
@@ -9,6 +9,8 @@ use crate::{fargate, template};
 /// Prefix of every `startedBy` jobrunner sets; ECS allows 128 characters of `[A-Za-z0-9_/-]`.
 pub const STARTED_BY_PREFIX: &str = "jobrunner/";
 const STARTED_BY_MAX: usize = 128;
+/// Prefix the infra gives EventBridge rule names: rule `jobrunner-NAME` fires schedule `NAME`.
+pub const RULE_PREFIX: &str = "jobrunner-";
 /// Tags jobrunner adds to every task (`jobrunner:job`, `jobrunner:trigger`); ECS allows 50.
 const OWN_TAGS: usize = 2;
 
@@ -24,7 +26,7 @@ pub(super) fn validate(config: &Config) -> Check {
     }
     let mut schedule_names = BTreeSet::new();
     for (i, schedule) in config.triggers.schedule.iter().enumerate() {
-        let path = format!("triggers.schedule[{i}]");
+        let path = schedule_path(i, schedule);
         check_schedule(config, &path, schedule)?;
         if !schedule_names.insert(schedule.name.as_str()) {
             return Err(Error::config(
@@ -33,8 +35,18 @@ pub(super) fn validate(config: &Config) -> Check {
             ));
         }
     }
+    check_rule_names(config)?;
     for (name, worker) in &config.workers {
         check_worker(&format!("workers.{name}"), name, worker)?;
+    }
+    if !config.workers.is_empty() && config.state.is_none() {
+        let first = config.workers.keys().next().map_or("", String::as_str);
+        return Err(Error::config(
+            "state.table",
+            format!(
+                "workers ({first}, …) need a [state] table: the scaler keeps each worker's history there and refuses to start without it"
+            ),
+        ));
     }
 
     if let Some(alerts) = &config.alerts {
@@ -44,6 +56,102 @@ pub(super) fn validate(config: &Config) -> Check {
         require_non_empty("state.table", &state.table)?;
     }
     Ok(())
+}
+
+/// `triggers.schedule[i] (name)`: errors name a schedule by its name as well as its index.
+fn schedule_path(i: usize, schedule: &ScheduleTrigger) -> String {
+    format!("triggers.schedule[{i}] ({})", schedule.name)
+}
+
+/// A rule named `jobrunner-x` fires the schedule `x` *or* a schedule named `jobrunner-x`:
+/// with both in one config, a tick could start the wrong job.
+fn check_rule_names(config: &Config) -> Check {
+    let schedules = &config.triggers.schedule;
+    for (i, schedule) in schedules.iter().enumerate() {
+        let Some(short) = schedule.name.strip_prefix(RULE_PREFIX) else {
+            continue;
+        };
+        if let Some(other) = schedules.iter().find(|s| s.name == short) {
+            return Err(Error::config(
+                format!("{}.name", schedule_path(i, schedule)),
+                format!(
+                    "'{}' and '{}' are ambiguous: a rule named '{}' fires either; rename one",
+                    schedule.name, other.name, schedule.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Something that validates but is probably not what the author meant. `jobrunner validate`
+/// prints these; they never stop a config from loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The field, e.g. `jobs.report.command[2]`.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Shells whose `-c` argument is a script: a placeholder there is run as code.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish"];
+
+/// Warnings about a valid config: today, placeholders fed to a shell's `-c` script, where an
+/// object key such as `x; rm -rf /` becomes a command (the "never through a shell" promise
+/// holds only for commands that do not call a shell themselves).
+pub fn warnings(config: &Config) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for (name, job) in &config.jobs {
+        shell_warnings(
+            &format!("jobs.{name}"),
+            job.command.as_deref(),
+            &mut warnings,
+        );
+    }
+    for (i, schedule) in config.triggers.schedule.iter().enumerate() {
+        shell_warnings(
+            &schedule_path(i, schedule),
+            schedule.command.as_deref(),
+            &mut warnings,
+        );
+    }
+    warnings
+}
+
+fn shell_warnings(path: &str, command: Option<&[String]>, warnings: &mut Vec<Warning>) {
+    let Some(command) = command else { return };
+    let Some(shell) = command.iter().position(|part| {
+        let program = part.rsplit('/').next().unwrap_or(part);
+        SHELLS.contains(&program)
+    }) else {
+        return;
+    };
+    // `sh -ec SCRIPT [NAME ARGS…]`: flags up to the first non-flag; with `c` among them, that
+    // first non-flag is the script (later arguments are `$0`, `$1`…: safe when quoted).
+    let mut reads_script = false;
+    for (i, part) in command.iter().enumerate().skip(shell + 1) {
+        if part.starts_with('-') && !part.starts_with("--") {
+            reads_script |= part.contains('c');
+            continue;
+        }
+        let used = template::placeholders(part);
+        if reads_script && !used.is_empty() {
+            warnings.push(Warning {
+                path: format!("{path}.command[{i}]"),
+                message: format!(
+                    "placeholder {{{}}} goes into the script of `{} -c`: a crafted value (an object key such as `x; rm -rf ~`) runs as shell code; pass it as an argument after the script (\"$1\") or in environment (\"$VAR\")",
+                    used[0], command[shell]
+                ),
+            });
+        }
+        break;
+    }
 }
 
 /// Checks a `startedBy` value against ECS's rules (128 characters of `[A-Za-z0-9_/-]`).
@@ -146,6 +254,12 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
             ));
         }
     }
+    if settings.may_use_fargate() && settings.subnets.as_ref().is_none_or(|s| s.is_empty()) {
+        return Err(Error::config(
+            format!("{path}.subnets"),
+            "Fargate tasks need at least one subnet: set subnets on the job or in [defaults]",
+        ));
+    }
     if settings.is_fargate() {
         if settings.subnets.as_ref().is_none_or(|s| s.is_empty()) {
             return Err(Error::config(
@@ -166,12 +280,29 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
             "must be at least 1 (omit it for no cap)",
         ));
     }
-    check_sizing(&path, job, settings.is_fargate())?;
+    check_sizing(&path, job, settings.may_use_fargate())?;
     check_overrides(
         &path,
         job.command.as_deref(),
         &job.environment,
         &placeholders_for_job(config, name),
+    )?;
+    let environment: BTreeMap<&str, &str> = job
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let trigger = if config.triggers.s3.iter().any(|t| t.job == name) {
+        "s3"
+    } else {
+        "schedule"
+    };
+    check_overrides_fit(
+        &path,
+        &job.container,
+        job.command.as_deref(),
+        &environment,
+        &[("JOB_NAME", name), ("JOB_TRIGGER", trigger)],
     )?;
     check_tags(&path, &job.tags)?;
     if job.task_definition.contains(char::is_whitespace) {
@@ -301,7 +432,8 @@ fn check_tags(path: &str, tags: &std::collections::BTreeMap<String, String>) -> 
     }
     for (key, value) in tags {
         let tag_path = format!("{path}.tags.{key}");
-        if key.is_empty() || key.len() > 128 {
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > 128 {
             return Err(Error::config(tag_path, "tag keys are 1 to 128 characters"));
         }
         if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with("jobrunner:") {
@@ -310,14 +442,35 @@ fn check_tags(path: &str, tags: &std::collections::BTreeMap<String, String>) -> 
                 "the aws: and jobrunner: tag prefixes are reserved",
             ));
         }
-        if value.len() > 256 {
+        if value.chars().count() > 256 {
             return Err(Error::config(
                 tag_path,
                 "tag values are at most 256 characters",
             ));
         }
+        for (what, text) in [("key", key), ("value", value)] {
+            if let Some(bad) = text.chars().find(|c| !is_tag_char(*c)) {
+                return Err(Error::config(
+                    tag_path,
+                    format!(
+                        "tag {what} has {bad:?}: ECS allows letters, digits, spaces and _ . : / = + - @"
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// ECS's tag charset, `[\p{L}\p{Z}\p{N}_.:/=+\-@]`: letters, separators (spaces), numbers and
+/// `_ . : / = + - @`. Line and paragraph separators and marks are refused even where Unicode
+/// calls them letters or spaces, to stay inside what every ECS API accepts.
+pub fn is_tag_char(c: char) -> bool {
+    matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@' | ' ')
+        || c.is_ascii_alphanumeric()
+        || (!c.is_ascii()
+            && (c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()))
+            && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}'))
 }
 
 fn check_job_reference(config: &Config, path: &str, job: &str) -> Check {
@@ -360,7 +513,73 @@ fn check_schedule(config: &Config, path: &str, schedule: &ScheduleTrigger) -> Ch
         &schedule.environment,
         template::SCHEDULE_PLACEHOLDERS,
     )?;
-    crate::schedule::validate_trigger(path, schedule)
+    if let Some(job) = config.jobs.get(&schedule.job) {
+        let environment: BTreeMap<&str, &str> = job
+            .environment
+            .iter()
+            .chain(&schedule.environment)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        check_overrides_fit(
+            path,
+            &job.container,
+            schedule.command.as_deref().or(job.command.as_deref()),
+            &environment,
+            &[
+                ("JOB_NAME", &schedule.job),
+                ("JOB_TRIGGER", "schedule"),
+                ("JOB_SCHEDULE", &schedule.name),
+                ("JOB_SCHEDULED_TIME", MIN_TIME),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The shortest RFC 3339 time jobrunner passes (`JOB_SCHEDULED_TIME`, `JOB_EVENT_TIME`).
+const MIN_TIME: &str = "2026-01-01T00:00:00Z";
+
+/// Fails when the container overrides RunTask would get can never fit ECS's 8,192 characters:
+/// the fixed part (container name, command, environment with every placeholder empty, the
+/// `JOB_*` variables at their shortest) is already too long.
+fn check_overrides_fit(
+    path: &str,
+    container: &str,
+    command: Option<&[String]>,
+    environment: &BTreeMap<&str, &str>,
+    job_variables: &[(&str, &str)],
+) -> Check {
+    let empty = |template: &str| {
+        let mut out = String::new();
+        for piece in template::parse(template).unwrap_or_default() {
+            if let template::Piece::Text(text) = piece {
+                out.push_str(text);
+            }
+        }
+        out
+    };
+    let variables: Vec<serde_json::Value> = job_variables
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .chain(environment.iter().map(|(k, v)| (k.to_string(), empty(v))))
+        .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+        .collect();
+    let mut container_override = serde_json::json!({"name": container, "environment": variables});
+    if let Some(command) = command {
+        container_override["command"] = command.iter().map(|part| empty(part)).collect();
+    }
+    let overrides = serde_json::json!({"containerOverrides": [container_override]});
+    let chars = overrides.to_string().chars().count();
+    if chars > crate::plan::MAX_OVERRIDES_CHARS {
+        return Err(Error::config(
+            format!("{path}.command"),
+            format!(
+                "the container overrides are at least {chars} characters of JSON before any placeholder is filled in; ECS allows {}: shorten command and environment",
+                crate::plan::MAX_OVERRIDES_CHARS
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
@@ -408,7 +627,45 @@ fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
             ));
         }
     }
-    crate::scaling::validate_windows(path, worker)
+    check_windows(path, worker)
+}
+
+/// A worker's scheduled-capacity windows: the bounds each leaves in force, and `start != end`.
+/// Errors name `{path}.windows[i].field`.
+pub fn validate_windows(path: &str, worker: &Worker) -> Check {
+    check_windows(path, worker)
+}
+
+fn check_windows(path: &str, worker: &Worker) -> Check {
+    for (i, window) in worker.windows.iter().enumerate() {
+        let path = format!("{path}.windows[{i}]");
+        if window.start.minutes() == window.end.minutes() {
+            return Err(Error::config(
+                format!("{path}.end"),
+                format!(
+                    "end {} equals start: use start = \"00:00\", end = \"24:00\" for a whole day",
+                    window.end
+                ),
+            ));
+        }
+        if window.min_tasks.is_none() && window.max_tasks.is_none() {
+            return Err(Error::config(
+                format!("{path}.min_tasks"),
+                "a window must set min_tasks, max_tasks or both",
+            ));
+        }
+        let min = window.min_tasks.unwrap_or(worker.min_tasks);
+        let max = window.max_tasks.unwrap_or(worker.max_tasks);
+        if min > max {
+            return Err(Error::config(
+                format!("{path}.max_tasks"),
+                format!(
+                    "the window's max_tasks {max} is below its min_tasks {min} (unset fields fall back to the worker's)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_alerts(alerts: &Alerts) -> Check {
@@ -417,17 +674,6 @@ fn check_alerts(alerts: &Alerts) -> Check {
             "alerts.topic_arn",
             format!("'{}' is not an SNS topic ARN", alerts.topic_arn),
         ));
-    }
-    for (i, class) in alerts.notify_on.iter().enumerate() {
-        if !crate::alert::CLASS_NAMES.contains(&class.as_str()) {
-            return Err(Error::config(
-                format!("alerts.notify_on[{i}]"),
-                format!(
-                    "unknown alert class '{class}' (classes: {})",
-                    crate::alert::CLASS_NAMES.join(", ")
-                ),
-            ));
-        }
     }
     Ok(())
 }
