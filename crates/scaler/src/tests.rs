@@ -179,6 +179,9 @@ fn secs(n: i64) -> chrono::Duration {
 }
 
 const WORKERS: &str = r#"
+[state]
+table = "jobrunner-state"
+
 [workers.orders]
 cluster = "jobs"
 service = "orders"

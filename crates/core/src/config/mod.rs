@@ -70,9 +70,9 @@ impl Config {
                 })?
             }
         };
+        validate::validate(&config)?;
         #[cfg(test)]
         tests::assert_schema_accepts(text, format);
-        validate::validate(&config)?;
         Ok(config)
     }
 

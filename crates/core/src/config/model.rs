@@ -115,7 +115,9 @@ pub struct Job {
     pub environment: BTreeMap<String, String>,
     /// Concurrency cap: over it, events wait in their queue.
     pub max_running: Option<u32>,
+    /// Task tags (ECS's charset; jobrunner adds two of its own).
     #[serde(default)]
+    #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
     /// Task-level CPU units when no size tier applies.
     pub cpu: Option<u32>,
@@ -206,6 +208,28 @@ impl LaunchSettings {
             (None, None) => true,
         }
     }
+}
+
+/// The schema of a job's `tags`: ECS's limits (in characters), at most 48 (jobrunner adds
+/// `jobrunner:job` and `jobrunner:trigger`), `aws:`/`jobrunner:` reserved, and the ASCII
+/// characters ECS refuses. (Non-ASCII letters are checked by validation: JSON Schema regexes
+/// have no Unicode classes.)
+fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    const REFUSED: &str =
+        r##"[^\u0000-\u001f\u007f-\u009f\u2028\u2029!"#$%&'()*,;<>?\[\\\]^`{|}~]"##;
+    schemars::json_schema!({
+        "type": "object",
+        "default": {},
+        "maxProperties": 48,
+        "propertyNames": {
+            "pattern": format!("^{REFUSED}{{1,128}}$"),
+            "not": {"pattern": "^(?:[Aa][Ww][Ss]|jobrunner):"},
+        },
+        "additionalProperties": {
+            "type": "string",
+            "pattern": format!("^{REFUSED}{{0,256}}$"),
+        },
+    })
 }
 
 /// One size tier of a job.

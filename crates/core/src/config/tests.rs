@@ -20,8 +20,8 @@ fn document(text: &str, format: Format) -> serde_json::Value {
     }
 }
 
-/// Called by `Config::parse` in this crate's tests: every document that deserializes into the
-/// config types (every fixture of every core test) must be one the schema accepts.
+/// Called by `Config::parse` in this crate's tests: every valid config (every fixture of every
+/// core test) must be one the schema accepts.
 pub(super) fn assert_schema_accepts(text: &str, format: Format) {
     let document = document(text, format);
     let errors: Vec<String> = schema_validator()
@@ -30,7 +30,7 @@ pub(super) fn assert_schema_accepts(text: &str, format: Format) {
         .collect();
     assert!(
         errors.is_empty(),
-        "the schema rejects a config the types accept: {errors:?}\n{text}"
+        "the schema rejects a valid config: {errors:?}\n{text}"
     );
 }
 
@@ -664,10 +664,13 @@ fn schema_marks_every_object_closed() {
     walk(&json_schema(), "#");
 }
 
+/// Fields of the config as `(table, field)`.
+type Fields = BTreeSet<(String, String)>;
+
 /// Every field of the schema, as `(table, field)`, with `<name>` for map keys:
 /// `("jobs.<name>", "command")`, `("jobs.<name>.size_tiers", "max_bytes")`. `leaves` are the
 /// fields holding values (not tables); `all` holds every field.
-fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn schema_fields() -> (Fields, Fields) {
     let schema = json_schema();
     fn resolve_in<'s>(
         schema: &'s serde_json::Value,
@@ -691,10 +694,7 @@ fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
             return Some((String::new(), node));
         }
         for (key, suffix) in [("items", ""), ("additionalProperties", ".<name>")] {
-            if let Some(inner) = node
-                .get(key)
-                .filter(|v| v.is_object())
-                .and_then(|v| resolve(v))
+            if let Some(inner) = node.get(key).filter(|v| v.is_object()).and_then(&resolve)
                 && inner.get("properties").is_some()
             {
                 return Some((suffix.to_string(), inner));
@@ -728,7 +728,7 @@ fn schema_fields() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
 /// The README's configuration reference as `(table, field)`: each table row's first column
 /// names fields (in backticks) of the tables the section heading names (`[jobs.<name>]`,
 /// `[[triggers.schedule]]`, in backticks).
-fn readme_fields() -> BTreeSet<(String, String)> {
+fn readme_fields() -> Fields {
     let readme = repo_file("README.md");
     let start = readme
         .find("\n## Configuration reference")
@@ -785,4 +785,32 @@ fn readme_documents_exactly_the_schema_fields() {
         unknown.is_empty(),
         "fields the README documents but the schema lacks: {unknown:?}"
     );
+}
+
+#[test]
+fn schema_holds_the_ecs_tag_rules() {
+    let tagged = |tags: &str| {
+        VALID.replace(
+            "max_running = 5",
+            &format!("max_running = 5\ntags = {{ {tags} }}"),
+        )
+    };
+    let ok = tagged(&format!(
+        "\"{}\" = \"{}\", team = \"a b_c.d:e/f=g+h-i@j\"",
+        "ü".repeat(128),
+        "é".repeat(256)
+    ));
+    assert_eq!(schema_errors(&ok), Vec::<String>::new());
+    for bad in [
+        "\"a#b\" = \"v\"".to_string(),
+        "k = \"<script>\"".to_string(),
+        "\"aws:owner\" = \"v\"".to_string(),
+        "\"jobrunner:job\" = \"v\"".to_string(),
+        format!("\"{}\" = \"v\"", "ü".repeat(129)),
+        format!("k = \"{}\"", "é".repeat(257)),
+    ] {
+        let text = tagged(&bad);
+        assert!(!schema_errors(&text).is_empty(), "{bad}");
+        assert!(Config::parse(&text, Format::Toml).is_err(), "{bad}");
+    }
 }
