@@ -756,6 +756,9 @@ export interface Job {
    */
   size_tiers?: SizeTier[];
   subnets?: string[] | null;
+  /**
+   * Task tags (ECS's charset; jobrunner adds two of its own).
+   */
   tags?: {
     [k: string]: string | undefined;
   };
