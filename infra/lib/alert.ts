@@ -58,7 +58,7 @@ export class AlertTopic extends Construct {
   constructor(scope: Construct, id: string, props: AlertTopicProps) {
     super(scope, id);
     this.key = new kms.Key(this, 'Key', {
-      description: 'jobrunner: encrypts the alert topic',
+      description: 'jobrunner: encrypts the alert and alarm topics',
       enableKeyRotation: true,
       pendingWindow: Duration.days(7),
       removalPolicy: props.keyRemovalPolicy ?? RemovalPolicy.DESTROY,
