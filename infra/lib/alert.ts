@@ -2,7 +2,7 @@
 // clusters go through an SQS buffer to the alerter, which classifies why each task stopped and
 // publishes to an SNS topic (KMS-encrypted, TLS only) with email subscriptions.
 
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
@@ -35,17 +35,30 @@ export interface AlerterOptions {
 export interface AlertTopicProps {
   readonly emails?: string[];
   readonly keyRemovalPolicy?: RemovalPolicy;
+  /** An existing topic for the alarms about the alert path; when absent, a second topic is created. */
+  readonly alarmTopic?: sns.ITopic;
+  /** Emails subscribed to the created alarm topic. @default `emails` */
+  readonly alarmEmails?: string[];
 }
 
-/** The alert topic and its key, created before the functions because the config names the topic. */
+/**
+ * The alert topic and its key, created before the functions because the config names the topic,
+ * and the alarm channel: the topic the alarms about the alert path itself publish to (the
+ * alerter's dead letters and errors). When the alerter cannot publish to the alert topic, its
+ * alarm must not depend on that topic alone: the alarm topic has its own policy and
+ * subscriptions. Unless the user brings one (`alarmTopic`), it is a second topic encrypted with
+ * the same key.
+ */
 export class AlertTopic extends Construct {
   readonly topic: sns.Topic;
   readonly key: kms.Key;
+  /** Where the alarms about the alert path go (the created second topic, or the user's). */
+  readonly alarmTopic: sns.ITopic;
 
   constructor(scope: Construct, id: string, props: AlertTopicProps) {
     super(scope, id);
     this.key = new kms.Key(this, 'Key', {
-      description: 'jobrunner: encrypts the alert topic',
+      description: 'jobrunner: encrypts the alert and alarm topics',
       enableKeyRotation: true,
       pendingWindow: Duration.days(7),
       removalPolicy: props.keyRemovalPolicy ?? RemovalPolicy.DESTROY,
@@ -58,14 +71,45 @@ export class AlertTopic extends Construct {
     for (const email of props.emails ?? []) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
-    // CloudWatch alarms (dead-letter queues) publish to the topic too: they need the key.
-    this.key.addToResourcePolicy(
-      new iam.PolicyStatement({
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-      }),
+    if (props.alarmTopic) {
+      this.alarmTopic = props.alarmTopic;
+    } else {
+      const alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+        displayName: 'jobrunner alert-path alarms',
+        masterKey: this.key,
+        enforceSSL: true,
+      });
+      for (const email of props.alarmEmails ?? props.emails ?? []) {
+        alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
+      }
+      this.alarmTopic = alarmTopic;
+    }
+  }
+
+  /**
+   * Lets CloudWatch publish the alarms `alarmArns` to `topic`: `sns:Publish` on the topic (its
+   * policy otherwise holds only the TLS Deny, which replaces SNS's default policy) and the key's
+   * data-key actions, both only for this account and exactly these alarm ARNs. A topic the user
+   * brought (`alarmTopic`) keeps its own policy and key: nothing is added for it.
+   */
+  allowAlarms(topic: sns.ITopic, alarmArns: string[]): void {
+    if (!alarmArns.length || !this.ownTopics().includes(topic)) return;
+    const cloudwatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    const conditions = {
+      StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+      ArnEquals: { 'aws:SourceArn': alarmArns },
+    };
+    topic.addToResourcePolicy(
+      new iam.PolicyStatement({ principals: [cloudwatch], actions: ['sns:Publish'], resources: [topic.topicArn], conditions }),
     );
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({ principals: [cloudwatch], actions: ['kms:Decrypt', 'kms:GenerateDataKey*'], resources: ['*'], conditions }),
+    );
+  }
+
+  /** The topics this construct created (and encrypted with its key). */
+  private ownTopics(): sns.ITopic[] {
+    return this.node.tryFindChild('AlarmTopic') ? [this.topic, this.alarmTopic] : [this.topic];
   }
 }
 
@@ -98,7 +142,6 @@ export class Alerter extends Construct {
     this.role = fn.role;
 
     this.buffer = new EventBuffer(this, 'Buffer', {
-      purpose: 'ECS task events the alerter could not report',
       consumerTimeout: timeout,
     });
     this.function.addEventSource(

@@ -5,18 +5,25 @@
 // a family, an `s3.IBucket` instead of a bucket name, and so on. `renderConfig` turns them into
 // the JSON document every function reads from `JOBRUNNER_CONFIG`. Values that are only known at
 // deploy time (ARNs, generated names, queue URLs) stay CloudFormation tokens inside the document.
+//
+// The document's types, and the props' closed sets of values (alert classes, schedule expression
+// forms, time zones, launch types, overlap policies), come from `config.schema.ts`, generated from
+// the Rust config types' JSON Schema (`jobrunner schema`): the construct cannot write a field or
+// a value the functions' parser rejects without failing to compile.
 
 import { Duration, Token } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as schema from './config.schema';
 
 /** Capacity providers in order of preference (`capacity` in the config). */
 export type CapacityProvider = 'FARGATE' | 'FARGATE_SPOT' | (string & {});
 
 /** `launch_type` in the config; exclusive with `capacity`. */
-export type LaunchType = 'FARGATE' | 'EC2';
+export type LaunchType = schema.LaunchType;
 
 /** Where and how tasks run: `[defaults]`, and the same fields on a job. */
 export interface LaunchSettings {
@@ -95,17 +102,26 @@ export interface S3TriggerProps {
 }
 
 /** What to do when a schedule fires while the previous run still runs. */
-export type Overlap = 'allow' | 'forbid' | 'replace';
+export type Overlap = NonNullable<schema.ScheduleTrigger['overlap']>;
+
+/**
+ * A schedule expression in a form the functions accept: `rate(...)` or `cron(...)` in
+ * EventBridge's syntax (EventBridge Scheduler's one-time `at(...)` is not one).
+ */
+export type ScheduleExpression = schema.ScheduleExpression;
+
+/** An IANA time zone name the functions know, e.g. `Europe/Berlin`. */
+export type TimeZoneName = schema.TimeZone;
 
 /** A schedule (`[[triggers.schedule]]`), deployed as an EventBridge Scheduler schedule. */
 export interface ScheduleTriggerProps {
   /** Schedule name: letters, digits, `-`, `_`. */
   readonly name: string;
   readonly job: string;
-  /** `rate(1 hour)`, `cron(0 3 * * ? *)` or `at(...)`, in EventBridge Scheduler's syntax. */
-  readonly expression: string;
+  /** `rate(1 hour)` or `cron(0 3 * * ? *)`, in EventBridge's syntax. */
+  readonly expression: ScheduleExpression;
   /** IANA time zone of the expression, e.g. `Europe/Berlin`. @default UTC */
-  readonly timezone?: string;
+  readonly timezone?: TimeZoneName;
   /** @default 'allow' */
   readonly overlap?: Overlap;
   /** Added to the job's environment for this schedule's tasks. */
@@ -116,13 +132,14 @@ export interface ScheduleTriggerProps {
 
 /** A scheduled-capacity window of a worker (`[[workers.NAME.windows]]`). */
 export interface ScalingWindowProps {
-  /** Days, e.g. `['MON', 'TUE']`; empty or omitted means every day. */
-  readonly days?: string[];
+  /** Days or ranges of days, e.g. `['MON-FRI']`; empty or omitted means every day. */
+  readonly days?: schema.DaySpan[];
   /** `HH:MM`, inclusive. */
   readonly start: string;
   /** `HH:MM`, exclusive. */
   readonly end: string;
-  readonly timezone?: string;
+  /** An IANA time zone name or a fixed offset such as `+01:00`. @default UTC */
+  readonly timezone?: schema.WindowZone;
   readonly minTasks?: number;
   readonly maxTasks?: number;
 }
@@ -153,16 +170,25 @@ export interface WorkerProps {
   readonly windows?: ScalingWindowProps[];
 }
 
-/** The alert classes of the config's `notify_on`. */
-export type AlertClass =
-  | 'non_zero_exit'
-  | 'oom'
-  | 'failed_to_start'
-  | 'spot_interruption'
-  | 'unhealthy'
-  | 'timeout'
-  | 'unknown'
-  | (string & {});
+/** The alert classes of the config's `notify_on` (why a task stopped). */
+export type AlertClass = schema.Class;
+
+/** Every alert class, once (the compiler checks the list is complete and exact). */
+const ALERT_CLASS_SET: Record<AlertClass, true> = {
+  succeeded: true,
+  non_zero_exit: true,
+  oom: true,
+  failed_to_start: true,
+  spot_interruption: true,
+  scaled_in: true,
+  user_stopped: true,
+  timeout: true,
+  unhealthy: true,
+  unknown: true,
+};
+
+/** Every alert class `notifyOn` may name. */
+export const ALERT_CLASSES = Object.keys(ALERT_CLASS_SET) as AlertClass[];
 
 /** Where stopped-task alerts go (`[alerts]`); the construct creates the topic. */
 export interface AlertsProps {
@@ -170,6 +196,16 @@ export interface AlertsProps {
   readonly emails?: string[];
   /** `notify_on`. @default the alerter's default classes */
   readonly notifyOn?: AlertClass[];
+  /**
+   * The channel of the alarms about the alert path itself (the alerter's dead letters and
+   * errors), which must not depend on the alert topic alone. Bring a topic of your own (e.g. one
+   * wired to your paging tool); it must let CloudWatch publish (SNS's default policy does; a
+   * KMS-encrypted topic's key must allow `cloudwatch.amazonaws.com`).
+   * @default a second topic, encrypted with the alert topic's key, subscribed by `alarmEmails`
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /** Emails subscribed to the created alarm topic (not used with `alarmTopic`). @default `emails` */
+  readonly alarmEmails?: string[];
 }
 
 /** The parts of the config the construct creates itself. */
@@ -197,7 +233,7 @@ export const CONFIG_ENV = 'JOBRUNNER_CONFIG';
 const NAME = /^[A-Za-z0-9_-]+$/;
 
 /** The JSON document (CloudFormation tokens where values are only known at deploy time). */
-export type ConfigDocument = Record<string, unknown>;
+export type ConfigDocument = schema.ConfigDocument;
 
 /** Checks what can be checked at synth time; the Rust validator checks the rest at init. */
 export function checkConfigProps(props: ConfigProps): void {
@@ -244,7 +280,7 @@ export function jobCluster(props: ConfigProps, job: JobProps): ecs.ICluster {
 export function renderConfig(props: ConfigProps, created: CreatedResources): ConfigDocument {
   checkConfigProps(props);
   const d = props.defaults;
-  const config: ConfigDocument = {
+  const config: schema.ConfigDocument = {
     defaults: {
       cluster: d.cluster.clusterArn,
       ...launchSettings(d, d.cluster),
@@ -254,7 +290,7 @@ export function renderConfig(props: ConfigProps, created: CreatedResources): Con
     ),
   };
 
-  const s3 = (props.s3Triggers ?? []).map((t) => ({
+  const s3 = (props.s3Triggers ?? []).map((t): schema.S3Trigger => ({
     job: t.job,
     bucket: t.bucket.bucketName,
     prefix: t.prefix,
@@ -262,7 +298,7 @@ export function renderConfig(props: ConfigProps, created: CreatedResources): Con
     min_size: t.minSize,
     max_size: t.maxSize,
   }));
-  const schedule = (props.schedules ?? []).map((s) => ({
+  const schedule = (props.schedules ?? []).map((s): schema.ScheduleTrigger => ({
     name: s.name,
     job: s.job,
     expression: s.expression,
@@ -285,10 +321,10 @@ export function renderConfig(props: ConfigProps, created: CreatedResources): Con
   if (created.stateTableName) {
     config.state = { table: created.stateTableName };
   }
-  return prune(config) as ConfigDocument;
+  return prune(config) as schema.ConfigDocument;
 }
 
-function renderJob(name: string, job: JobProps, props: ConfigProps): Record<string, unknown> {
+function renderJob(name: string, job: JobProps, props: ConfigProps): schema.Job {
   return {
     task_definition: job.taskDefinition.family,
     container: containerName(job, `jobs.${name}`),
@@ -304,7 +340,10 @@ function renderJob(name: string, job: JobProps, props: ConfigProps): Record<stri
   };
 }
 
-function launchSettings(s: LaunchSettings, cluster: ecs.ICluster): Record<string, unknown> {
+/** The launch settings a job shares with `[defaults]` (less `cluster`, which each sets itself). */
+type RenderedLaunchSettings = Omit<schema.LaunchSettings, 'cluster' | 'placement_constraints' | 'placement_strategy'>;
+
+function launchSettings(s: LaunchSettings, cluster: ecs.ICluster): RenderedLaunchSettings {
   return {
     subnets: s.subnets ? cluster.vpc.selectSubnets(s.subnets).subnetIds : undefined,
     security_groups: s.securityGroups?.map((g) => g.securityGroupId),
@@ -316,7 +355,7 @@ function launchSettings(s: LaunchSettings, cluster: ecs.ICluster): Record<string
   };
 }
 
-function renderWorker(w: WorkerProps): Record<string, unknown> {
+function renderWorker(w: WorkerProps): schema.Worker {
   return {
     cluster: w.service.cluster.clusterArn,
     service: w.service.serviceName,
@@ -329,7 +368,7 @@ function renderWorker(w: WorkerProps): Record<string, unknown> {
     max_step_out: w.maxStepOut,
     max_step_in: w.maxStepIn,
     sample_every_seconds: w.sampleEverySeconds,
-    windows: w.windows?.map((x) => ({
+    windows: w.windows?.map((x): schema.ScalingWindow => ({
       days: x.days,
       start: x.start,
       end: x.end,
@@ -364,7 +403,7 @@ const TOKEN_ESTIMATE = 100;
  * Estimates the bytes the rendered document takes once deployed: literal text as is, each
  * CloudFormation token as `TOKEN_ESTIMATE` bytes (an ARN or queue URL is 60-100 characters).
  */
-export function estimateConfigBytes(config: ConfigDocument): { literal: number; estimate: number; tokens: number } {
+export function estimateConfigBytes(config: object): { literal: number; estimate: number; tokens: number } {
   const text = JSON.stringify(config);
   const pattern = /[$#]\{Token\[[^\]]+\]\}/g;
   const tokens = text.match(pattern) ?? [];

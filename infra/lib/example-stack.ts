@@ -229,7 +229,8 @@ export class JobRunnerExampleStack extends Stack {
     out('AlerterFunctionName', this.jobRunner.alerter!.function.functionName, 'cargo lambda deploy --binary-name alerter <this>');
     out('UploadsBucketName', this.uploads.bucketName, 'upload under uploads/ to run the process-upload job');
     out('OrdersQueueUrl', this.ordersQueue.queueUrl, 'send messages here to scale the orders workers up from zero');
-    out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks and dead letters');
+    out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks, dead letters and function errors');
+    out('AlarmTopicArn', this.jobRunner.alertTopic!.alarmTopic.topicArn, 'alarms about the alerter itself (its dead letters and errors)');
   }
 }
 

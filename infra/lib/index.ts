@@ -1,4 +1,5 @@
 // Public API of the jobrunner CDK library.
+export * from './alarms';
 export * from './alert';
 export * from './buffer';
 export * from './config';

@@ -10,8 +10,10 @@
 import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { Alerter, type AlerterOptions, AlertTopic } from './alert';
+import { type AlarmChannel, JobRunnerAlarms, type JobRunnerAlarmsOptions } from './alarms';
 import {
   CONFIG_ENV,
   type ConfigDocument,
@@ -24,7 +26,7 @@ import {
 import type { FunctionOptions } from './function';
 import { Launcher, type LauncherOptions } from './launch';
 import { Scaler, type ScalerOptions } from './scale';
-import { StateTable, type StateTableProps } from './state';
+import { STATE_KEY_PREFIXES, StateTable, type StateTableProps } from './state';
 
 export interface JobRunnerProps extends ConfigProps {
   /** Settings of all three functions (architecture, memory, log retention, Cargo manifest). */
@@ -33,6 +35,8 @@ export interface JobRunnerProps extends ConfigProps {
   readonly scaler?: ScalerOptions;
   readonly alerter?: AlerterOptions;
   readonly state?: StateTableProps;
+  /** The CloudWatch alarms: each is on by default and can be tuned or turned off (`false`). */
+  readonly alarms?: JobRunnerAlarmsOptions;
 }
 
 /** Bytes the other variables and the keys take besides the config value. */
@@ -47,6 +51,8 @@ export class JobRunner extends Construct {
   readonly alertTopic?: AlertTopic;
   /** Present when the scaler or the alerter is. */
   readonly state?: StateTable;
+  /** Dead-letter and Lambda error alarms; they publish when `alerts` is set. */
+  readonly alarms: JobRunnerAlarms;
   /** The generated config document (tokens where values are known only at deploy time). */
   readonly config: ConfigDocument;
   /** The document as the JSON string each function receives in JOBRUNNER_CONFIG. */
@@ -74,6 +80,8 @@ export class JobRunner extends Construct {
       this.alertTopic = new AlertTopic(this, 'AlertTopic', {
         emails: props.alerts.emails,
         keyRemovalPolicy: props.alerter?.keyRemovalPolicy,
+        alarmTopic: props.alerts.alarmTopic,
+        alarmEmails: props.alerts.alarmEmails,
       });
     }
 
@@ -89,7 +97,7 @@ export class JobRunner extends Construct {
 
     if (hasWorkers) {
       this.scaler = new Scaler(this, 'Scale', { ...props.scaler, config, functionOptions: props.functions, workers });
-      this.state!.grantState(this.scaler.role);
+      this.state!.grantState(this.scaler.role, STATE_KEY_PREFIXES.scaler);
     }
 
     if (this.alertTopic) {
@@ -103,10 +111,26 @@ export class JobRunner extends Construct {
         topic: this.alertTopic,
         clusters: [...clusters],
       });
-      this.state!.grantState(this.alerter.role);
-      // Dead letters are worth an alert too.
-      const action = new cwActions.SnsAction(this.alertTopic.topic);
-      for (const buffer of [this.launcher.buffer, this.alerter.buffer]) buffer.deadLetterAlarm.addAlarmAction(action);
+      this.state!.grantState(this.alerter.role, STATE_KEY_PREFIXES.alerter);
+    }
+
+    this.alarms = new JobRunnerAlarms(this, 'Alarms', {
+      ...props.alarms,
+      launcher: { function: this.launcher.function, deadLetterQueue: this.launcher.buffer.deadLetterQueue },
+      scaler: this.scaler,
+      alerter: this.alerter && { function: this.alerter.function, deadLetterQueue: this.alerter.buffer.deadLetterQueue },
+    });
+    if (this.alertTopic) {
+      // Alarms about the alert path go to the alarm channel, every other alarm to the alert topic.
+      const channels: [AlarmChannel, sns.ITopic][] = [
+        ['alerts', this.alertTopic.topic],
+        ['alert-path', this.alertTopic.alarmTopic],
+      ];
+      for (const [channel, topic] of channels) {
+        const alarms = this.alarms.on(channel);
+        for (const a of alarms) a.alarm.addAlarmAction(new cwActions.SnsAction(topic));
+        this.alertTopic.allowAlarms(topic, alarms.map((a) => a.arn));
+      }
     }
 
     document = renderConfig(props, {

@@ -65,7 +65,9 @@ export class Launcher extends Construct {
   /** One rule per bucket, routing its matching "Object Created" events to the buffer. */
   readonly s3Rules: events.Rule[] = [];
   readonly schedules: scheduler.Schedule[] = [];
-  /** The role EventBridge Scheduler assumes to invoke the launcher. */
+  /** The group of the schedules (present when there are schedules). */
+  readonly scheduleGroup?: scheduler.ScheduleGroup;
+  /** The role EventBridge Scheduler assumes to invoke the launcher, trusted only from `scheduleGroup`. */
   readonly schedulerRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: LauncherProps) {
@@ -83,7 +85,6 @@ export class Launcher extends Construct {
     this.role = fn.role;
 
     this.buffer = new EventBuffer(this, 'Buffer', {
-      purpose: 'S3 events or schedules the launcher could not turn into tasks',
       consumerTimeout: timeout,
     });
     this.function.addEventSource(
@@ -102,9 +103,15 @@ export class Launcher extends Construct {
 
     this.addS3Rules(props.s3Triggers);
     if (props.schedules.length) {
+      // The schedules live in their own group: the role's trust names that group, the narrowest
+      // aws:SourceArn EventBridge Scheduler supports (it sends the group's ARN, not a schedule's).
+      this.scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup');
       this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
         assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-          conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+            ArnEquals: { 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
+          },
         }),
         description: 'jobrunner: EventBridge Scheduler invokes the launcher',
       });
@@ -149,6 +156,7 @@ export class Launcher extends Construct {
   private addSchedule(s: ScheduleTriggerProps, props: LauncherProps): void {
     const schedule = new scheduler.Schedule(this, `Schedule-${s.name}`, {
       description: `jobrunner: schedule ${s.name} runs job ${s.job}`,
+      scheduleGroup: this.scheduleGroup,
       schedule: scheduler.ScheduleExpression.expression(s.expression, TimeZone.of(s.timezone ?? 'Etc/UTC')),
       timeWindow: scheduler.TimeWindow.off(),
       target: new schedulerTargets.LambdaInvoke(this.function, {

@@ -1,9 +1,10 @@
 // The small state the scaler (scale-in history) and the alerter (dedupe of repeated task
-// events) keep: one on-demand DynamoDB table whose items expire through TTL.
+// events) keep: one on-demand DynamoDB table whose items expire through TTL. Each function may
+// read and write only the items under its own key prefix (`dynamodb:LeadingKeys`).
 
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
 export interface StateTableProps {
@@ -14,8 +15,14 @@ export interface StateTableProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
-/** The item actions the functions use: read, conditional write, update and query by `pk`. */
-export const STATE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'];
+/**
+ * The item actions the functions call (`crates/aws/src/state_store.rs`): a strongly consistent
+ * read and a conditional write of one item by `pk`.
+ */
+export const STATE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
+
+/** The `pk` prefixes of each function's items (the scaler's `state_key`, the alerter's `DEDUPE_KEY_PREFIX`). */
+export const STATE_KEY_PREFIXES = { scaler: 'scaler#', alerter: 'alert/' } as const;
 
 export class StateTable extends Construct {
   readonly table: dynamodb.Table;
@@ -31,8 +38,16 @@ export class StateTable extends Construct {
     });
   }
 
-  /** Lets a function read and write its state items (and nothing else in DynamoDB). */
-  grantState(grantee: iam.IGrantable): iam.Grant {
-    return this.table.grant(grantee, ...STATE_ACTIONS);
+  /**
+   * Lets a function read and write its own state items: `STATE_ACTIONS` on this table, only for
+   * partition keys that start with `keyPrefix`.
+   */
+  grantState(grantee: iam.IGrantable, keyPrefix: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: STATE_ACTIONS,
+      resourceArns: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${keyPrefix}*`] } },
+    });
   }
 }

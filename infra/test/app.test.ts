@@ -40,8 +40,16 @@ describe('bin/app.ts', () => {
 
   test('reads alertEmails and architecture from context', () => {
     const template = JSON.parse(fs.readFileSync(path.join(synth.outdir, 'JobRunnerExample.template.json'), 'utf8'));
-    const emails = resourcesOfType(template, 'AWS::SNS::Subscription').map(([, r]) => r.Properties.Endpoint).sort();
-    assert.deepEqual(emails, ['oncall@example.com', 'ops@example.com']);
+    // Each address is subscribed to the alert topic and to the alarm topic.
+    const emails = resourcesOfType(template, 'AWS::SNS::Subscription')
+      .map(([, r]) => `${r.Properties.TopicArn.Ref.replace(/[0-9A-F]{8}$/, '')} ${r.Properties.Endpoint}`)
+      .sort();
+    assert.deepEqual(emails, [
+      'JobRunnerAlertTopic oncall@example.com',
+      'JobRunnerAlertTopic ops@example.com',
+      'JobRunnerAlertTopicAlarmTopic oncall@example.com',
+      'JobRunnerAlertTopicAlarmTopic ops@example.com',
+    ]);
     const arches = resourcesOfType(template, 'AWS::Lambda::Function')
       .filter(([, r]) => String(r.Properties.Description ?? '').startsWith('jobrunner '))
       .map(([, r]) => r.Properties.Architectures);

@@ -172,17 +172,24 @@ describe('EventBridge Scheduler → launcher', () => {
     });
   });
 
-  test('the scheduler role is assumable only by EventBridge Scheduler of this account', () => {
-    existing.template.hasResourceProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: {
-        Statement: [
-          Match.objectLike({
-            Principal: { Service: 'scheduler.amazonaws.com' },
-            Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' } },
-          }),
-        ],
-      },
+  test('the scheduler role is assumable only by EventBridge Scheduler, for this account and this schedule group', () => {
+    const [[group, groupResource], ...others] = resourcesOfType(existing.json, 'AWS::Scheduler::ScheduleGroup');
+    assert.deepEqual(others, [], 'one schedule group');
+    const roles = resourcesOfType(existing.json, 'AWS::IAM::Role').filter(([, r]) =>
+      r.Properties.AssumeRolePolicyDocument.Statement.some((s: any) => s.Principal?.Service === 'scheduler.amazonaws.com'),
+    );
+    assert.equal(roles.length, 1);
+    const [statement, ...more] = roles[0][1].Properties.AssumeRolePolicyDocument.Statement;
+    assert.deepEqual(more, []);
+    assert.deepEqual(statement.Condition, {
+      StringEquals: { 'aws:SourceAccount': '123456789012' },
+      ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [group, 'Arn'] } },
     });
+    // Every schedule is in that group (EventBridge Scheduler sends the group's ARN as aws:SourceArn).
+    for (const [, schedule] of resourcesOfType(existing.json, 'AWS::Scheduler::Schedule')) {
+      assert.equal(schedule.Properties.GroupName, groupResource.Properties.Name);
+      assert.equal(schedule.Properties.Target.RoleArn['Fn::GetAtt'][0], roles[0][0]);
+    }
   });
 
   test('the example runs its nightly job in Europe/Berlin', () => {

@@ -1,9 +1,12 @@
 // Least privilege: what each function's role may do, and on what.
 
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { STATE_ACTIONS, STATE_KEY_PREFIXES } from '../lib';
 import { existingResources } from './fixtures';
-import { asArray, functionRole, policyStatements, statementsWith, synthExample } from './support';
+import { asArray, functionRole, policyStatements, REPO_ROOT, statementsWith, synthExample } from './support';
 
 const example = synthExample();
 const existing = existingResources();
@@ -42,7 +45,7 @@ describe('each function may do exactly its job', () => {
     assert.deepEqual(
       [...actionsOf(example.json, scaler)].sort(),
       [
-        'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
+        'dynamodb:GetItem', 'dynamodb:PutItem',
         'ecs:DescribeServices', 'ecs:UpdateService', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:GetQueueAttributes',
       ].sort(),
     );
@@ -52,7 +55,7 @@ describe('each function may do exactly its job', () => {
     assert.deepEqual(
       [...actionsOf(example.json, alerter)].sort(),
       [
-        'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
+        'dynamodb:GetItem', 'dynamodb:PutItem',
         'ecs:DescribeTaskDefinition', 'kms:Decrypt', 'kms:GenerateDataKey*', 'logs:CreateLogStream', 'logs:PutLogEvents',
         'sns:Publish',
         'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage',
@@ -145,6 +148,50 @@ describe('scale permissions', () => {
     );
     assert.equal(found.length, 2, 'scaler and alerter');
     for (const { statement } of found) assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [table, 'Arn'] });
+  });
+});
+
+describe('state permissions', () => {
+  const dynamo = (json: Record<string, any>, description: string) => {
+    const role = functionRole(json, description);
+    return policyStatements(json)
+      .filter(({ roles, statement }) => roles.includes(role) && asArray<string>(statement.Action).some((a) => a.startsWith('dynamodb:')))
+      .map(({ statement }) => statement);
+  };
+
+  test('only the calls the state store makes: GetItem and PutItem', () => {
+    const source = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'aws', 'src', 'state_store.rs'), 'utf8');
+    const calls = [...new Set([...source.matchAll(/\.(get_item|put_item|update_item|query|scan|delete_item|batch_\w+|transact_\w+)\(\)/g)].map((m) => m[1]))].sort();
+    assert.deepEqual(calls, ['get_item', 'put_item'], 'the state store calls other DynamoDB operations: grant them in lib/state.ts');
+    assert.deepEqual(STATE_ACTIONS, ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    for (const json of [example.json, existing.json]) {
+      for (const fn of ['jobrunner scaler', 'jobrunner alerter']) {
+        const [statement, ...more] = dynamo(json, fn);
+        assert.deepEqual(more, [], `${fn}: one DynamoDB statement`);
+        assert.deepEqual(asArray(statement.Action).sort(), ['dynamodb:GetItem', 'dynamodb:PutItem']);
+      }
+    }
+  });
+
+  test('each function only its own items: dynamodb:LeadingKeys on its key prefix', () => {
+    for (const json of [example.json, existing.json]) {
+      for (const [fn, prefix] of [['jobrunner scaler', 'scaler#'], ['jobrunner alerter', 'alert/']]) {
+        const [statement] = dynamo(json, fn);
+        assert.deepEqual(statement.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${prefix}*`] } }, fn);
+      }
+    }
+  });
+
+  test('the prefixes are the keys the functions write', () => {
+    const scaler = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'scaler', 'src', 'lib.rs'), 'utf8');
+    const alerter = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'alerter', 'src', 'lib.rs'), 'utf8');
+    const scalerKey = /pub fn state_key\(worker: &str\) -> String \{\s*format!\("([^"{]*)\{worker\}"\)/.exec(scaler);
+    const alerterKey = /pub const DEDUPE_KEY_PREFIX: &str = "([^"]*)";/.exec(alerter);
+    assert.ok(scalerKey, "crates/scaler/src/lib.rs: state_key's format changed; update STATE_KEY_PREFIXES and this test");
+    assert.ok(alerterKey, 'crates/alerter/src/lib.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
+    assert.deepEqual(STATE_KEY_PREFIXES, { scaler: scalerKey[1], alerter: alerterKey[1] });
+    // Neither prefix is a prefix of the other, so neither function reaches the other's items.
+    assert.ok(!scalerKey[1].startsWith(alerterKey[1]) && !alerterKey[1].startsWith(scalerKey[1]));
   });
 });
 

@@ -120,26 +120,29 @@ describe('alerter', () => {
     });
   });
 
-  test('CloudWatch alarms may use the topic key (to publish dead-letter alarms)', () => {
+  test('CloudWatch alarms may use the topic key, for this account and named alarms only', () => {
     example.template.hasResourceProperties('AWS::KMS::Key', {
       KeyPolicy: {
         Statement: Match.arrayWith([
           Match.objectLike({
             Principal: { Service: 'cloudwatch.amazonaws.com' },
             Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnEquals: { 'aws:SourceArn': Match.anyValue() },
+            },
           }),
         ]),
       },
     });
   });
 
-  test('each alert email is subscribed', () => {
-    example.template.resourceCountIs('AWS::SNS::Subscription', 2);
+  test('each alert email is subscribed to the alert topic', () => {
     for (const email of ['ops@example.com', 'oncall@example.com']) {
       example.template.hasResourceProperties('AWS::SNS::Subscription', {
         Protocol: 'email',
         Endpoint: email,
-        TopicArn: { Ref: Match.stringLikeRegexp('AlertTopic') },
+        TopicArn: { Ref: Match.stringLikeRegexp('^JobRunnerAlertTopic[0-9A-F]{8}$') },
       });
     }
   });

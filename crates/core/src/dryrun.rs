@@ -166,7 +166,10 @@ pub async fn dry_run(
                     });
                 }
             }
-            out.response = serde_json::to_value(&report).unwrap_or(Value::Null);
+            out.response = match report.into_result() {
+                Ok(report) => serde_json::to_value(&report).unwrap_or(Value::Null),
+                Err(e) => json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()}),
+            };
         }
     }
     out.actions = ports.take();

@@ -40,6 +40,10 @@ pub enum Error {
     /// ECS had no capacity on any of the job's capacity providers.
     #[error("no capacity to place a task of job '{job}': {reason}")]
     NoCapacity { job: String, reason: String },
+    /// Every worker of a scaler invocation failed (the invocation fails, so Lambda's Errors
+    /// metric and its alarm see it; a partial failure is logged and the invocation succeeds).
+    #[error("every worker failed ({count}): {first}", count = .failed.len())]
+    AllWorkersFailed { failed: Vec<String>, first: String },
     /// ECS answered with a failure other than capacity (e.g. an inactive task definition).
     #[error("ECS could not launch a task of job '{job}': {reason}")]
     LaunchFailed { job: String, reason: String },
@@ -58,7 +62,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Call(e) => e.is_retryable(),
-            Error::AtCap { .. } | Error::NoCapacity { .. } => true,
+            Error::AtCap { .. } | Error::NoCapacity { .. } | Error::AllWorkersFailed { .. } => {
+                true
+            }
             Error::Config { .. }
             | Error::UnsupportedEvent(_)
             | Error::MalformedEvent(_)

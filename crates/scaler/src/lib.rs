@@ -15,13 +15,15 @@ pub use jobrunner_core::scaling::driver::{
 };
 
 /// Handles one scheduled invocation. Time is the ports' clock (the scaler samples again within
-/// the invocation); `invocation.deadline` bounds the sampling.
+/// the invocation); `invocation.deadline` bounds the sampling. Fails only when every worker
+/// failed, so Lambda's Errors metric (and the stack's alarm) sees it; a partial failure is
+/// logged and reported.
 pub async fn handle(
     config: &Config,
     ports: &impl ScalerPorts,
     invocation: &Invocation,
 ) -> Result<Value, Error> {
-    let report = run(config, ports, invocation).await;
+    let report = run(config, ports, invocation).await.into_result()?;
     Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
 }
 

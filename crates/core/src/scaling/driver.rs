@@ -132,6 +132,21 @@ impl SampleReport {
     }
 }
 
+impl Report {
+    /// The report, or an error when every worker failed (a partial failure is a success).
+    pub fn into_result(self) -> Result<Report, crate::Error> {
+        if !self.failed.is_empty() && self.failed.len() == self.workers.len() {
+            let name = &self.failed[0];
+            let error = self.workers[name].error.as_deref().unwrap_or("failed");
+            return Err(crate::Error::AllWorkersFailed {
+                failed: self.failed.clone(),
+                first: format!("{name}: {error}"),
+            });
+        }
+        Ok(self)
+    }
+}
+
 /// The scaler: the workers to keep matched, and the ports it does that through.
 #[derive(Debug)]
 pub struct Scaler<'a, P> {

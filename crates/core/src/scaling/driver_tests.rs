@@ -561,3 +561,32 @@ async fn the_sample_event_drives_an_invocation() {
     assert_eq!(times, vec![3, 18, 33, 48]);
     assert_eq!(s.services.updates(), vec![("emails".to_string(), 1)]);
 }
+
+#[tokio::test]
+async fn an_invocation_fails_when_every_worker_failed() {
+    let s = scaler(&["orders", "emails"]);
+    // Neither queue exists.
+    s.services.add("orders", 0);
+    s.services.add("emails", 0);
+    let error = s.handle(json!({})).await.into_result().unwrap_err();
+    assert!(error.is_retryable());
+    let message = error.to_string();
+    assert!(
+        message.starts_with("every worker failed (2): "),
+        "{message}"
+    );
+    assert!(message.contains("emails: "), "{message}");
+    assert!(message.contains("NonExistentQueue"), "{message}");
+    assert!(s.services.updates().is_empty());
+}
+
+#[tokio::test]
+async fn an_invocation_with_some_workers_failed_succeeds() {
+    let s = scaler(&["orders", "emails"]);
+    s.queues.script(ORDERS, &[(45, 0)]);
+    s.services.add("orders", 0);
+    s.services.add("emails", 0);
+    let report = s.handle(json!({})).await.into_result().unwrap();
+    assert_eq!(report.failed, vec!["emails".to_string()]);
+    assert_eq!(s.services.updates(), vec![("orders".to_string(), 5)]);
+}
