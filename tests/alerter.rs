@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
 use jobrunner_aws::Adapters;
-use jobrunner_core::alert::Summary;
 use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
+use jobrunner_core::alert::Summary;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
 use jobrunner_integration_tests::{Account, repo_root};
@@ -182,16 +182,21 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
     let mut oom = event("oom");
     oom["detail"]["taskDefinitionArn"] = json!(task_definition);
 
-    let response = jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(oom.clone(), now()))
-        .await
-        .unwrap();
+    let response = jobrunner_alerter::handle(
+        &fx.config(""),
+        &fx.ports(None),
+        &Invocation::at(oom.clone(), now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         response,
         serde_json::to_value(Summary {
             published: 1,
             alerted_tasks: 1,
             ..Summary::default()
-        }).unwrap()
+        })
+        .unwrap()
     );
 
     let envelopes = fx.envelopes(1).await;
@@ -254,16 +259,20 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
 #[tokio::test]
 async fn a_succeeded_task_publishes_nothing_by_default() {
     let fx = AlertFixture::new().await;
-    let response =
-        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(event("succeeded"), now()))
-            .await
-            .unwrap();
+    let response = jobrunner_alerter::handle(
+        &fx.config(""),
+        &fx.ports(None),
+        &Invocation::at(event("succeeded"), now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         response,
         serde_json::to_value(Summary {
             quiet: 1,
             ..Summary::default()
-        }).unwrap()
+        })
+        .unwrap()
     );
     assert!(fx.envelopes(0).await.is_empty());
 }
@@ -272,10 +281,13 @@ async fn a_succeeded_task_publishes_nothing_by_default() {
 async fn a_batch_becomes_one_digest_per_job_and_class() {
     let fx = AlertFixture::new().await;
     // The sample's task definitions are not in moto: the lookup fails and alerts go out without log links.
-    let response =
-        jobrunner_alerter::handle(&fx.config(""), &fx.ports(None), &Invocation::at(event("sqs-batch"), now()))
-            .await
-            .unwrap();
+    let response = jobrunner_alerter::handle(
+        &fx.config(""),
+        &fx.ports(None),
+        &Invocation::at(event("sqs-batch"), now()),
+    )
+    .await
+    .unwrap();
     assert!(jobrunner_testkit::failed_ids(&response).is_empty());
 
     let mut subjects: Vec<String> = fx
@@ -300,26 +312,36 @@ async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
     create_state_table(&fx.account, "jobrunner-state").await;
     let config = fx.config("[state]\ntable = \"jobrunner-state\"\n");
     let ports = fx.ports(Some("jobrunner-state"));
-    let first = jobrunner_alerter::handle(&config, &ports, &Invocation::at(event("non-zero-exit"), now()))
-        .await
-        .unwrap();
+    let first = jobrunner_alerter::handle(
+        &config,
+        &ports,
+        &Invocation::at(event("non-zero-exit"), now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         first,
         serde_json::to_value(Summary {
             published: 1,
             alerted_tasks: 1,
             ..Summary::default()
-        }).unwrap()
+        })
+        .unwrap()
     );
-    let again = jobrunner_alerter::handle(&config, &ports, &Invocation::at(event("non-zero-exit"), now()))
-        .await
-        .unwrap();
+    let again = jobrunner_alerter::handle(
+        &config,
+        &ports,
+        &Invocation::at(event("non-zero-exit"), now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         again,
         serde_json::to_value(Summary {
             duplicates: 1,
             ..Summary::default()
-        }).unwrap()
+        })
+        .unwrap()
     );
     assert_eq!(fx.envelopes(1).await.len(), 1);
 }
@@ -335,15 +357,19 @@ async fn a_missing_topic_fails_the_message_permanently() {
         task_definitions: Some(TaskDefinitions::new(fx.account.ecs())),
         ..Adapters::default()
     };
-    let err = jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(event("oom"), now()))
-        .await
-        .unwrap_err();
+    let err =
+        jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(event("oom"), now()))
+            .await
+            .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
 
     let batch = json!({"Records": [{"messageId": "m1", "body": event("oom").to_string(), "eventSource": "aws:sqs"}]});
-    let response =
-        jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(batch.clone(), now()))
-            .await
-            .unwrap();
+    let response = jobrunner_alerter::handle(
+        &fx.config(""),
+        &ports,
+        &Invocation::at(batch.clone(), now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(jobrunner_testkit::failed_ids(&response), ["m1"]);
 }

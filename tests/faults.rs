@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use jobrunner_aws::ecs::EcsTasks;
-use jobrunner_core::launch::launch;
 use jobrunner_core::event::{self, Event};
+use jobrunner_core::launch::Outcome;
+use jobrunner_core::launch::launch;
 use jobrunner_integration_tests::fault_proxy::{
     Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
 };
@@ -16,7 +17,6 @@ use jobrunner_integration_tests::fixtures::{
     LaunchFixture, THUMBNAILS, alert_topic, create_state_table, keep_tasks_running,
     worker_environment,
 };
-use jobrunner_core::launch::Outcome;
 use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
@@ -74,9 +74,10 @@ async fn drain(
     for round in 1..=rounds {
         let mut failed = Vec::new();
         for batch in pending.chunks(10) {
-            let response = jobrunner_launcher::handle(config, ecs, &Invocation::now(sqs_batch(batch)))
-                .await
-                .expect("SQS batches always answer");
+            let response =
+                jobrunner_launcher::handle(config, ecs, &Invocation::now(sqs_batch(batch)))
+                    .await
+                    .expect("SQS batches always answer");
             let ids = failed_ids(&response);
             failed.extend(batch.iter().filter(|(id, _)| ids.contains(id)).cloned());
         }
@@ -807,9 +808,10 @@ async fn drain_alerts(
     for _ in 0..rounds {
         let mut failed = Vec::new();
         for batch in pending.chunks(3) {
-            let response = jobrunner_alerter::handle(config, ports, &Invocation::at(sqs_batch(batch), now))
-                .await
-                .expect("SQS batches always answer");
+            let response =
+                jobrunner_alerter::handle(config, ports, &Invocation::at(sqs_batch(batch), now))
+                    .await
+                    .expect("SQS batches always answer");
             let response = serde_json::to_value(response).unwrap();
             let ids = failed_ids(&response);
             failed.extend(batch.iter().filter(|(id, _)| ids.contains(id)).cloned());
@@ -887,7 +889,11 @@ async fn an_sns_answer_lost_after_publishing_duplicates_the_alert() {
         Phase::After,
         1,
     ));
-    jobrunner_alerter::handle(&world.config(), &world.ports(&proxy), &Invocation::at(stopped(1), "2024-05-01T10:05:00Z".parse().unwrap()))
+    jobrunner_alerter::handle(
+        &world.config(),
+        &world.ports(&proxy),
+        &Invocation::at(stopped(1), "2024-05-01T10:05:00Z".parse().unwrap()),
+    )
     .await
     .unwrap();
     assert_eq!(proxy.stats().executed_of("Publish"), 2);

@@ -50,10 +50,13 @@ async fn s3_event_starts_a_task_with_the_object_in_its_environment() {
     let config = fx.config(THUMBNAILS);
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let summary =
-        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("s3-object-created-unicode-key.json")))
-            .await
-            .unwrap();
+    let summary = jobrunner_launcher::handle(
+        &config,
+        &ecs,
+        &Invocation::now(event("s3-object-created-unicode-key.json")),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary["launched"], 1);
 
     let tasks = fx.tasks("jobrunner/thumbnails").await;
@@ -89,9 +92,10 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
     let config = fx.config(THUMBNAILS);
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
-        .await
-        .unwrap();
+    let response =
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
+            .await
+            .unwrap();
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]})
@@ -110,7 +114,11 @@ async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
 async fn classic_notification_in_sqs_launches_with_the_decoded_key() {
     let fx = LaunchFixture::new().await;
     let config = fx.config(THUMBNAILS);
-    let response = jobrunner_launcher::handle(&config, &EcsTasks::new(fx.account.ecs()), &Invocation::now(event("sqs-s3-notification.json")))
+    let response = jobrunner_launcher::handle(
+        &config,
+        &EcsTasks::new(fx.account.ecs()),
+        &Invocation::now(event("sqs-s3-notification.json")),
+    )
     .await
     .unwrap();
     assert_eq!(response["batchItemFailures"], json!([]));
@@ -128,9 +136,10 @@ async fn at_the_cap_the_message_stays_in_its_queue() {
     let config = fx.config(&THUMBNAILS.replace("tags = ", "max_running = 1\ntags = "));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let response = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
-        .await
-        .unwrap();
+    let response =
+        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
+            .await
+            .unwrap();
     let failed: Vec<_> = response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -167,14 +176,21 @@ async fn forbid_launches_nothing_while_the_previous_run_is_going() {
     let config = fx.config(&REPORT.replace("OVERLAP", "forbid"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    let first = jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")))
-        .await
-        .unwrap();
+    let first = jobrunner_launcher::handle(
+        &config,
+        &ecs,
+        &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")),
+    )
+    .await
+    .unwrap();
     assert_eq!(first["launched"], 1);
-    let second =
-        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")))
-            .await
-            .unwrap();
+    let second = jobrunner_launcher::handle(
+        &config,
+        &ecs,
+        &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")),
+    )
+    .await
+    .unwrap();
     assert_eq!(second["skipped"], 1);
     assert_eq!(fx.tasks("jobrunner/report/nightly").await.len(), 1);
 }
@@ -186,13 +202,20 @@ async fn replace_stops_the_old_run_and_starts_the_new_one() {
     let config = fx.config(&REPORT.replace("OVERLAP", "replace"));
     let ecs = EcsTasks::new(fx.account.ecs());
 
-    jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")))
-        .await
-        .unwrap();
-    let second =
-        jobrunner_launcher::handle(&config, &ecs, &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")))
-            .await
-            .unwrap();
+    jobrunner_launcher::handle(
+        &config,
+        &ecs,
+        &Invocation::now(tick("nightly", "2026-11-22T02:00:00Z")),
+    )
+    .await
+    .unwrap();
+    let second = jobrunner_launcher::handle(
+        &config,
+        &ecs,
+        &Invocation::now(tick("nightly", "2026-11-23T02:00:00Z")),
+    )
+    .await
+    .unwrap();
     assert_eq!(second["launched"], 1);
 
     let tasks = fx.tasks("jobrunner/report/nightly").await;

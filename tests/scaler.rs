@@ -2,18 +2,17 @@
 //! DynamoDB. Each test has its own account; time is a manual clock so stabilization windows
 //! pass without waiting.
 
-
 use chrono::Utc;
 use jobrunner_aws::ecs_service::EcsServices;
 use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::{Saved, StateStore};
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
-use jobrunner_integration_tests::Account;
-use jobrunner_integration_tests::fixtures::{create_worker_service, worker_environment};
 use jobrunner_core::ports::{Clock, Put};
 use jobrunner_core::scaling::Direction;
 use jobrunner_core::scaling::driver::Report;
+use jobrunner_integration_tests::Account;
+use jobrunner_integration_tests::fixtures::{create_worker_service, worker_environment};
 use jobrunner_integration_tests::scaler::MotoScaler;
 use jobrunner_scaler::{WorkerState, state_key};
 
@@ -310,24 +309,32 @@ async fn conditional_writes_keep_overlapping_invocations_apart() {
         now: Utc::now(),
     };
     assert_eq!(
-        store.put(&put("scaler#x", "{}", None, expires)).await.unwrap(),
+        store
+            .put(&put("scaler#x", "{}", None, expires))
+            .await
+            .unwrap(),
         Saved::Written { version: 1 }
     );
     // Both read version 1; the first write wins, the second is told so.
     assert_eq!(
-        store.put(&put("scaler#x", "{\"a\":1}", Some(1), expires))
+        store
+            .put(&put("scaler#x", "{\"a\":1}", Some(1), expires))
             .await
             .unwrap(),
         Saved::Written { version: 2 }
     );
     assert_eq!(
-        store.put(&put("scaler#x", "{\"b\":1}", Some(1), expires))
+        store
+            .put(&put("scaler#x", "{\"b\":1}", Some(1), expires))
             .await
             .unwrap(),
         Saved::Conflict
     );
     assert_eq!(
-        store.put(&put("scaler#x", "{}", None, expires)).await.unwrap(),
+        store
+            .put(&put("scaler#x", "{}", None, expires))
+            .await
+            .unwrap(),
         Saved::Conflict
     );
     let record = store.get("scaler#x").await.unwrap().unwrap();

@@ -21,6 +21,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub mod esm;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod request_log;
 pub mod scaler;
 pub mod worker;
 

@@ -60,7 +60,10 @@ impl<C: Sync> Explain for Adapters<C> {}
 
 impl<C: Sync> Tasks for Adapters<C> {
     async fn list_tasks(&self, cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
-        let ecs = self.ecs.as_ref().ok_or_else(|| missing("ListTasks", "ECS"))?;
+        let ecs = self
+            .ecs
+            .as_ref()
+            .ok_or_else(|| missing("ListTasks", "ECS"))?;
         ecs.list_tasks(cluster, started_by).await
     }
 
@@ -82,7 +85,10 @@ impl<C: Sync> Tasks for Adapters<C> {
     }
 
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> CallResult<()> {
-        let ecs = self.ecs.as_ref().ok_or_else(|| missing("StopTask", "ECS"))?;
+        let ecs = self
+            .ecs
+            .as_ref()
+            .ok_or_else(|| missing("StopTask", "ECS"))?;
         ecs.stop_task(cluster, task_arn, reason).await
     }
 }
@@ -106,7 +112,10 @@ impl<C: Sync> Topic for Adapters<C> {
     }
 
     async fn publish(&self, message: &Publish) -> CallResult<String> {
-        let topic = self.topic.as_ref().ok_or_else(|| missing("Publish", "SNS"))?;
+        let topic = self
+            .topic
+            .as_ref()
+            .ok_or_else(|| missing("Publish", "SNS"))?;
         topic.publish(message).await
     }
 }

@@ -125,6 +125,7 @@ impl EcsTasks {
                         CapacityProviderStrategyItem::builder()
                             .capacity_provider(&s.capacity_provider)
                             .weight(s.weight)
+                            .base(s.base)
                             .build()
                     })
                     .collect::<Result<Vec<_>, _>>()

@@ -108,10 +108,7 @@ enum CliError {
         error: jobrunner_core::Error,
     },
     #[error("{path}: cannot read: {error}")]
-    Read {
-        path: String,
-        error: std::io::Error,
-    },
+    Read { path: String, error: std::io::Error },
     #[error("{flag} '{value}': not an RFC 3339 time ({reason})")]
     Time {
         flag: &'static str,
@@ -141,9 +138,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobrunner: {e}");
             ExitCode::FAILURE
@@ -227,7 +222,10 @@ const MAX_COUNT: u64 = 10_000;
 
 fn schedules(path: &Path, from: Option<&str>, count: u64) -> Result<(), CliError> {
     if !(1..=MAX_COUNT).contains(&count) {
-        return Err(CliError::Count { count, max: MAX_COUNT });
+        return Err(CliError::Count {
+            count,
+            max: MAX_COUNT,
+        });
     }
     let count = count as usize;
     let config = Config::load(path)?;
@@ -254,7 +252,8 @@ fn schedules(path: &Path, from: Option<&str>, count: u64) -> Result<(), CliError
             print(&format!(
                 "  {}   {}",
                 time.format("%Y-%m-%dT%H:%M:%SZ"),
-                time.with_timezone(&timezone.tz()).format("%Y-%m-%d %H:%M %Z")
+                time.with_timezone(&timezone.tz())
+                    .format("%Y-%m-%d %H:%M %Z")
             ))?;
         }
     }

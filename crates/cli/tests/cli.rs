@@ -99,7 +99,11 @@ fn plan_prints_the_run_task_input() {
         .iter()
         .map(|a| a["operation"].as_str().unwrap())
         .collect();
-    assert_eq!(operations, ["ListTasks", "RunTask"], "the cap's read, then the launch");
+    assert_eq!(
+        operations,
+        ["ListTasks", "RunTask"],
+        "the cap's read, then the launch"
+    );
     assert_eq!(json["actions"][0]["kind"], "read");
     let action = action(&json, "RunTask");
     assert_eq!(action["service"], "ecs");
@@ -239,7 +243,10 @@ fn plan_now_sets_the_time_of_every_decision() {
     let json = args("2026-11-22T07:00:00Z");
     assert_eq!(json["function"], "alerter");
     let put = action(&json, "PutItem");
-    assert_eq!(put["input"]["Item"]["updated_at"]["S"], "2026-11-22T07:00:00.000Z");
+    assert_eq!(
+        put["input"]["Item"]["updated_at"]["S"],
+        "2026-11-22T07:00:00.000Z"
+    );
     let output = jobrunner(&[
         "plan",
         "--config",
@@ -272,7 +279,11 @@ fn a_closed_pipe_ends_quietly() {
     drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

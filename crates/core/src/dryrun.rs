@@ -168,7 +168,9 @@ pub async fn dry_run(
             }
             out.response = match report.into_result() {
                 Ok(report) => serde_json::to_value(&report).unwrap_or(Value::Null),
-                Err(e) => json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()}),
+                Err(e) => {
+                    json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()})
+                }
             };
         }
     }
@@ -207,7 +209,9 @@ impl DryRun {
             .collect();
         self.response = match handled.into_response() {
             Ok(response) => serde_json::to_value(response).unwrap_or(Value::Null),
-            Err(e) => json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()}),
+            Err(e) => {
+                json!({"errorType": crate::handled::error_type(&e), "errorMessage": e.to_string()})
+            }
         };
     }
 }

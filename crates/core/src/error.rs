@@ -62,9 +62,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Call(e) => e.is_retryable(),
-            Error::AtCap { .. } | Error::NoCapacity { .. } | Error::AllWorkersFailed { .. } => {
-                true
-            }
+            Error::AtCap { .. } | Error::NoCapacity { .. } | Error::AllWorkersFailed { .. } => true,
             Error::Config { .. }
             | Error::UnsupportedEvent(_)
             | Error::MalformedEvent(_)

@@ -75,6 +75,8 @@ pub struct RunTaskInput {
 pub struct CapacityProviderStrategyItem {
     pub capacity_provider: String,
     pub weight: i32,
+    /// Tasks placed on this provider before weights apply (RunTask sends 0 when not set).
+    pub base: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -407,6 +409,7 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
                 capacity_provider_strategy: vec![CapacityProviderStrategyItem {
                     capacity_provider: provider.clone(),
                     weight: 1,
+                    base: 0,
                 }],
                 ..primary.clone()
             })

@@ -113,8 +113,10 @@ pub trait Tasks: Sync {
         task_arns: &[String],
     ) -> impl Future<Output = CallResult<Vec<DescribedTask>>> + Send;
 
-    fn run_task(&self, input: &RunTaskInput)
-    -> impl Future<Output = CallResult<RunTaskAnswer>> + Send;
+    fn run_task(
+        &self,
+        input: &RunTaskInput,
+    ) -> impl Future<Output = CallResult<RunTaskAnswer>> + Send;
 
     /// Stops a task; `reason` is at most 255 characters (the driver clips it).
     fn stop_task(

@@ -20,12 +20,12 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
+use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs_service::EcsServices;
 use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
-use jobrunner_aws::Adapters;
 use jobrunner_core::ports::Clock;
 use jobrunner_core::scaling::driver::Scaler;
 

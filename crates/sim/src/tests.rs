@@ -570,7 +570,10 @@ fn worker_mode_comes_from_the_config_and_is_checked() {
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"jobs\"\n\
                 [state]\ntable = \"t\"\n";
     let e = Config::parse(jobs, Format::Toml).unwrap_err().to_string();
-    assert!(e.contains("workers.orders.mode") && e.contains("--mode jobs"), "{e}");
+    assert!(
+        e.contains("workers.orders.mode") && e.contains("--mode jobs"),
+        "{e}"
+    );
     let text = "[workers.orders]\ncluster = \"jobs\"\nservice = \"s\"\n\
                 queue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n\
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"cron\"\n\

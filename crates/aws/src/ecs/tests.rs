@@ -14,9 +14,9 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use jobrunner_core::Config;
+use jobrunner_core::Error as CoreError;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::{ObjectCreated, ScheduleTick, TickSource};
-use jobrunner_core::Error as CoreError;
 use jobrunner_core::launch::{Outcome, launch};
 use jobrunner_core::plan::{LaunchPlan, plan_object, plan_tick};
 
@@ -100,15 +100,16 @@ fn started(arn: &'static str) -> Rule {
     mock!(aws_sdk_ecs::Client::run_task)
         .match_requests(|r| {
             r.cluster() == Some("jobs")
-                && r.client_token().is_some_and(|t| t.len() == 64 && t.starts_with("jr1-"))
+                && r.client_token()
+                    .is_some_and(|t| t.len() == 64 && t.starts_with("jr1-"))
                 && r.started_by().is_some_and(|s| s.starts_with("jobrunner/"))
                 && r.count() == Some(1)
         })
         .then_output(move || {
-        RunTaskOutput::builder()
-            .tasks(Task::builder().task_arn(arn).build())
-            .build()
-    })
+            RunTaskOutput::builder()
+                .tasks(Task::builder().task_arn(arn).build())
+                .build()
+        })
 }
 
 /// ListTasks of the `jobs` cluster, RUNNING tasks of one `startedBy` only (ECS allows no other
@@ -161,7 +162,8 @@ fn one_running(arn: &'static str, scheduled_time: &'static str) -> (Rule, Rule) 
 #[tokio::test]
 async fn a_launch_counts_when_tasks_holds_it() {
     let run = started("arn:task/1");
-    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+        .await
         .unwrap();
     assert_eq!(
         outcome,
@@ -223,7 +225,8 @@ async fn no_capacity_anywhere_is_retryable() {
             )
             .build()
     });
-    let err = launch(&client(&[&no_running_tasks(), &none]), &object_plan()).await
+    let err = launch(&client(&[&no_running_tasks(), &none]), &object_plan())
+        .await
         .unwrap_err();
     assert!(matches!(err, CoreError::NoCapacity { .. }), "{err}");
     assert!(err.is_retryable());
@@ -242,7 +245,8 @@ async fn other_failures_are_permanent_with_ecs_reason() {
             )
             .build()
     });
-    let err = launch(&client(&[&no_running_tasks(), &missing]), &object_plan()).await
+    let err = launch(&client(&[&no_running_tasks(), &missing]), &object_plan())
+        .await
         .unwrap_err();
     assert_eq!(
         err,
@@ -269,7 +273,8 @@ async fn token_conflict_means_already_started() {
                 .build(),
         )
     });
-    let outcome = launch(&client(&[&no_running_tasks(), &conflict]), &object_plan()).await
+    let outcome = launch(&client(&[&no_running_tasks(), &conflict]), &object_plan())
+        .await
         .unwrap();
     assert_eq!(
         outcome,
@@ -299,7 +304,8 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
                 .build()
         })
         .build();
-    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+        .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Launched { .. }));
     assert_eq!(run.num_calls(), 3);
@@ -312,7 +318,8 @@ async fn persistent_throttling_is_a_retryable_error() {
         .http_response(throttled)
         .repeatedly()
         .build();
-    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
+    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+        .await
         .unwrap_err();
     assert!(
         matches!(
@@ -335,7 +342,8 @@ async fn server_errors_are_transient() {
         .http_status(503, None)
         .repeatedly()
         .build();
-    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan()).await
+    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+        .await
         .unwrap_err();
     assert!(
         matches!(err, CoreError::Call(Error::Transient { .. })),
@@ -352,7 +360,8 @@ async fn at_the_cap_nothing_is_launched() {
             .build()
     });
     let run = started("arn:task/3");
-    let err = launch(&client(&[&list, &run]), &object_plan()).await
+    let err = launch(&client(&[&list, &run]), &object_plan())
+        .await
         .unwrap_err();
     assert_eq!(
         err,
@@ -370,7 +379,8 @@ async fn at_the_cap_nothing_is_launched() {
 async fn forbid_skips_while_a_previous_run_is_going() {
     let (list, describe) = one_running("arn:task/old", "2026-11-21T06:00:00Z");
     let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &run]), &tick_plan(0)).await
+    let outcome = launch(&client(&[&list, &describe, &run]), &tick_plan(0))
+        .await
         .unwrap();
     assert!(
         matches!(&outcome, Outcome::Skipped { reason } if reason.contains("arn:task/old") && reason.contains("forbid")),
@@ -389,7 +399,8 @@ async fn replace_stops_the_previous_run_then_launches() {
         })
         .then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1)).await
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1))
+        .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Launched { .. }));
     assert_eq!((stop.num_calls(), run.num_calls()), (1, 1));
@@ -401,7 +412,8 @@ async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
     let stop =
         mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
     let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1)).await
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1))
+        .await
         .unwrap();
     assert_eq!(
         outcome,

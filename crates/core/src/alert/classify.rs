@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::context::TaskDefinitionInfo;
-use crate::event::{ContainerState, TaskStateChange};
 pub use crate::class::Class;
+use crate::event::{ContainerState, TaskStateChange};
 
 /// A `stoppedReason` starting with this marks a task jobrunner stopped for running too long.
 /// Whatever enforces job timeouts must call StopTask with such a reason.

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use crate::event::TaskStateChange;
 use crate::config::{Config, STARTED_BY_PREFIX};
+use crate::event::TaskStateChange;
 
 /// What the alerter learned from DescribeTaskDefinition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

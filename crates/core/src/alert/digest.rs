@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::classify::{Class, Classification, classify};
 use super::context::{Origin, TaskDefinitionLookup};
-use crate::event::TaskStateChange;
 use crate::config::{Alerts, Config};
+use crate::event::TaskStateChange;
 
 /// One stopped task, classified, with what is known about its task definition.
 #[derive(Debug, Clone, PartialEq)]

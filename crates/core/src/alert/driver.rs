@@ -86,10 +86,7 @@ pub async fn handle(
     };
     let mut handled = Handled::new(batch, Summary::default());
     let mut stops = vec![];
-    let order: Vec<String> = deliveries
-        .iter()
-        .filter_map(|(id, _)| id.clone())
-        .collect();
+    let order: Vec<String> = deliveries.iter().filter_map(|(id, _)| id.clone()).collect();
     for (message_id, events) in deliveries {
         let accepted = events.and_then(|events| {
             events

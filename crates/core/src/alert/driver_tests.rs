@@ -144,9 +144,7 @@ fn failures(response: Response<Summary>) -> Vec<String> {
 #[tokio::test]
 async fn a_direct_stop_is_published_with_log_links() {
     let ports = FakePorts::default();
-    let response = run(&config(), &ports, &sample("oom"), now())
-        .await
-        .unwrap();
+    let response = run(&config(), &ports, &sample("oom"), now()).await.unwrap();
     assert_eq!(
         response,
         Response::Direct(Summary {
@@ -179,9 +177,7 @@ async fn a_direct_stop_is_published_with_log_links() {
 async fn normal_stops_are_quiet_without_lookups() {
     let ports = FakePorts::default();
     for name in ["succeeded", "scaled-in", "user-stopped"] {
-        let response = run(&config(), &ports, &sample(name), now())
-            .await
-            .unwrap();
+        let response = run(&config(), &ports, &sample(name), now()).await.unwrap();
         assert_eq!(
             response,
             Response::Direct(Summary {
@@ -286,9 +282,7 @@ async fn malformed_and_unpublished_messages_are_reported() {
 #[tokio::test]
 async fn a_later_invocation_skips_what_was_alerted() {
     let ports = FakePorts::default();
-    run(&config(), &ports, &sample("oom"), now())
-        .await
-        .unwrap();
+    run(&config(), &ports, &sample("oom"), now()).await.unwrap();
     let again = run(
         &config(),
         &ports,

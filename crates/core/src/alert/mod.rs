@@ -15,10 +15,10 @@ pub use context::{
     AwsLogs, ContainerDefinitionInfo, JobInput, LogLink, Origin, TaskDefinitionInfo,
     TaskDefinitionLookup, console_url, log_links,
 };
+pub use digest::{Alert, StoppedTask, dedupe, group, wants};
 pub use driver::{
     AlertPorts, DEDUPE_KEY_PREFIX, DEDUPE_TTL_DAYS, Summary, alerted_key, alerts, handle,
 };
-pub use digest::{Alert, StoppedTask, dedupe, group, wants};
 pub use render::{
     DIGEST_FULL, DIGEST_LISTED, JSON_PROTOCOLS, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, Publish,
     SCHEMA, SUBJECT_PREFIX, clean_subject, render, subject, summary,

@@ -85,7 +85,11 @@ fn at_the_cap_the_plan_shows_the_event_waiting() {
     let plan = plan(Function::Launcher, &payload, world);
     assert_eq!(operations(&plan), [("ListTasks", Kind::Read)]);
     assert!(plan.failed[0].retryable);
-    assert!(plan.failed[0].reason.contains("at its cap"), "{:?}", plan.failed);
+    assert!(
+        plan.failed[0].reason.contains("at its cap"),
+        "{:?}",
+        plan.failed
+    );
     assert_eq!(plan.response["errorType"], "jobrunner.Retryable");
 }
 
@@ -145,7 +149,10 @@ fn a_batch_of_thirty_stops_of_one_job_is_one_digest() {
         .iter()
         .filter(|a| a.operation == "DescribeTaskDefinition")
         .count();
-    assert_eq!(describes, 1, "one lookup per task definition per invocation");
+    assert_eq!(
+        describes, 1,
+        "one lookup per task definition per invocation"
+    );
     let subject = plan
         .actions
         .iter()
@@ -210,5 +217,8 @@ fn time_comes_from_now() {
         .iter()
         .find(|a| a.operation == "PutItem")
         .unwrap();
-    assert_eq!(put.input["Item"]["updated_at"]["S"], "2026-11-22T06:00:30.000Z");
+    assert_eq!(
+        put.input["Item"]["updated_at"]["S"],
+        "2026-11-22T06:00:30.000Z"
+    );
 }

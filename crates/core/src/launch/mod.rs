@@ -226,7 +226,10 @@ pub async fn launch(ecs: &impl Tasks, plan: &LaunchPlan) -> Result<Outcome, Erro
             }
             Attempt::NoCapacity(reason) => {
                 tracing::warn!(job = %plan.job, capacity_provider = shown, %reason, "no capacity; trying the next capacity provider");
-                capacity_reasons.push(format!("{}: {reason}", provider.as_deref().unwrap_or("launch type")));
+                capacity_reasons.push(format!(
+                    "{}: {reason}",
+                    provider.as_deref().unwrap_or("launch type")
+                ));
             }
             Attempt::Failed(reason) => {
                 return Err(Error::LaunchFailed {

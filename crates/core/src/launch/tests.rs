@@ -189,7 +189,11 @@ async fn an_unmatched_event_is_skipped_with_its_reason() {
     let ecs = FakeEcs::default();
     let handled = handle(&config(), &ecs, &event("docs/a.pdf")).await.unwrap();
     assert_eq!(handled.summary.skipped, 1);
-    assert!(handled.skipped[0].contains("docs/a.pdf"), "{:?}", handled.skipped);
+    assert!(
+        handled.skipped[0].contains("docs/a.pdf"),
+        "{:?}",
+        handled.skipped
+    );
     assert!(ecs.calls.lock().unwrap().is_empty());
 }
 
@@ -219,9 +223,13 @@ async fn retryable_failures_go_back_to_the_queue() {
 
 #[tokio::test]
 async fn a_direct_failure_is_an_error_for_lambda_to_retry() {
-    let err = run(&config(), &FakeEcs::default(), &event("images/throttle.jpg"))
-        .await
-        .unwrap_err();
+    let err = run(
+        &config(),
+        &FakeEcs::default(),
+        &event("images/throttle.jpg"),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_retryable());
     assert!(matches!(err, Error::Call(CallError::Throttled { .. })));
 }
@@ -251,7 +259,9 @@ async fn at_the_cap_nothing_is_launched_and_the_event_waits() {
         running: 2,
         ..FakeEcs::default()
     };
-    let err = run(&config(), &ecs, &event("capped/a.jpg")).await.unwrap_err();
+    let err = run(&config(), &ecs, &event("capped/a.jpg"))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         Error::AtCap {
@@ -294,9 +304,13 @@ async fn a_capacity_failure_falls_back_to_the_next_provider_with_its_own_token()
 
 #[tokio::test]
 async fn no_capacity_anywhere_is_retryable_and_a_permanent_failure_is_not() {
-    let err = run(&config(), &FakeEcs::default(), &event("capped/nocapall.jpg"))
-        .await
-        .unwrap_err();
+    let err = run(
+        &config(),
+        &FakeEcs::default(),
+        &event("capped/nocapall.jpg"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::NoCapacity { .. }), "{err}");
     assert!(err.is_retryable());
     let err = run(&config(), &FakeEcs::default(), &event("images/broken.jpg"))
@@ -436,9 +450,13 @@ async fn keys_that_overflow_the_overrides_limit_are_refused() {
         job.environment.insert(format!("COPY_{i}"), "{key}".into());
     }
     let ecs = FakeEcs::default();
-    let err = run(&config, &ecs, &event(&format!("images/{}", "k".repeat(1000))))
-        .await
-        .unwrap_err();
+    let err = run(
+        &config,
+        &ecs,
+        &event(&format!("images/{}", "k".repeat(1000))),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("8192"), "{err}");
     assert!(!err.is_retryable());
     assert!(ecs.launched.lock().unwrap().is_empty());

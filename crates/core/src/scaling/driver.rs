@@ -239,10 +239,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
             slot.loaded = Some(self.load(name, &key).await?);
         }
         let queue = self.ports.depth(&worker.queue_url).await?;
-        let service = self
-            .ports
-            .counts(&worker.cluster, &worker.service)
-            .await?;
+        let service = self.ports.counts(&worker.cluster, &worker.service).await?;
         let observation = Observation::new(queue, service);
         let now = self.ports.now();
         let Some((state, version)) = slot.loaded.as_ref() else {
@@ -316,11 +313,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
 
     /// The stored state and its version; a missing or unreadable item starts afresh (which
     /// only delays scale-in by one window).
-    async fn load(
-        &self,
-        name: &str,
-        key: &str,
-    ) -> Result<(WorkerState, Option<u64>), CallError> {
+    async fn load(&self, name: &str, key: &str) -> Result<(WorkerState, Option<u64>), CallError> {
         Ok(match self.ports.get(key).await? {
             None => (WorkerState::default(), None),
             Some(record) => match serde_json::from_str(&record.data) {
@@ -352,7 +345,9 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
 
 /// One invocation for the workers of `config` (the dry run's entry point).
 pub async fn run_once(config: &Config, ports: &impl ScalerPorts, payload: &Value) -> Report {
-    Scaler::new(&config.workers, ports).handle(payload, None).await
+    Scaler::new(&config.workers, ports)
+        .handle(payload, None)
+        .await
 }
 
 /// The latest time a sample may be taken in an invocation that started at `started`: just

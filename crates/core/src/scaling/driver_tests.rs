@@ -184,7 +184,9 @@ impl TestScaler {
     }
 
     async fn handle(&self, payload: Value) -> Report {
-        Scaler::new(&self.workers, self).handle(&payload, None).await
+        Scaler::new(&self.workers, self)
+            .handle(&payload, None)
+            .await
     }
 }
 
@@ -471,8 +473,7 @@ fn sampling_stops_before_the_next_minute_and_the_lambda_deadline() {
 #[tokio::test]
 async fn no_workers_is_an_empty_report() {
     let s = scaler(&[]);
-    let report = s
-        .handle(json!({})).await;
+    let report = s.handle(json!({})).await;
     assert_eq!(report, Report::default());
 }
 
@@ -551,8 +552,7 @@ async fn the_sample_event_drives_an_invocation() {
     s.queues.script(EMAILS, &[(1, 0)]);
     s.services.add("emails", 0);
     s.clock.set(scheduled + secs(3));
-    let report = s
-        .handle(event).await;
+    let report = s.handle(event).await;
     let times: Vec<_> = report.workers["emails"]
         .samples
         .iter()

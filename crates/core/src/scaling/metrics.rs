@@ -6,8 +6,8 @@
 //! decision; `errors` (1) when a worker fails. The other observations and the reason ride along
 //! as properties, searchable in CloudWatch Logs Insights.
 
-use chrono::{DateTime, Utc};
 use super::{Decision, Observation};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 /// The metrics namespace.

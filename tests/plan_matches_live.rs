@@ -1,0 +1,276 @@
+//! The dry run is the truth: for every sample event in `events/`, and for SQS batches of stops
+//! (a redelivery, thirty stops of one job), the calls `jobrunner plan` prints are the requests
+//! the function sends to moto, captured on the wire: same operations, same inputs, same order.
+//!
+//! Each case runs in a fresh account that matches the dry run's documented world (nothing
+//! running, an empty queue, nothing in the state table), with the sample's task definitions
+//! registered there.
+
+use chrono::{DateTime, Utc};
+use jobrunner_aws::Adapters;
+use jobrunner_aws::ecs::EcsTasks;
+use jobrunner_aws::ecs_service::EcsServices;
+use jobrunner_aws::sns::SnsTopic;
+use jobrunner_aws::sqs_queue::SqsQueues;
+use jobrunner_aws::state_store::StateStore;
+use jobrunner_aws::task_definitions::TaskDefinitions;
+use jobrunner_core::Config;
+use jobrunner_core::config::Format;
+use jobrunner_core::dryrun::{self, Function, World};
+use jobrunner_core::ports::ManualClock;
+use jobrunner_core::scaling::driver::Scaler;
+use jobrunner_integration_tests::fixtures::{LaunchFixture, alert_topic, worker_environment};
+use jobrunner_integration_tests::request_log::RequestLog;
+use jobrunner_lambda::Invocation;
+use jobrunner_testkit::{repo_root, sample_names, sqs_batch};
+use serde_json::{Value, json};
+
+const TABLE: &str = "jobrunner-state";
+
+/// One fresh account with everything the example config names, and that config.
+struct Case {
+    fx: LaunchFixture,
+    config: Config,
+    log: RequestLog,
+}
+
+impl Case {
+    async fn new() -> Case {
+        let fx = LaunchFixture::new().await;
+        let (topic_arn, _inbox) = alert_topic(&fx.account).await;
+        let queue_url = worker_environment(&fx.account, TABLE).await;
+        let text = std::fs::read_to_string(repo_root().join("examples/jobrunner.toml"))
+            .unwrap()
+            .replace(
+                "subnets = [\"subnet-0abc\", \"subnet-0def\"]",
+                &format!("subnets = [\"{}\"]", fx.subnet),
+            )
+            .replace(
+                "security_groups = [\"sg-0123\"]",
+                &format!("security_groups = [\"{}\"]", fx.security_group),
+            )
+            .replace(
+                "capacity = [\"FARGATE_SPOT\", \"FARGATE\"]",
+                "capacity = [\"FARGATE\"]",
+            )
+            .replace(
+                "https://sqs.us-east-1.amazonaws.com/123456789012/orders",
+                &queue_url,
+            )
+            .replace(
+                "arn:aws:sns:us-east-1:123456789012:jobrunner-alerts",
+                &topic_arn,
+            );
+        let config = Config::parse(&text, Format::Toml).expect("the example, localized");
+        Case {
+            fx,
+            config,
+            log: RequestLog::default(),
+        }
+    }
+
+    /// What the function sent for `payload`.
+    async fn live(
+        &self,
+        function: Function,
+        payload: &Value,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, Value)> {
+        let account = &self.fx.account;
+        let log = &self.log;
+        log.take();
+        match function {
+            Function::Launcher => {
+                let ports: Adapters = Adapters {
+                    ecs: Some(EcsTasks::new(log.ecs(account))),
+                    ..Adapters::default()
+                };
+                let _ = jobrunner_launcher::handle(
+                    &self.config,
+                    &ports,
+                    &Invocation::at(payload.clone(), now),
+                )
+                .await;
+            }
+            Function::Alerter => {
+                let topic = self.config.alerts.as_ref().unwrap().topic_arn.clone();
+                let ports: Adapters = Adapters {
+                    topic: Some(SnsTopic::new(log.sns(account), topic)),
+                    task_definitions: Some(TaskDefinitions::new(log.ecs(account))),
+                    state: Some(StateStore::new(log.dynamodb(account), TABLE)),
+                    ..Adapters::default()
+                };
+                let _ = jobrunner_alerter::handle(
+                    &self.config,
+                    &ports,
+                    &Invocation::at(payload.clone(), now),
+                )
+                .await;
+            }
+            Function::Scaler => {
+                let ports = Adapters {
+                    ecs: None,
+                    task_definitions: None,
+                    topic: None,
+                    state: Some(StateStore::new(log.dynamodb(account), TABLE)),
+                    queues: Some(SqsQueues::new(log.sqs(account))),
+                    services: Some(EcsServices::new(log.ecs(account))),
+                    clock: ManualClock::new(now),
+                };
+                Scaler::new(&self.config.workers, &ports)
+                    .handle(payload, None)
+                    .await;
+            }
+        }
+        log.take()
+    }
+
+    /// What `jobrunner plan` prints for `payload`, as (operation, input).
+    fn planned(
+        &self,
+        function: Function,
+        payload: &Value,
+        now: DateTime<Utc>,
+        world: World,
+    ) -> Vec<(String, Value)> {
+        let plan = dryrun::dry_run_now(&self.config, function, payload, now, world).expect("plans");
+        plan.actions
+            .into_iter()
+            .map(|a| (a.operation.to_string(), a.input))
+            .collect()
+    }
+}
+
+/// The sample with its task definitions pointed at the revision registered in the account.
+fn localized(payload: &Value) -> Value {
+    let text = payload.to_string();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("task-definition/") {
+        let (head, tail) = rest.split_at(at + "task-definition/".len());
+        out.push_str(head);
+        let family_end = tail.find(':').unwrap_or(tail.len());
+        out.push_str(&tail[..family_end]);
+        let revision = &tail[family_end..];
+        let digits = revision
+            .chars()
+            .skip(1)
+            .take_while(char::is_ascii_digit)
+            .count();
+        out.push_str(":1");
+        rest = &revision[(1 + digits).min(revision.len())..];
+    }
+    out.push_str(rest);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn function_for(name: &str, payload: &Value) -> Function {
+    if name.starts_with("scaler") {
+        Function::Scaler
+    } else {
+        Function::for_payload(payload)
+    }
+}
+
+fn time_of(payload: &Value) -> DateTime<Utc> {
+    payload["time"]
+        .as_str()
+        .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+        .map(|t| t + chrono::Duration::seconds(1))
+        .unwrap_or_else(|| "2026-11-22T06:00:30Z".parse().unwrap())
+}
+
+async fn assert_same(name: &str, function: Function, payload: Value) {
+    let case = Case::new().await;
+    let world = World::for_config(&case.config);
+    assert_same_in(&case, name, function, payload, world).await;
+}
+
+async fn assert_same_in(case: &Case, name: &str, function: Function, payload: Value, world: World) {
+    let now = time_of(&payload);
+    let planned = case.planned(function, &payload, now, world);
+    let live = case.live(function, &payload, now).await;
+    let show = |calls: &[(String, Value)]| {
+        calls
+            .iter()
+            .map(|(op, input)| format!("  {op} {input}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        planned.iter().map(|(op, _)| op).collect::<Vec<_>>(),
+        live.iter().map(|(op, _)| op).collect::<Vec<_>>(),
+        "{name}: operations differ\nplan:\n{}\nlive:\n{}",
+        show(&planned),
+        show(&live)
+    );
+    for ((op, plan), (_, sent)) in planned.iter().zip(&live) {
+        assert_eq!(plan, sent, "{name}: {op} input differs");
+    }
+}
+
+#[tokio::test]
+async fn every_sample_event_plans_exactly_what_the_function_sends() {
+    let mut checked = vec![];
+    for name in sample_names() {
+        let payload = localized(&jobrunner_testkit::sample(&name));
+        let function = function_for(&name, &payload);
+        assert_same(&name, function, payload).await;
+        checked.push(name);
+    }
+    assert!(checked.len() >= 20, "{checked:?}");
+}
+
+#[tokio::test]
+async fn a_redelivered_stop_plans_exactly_what_the_alerter_sends() {
+    let stop = localized(&jobrunner_testkit::sample("ecs-task-stopped-oom")).to_string();
+    assert_same(
+        "redelivery",
+        Function::Alerter,
+        sqs_batch(&[stop.clone(), stop]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn thirty_stops_of_one_job_plan_exactly_what_the_alerter_sends() {
+    let stop = localized(&jobrunner_testkit::sample("ecs-task-stopped-oom"));
+    let bodies: Vec<String> = (0..30)
+        .map(|i| {
+            let mut stop = stop.clone();
+            stop["detail"]["taskArn"] = json!(format!(
+                "arn:aws:ecs:us-east-1:123456789012:task/jobs/{i:032x}"
+            ));
+            stop.to_string()
+        })
+        .collect();
+    assert_same("thirty stops", Function::Alerter, sqs_batch(&bodies)).await;
+}
+
+#[tokio::test]
+async fn a_scaler_tick_with_a_backlog_plans_exactly_what_the_scaler_sends() {
+    let case = Case::new().await;
+    let queue_url = &case.config.workers["orders"].queue_url;
+    let sqs = case.fx.account.sqs();
+    for i in 0..25 {
+        sqs.send_message()
+            .queue_url(queue_url)
+            .message_body(format!("order {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let world = World {
+        visible: 25,
+        ..World::for_config(&case.config)
+    };
+    let payload = jobrunner_testkit::sample("scaler-tick");
+    assert_same_in(
+        &case,
+        "scaler tick with 25 messages",
+        Function::Scaler,
+        payload,
+        world,
+    )
+    .await;
+}
