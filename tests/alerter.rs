@@ -18,7 +18,7 @@ use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
-use jobrunner_core::alert::Summary;
+use jobrunner_core::alerter::Summary;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
 use jobrunner_integration_tests::{Account, repo_root};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_core::event::{self, Event};
-use jobrunner_core::launch::Outcome;
-use jobrunner_core::launch::launch;
+use jobrunner_core::launcher::Outcome;
+use jobrunner_core::launcher::launch;
 use jobrunner_integration_tests::fault_proxy::{
     Fault, FaultProxy, Faults, Injection, Limits, Phase, Rate,
 };
@@ -147,10 +147,10 @@ async fn same_token_and_parameters_returns_the_original_task() {
     let config = fx.config(THUMBNAILS);
     let event = decoded(&object_created("images/a.jpg", 1));
 
-    let first = jobrunner_core::launch::process(&config, &ecs, &event)
+    let first = jobrunner_core::launcher::process(&config, &ecs, &event)
         .await
         .unwrap();
-    let second = jobrunner_core::launch::process(&config, &ecs, &event)
+    let second = jobrunner_core::launcher::process(&config, &ecs, &event)
         .await
         .unwrap();
     let arns = |o: &Outcome| match o {
@@ -183,7 +183,7 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     let client = proxy.ecs(&fx.account, ATTEMPT);
     let event = decoded(&object_created("images/b.jpg", 2));
 
-    let Outcome::Launched { task_arns, .. } = jobrunner_core::launch::process(
+    let Outcome::Launched { task_arns, .. } = jobrunner_core::launcher::process(
         &fx.config(THUMBNAILS),
         &EcsTasks::new(client.clone()),
         &event,
@@ -194,9 +194,10 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     };
     // The config changed between two deliveries of one event: same token, other command.
     let changed = fx.config(&THUMBNAILS.replace("\"resize\"", "\"resize-v2\""));
-    let outcome = jobrunner_core::launch::process(&changed, &EcsTasks::new(client.clone()), &event)
-        .await
-        .unwrap();
+    let outcome =
+        jobrunner_core::launcher::process(&changed, &EcsTasks::new(client.clone()), &event)
+            .await
+            .unwrap();
     assert_eq!(
         outcome,
         Outcome::AlreadyLaunched {
@@ -364,7 +365,7 @@ async fn a_lost_answer_is_retried_by_the_sdk_and_replayed_not_relaunched() {
         proxy.inject(Injection::new("RunTask", fault, Phase::After, 1));
         let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
         let key = format!("images/lost-{n}.jpg");
-        let outcome = jobrunner_core::launch::process(
+        let outcome = jobrunner_core::launcher::process(
             &config,
             &ecs,
             &decoded(&object_created(&key, 100 + n as u64)),
@@ -409,7 +410,7 @@ async fn a_fault_before_the_request_arrives_is_retried_and_launches_once() {
         proxy.inject(Injection::new("RunTask", fault, Phase::Before, 1));
     }
     let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
-    let outcome = jobrunner_core::launch::process(
+    let outcome = jobrunner_core::launcher::process(
         &config,
         &ecs,
         &decoded(&object_created("images/before.jpg", 7)),
@@ -448,7 +449,7 @@ async fn without_client_token_memory_a_lost_answer_launches_twice() {
         1,
     ));
     let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
-    jobrunner_core::launch::process(
+    jobrunner_core::launcher::process(
         &fx.config(THUMBNAILS),
         &ecs,
         &decoded(&object_created("images/dup.jpg", 9)),
@@ -473,7 +474,7 @@ async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queu
     proxy.inject(
         Injection::new("RunTask", Fault::NoCapacity, Phase::Before, 1).matching("FARGATE_SPOT"),
     );
-    let outcome = jobrunner_core::launch::process(
+    let outcome = jobrunner_core::launcher::process(
         &config,
         &ecs,
         &decoded(&object_created("images/spot.jpg", 11)),
@@ -540,7 +541,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
         "every SDK attempt was throttled"
     );
 
-    let err = jobrunner_core::launch::process(
+    let err = jobrunner_core::launcher::process(
         &config,
         &ecs,
         &decoded(&object_created("images/t2.jpg", 22)),
@@ -563,7 +564,7 @@ async fn exhausted_server_errors_are_transient() {
             Phase::Before,
             jobrunner_aws::client::MAX_ATTEMPTS,
         ));
-        let err = jobrunner_core::launch::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
+        let err = jobrunner_core::launcher::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
             .await
             .unwrap_err();
         assert!(

@@ -18,7 +18,7 @@ use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_core::dryrun::{self, Function, World};
 use jobrunner_core::ports::ManualClock;
-use jobrunner_core::scaling::driver::Scaler;
+use jobrunner_core::scaler::Scaler;
 use jobrunner_integration_tests::fixtures::{LaunchFixture, alert_topic, worker_environment};
 use jobrunner_integration_tests::request_log::RequestLog;
 use jobrunner_lambda::Invocation;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use jobrunner_aws::Adapters;
 use jobrunner_core::config::Worker;
 use jobrunner_core::ports::{Clock, ManualClock};
-use jobrunner_core::scaling::driver::{Report, Scaler};
+use jobrunner_core::scaler::{Report, Scaler};
 
 /// Workers and their adapters.
 #[derive(Debug)]

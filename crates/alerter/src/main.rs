@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
-    let topic_arn = jobrunner_lambda::init::required(jobrunner_core::alert::alerts(&config))
+    let topic_arn = jobrunner_lambda::init::required(jobrunner_core::alerter::alerts(&config))
         .await?
         .topic_arn
         .clone();

@@ -1,5 +1,5 @@
-//! The dry run behind `jobrunner plan`: the functions' own decision paths ([`crate::launch`],
-//! [`crate::alert::handle`], [`crate::scaling::driver`]) driven against a [`World`] that answers
+//! The dry run behind `jobrunner plan`: the functions' own decision paths ([`crate::launcher`],
+//! [`crate::alerter`], [`crate::scaler`]) driven against a [`World`] that answers
 //! every read from documented assumptions and carries out no write, with a
 //! [`Recorder`] writing every call down. What the plan prints is what the function calls, in
 //! order, reads included, given the same answers.
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::action::Action;
-use crate::alert::{self, Publish, TaskDefinitionInfo};
+use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{self, Event, Invocation};
@@ -29,8 +29,8 @@ use crate::ports::{
     Services, StateTable, TaskDefinitions, Tasks, Topic,
 };
 use crate::recording::{Explain, Recorder};
-use crate::scaling::{self, QueueDepth, ServiceCounts};
-use crate::{job_env, launch};
+use crate::scaling::{QueueDepth, ServiceCounts};
+use crate::{alerter, job_env, launcher, scaler};
 
 /// Which function's decision path to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,15 +148,15 @@ pub async fn dry_run(
     };
     match function {
         Function::Launcher => {
-            let handled = launch::handle(config, &ports, payload).await?;
+            let handled = launcher::handle(config, &ports, payload).await?;
             out.fill(handled);
         }
         Function::Alerter => {
-            let handled = alert::handle(config, &ports, payload, now).await?;
+            let handled = alerter::handle(config, &ports, payload, now).await?;
             out.fill(handled);
         }
         Function::Scaler => {
-            let report = scaling::driver::run_once(config, &ports, payload).await;
+            let report = scaler::run_once(config, &ports, payload).await;
             for (worker, report) in &report.workers {
                 if let Some(error) = &report.error {
                     out.failed.push(Failed {

@@ -4,8 +4,6 @@
 //! callers send it to a dead-letter queue. A failed AWS call ([`CallError`]), a job at its cap
 //! and a capacity shortage are retryable: the event goes back to its queue.
 
-use crate::ports::CallError;
-
 /// Why a config, an event, a plan or a handler's work was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -69,6 +67,45 @@ impl Error {
             | Error::Plan { .. }
             | Error::WrongFunction { .. }
             | Error::LaunchFailed { .. } => false,
+        }
+    }
+}
+
+/// A call to AWS that failed after the SDK's own retries, classified for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// AWS throttled the call.
+    #[error("{operation} throttled by AWS: {message}")]
+    Throttled {
+        operation: &'static str,
+        message: String,
+    },
+    /// A timeout, a connection failure or a 5xx: the same call may well succeed later.
+    #[error("{operation} failed transiently: {message}")]
+    Transient {
+        operation: &'static str,
+        message: String,
+    },
+    /// AWS rejected the request; the same request fails the same way again.
+    #[error("{operation} rejected: {message}")]
+    Rejected {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl CallError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, CallError::Rejected { .. })
+    }
+
+    /// The API operation that failed.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            CallError::Throttled { operation, .. }
+            | CallError::Transient { operation, .. }
+            | CallError::Rejected { operation, .. } => operation,
         }
     }
 }

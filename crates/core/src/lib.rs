@@ -2,51 +2,52 @@
 //!
 //! Config parsing and validation, event decoding, routing, templating, idempotency tokens,
 //! launch planning, scaling decisions and alert rendering, plus each function's whole
-//! decision path ([`launch::handle`], [`alert::handle`], [`scaling::driver`]) written against
+//! decision path ([`launcher::handle`], [`alerter::handle`], [`scaler::Scaler`]) written against
 //! narrow [`ports`]. The Lambda functions drive those paths with the AWS adapters; `jobrunner
 //! plan` drives the very same code with the [`dryrun`] world and prints every call the
 //! [`recording::Recorder`] saw. Time is always an argument (or the [`ports::Clock`]).
 //!
 //! # Layout
 //!
-//! Modules, lowest first; each imports only from modules above it in this list:
+//! Modules, lowest first; each imports only from modules above it in this list (the test
+//! `tests/layout.rs` fails on an import cycle):
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`error`] | the one error type, retryable vs permanent ([`ports::CallError`] inside) |
-//! | [`job_env`] | the `JOB_*` variable names tasks receive |
+//! | [`error`] | the one error type, retryable vs permanent, with [`error::CallError`] for AWS calls |
+//! | [`job_env`], [`ecs_limits`], [`started_by`] | the `JOB_*` names, ECS's request limits, the `startedBy` mark |
+//! | [`class`], [`template`], [`fargate`] | alert classes, placeholders, Fargate sizes |
 //! | [`config`] | the user's config file as types, parsed and validated once |
-//! | [`template`], [`token`], [`fargate`] | placeholders, deterministic clientTokens, Fargate sizes |
-//! | [`event`] | every delivery shape decoded into [`event::Event`]s (S3, schedules, task state changes) |
+//! | [`event`], [`token`] | every delivery shape decoded into [`event::Event`]s; deterministic clientTokens |
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
 //! | [`plan`] | job + event → the exact RunTask request |
-//! | [`scaling`] | scaling decisions (pure) |
-//! | [`alert`] | classification, context, digests, rendering (pure) |
-//! | [`ports`] | the traits the drivers call (ECS, SNS, DynamoDB, SQS, clock) |
+//! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
+//! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
 //! | [`action`], [`recording`] | one AWS call as data; a port wrapper that records calls |
-//! | [`handled`] | what an invocation did → Lambda's answer (partial batch failures) |
-//! | [`launch`], [`alert::handle`], [`scaling::driver`] | the three functions' decision paths |
+//! | [`launcher`], [`alerter`], [`scaler`] | the three functions' decision paths over the ports |
 //! | [`dryrun`] | the world `jobrunner plan` answers reads from |
-//!
-//! The drivers sit above everything they use; nothing below imports a driver.
 
 pub mod action;
 pub mod alert;
+pub mod alerter;
 pub mod class;
 pub mod config;
 pub mod dryrun;
+pub mod ecs_limits;
 pub mod error;
 pub mod event;
 pub mod fargate;
 pub mod handled;
 pub mod job_env;
-pub mod launch;
+pub mod launcher;
 pub mod plan;
 pub mod ports;
 pub mod recording;
 pub mod routing;
+pub mod scaler;
 pub mod scaling;
 pub mod schedule;
+pub mod started_by;
 pub mod template;
 pub mod token;
 

@@ -8,11 +8,11 @@ use serde::Serialize;
 use crate::config::{Config, Job, LaunchSettings, Overlap, ScheduleTrigger, validate_started_by};
 use crate::error::Error;
 use crate::event::{ObjectCreated, ScheduleTick};
+use crate::started_by::StartedBy;
 use crate::template::{self, Vars};
 use crate::{job_env, token};
 
-/// ECS rejects overrides longer than this many characters of JSON.
-pub const MAX_OVERRIDES_CHARS: usize = 8192;
+pub use crate::ecs_limits::MAX_OVERRIDES_CHARS;
 
 /// Everything the launcher needs to start one task for one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,16 +142,6 @@ pub struct PlacementStrategy {
     pub field: Option<String>,
 }
 
-/// `startedBy` of tasks launched for `job` by S3 events.
-pub fn started_by_job(job: &str) -> String {
-    format!("{}{job}", crate::config::STARTED_BY_PREFIX)
-}
-
-/// `startedBy` of tasks launched by the schedule `schedule` of `job`.
-pub fn started_by_schedule(job: &str, schedule: &str) -> String {
-    format!("{}{job}/{schedule}", crate::config::STARTED_BY_PREFIX)
-}
-
 /// Plans the launch of `job_name` for a created object.
 pub fn plan_object(
     config: &Config,
@@ -187,7 +177,7 @@ pub fn plan_object(
         vars,
         command: job.command.as_deref(),
         extra_environment: None,
-        started_by: started_by_job(job_name),
+        started_by: StartedBy::job(job_name).to_string(),
         token: token::for_object(job_name, object),
         size: Some(object.size),
     };
@@ -215,7 +205,7 @@ pub fn plan_tick(
         ("schedule", schedule.name.clone()),
         ("scheduled_time", scheduled_time.clone()),
     ]);
-    let started_by = started_by_schedule(&schedule.job, &schedule.name);
+    let started_by = StartedBy::schedule(&schedule.job, &schedule.name).to_string();
     let launch = Launch {
         trigger: "schedule",
         environment,
@@ -245,14 +235,14 @@ fn lookup<'c>(config: &'c Config, job: &str) -> Result<&'c Job, Error> {
 
 fn cap(config: &Config, job_name: &str, job: &Job) -> Option<ConcurrencyCap> {
     let max_running = job.max_running?;
-    let mut started_by = vec![started_by_job(job_name)];
+    let mut started_by = vec![StartedBy::job(job_name).to_string()];
     started_by.extend(
         config
             .triggers
             .schedule
             .iter()
             .filter(|s| s.job == job_name)
-            .map(|s| started_by_schedule(job_name, &s.name)),
+            .map(|s| StartedBy::schedule(job_name, &s.name).to_string()),
     );
     Some(ConcurrencyCap {
         max_running,

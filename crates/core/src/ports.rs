@@ -2,10 +2,9 @@
 //! topic, the state table, queues, services and the clock.
 //!
 //! The AWS adapters (`jobrunner-aws`) implement them over the official SDK clients; the dry
-//! run implements them with documented default answers ([`crate::dryrun::World`]); the
-//! [`crate::recording::Recorder`] wraps either and writes down every call as an
-//! [`crate::action::Action`]. A port does I/O and nothing else: every decision about what to
-//! call, and what an answer means, is the driver's.
+//! run implements them with documented default answers (the dry run's world); the recorder
+//! wraps either and writes down every call as an action. A port does I/O and nothing else:
+//! every decision about what to call, and what an answer means, is the driver's.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,44 +15,7 @@ use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::plan::RunTaskInput;
 use crate::scaling::{QueueDepth, ServiceCounts};
 
-/// A call to AWS that failed after the SDK's own retries, classified for the caller.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// AWS throttled the call.
-    #[error("{operation} throttled by AWS: {message}")]
-    Throttled {
-        operation: &'static str,
-        message: String,
-    },
-    /// A timeout, a connection failure or a 5xx: the same call may well succeed later.
-    #[error("{operation} failed transiently: {message}")]
-    Transient {
-        operation: &'static str,
-        message: String,
-    },
-    /// AWS rejected the request; the same request fails the same way again.
-    #[error("{operation} rejected: {message}")]
-    Rejected {
-        operation: &'static str,
-        message: String,
-    },
-}
-
-impl CallError {
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, CallError::Rejected { .. })
-    }
-
-    /// The API operation that failed.
-    pub fn operation(&self) -> &'static str {
-        match self {
-            CallError::Throttled { operation, .. }
-            | CallError::Transient { operation, .. }
-            | CallError::Rejected { operation, .. } => operation,
-        }
-    }
-}
+pub use crate::error::CallError;
 
 /// What a port call returns.
 pub type CallResult<T> = Result<T, CallError>;

@@ -1,6 +1,6 @@
 //! A port wrapper that writes down every call as an [`Action`], in order, before making it.
 //!
-//! `jobrunner plan` wraps the dry run's [`crate::dryrun::World`] in it; the integration tests
+//! `jobrunner plan` wraps the dry run's world (`dryrun`) in it; the integration tests
 //! wrap the real AWS adapters in it and compare the two logs.
 
 use std::future::Future;

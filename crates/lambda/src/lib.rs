@@ -3,7 +3,7 @@
 //! an invocation did ([`Handled`]) into the answer Lambda expects.
 //!
 //! The functions' decisions live in `jobrunner_core` (`launch::handle`, `alert::handle`,
-//! `scaling::driver`); each function crate is a thin `handle` plus `main` over these.
+//! `scaler`); each function crate is a thin `handle` plus `main` over these.
 
 pub mod init;
 

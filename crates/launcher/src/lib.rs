@@ -15,6 +15,6 @@ pub async fn handle(
     ports: &impl Tasks,
     invocation: &Invocation,
 ) -> Result<Value, Error> {
-    let handled = jobrunner_core::launch::handle(config, ports, &invocation.payload).await?;
+    let handled = jobrunner_core::launcher::handle(config, ports, &invocation.payload).await?;
     jobrunner_lambda::respond(handled)
 }

@@ -27,7 +27,7 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_core::ports::Clock;
-use jobrunner_core::scaling::driver::Scaler;
+use jobrunner_core::scaler::Scaler;
 
 type Error = Box<dyn std::error::Error>;
 

@@ -1,15 +1,15 @@
 //! The scaler function: keeps each worker service's `desiredCount` matched to its SQS backlog.
 //!
-//! The decisions are `jobrunner_core::scaling::driver` (shared with `jobrunner plan --function
+//! The decisions are `jobrunner_core::scaler` (shared with `jobrunner plan --function
 //! scaler`); this is the function's one `handle`, as every jobrunner function has it. It
 //! prints the invocation's EMF metrics lines and answers with the report.
 
 use jobrunner_core::Config;
-use jobrunner_core::scaling::driver::{Report, Scaler, ScalerPorts};
+use jobrunner_core::scaler::{Report, Scaler, ScalerPorts};
 use jobrunner_lambda::{Error, Invocation};
 use serde_json::Value;
 
-pub use jobrunner_core::scaling::driver::{
+pub use jobrunner_core::scaler::{
     LastAction, SAMPLING_GUARD, STATE_TTL, SampleReport, TICK, WorkerReport, WorkerState,
     sampling_deadline, state_key,
 };

@@ -17,7 +17,7 @@ use jobrunner_core::Config;
 use jobrunner_core::Error as CoreError;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::{ObjectCreated, ScheduleTick, TickSource};
-use jobrunner_core::launch::{Outcome, launch};
+use jobrunner_core::launcher::{Outcome, launch};
 use jobrunner_core::plan::{LaunchPlan, plan_object, plan_tick};
 
 use super::*;

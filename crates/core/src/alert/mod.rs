@@ -1,13 +1,12 @@
 //! Stopped-task alerts: decoding ECS Task State Change events, classifying why a task stopped,
 //! rendering the SNS message, and keeping storms down (dedupe and per-job digests).
 //!
-//! [`handle`] is the alerter function's whole invocation over the ports (the Lambda and
-//! `jobrunner plan` both run it); the rest is pure: classification, context, digests, rendering.
+//! All pure: classification, context, digests, rendering. The alerter function's invocation
+//! over the ports is `alerter`.
 
 mod classify;
 mod context;
 mod digest;
-mod driver;
 mod render;
 
 pub use classify::{Class, Classification, Severity, TIMEOUT_REASON_PREFIX, classify};
@@ -16,9 +15,6 @@ pub use context::{
     TaskDefinitionLookup, console_url, log_links,
 };
 pub use digest::{Alert, StoppedTask, dedupe, group, wants};
-pub use driver::{
-    AlertPorts, DEDUPE_KEY_PREFIX, DEDUPE_TTL_DAYS, Summary, alerted_key, alerts, handle,
-};
 pub use render::{
     DIGEST_FULL, DIGEST_LISTED, JSON_PROTOCOLS, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, Publish,
     SCHEMA, SUBJECT_PREFIX, clean_subject, render, subject, summary,

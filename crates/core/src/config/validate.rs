@@ -7,8 +7,7 @@ use crate::error::Error;
 use crate::{fargate, template};
 
 /// Prefix of every `startedBy` jobrunner sets; ECS allows 128 characters of `[A-Za-z0-9_/-]`.
-pub const STARTED_BY_PREFIX: &str = "jobrunner/";
-const STARTED_BY_MAX: usize = 128;
+pub use crate::started_by::PREFIX as STARTED_BY_PREFIX;
 /// Prefix the infra gives EventBridge rule names: rule `jobrunner-NAME` fires schedule `NAME`.
 pub const RULE_PREFIX: &str = "jobrunner-";
 /// Tags jobrunner adds to every task (`jobrunner:job`, `jobrunner:trigger`); ECS allows 50.
@@ -156,20 +155,7 @@ fn shell_warnings(path: &str, command: Option<&[String]>, warnings: &mut Vec<War
 
 /// Checks a `startedBy` value against ECS's rules (128 characters of `[A-Za-z0-9_/-]`).
 pub fn validate_started_by(started_by: &str) -> Result<(), String> {
-    if started_by.len() > STARTED_BY_MAX {
-        return Err(format!(
-            "startedBy '{started_by}' exceeds {STARTED_BY_MAX} characters"
-        ));
-    }
-    if let Some(bad) = started_by
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/')))
-    {
-        return Err(format!(
-            "startedBy '{started_by}' has '{bad}', outside ECS's charset"
-        ));
-    }
-    Ok(())
+    crate::started_by::validate(started_by)
 }
 
 /// Names of jobs, schedules and workers end up in `startedBy`, tags and ARNs.
@@ -502,10 +488,9 @@ fn check_s3_trigger(config: &Config, path: &str, trigger: &S3Trigger) -> Check {
 fn check_schedule(config: &Config, path: &str, schedule: &ScheduleTrigger) -> Check {
     check_name(&format!("{path}.name"), &schedule.name)?;
     check_job_reference(config, path, &schedule.job)?;
-    validate_started_by(&crate::plan::started_by_schedule(
-        &schedule.job,
-        &schedule.name,
-    ))
+    validate_started_by(
+        &crate::started_by::StartedBy::schedule(&schedule.job, &schedule.name).to_string(),
+    )
     .map_err(|reason| Error::config(format!("{path}.name"), reason))?;
     check_overrides(
         path,
@@ -570,12 +555,12 @@ fn check_overrides_fit(
     }
     let overrides = serde_json::json!({"containerOverrides": [container_override]});
     let chars = overrides.to_string().chars().count();
-    if chars > crate::plan::MAX_OVERRIDES_CHARS {
+    if chars > crate::ecs_limits::MAX_OVERRIDES_CHARS {
         return Err(Error::config(
             format!("{path}.command"),
             format!(
                 "the container overrides are at least {chars} characters of JSON before any placeholder is filled in; ECS allows {}: shorten command and environment",
-                crate::plan::MAX_OVERRIDES_CHARS
+                crate::ecs_limits::MAX_OVERRIDES_CHARS
             ),
         ));
     }

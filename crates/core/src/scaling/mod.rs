@@ -4,10 +4,9 @@
 //! returned by the previous call and the current time, and stores the returned
 //! [`Decision::history`] for the next call. The scaler Lambda keeps that history in DynamoDB;
 //! a simulator can keep it in memory and call [`decide`] with synthetic observations.
-//! [`driver`] is the scaler function's whole invocation over the ports.
+//! `scaler` is the scaler function's whole invocation over the ports.
 
 mod decide;
-pub mod driver;
 pub mod metrics;
 mod window;
 

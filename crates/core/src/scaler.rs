@@ -1,4 +1,4 @@
-//! The scaler's decision path: keeps each worker service's `desiredCount` matched to its SQS
+//! The scaler function's decision path: keeps each worker service's `desiredCount` matched to its SQS
 //! backlog, through the ports. The scaler Lambda drives it with the AWS adapters; `jobrunner
 //! plan --function scaler` drives the very same code with the dry run's recorded world.
 //!
@@ -10,7 +10,7 @@
 //! minute, so reaction time is not bound to the one-minute schedule.
 //!
 //! A failure on one worker does not stop the others; the [`Report`] names the workers that
-//! failed. Every decision is one `tracing` line and one EMF metrics document ([`super::metrics`]),
+//! failed. Every decision is one `tracing` line and one EMF metrics document ([`metrics`]),
 //! collected in the report for the function to print.
 
 use std::collections::BTreeMap;
@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::metrics;
-use super::{Decision, Direction, History, Observation, decide};
 use crate::config::{Config, Worker};
 use crate::ports::{CallError, Clock, Put, Queues, Saved, Services, StateTable};
+use crate::scaling::metrics;
+use crate::scaling::{Decision, Direction, History, Observation, decide};
 
 /// The ports the scaler needs.
 pub trait ScalerPorts: Queues + Services + StateTable + Clock {}
@@ -371,5 +371,4 @@ pub fn sampling_deadline(
 }
 
 #[cfg(test)]
-#[path = "driver_tests.rs"]
 mod tests;

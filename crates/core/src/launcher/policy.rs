@@ -91,8 +91,7 @@ fn describe(failure: &TaskFailure) -> String {
     }
 }
 
-/// StopTask takes a reason of at most this many characters.
-pub const MAX_STOP_REASON_CHARS: usize = 255;
+use crate::ecs_limits::MAX_STOP_REASON_CHARS;
 
 /// `reason` clipped to what StopTask accepts.
 pub fn stop_reason(reason: &str) -> &str {

@@ -168,7 +168,7 @@ pub async fn launch(ecs: &impl Tasks, plan: &LaunchPlan) -> Result<Outcome, Erro
     if let Some(check) = &plan.overlap {
         let arns = ecs.list_tasks(cluster, &check.started_by).await?;
         let mut running = vec![];
-        for chunk in arns.chunks(MAX_DESCRIBE) {
+        for chunk in arns.chunks(crate::ecs_limits::MAX_DESCRIBE_TASKS) {
             running.extend(ecs.describe_tasks(cluster, chunk).await?);
         }
         match policy::overlap(check.policy, &check.scheduled_time, &running) {
@@ -244,9 +244,6 @@ pub async fn launch(ecs: &impl Tasks, plan: &LaunchPlan) -> Result<Outcome, Erro
         reason: capacity_reasons.join("; "),
     })
 }
-
-/// DescribeTasks takes at most this many tasks per call.
-pub const MAX_DESCRIBE: usize = 100;
 
 fn skipped(reason: String) -> Outcome {
     info!(%reason, "skipped");

@@ -1,4 +1,4 @@
-//! The alerter's decision path: an invocation of ECS Task State Change events in, SNS alerts
+//! The alerter function's decision path: an invocation of ECS Task State Change events in, SNS alerts
 //! out, through the ports. The alerter Lambda drives it with the AWS adapters; `jobrunner plan`
 //! drives the very same code with the dry run's recorded world, so a batch's dedupe and
 //! digests show in the plan exactly as the function does them.
@@ -17,10 +17,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, error, info, warn};
 
-use super::classify::{Class, classify};
-use super::context::TaskDefinitionLookup;
-use super::digest::{StoppedTask, dedupe, group, wants};
-use super::render::render;
+use crate::alert::{
+    Class, StoppedTask, TaskDefinitionLookup, classify, dedupe, group, render, wants,
+};
 use crate::config::{Alerts, Config};
 use crate::error::Error;
 use crate::event::{self, Event, Invocation, TaskStateChange};
@@ -283,5 +282,4 @@ async fn alert_all(
 }
 
 #[cfg(test)]
-#[path = "driver_tests.rs"]
 mod tests;
