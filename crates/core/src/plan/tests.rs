@@ -276,3 +276,30 @@ placement_constraints = [{ type = "memberOf", expression = "attribute:ecs.instan
     assert_eq!(json["placementConstraints"][0]["type"], "memberOf");
     assert!(json.get("networkConfiguration").is_none());
 }
+
+#[test]
+fn a_schedule_environment_replaces_the_jobs_entry_of_the_same_name() {
+    let mut config = example();
+    config
+        .jobs
+        .get_mut("report")
+        .unwrap()
+        .environment
+        .insert("MODE".into(), "daily".into());
+    let schedule = {
+        let schedule = &mut config.triggers.schedule[0];
+        schedule.environment.insert("MODE".into(), "hourly".into());
+        schedule.clone()
+    };
+    let tick = ScheduleTick {
+        name: schedule.name.clone(),
+        scheduled_time: "2026-11-22T06:00:00Z".parse().unwrap(),
+        source: TickSource::Scheduler { arn: None },
+    };
+    let plan = plan_tick(&config, &schedule, &tick).unwrap();
+    let modes: Vec<(String, String)> = env(&plan.attempts[0])
+        .into_iter()
+        .filter(|(name, _)| name == "MODE")
+        .collect();
+    assert_eq!(modes, [("MODE".to_string(), "hourly".to_string())]);
+}
