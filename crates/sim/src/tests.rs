@@ -6,6 +6,15 @@ use jobrunner_core::config::{Format, Worker};
 use super::*;
 use crate::trace::generate;
 
+/// A worker in jobs mode, as `simulate --mode jobs` runs it (the config itself may not say
+/// `mode = "jobs"` until the scaler launches jobs).
+fn jobs_worker(extra: &str) -> Worker {
+    Worker {
+        mode: jobrunner_core::config::WorkerMode::Jobs,
+        ..worker(extra)
+    }
+}
+
 fn worker(extra: &str) -> Worker {
     let window = if extra.contains("scale_in_after_seconds") {
         ""
@@ -325,7 +334,7 @@ fn jobs_mode_launches_for_the_backlog_once_and_tasks_exit_when_idle() {
     // 25 messages at 60, 10 per task: one launch of 3 tasks at 60 (later samples count them
     // as pending/running), ready at 105. One task takes 9 messages (busy until 195), two take
     // 8 (busy until 185); each exits 20 s after its last busy second: at 204, 204 and 214.
-    let w = worker("sample_every_seconds = 5\nmode = \"jobs\"");
+    let w = jobs_worker("sample_every_seconds = 5");
     let r = run(
         PolicyKind::Jobrunner,
         &Trace::new([(60, 25)]),
@@ -356,7 +365,7 @@ fn jobs_mode_launches_for_the_backlog_once_and_tasks_exit_when_idle() {
 
 #[test]
 fn jobs_mode_respects_max_tasks_counting_live_tasks() {
-    let w = worker("sample_every_seconds = 5\nmode = \"jobs\"");
+    let w = jobs_worker("sample_every_seconds = 5");
     let bounds = BoundsOverride {
         min: Some(0),
         max: Some(4),
