@@ -281,9 +281,15 @@ pub fn console_url(change: &TaskStateChange) -> Option<String> {
 
 /// One link per container whose logs go to CloudWatch Logs, in the event's container order.
 pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<LogLink> {
-    let Some(task_region) = change.region() else {
-        return vec![];
-    };
+    log_links_iter(change, info).collect()
+}
+
+/// [`log_links`], built lazily: a renderer that shows a few links builds only those.
+pub(super) fn log_links_iter<'a>(
+    change: &'a TaskStateChange,
+    info: &'a TaskDefinitionInfo,
+) -> impl Iterator<Item = LogLink> + 'a {
+    let task_region = change.region();
     let mut names: Vec<&str> = change.containers.iter().map(|c| c.name.as_str()).collect();
     for definition in &info.containers {
         if !names.contains(&definition.name.as_str()) {
@@ -292,7 +298,9 @@ pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<Log
     }
     names
         .into_iter()
-        .filter_map(|name| {
+        .filter(move |_| task_region.is_some())
+        .filter_map(move |name| {
+            let task_region = task_region?;
             let logs = info.container(name)?.awslogs.as_ref()?;
             // Without a stream prefix the stream name is the Docker container ID, unknown here.
             let prefix = logs.stream_prefix.as_deref()?;
@@ -306,7 +314,6 @@ pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<Log
             );
             Some(LogLink { container: name.to_owned(), group: logs.group.clone(), stream, region: region.to_owned(), url })
         })
-        .collect()
 }
 
 /// Percent-encodes everything but unreserved characters.

@@ -126,9 +126,11 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     }
     if sns::is_envelope(object) {
         return match sns::unwrap_envelope(value)? {
-            sns::Unwrapped::Message(text) => unwrap(&parse_json(&text).map_err(|e| {
-                Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e)))
-            })?),
+            sns::Unwrapped::Message(text) => {
+                unwrap(&parse_json(&text).map_err(|e| {
+                    Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e)))
+                })?)
+            }
             sns::Unwrapped::NoEvent(reason) => Ok(vec![Event::Ignored(reason)]),
         };
     }

@@ -227,13 +227,18 @@ fn bad_destination_records_say_what_is_wrong() {
     let err = error_of(
         &serde_json::json!({"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": "x"}),
     );
-    assert!(err.contains("requestPayload") && err.contains("RetriesExhausted"), "{err}");
-    let err = error_of(&serde_json::json!({"requestContext": 5, "requestPayload": {}}));
-    assert!(err.contains("Lambda destination record: requestContext"), "{err}");
-    // A wrapped event that is itself bad fails as that event would.
-    let err = error_of(
-        &serde_json::json!({"requestContext": {}, "requestPayload": {"hello": "world"}}),
+    assert!(
+        err.contains("requestPayload") && err.contains("RetriesExhausted"),
+        "{err}"
     );
+    let err = error_of(&serde_json::json!({"requestContext": 5, "requestPayload": {}}));
+    assert!(
+        err.contains("Lambda destination record: requestContext"),
+        "{err}"
+    );
+    // A wrapped event that is itself bad fails as that event would.
+    let err =
+        error_of(&serde_json::json!({"requestContext": {}, "requestPayload": {"hello": "world"}}));
     assert!(err.contains("not an EventBridge event"), "{err}");
 }
 
@@ -274,7 +279,8 @@ fn sns_envelopes_without_an_event() {
     let test_event = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t",
         "Message": r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#});
     assert!(matches!(direct(&test_event).unwrap()[0], Event::Ignored(_)));
-    let no_message = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"});
+    let no_message =
+        serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"});
     assert!(error_of(&no_message).contains("has no 'Message'"));
     let not_json = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "hello"});
     assert!(error_of(&not_json).contains("SNS message: not JSON"));
@@ -310,7 +316,10 @@ fn a_byte_order_mark_is_skipped() {
     assert_eq!(objects(events.unwrap())[0].key, "images/cat.jpg");
     // Also in an SQS message body.
     let body = format!("\u{feff}{}", object_event("images/dog.jpg"));
-    assert_eq!(objects(decode_message(&body).unwrap())[0].key, "images/dog.jpg");
+    assert_eq!(
+        objects(decode_message(&body).unwrap())[0].key,
+        "images/dog.jpg"
+    );
 }
 
 #[test]
@@ -326,7 +335,11 @@ fn a_created_object_without_a_size_is_malformed() {
     event["detail"]["object"]["size"] = Value::Null;
     assert!(error_of(&event).contains("object.size is missing"));
     event["detail"]["object"]["size"] = 0.into();
-    assert_eq!(objects(direct(&event).unwrap())[0].size, 0, "a real empty object");
+    assert_eq!(
+        objects(direct(&event).unwrap())[0].size,
+        0,
+        "a real empty object"
+    );
 
     let mut notification = load("s3-notification.json");
     notification["Records"][0]["s3"]["object"]
@@ -334,10 +347,16 @@ fn a_created_object_without_a_size_is_malformed() {
         .unwrap()
         .remove("size");
     let err = error_of(&notification);
-    assert!(err.contains("Records[0].s3.object.size is missing"), "{err}");
+    assert!(
+        err.contains("Records[0].s3.object.size is missing"),
+        "{err}"
+    );
     // Events other than ObjectCreated carry no size and are not an error.
     notification["Records"][0]["eventName"] = "ObjectRemoved:Delete".into();
-    assert!(matches!(direct(&notification).unwrap()[0], Event::Ignored(_)));
+    assert!(matches!(
+        direct(&notification).unwrap()[0],
+        Event::Ignored(_)
+    ));
 }
 
 fn notification_with_key(key: &str) -> Value {
