@@ -1,7 +1,8 @@
-//! Hostile ECS stop events through alert rendering. The first four bytes amplify the event (a
-//! task ARN of up to 300 KB, up to 1,020 containers, container names of up to 200 KB, up to 7
-//! copies in one digest); the rest is the event's `detail` as JSON, or, when it is not JSON,
-//! the `stoppedReason`. Whatever the event, what is published fits SNS's 256 KB (message and
+//! Hostile ECS stop events through alert rendering. Input that is a JSON object is the event
+//! (or its `detail`) as it is. Otherwise the first four bytes amplify the event (a task ARN of
+//! up to 300 KB, up to 1,020 containers, container names of up to 200 KB, up to 7 copies in
+//! one digest) and the rest is the `detail` as JSON, or, when it is not JSON, the
+//! `stoppedReason`. Whatever the event, what is published fits SNS's 256 KB (message and
 //! attributes), and no text body, attribute or subject holds a control, line-separator or
 //! format character other than the body's own line breaks.
 #![no_main]
@@ -51,16 +52,19 @@ fn detail(rest: &[u8]) -> Value {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 4 {
-        return;
-    }
-    let (arn_repeat, containers, name_repeat, copies) = (
-        data[0] as usize * 1_200,
-        data[1] as usize * 4,
-        data[2] as usize * 800,
-        1 + data[3] as usize % 7,
-    );
-    let mut detail = detail(&data[4..]);
+    // A whole event (or detail) as JSON is rendered as it is; anything else is amplified.
+    let whole = serde_json::from_slice::<Value>(data).ok().filter(Value::is_object);
+    let (arn_repeat, containers, name_repeat, copies, mut detail) = match whole {
+        Some(event) => (0, 0, 0, 2, event.get("detail").cloned().unwrap_or(event)),
+        None if data.len() >= 4 => (
+            data[0] as usize * 1_200,
+            data[1] as usize * 4,
+            data[2] as usize * 800,
+            1 + data[3] as usize % 7,
+            detail(&data[4..]),
+        ),
+        None => return,
+    };
     let Some(object) = detail.as_object_mut() else { return };
     if arn_repeat > 0 {
         let arn = object.get("taskArn").and_then(Value::as_str).unwrap_or("arn:aws:ecs:us-east-1:1:task/c/").to_owned();

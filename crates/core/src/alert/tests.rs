@@ -938,7 +938,7 @@ fn a_hostile_stop_event_fits_in_one_sns_message() {
             let name = if i == 0 {
                 "n".repeat(200_000)
             } else {
-                format!("{i}-{}", "n".repeat(500))
+                format!("c{i}")
             };
             json!({"name": name, "exitCode": 137, "reason": "OutOfMemoryError"})
         })
@@ -953,7 +953,7 @@ fn a_hostile_stop_event_fits_in_one_sns_message() {
                 name: c.name.clone(),
                 essential: true,
                 awslogs: Some(AwsLogs {
-                    group: format!("/ecs/{}", "g".repeat(1_000)),
+                    group: format!("/ecs/{}", "g".repeat(300)),
                     region: None,
                     stream_prefix: Some("ecs".into()),
                 }),

@@ -21,6 +21,9 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Whether `c` can break a line, reorder or hide text.
 pub fn is_unsafe(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     matches!(
         c.general_category(),
         GeneralCategory::Control
