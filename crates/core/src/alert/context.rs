@@ -271,6 +271,10 @@ fn console_host(partition: Option<&str>, region: &str) -> String {
 pub fn console_url(change: &TaskStateChange) -> Option<String> {
     let region = change.region()?;
     let cluster = change.cluster_name()?;
+    // Names ECS cannot have (clusters ≤ 255 characters, task IDs 32) get no link.
+    if cluster.len() > MAX_NAME_BYTES || change.task_id().len() > MAX_NAME_BYTES {
+        return None;
+    }
     let host = console_host(change.partition(), region);
     Some(format!(
         "https://{host}/ecs/v2/clusters/{}/tasks/{}/configuration?region={region}",
@@ -278,6 +282,11 @@ pub fn console_url(change: &TaskStateChange) -> Option<String> {
         encode_path(change.task_id())
     ))
 }
+
+/// Longest name (cluster, container, task ID) ECS allows, in bytes of ASCII.
+const MAX_NAME_BYTES: usize = 255;
+/// Longest log group or log stream name CloudWatch Logs allows.
+const MAX_LOG_NAME: usize = 512;
 
 /// One link per container whose logs go to CloudWatch Logs, in the event's container order.
 pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<LogLink> {
@@ -306,6 +315,10 @@ pub(super) fn log_links_iter<'a>(
             let prefix = logs.stream_prefix.as_deref()?;
             let region = logs.region.as_deref().unwrap_or(task_region);
             let stream = format!("{prefix}/{name}/{}", change.task_id());
+            // A stream or group CloudWatch Logs cannot have is no link (and no 200 KB URL).
+            if stream.len() > MAX_LOG_NAME || logs.group.len() > MAX_LOG_NAME {
+                return None;
+            }
             let url = format!(
                 "https://{}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}/log-events/{}",
                 console_host(change.partition(), region),
@@ -318,12 +331,15 @@ pub(super) fn log_links_iter<'a>(
 
 /// Percent-encodes everything but unreserved characters.
 fn encode_path(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 15)] as char);
         }
     }
     out

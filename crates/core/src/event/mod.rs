@@ -124,15 +124,15 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     if destination::is_record(object) {
         return unwrap(&destination::unwrap_record(value)?);
     }
+    // One SNS delivery is one wrapping, whether as an envelope or as a record holding one.
+    let unwrap_sns = |envelope: &Value| match sns::unwrap_envelope(envelope)? {
+        sns::Unwrapped::Message(text) => unwrap(&parse_json(&text).map_err(|e| {
+            Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e)))
+        })?),
+        sns::Unwrapped::NoEvent(reason) => Ok(vec![Event::Ignored(reason)]),
+    };
     if sns::is_envelope(object) {
-        return match sns::unwrap_envelope(value)? {
-            sns::Unwrapped::Message(text) => {
-                unwrap(&parse_json(&text).map_err(|e| {
-                    Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e)))
-                })?)
-            }
-            sns::Unwrapped::NoEvent(reason) => Ok(vec![Event::Ignored(reason)]),
-        };
+        return unwrap_sns(value);
     }
     if let Some(records) = object.get("Records") {
         return match record_source(records) {
@@ -141,7 +141,7 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
                 let records = records.as_array().map(Vec::as_slice).unwrap_or_default();
                 let mut events = vec![];
                 for record in records {
-                    events.extend(unwrap(&sns::record_envelope(record)?)?);
+                    events.extend(unwrap_sns(&sns::record_envelope(record)?)?);
                 }
                 Ok(events)
             }

@@ -417,3 +417,16 @@ fn errors_quote_what_they_echo_on_one_line() {
         error_of(&case);
     }
 }
+
+#[test]
+fn an_sns_delivery_is_one_wrapping_in_either_shape() {
+    // The SNS → Lambda sample published once more through SNS: two SNS deliveries in each shape.
+    let message = load("sns-s3-notification.json").to_string();
+    let envelope = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message});
+    let record = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": envelope}]});
+    let expected = objects(direct(&load("s3-notification.json")).unwrap());
+    assert_eq!(objects(direct(&envelope).unwrap()), expected);
+    assert_eq!(objects(direct(&record).unwrap()), expected);
+    let not_envelope = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]});
+    assert!(error_of(&not_envelope).contains("SNS envelope"));
+}

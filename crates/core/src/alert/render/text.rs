@@ -61,7 +61,8 @@ impl TextOut {
     }
 
     pub(super) fn line(&mut self, text: &str) {
-        let line = clip(&safe::text(text), self.max_line);
+        // Clipped before escaping too, so that a huge field costs no more than a short one.
+        let line = clip(&safe::text(&clip(text, self.max_line)), self.max_line);
         self.out.push_str(&line);
         self.out.push('\n');
     }
