@@ -126,9 +126,10 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     }
     // One SNS delivery is one wrapping, whether as an envelope or as a record holding one.
     let unwrap_sns = |envelope: &Value| match sns::unwrap_envelope(envelope)? {
-        sns::Unwrapped::Message(text) => unwrap(&parse_json(&text).map_err(|e| {
-            Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e)))
-        })?),
+        sns::Unwrapped::Message(text) => unwrap(
+            &parse_json(&text)
+                .map_err(|e| Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e))))?,
+        ),
         sns::Unwrapped::NoEvent(reason) => Ok(vec![Event::Ignored(reason)]),
     };
     if sns::is_envelope(object) {

@@ -427,6 +427,7 @@ fn an_sns_delivery_is_one_wrapping_in_either_shape() {
     let expected = objects(direct(&load("s3-notification.json")).unwrap());
     assert_eq!(objects(direct(&envelope).unwrap()), expected);
     assert_eq!(objects(direct(&record).unwrap()), expected);
-    let not_envelope = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]});
+    let not_envelope =
+        serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]});
     assert!(error_of(&not_envelope).contains("SNS envelope"));
 }
