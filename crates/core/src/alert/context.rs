@@ -314,11 +314,12 @@ pub(super) fn log_links_iter<'a>(
             // Without a stream prefix the stream name is the Docker container ID, unknown here.
             let prefix = logs.stream_prefix.as_deref()?;
             let region = logs.region.as_deref().unwrap_or(task_region);
-            let stream = format!("{prefix}/{name}/{}", change.task_id());
             // A stream or group CloudWatch Logs cannot have is no link (and no 200 KB URL).
-            if stream.len() > MAX_LOG_NAME || logs.group.len() > MAX_LOG_NAME {
+            let stream_len = prefix.len() + name.len() + change.task_id().len() + 2;
+            if stream_len > MAX_LOG_NAME || logs.group.len() > MAX_LOG_NAME {
                 return None;
             }
+            let stream = format!("{prefix}/{name}/{}", change.task_id());
             let url = format!(
                 "https://{}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}/log-events/{}",
                 console_host(change.partition(), region),

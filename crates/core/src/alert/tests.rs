@@ -1075,3 +1075,21 @@ fn sigterm_143_is_blamed_last() {
     );
     assert_eq!((c.class, c.exit_code), (Class::NonZeroExit, Some(143)));
 }
+
+#[test]
+fn no_links_for_names_aws_cannot_have() {
+    let mut c = change("oom");
+    assert!(console_url(&c).is_some());
+    assert_eq!(log_links(&c, &definition(&[("app", true)])).len(), 1);
+    c.containers[0].name = "n".repeat(600);
+    let long = definition(&[(c.containers[0].name.as_str(), true)]);
+    assert!(
+        log_links(&c, &long).is_empty(),
+        "stream over 512 characters"
+    );
+    c.task_arn = format!(
+        "arn:aws:ecs:us-east-1:123456789012:task/jobs/{}",
+        "a".repeat(300)
+    );
+    assert_eq!(console_url(&c), None, "task ID over 255 characters");
+}
