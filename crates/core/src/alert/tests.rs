@@ -1093,3 +1093,48 @@ fn no_links_for_names_aws_cannot_have() {
     );
     assert_eq!(console_url(&c), None, "task ID over 255 characters");
 }
+
+#[test]
+fn a_start_failure_keeps_the_most_specific_reason() {
+    // The stop code alone marks a start failure; the container's reason is the specific one.
+    let c = classify_detail(
+        Some("TaskFailedToStart"),
+        "Task failed to start",
+        json!([{"name": "app", "reason": "CannotPullContainerError: pull access denied"}]),
+    );
+    assert_eq!(c.class, Class::FailedToStart);
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("CannotPullContainerError: pull access denied")
+    );
+    // When the task's own reason names the failure, it is kept, and the container still named.
+    let c = classify_detail(
+        Some("TaskFailedToStart"),
+        "ResourceInitializationError: unable to pull secrets",
+        json!([{"name": "app", "reason": "CannotStartContainerError: other"}]),
+    );
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("ResourceInitializationError: unable to pull secrets")
+    );
+    // The stop code without any start-failure reason still is a start failure.
+    let c = classify_detail(Some("TaskFailedToStart"), "Task failed to start", json!([]));
+    assert_eq!((c.class, c.container), (Class::FailedToStart, None));
+}
+
+#[test]
+fn a_task_oom_reports_the_tasks_reason_over_the_containers() {
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "OutOfMemoryError: task memory exceeded",
+        json!([{"name": "app", "exitCode": 137, "reason": "Killed"}]),
+    );
+    assert_eq!(c.class, Class::Oom);
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("OutOfMemoryError: task memory exceeded")
+    );
+}
