@@ -19,7 +19,8 @@ help:
 	@echo "make synth  full cdk synth of the example stack, with Rust bundling (x86_64)"
 	@echo "make bench  cold start, hot path, sizes, scaling simulations -> bench/RESULTS.md (~20 min)"
 	@echo "make burst  10,000 S3 events through the launcher with ECS faults injected"
-	@echo "make fuzz   libFuzzer on event decoding, config parsing and planning (FUZZ_SECONDS each)"
+	@echo "make fuzz   libFuzzer on event decoding, config parsing, planning and alert rendering (FUZZ_SECONDS each)"
+	@echo "make mutants  cargo-mutants on core's tokens, event decoding, routing and classifier"
 
 $(VENV_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -65,17 +66,33 @@ clean:
 	$(CARGO) clean
 	rm -rf $(VENV) infra/node_modules infra/cdk.out .demo
 
-# Coverage-guided fuzzing (cargo fuzz, libFuzzer) of event decoding, config parsing and planning.
+# Coverage-guided fuzzing (cargo fuzz, libFuzzer) of event decoding (direct, SNS-wrapped, Lambda
+# destination records), config parsing, planning and alert rendering of hostile stop events.
+# Each target runs FUZZ_SECONDS, or FUZZ_RUNS executions when set (docs/reliability.md).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := decode_event parse_config plan_event
-.PHONY: fuzz
+FUZZ_RUNS ?= -1
+FUZZ_TARGETS := decode_event decode_sns decode_destination parse_config plan_event render_stop
+.PHONY: fuzz mutants
 $(VENV)/bin/cargo-fuzz:
 	$(CARGO) install --locked --root $(VENV) cargo-fuzz@0.13.2
 fuzz: $(VENV)/bin/cargo-fuzz
 	@for target in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$target; \
-	  [ $$target = parse_config ] && cp examples/jobrunner.toml fuzz/corpus/$$target/ || cp events/*.json fuzz/corpus/$$target/; \
-	  echo "== fuzzing $$target for $(FUZZ_SECONDS)s"; \
-	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target -j1 -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	  case $$target in \
+	    parse_config) cp examples/jobrunner.toml fuzz/corpus/$$target/ ;; \
+	    render_stop) cp events/ecs-task-stopped-*.json fuzz/corpus/$$target/ ;; \
+	    *) cp events/*.json fuzz/corpus/$$target/ ;; \
+	  esac; \
+	  echo "== fuzzing $$target for $(FUZZ_SECONDS)s (runs: $(FUZZ_RUNS))"; \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target -j1 -- -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 \
 	    | grep -E '^(stat::|==|INFO: (Running|Loaded|seed corpus)|Done|.*(panicked|ERROR|SUMMARY))' || exit 1; \
 	done
+
+# Mutation testing (cargo-mutants) of core's decision code: tokens, event decoding, routing and
+# the stop classifier. Every mutant must be caught; results land in mutants.out/.
+MUTANTS_FILES := crates/core/src/token.rs crates/core/src/event/**/*.rs crates/core/src/routing.rs crates/core/src/alert/classify.rs
+$(VENV)/bin/cargo-mutants:
+	$(CARGO) install --locked --root $(VENV) cargo-mutants@27.1.0
+mutants: $(VENV)/bin/cargo-mutants
+	cargo mutants --package jobrunner-core $(foreach f,$(MUTANTS_FILES),--file '$(f)') \
+	  --jobs 1 --timeout 300 --output target/mutants -- --lib -j$(JOBS)

@@ -88,6 +88,41 @@ mod tests {
     }
 
     #[test]
+    fn prefix_and_suffix_each_must_hold() {
+        let config = config(vec![trigger("a", "images/", ".jpg")]);
+        assert!(route(&config, &object("images/x.jpg", 1)).is_some());
+        assert!(
+            route(&config, &object("other/x.jpg", 1)).is_none(),
+            "prefix"
+        );
+        assert!(
+            route(&config, &object("images/x.png", 1)).is_none(),
+            "suffix"
+        );
+        assert!(
+            route(&config, &object("x/images/y.jpg", 1)).is_none(),
+            "prefix is a prefix"
+        );
+        assert!(
+            route(&config, &object("images/x.jpg.bak", 1)).is_none(),
+            "suffix is a suffix"
+        );
+    }
+
+    #[test]
+    fn a_bucket_with_triggers_that_miss_says_why() {
+        let config = config(vec![trigger("a", "images/", "")]);
+        let reason = no_match_reason(&config, &object("docs/x.txt", 42));
+        assert_eq!(
+            reason,
+            "no S3 trigger for bucket 'uploads' matches key \"docs/x.txt\" (42 bytes) by prefix, suffix and size"
+        );
+        // Keys are quoted with escapes: a hostile key cannot break the line.
+        let reason = no_match_reason(&config, &object("docs/\n\u{202e}x", 1));
+        assert!(!reason.contains(['\n', '\u{202e}']), "{reason}");
+    }
+
+    #[test]
     fn other_bucket_never_matches() {
         let config = config(vec![trigger("a", "", "")]);
         let mut other = object("k", 1);

@@ -83,9 +83,61 @@ mod tests {
 
     #[test]
     fn redelivery_gives_the_same_token() {
+        // A redelivery of one write carries the same sequencer (and version); what else can
+        // differ between deliveries (the event's time as stamped by each delivery path, the
+        // ETag's quoting, the size as reported) must not change the token.
+        let first = object(None, Some("0A1B"));
+        let mut again = object(None, Some("0A1B"));
+        again.event_time = "2026-11-22T05:00:07Z".parse().unwrap();
+        again.etag = Some("\"abc\"".into());
+        again.size = 11;
+        assert_eq!(for_object("t", &first), for_object("t", &again));
+        let (mut versioned, mut versioned_again) = (
+            object(Some("v1"), Some("0A")),
+            object(Some("v1"), Some("0A")),
+        );
+        versioned.event_time = "2026-11-22T05:00:01Z".parse().unwrap();
+        versioned_again.etag = None;
         assert_eq!(
-            for_object("t", &object(None, Some("0A1B"))),
-            for_object("t", &object(None, Some("0A1B")))
+            for_object("t", &versioned),
+            for_object("t", &versioned_again)
+        );
+    }
+
+    #[test]
+    fn every_part_of_the_identity_counts() {
+        let base = object(None, Some("0A"));
+        let token = for_object("t", &base);
+        let mut other_bucket = base.clone();
+        other_bucket.bucket = "archive".into();
+        assert_ne!(for_object("t", &other_bucket), token, "bucket");
+        let mut other_key = base.clone();
+        other_key.key = "images/dog.jpg".into();
+        assert_ne!(for_object("t", &other_key), token, "key");
+        // Parts are length-prefixed: moving a character across a boundary changes the token.
+        let (mut a, mut b) = (base.clone(), base.clone());
+        (a.bucket, a.key) = ("ab".into(), "c".into());
+        (b.bucket, b.key) = ("a".into(), "bc".into());
+        assert_ne!(for_object("t", &a), for_object("t", &b));
+        assert!(token.starts_with("jr1-"));
+    }
+
+    #[test]
+    fn without_version_or_sequencer_the_etag_and_time_identify_the_write() {
+        let base = object(None, None);
+        let token = for_object("t", &base);
+        assert_eq!(for_object("t", &object(None, None)), token);
+        let mut other_etag = base.clone();
+        other_etag.etag = Some("def".into());
+        assert_ne!(for_object("t", &other_etag), token, "etag");
+        let mut later = base.clone();
+        later.event_time = "2026-11-22T05:00:01Z".parse().unwrap();
+        assert_ne!(for_object("t", &later), token, "time");
+        // A version wins over the sequencer, the sequencer over etag and time.
+        assert_ne!(for_object("t", &object(None, Some("0A"))), token);
+        assert_ne!(
+            for_object("t", &object(Some("0A"), None)),
+            for_object("t", &object(None, Some("0A")))
         );
     }
 
@@ -116,7 +168,26 @@ mod tests {
             base,
             for_tick("hourly", "2026-11-22T06:00:00Z".parse().unwrap())
         );
+        assert_ne!(
+            base,
+            for_tick("daily", "2026-11-22T05:00:00Z".parse().unwrap())
+        );
         assert_ne!(for_attempt(&base, "FARGATE"), base);
         assert_eq!(for_attempt(&base, "FARGATE").len(), MAX_LEN);
+        assert_eq!(for_attempt(&base, "FARGATE"), for_attempt(&base, "FARGATE"));
+        assert_ne!(
+            for_attempt(&base, "FARGATE"),
+            for_attempt(&base, "FARGATE_SPOT")
+        );
+        let other = for_tick("hourly", "2026-11-22T06:00:00Z".parse().unwrap());
+        assert_ne!(
+            for_attempt(&base, "FARGATE"),
+            for_attempt(&other, "FARGATE")
+        );
+        // Sub-second parts of a tick's time do not make another tick.
+        assert_eq!(
+            base,
+            for_tick("hourly", "2026-11-22T05:00:00.000Z".parse().unwrap())
+        );
     }
 }

@@ -271,6 +271,10 @@ fn console_host(partition: Option<&str>, region: &str) -> String {
 pub fn console_url(change: &TaskStateChange) -> Option<String> {
     let region = change.region()?;
     let cluster = change.cluster_name()?;
+    // Names ECS cannot have (clusters ≤ 255 characters, task IDs 32) get no link.
+    if cluster.len() > MAX_NAME_BYTES || change.task_id().len() > MAX_NAME_BYTES {
+        return None;
+    }
     let host = console_host(change.partition(), region);
     Some(format!(
         "https://{host}/ecs/v2/clusters/{}/tasks/{}/configuration?region={region}",
@@ -279,11 +283,22 @@ pub fn console_url(change: &TaskStateChange) -> Option<String> {
     ))
 }
 
+/// Longest name (cluster, container, task ID) ECS allows, in bytes of ASCII.
+const MAX_NAME_BYTES: usize = 255;
+/// Longest log group or log stream name CloudWatch Logs allows.
+const MAX_LOG_NAME: usize = 512;
+
 /// One link per container whose logs go to CloudWatch Logs, in the event's container order.
 pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<LogLink> {
-    let Some(task_region) = change.region() else {
-        return vec![];
-    };
+    log_links_iter(change, info).collect()
+}
+
+/// [`log_links`], built lazily: a renderer that shows a few links builds only those.
+pub(super) fn log_links_iter<'a>(
+    change: &'a TaskStateChange,
+    info: &'a TaskDefinitionInfo,
+) -> impl Iterator<Item = LogLink> + 'a {
+    let task_region = change.region();
     let mut names: Vec<&str> = change.containers.iter().map(|c| c.name.as_str()).collect();
     for definition in &info.containers {
         if !names.contains(&definition.name.as_str()) {
@@ -292,11 +307,18 @@ pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<Log
     }
     names
         .into_iter()
-        .filter_map(|name| {
+        .filter(move |_| task_region.is_some())
+        .filter_map(move |name| {
+            let task_region = task_region?;
             let logs = info.container(name)?.awslogs.as_ref()?;
             // Without a stream prefix the stream name is the Docker container ID, unknown here.
             let prefix = logs.stream_prefix.as_deref()?;
             let region = logs.region.as_deref().unwrap_or(task_region);
+            // A stream or group CloudWatch Logs cannot have is no link (and no 200 KB URL).
+            let stream_len = prefix.len() + name.len() + change.task_id().len() + 2;
+            if stream_len > MAX_LOG_NAME || logs.group.len() > MAX_LOG_NAME {
+                return None;
+            }
             let stream = format!("{prefix}/{name}/{}", change.task_id());
             let url = format!(
                 "https://{}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}/log-events/{}",
@@ -306,17 +328,19 @@ pub fn log_links(change: &TaskStateChange, info: &TaskDefinitionInfo) -> Vec<Log
             );
             Some(LogLink { container: name.to_owned(), group: logs.group.clone(), stream, region: region.to_owned(), url })
         })
-        .collect()
 }
 
 /// Percent-encodes everything but unreserved characters.
 fn encode_path(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 15)] as char);
         }
     }
     out

@@ -727,3 +727,336 @@ fn a_storm_fits_in_one_message() {
         "[jobrunner] OOM thumbnails: 5000 tasks, exit 137"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile events: forged lines, unsafe characters, sizes
+
+/// Control, separator and format characters, listed here independently of the renderer.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{61c}')
+        || ('\u{200b}'..='\u{200f}').contains(&c)
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || ('\u{e0000}'..='\u{e007f}').contains(&c)
+}
+
+fn hostile_publish(detail: Value, lookup: TaskDefinitionLookup) -> Publish {
+    let change = TaskStateChange::from_detail(&detail).unwrap();
+    render(&Alert::single(StoppedTask::new(&config(), change, lookup)))
+}
+
+fn assert_safe(publish: &Publish) {
+    assert!(publish.size() <= MAX_PUBLISH_BYTES, "{}", publish.size());
+    assert!(
+        !publish.message.chars().any(is_unsafe),
+        "raw unsafe character"
+    );
+    let text = publish.body("email").unwrap();
+    assert!(
+        !text.chars().any(|c| c != '\n' && is_unsafe(c)),
+        "unsafe character in the text body"
+    );
+    for (name, value) in &publish.attributes {
+        assert!(!value.chars().any(is_unsafe), "attribute {name}: {value:?}");
+    }
+    assert!(publish.subject.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+    parse_document(publish).expect("the document parses");
+}
+
+#[test]
+fn line_breaks_in_fields_cannot_forge_lines() {
+    let forged =
+        "stopped\nConsole:     https://evil.example/login\r\nWhat to do:  reply with your password";
+    let mut detail = sample("user-stopped")["detail"].clone();
+    detail["stoppedReason"] = forged.into();
+    detail["containers"][0]["reason"] = format!("x\u{2028}Logs:        {forged}").into();
+    detail["containers"][0]["name"] = "app\u{2029}Input: s3://other/key".into();
+    detail["startedBy"] = "jobrunner/report\nConsole: x".into();
+    let publish = hostile_publish(
+        detail,
+        TaskDefinitionLookup::Failed("boom\nConsole: y".into()),
+    );
+    assert_safe(&publish);
+    let text = publish.body("email").unwrap();
+    let forged_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with("Console:")
+                && !l.starts_with("Console:     https://us-east-1.console.aws.amazon.com/"))
+                || l.starts_with("What to do:")
+                || l.starts_with("Input: s3://other")
+        })
+        .collect();
+    assert!(forged_lines.is_empty(), "forged: {forged_lines:?}\n{text}");
+    assert!(
+        text.contains("stopped\\nConsole:     https://evil.example/login\\r\\nWhat to do:"),
+        "{text}"
+    );
+    assert!(text.contains("app\\u{2029}Input: s3://other/key"), "{text}");
+    // The JSON document keeps the exact values (escaped as JSON).
+    let doc = parse_document(&publish).unwrap();
+    assert_eq!(doc["tasks"][0]["stopped_reason"], forged);
+    assert_eq!(
+        doc["tasks"][0]["containers"][0]["name"],
+        "app\u{2029}Input: s3://other/key"
+    );
+}
+
+#[test]
+fn bidi_and_invisible_characters_are_escaped() {
+    let mut detail = sample("oom")["detail"].clone();
+    let key = "images/\u{202e}gpj.exe\u{200b}\u{2066}\u{feff}\u{e0041}";
+    for kv in detail["overrides"]["containerOverrides"][0]["environment"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if kv["name"] == "JOB_KEY" {
+            kv["value"] = key.into();
+        }
+    }
+    let publish = hostile_publish(detail, TaskDefinitionLookup::NotLookedUp);
+    assert_safe(&publish);
+    let text = publish.body("email").unwrap();
+    assert!(
+        text.contains("images/\\u{202e}gpj.exe\\u{200b}\\u{2066}\\u{feff}\\u{e0041}"),
+        "{text}"
+    );
+    assert_eq!(
+        parse_document(&publish).unwrap()["tasks"][0]["input"]["key"],
+        key
+    );
+    assert!(
+        publish.message.contains("\\u202e"),
+        "JSON-escaped in the message"
+    );
+}
+
+#[test]
+fn attributes_from_the_event_are_escaped() {
+    let mut detail = sample("non-zero-exit")["detail"].clone();
+    detail["startedBy"] = "jobrunner/thumb\u{0}nails\n".into();
+    detail["clusterArn"] = "arn:aws:ecs:us-east-1:123456789012:cluster/jo\u{202e}bs".into();
+    let publish = hostile_publish(detail, TaskDefinitionLookup::NotLookedUp);
+    assert_safe(&publish);
+    assert_eq!(publish.attributes["job"], "thumb\\u{0}nails\\n");
+    assert_eq!(publish.attributes["cluster"], "jo\\u{202e}bs");
+}
+
+#[test]
+fn a_hostile_stop_event_fits_in_one_sns_message() {
+    let mut detail = sample("oom")["detail"].clone();
+    let arn = format!(
+        "arn:aws:ecs:us-east-1:123456789012:task/jobs/{}",
+        "a".repeat(300_000)
+    );
+    detail["taskArn"] = arn.clone().into();
+    detail["clusterArn"] =
+        format!("arn:aws:ecs:us-east-1:1:cluster/{}", "c".repeat(100_000)).into();
+    detail["startedBy"] = format!("jobrunner/{}", "j".repeat(100_000)).into();
+    // 1,000 containers, one of them named with 200 KB (all of them would make a 200 MB event).
+    detail["containers"] = (0..1000)
+        .map(|i| {
+            let name = if i == 0 {
+                "n".repeat(200_000)
+            } else {
+                format!("c{i}")
+            };
+            json!({"name": name, "exitCode": 137, "reason": "OutOfMemoryError"})
+        })
+        .collect::<Vec<_>>()
+        .into();
+    let change = TaskStateChange::from_detail(&detail).unwrap();
+    let info = TaskDefinitionInfo {
+        containers: change
+            .containers
+            .iter()
+            .map(|c| ContainerDefinitionInfo {
+                name: c.name.clone(),
+                essential: true,
+                awslogs: Some(AwsLogs {
+                    group: format!("/ecs/{}", "g".repeat(300)),
+                    region: None,
+                    stream_prefix: Some("ecs".into()),
+                }),
+            })
+            .collect(),
+    };
+    let task = StoppedTask::new(&config(), change, TaskDefinitionLookup::Found(info));
+    let single = render(&Alert::single(task.clone()));
+    assert_safe(&single);
+    let attributes: usize = single
+        .attributes
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    assert!(single.message.len() + attributes <= MAX_PUBLISH_BYTES);
+    let doc = parse_document(&single).unwrap();
+    assert_eq!(doc["truncated"], true);
+    assert_eq!(doc["tasks"][0]["class"], "oom");
+    assert!(doc["tasks"][0]["containers"].as_array().unwrap().len() <= 10);
+    let text = single.body("email").unwrap();
+    assert!(text.contains("more containers, not shown"), "{text}");
+    // A digest of such tasks fits too.
+    let mut digest = Alert::single(task.clone());
+    digest.tasks.extend((0..4).map(|_| task.clone()));
+    assert_safe(&render(&digest));
+}
+
+#[test]
+fn ordinary_alerts_are_not_cut() {
+    let publish = publish_of(
+        "oom",
+        TaskDefinitionLookup::Found(definition(&[("app", true)])),
+    );
+    let doc = parse_document(&publish).unwrap();
+    assert_eq!(doc["truncated"], false);
+    assert_eq!(doc["tasks"][0]["logs_status"], "found");
+    assert!(!publish.body("email").unwrap().contains("[truncated]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classifier rules that must each be load-bearing
+
+fn classify_detail(stop_code: Option<&str>, reason: &str, containers: Value) -> Classification {
+    let mut detail = json!({"taskArn": "arn:aws:ecs:us-east-1:1:task/jobs/x", "lastStatus": "STOPPED",
+        "stoppedReason": reason, "containers": containers});
+    if let Some(code) = stop_code {
+        detail["stopCode"] = code.into();
+    }
+    classify(&TaskStateChange::from_detail(&detail).unwrap(), None)
+}
+
+#[test]
+fn each_oom_wording_is_recognised() {
+    for reason in [
+        "OutOfMemoryError: Container killed due to memory usage",
+        "OOMKilled",
+        "container was oomkilled by the kernel",
+        "process ran out of memory",
+        "Out Of Memory",
+    ] {
+        let c = classify_detail(
+            Some("EssentialContainerExited"),
+            "Essential container in task exited",
+            json!([{"name": "app", "exitCode": 1, "reason": reason}]),
+        );
+        assert_eq!(c.class, Class::Oom, "container reason {reason:?}");
+        assert_eq!(c.container.as_deref(), Some("app"));
+        let c = classify_detail(
+            Some("EssentialContainerExited"),
+            reason,
+            json!([{"name": "app", "exitCode": 1}]),
+        );
+        assert_eq!(c.class, Class::Oom, "task reason {reason:?}");
+    }
+}
+
+#[test]
+fn a_task_oom_blames_the_container_killed_with_137() {
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "OOMKilled",
+        json!([{"name": "sidecar", "exitCode": 1}, {"name": "app", "exitCode": 137}]),
+    );
+    assert_eq!(c.class, Class::Oom);
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(c.exit_code, Some(137));
+    assert_eq!(c.reason.as_deref(), Some("OOMKilled"));
+    // Without a 137, the first non-zero exit.
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "OOMKilled",
+        json!([{"name": "ok", "exitCode": 0}, {"name": "app", "exitCode": 2}]),
+    );
+    assert_eq!(c.container.as_deref(), Some("app"));
+    // No container exited non-zero: the task ran out of memory.
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "OOMKilled",
+        json!([{"name": "ok", "exitCode": 0}]),
+    );
+    assert_eq!((c.class, c.container), (Class::Oom, None));
+}
+
+#[test]
+fn sigterm_143_is_blamed_last() {
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "Essential container in task exited",
+        json!([{"name": "web", "exitCode": 143}, {"name": "app", "exitCode": 3}]),
+    );
+    assert_eq!(
+        (c.class, c.container.as_deref(), c.exit_code),
+        (Class::NonZeroExit, Some("app"), Some(3))
+    );
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "Essential container in task exited",
+        json!([{"name": "web", "exitCode": 143}]),
+    );
+    assert_eq!((c.class, c.exit_code), (Class::NonZeroExit, Some(143)));
+}
+
+#[test]
+fn no_links_for_names_aws_cannot_have() {
+    let mut c = change("oom");
+    assert!(console_url(&c).is_some());
+    assert_eq!(log_links(&c, &definition(&[("app", true)])).len(), 1);
+    c.containers[0].name = "n".repeat(600);
+    let long = definition(&[(c.containers[0].name.as_str(), true)]);
+    assert!(
+        log_links(&c, &long).is_empty(),
+        "stream over 512 characters"
+    );
+    c.task_arn = format!(
+        "arn:aws:ecs:us-east-1:123456789012:task/jobs/{}",
+        "a".repeat(300)
+    );
+    assert_eq!(console_url(&c), None, "task ID over 255 characters");
+}
+
+#[test]
+fn a_start_failure_keeps_the_most_specific_reason() {
+    // The stop code alone marks a start failure; the container's reason is the specific one.
+    let c = classify_detail(
+        Some("TaskFailedToStart"),
+        "Task failed to start",
+        json!([{"name": "app", "reason": "CannotPullContainerError: pull access denied"}]),
+    );
+    assert_eq!(c.class, Class::FailedToStart);
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("CannotPullContainerError: pull access denied")
+    );
+    // When the task's own reason names the failure, it is kept, and the container still named.
+    let c = classify_detail(
+        Some("TaskFailedToStart"),
+        "ResourceInitializationError: unable to pull secrets",
+        json!([{"name": "app", "reason": "CannotStartContainerError: other"}]),
+    );
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("ResourceInitializationError: unable to pull secrets")
+    );
+    // The stop code without any start-failure reason still is a start failure.
+    let c = classify_detail(Some("TaskFailedToStart"), "Task failed to start", json!([]));
+    assert_eq!((c.class, c.container), (Class::FailedToStart, None));
+}
+
+#[test]
+fn a_task_oom_reports_the_tasks_reason_over_the_containers() {
+    let c = classify_detail(
+        Some("EssentialContainerExited"),
+        "OutOfMemoryError: task memory exceeded",
+        json!([{"name": "app", "exitCode": 137, "reason": "Killed"}]),
+    );
+    assert_eq!(c.class, Class::Oom);
+    assert_eq!(c.container.as_deref(), Some("app"));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("OutOfMemoryError: task memory exceeded")
+    );
+}

@@ -3,10 +3,15 @@
 //! An invocation carries either one EventBridge event (or EventBridge Scheduler input, or a
 //! classic S3 notification) directly, or an SQS batch whose message bodies are such events.
 //! [`decode_invocation`] tells the two apart; each message body is decoded on its own so that
-//! one bad message fails only itself.
+//! one bad message fails only itself. An event may also arrive wrapped: in an SNS envelope
+//! (a topic between S3 and the queue or function) or in a Lambda on-failure destination record
+//! (an asynchronous invocation that failed, redriven from the dead-letter queue); the wrapping
+//! is removed and the event inside decoded as if it had come directly.
 
+mod destination;
 pub mod s3;
 mod schedule;
+mod sns;
 mod task_state;
 
 pub use s3::ObjectCreated;
@@ -52,6 +57,8 @@ pub struct SqsMessage {
 
 /// Deepest JSON nesting accepted; deeper input is rejected before any typed decoding.
 const MAX_DEPTH: usize = 64;
+/// Most envelopes (SNS, destination records) one event may be wrapped in.
+const MAX_WRAPPING: usize = 3;
 
 /// Decodes a raw invocation payload (the bytes Lambda hands the function).
 pub fn decode_invocation_text(text: &str) -> Result<Invocation, Error> {
@@ -90,8 +97,13 @@ pub fn decode_message(body: &str) -> Result<Vec<Event>, Error> {
     decode_event(&parse_json(body)?)
 }
 
-/// Decodes one event document: EventBridge, Scheduler input, or a classic S3 notification.
+/// Decodes one event document: EventBridge, Scheduler input, a classic S3 notification, or one
+/// of those wrapped in an SNS envelope or a Lambda destination record.
 pub fn decode_event(value: &Value) -> Result<Vec<Event>, Error> {
+    decode_wrapped(value, 0)
+}
+
+fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     let Some(object) = value.as_object() else {
         return Err(Error::UnsupportedEvent(format!(
             "expected a JSON object, got {}",
@@ -104,16 +116,74 @@ pub fn decode_event(value: &Value) -> Result<Vec<Event>, Error> {
     if object.get("source").and_then(Value::as_str) == Some(schedule::SCHEDULER_SOURCE) {
         return schedule::decode_scheduler_input(value).map(|tick| vec![Event::ScheduleTick(tick)]);
     }
-    if object.contains_key("Records") {
-        return s3::decode_notification(value);
+    let unwrap = |inner: &Value| {
+        if wrapping >= MAX_WRAPPING {
+            return Err(Error::UnsupportedEvent(format!(
+                "event wrapped in more than {MAX_WRAPPING} envelopes (SNS, Lambda destination records)"
+            )));
+        }
+        decode_wrapped(inner, wrapping + 1)
+    };
+    if destination::is_record(object) {
+        return unwrap(&destination::unwrap_record(value)?);
+    }
+    // One SNS delivery is one wrapping, whether as an envelope or as a record holding one.
+    let unwrap_sns = |envelope: &Value| match sns::unwrap_envelope(envelope)? {
+        sns::Unwrapped::Message(text) => unwrap(
+            &parse_json(&text)
+                .map_err(|e| Error::UnsupportedEvent(format!("SNS message: {}", reason_of(e))))?,
+        ),
+        sns::Unwrapped::NoEvent(reason) => Ok(vec![Event::Ignored(reason)]),
+    };
+    if sns::is_envelope(object) {
+        return unwrap_sns(value);
+    }
+    if let Some(records) = object.get("Records") {
+        return match record_source(records) {
+            Some("aws:s3") => s3::decode_notification(value),
+            Some("aws:sns") => {
+                let records = records.as_array().map(Vec::as_slice).unwrap_or_default();
+                let mut events = vec![];
+                for record in records {
+                    events.extend(unwrap_sns(&sns::record_envelope(record)?)?);
+                }
+                Ok(events)
+            }
+            Some("aws:sqs") => Err(Error::UnsupportedEvent(
+                "an SQS event inside an event: the message body must be the event itself, not a Lambda SQS event forwarded to a queue".into(),
+            )),
+            Some(other) => Err(Error::UnsupportedEvent(format!(
+                "'Records' from {other:?}"
+            ))),
+            None => Err(Error::MalformedEvent(
+                "'Records' must be a non-empty array of records with an 'eventSource'".into(),
+            )),
+        };
     }
     if object.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Ok(vec![Event::Ignored("S3 test notification".into())]);
     }
     Err(Error::UnsupportedEvent(
-        "not an EventBridge event, EventBridge Scheduler input, S3 notification or SQS batch"
+        "not an EventBridge event, EventBridge Scheduler input, S3 notification, SNS envelope, Lambda destination record or SQS batch"
             .into(),
     ))
+}
+
+/// The `eventSource` (`EventSource` in SNS's records) of the first record.
+fn record_source(records: &Value) -> Option<&str> {
+    let first = records.as_array()?.first()?;
+    first
+        .get("eventSource")
+        .or_else(|| first.get("EventSource"))
+        .and_then(Value::as_str)
+}
+
+/// The text of an error without its kind's prefix (for wrapping it in another message).
+fn reason_of(error: Error) -> String {
+    match error {
+        Error::UnsupportedEvent(reason) | Error::MalformedEvent(reason) => reason,
+        other => other.to_string(),
+    }
 }
 
 /// The EventBridge envelope (fields every event has).
@@ -135,14 +205,14 @@ fn decode_eventbridge(value: &Value) -> Result<Event, Error> {
         ("aws.s3", "Object Created") => {
             s3::decode_eventbridge_detail(&envelope.detail, envelope.time).map(Event::ObjectCreated)
         }
-        ("aws.s3", other) => Ok(Event::Ignored(format!("S3 '{other}' events start no job"))),
+        ("aws.s3", other) => Ok(Event::Ignored(format!("S3 {other:?} events start no job"))),
         ("aws.events", "Scheduled Event") => {
             schedule::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick)
         }
         ("aws.ecs", "ECS Task State Change") => TaskStateChange::from_detail(&envelope.detail)
             .map(|change| Event::TaskStateChange(Box::new(change))),
         (source, detail_type) => Err(Error::UnsupportedEvent(format!(
-            "EventBridge '{detail_type}' from '{source}'"
+            "EventBridge {detail_type:?} from {source:?}"
         ))),
     }
 }
@@ -153,8 +223,10 @@ fn sqs_records(value: &Value) -> Option<&Vec<Value>> {
     (first.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")).then_some(records)
 }
 
-/// Parses JSON text, rejecting nesting deeper than [`MAX_DEPTH`] with a clear error.
+/// Parses JSON text, rejecting nesting deeper than [`MAX_DEPTH`] with a clear error. A leading
+/// UTF-8 byte order mark (which some tools write before JSON) is skipped.
 pub fn parse_json(text: &str) -> Result<Value, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if nesting_depth(text) > MAX_DEPTH {
         return Err(Error::UnsupportedEvent(format!(
             "JSON nested deeper than {MAX_DEPTH} levels"

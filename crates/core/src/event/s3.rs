@@ -39,8 +39,7 @@ struct BucketRef {
 #[derive(Deserialize)]
 struct EventBridgeObject {
     key: String,
-    #[serde(default)]
-    size: u64,
+    size: Option<u64>,
     etag: Option<String>,
     #[serde(rename = "version-id")]
     version_id: Option<String>,
@@ -52,10 +51,11 @@ pub(super) fn decode_eventbridge_detail(
     time: DateTime<Utc>,
 ) -> Result<ObjectCreated, Error> {
     let detail: EventBridgeDetail = typed(detail, "S3 Object Created detail")?;
+    let size = required_size(detail.object.size, "S3 Object Created detail: object.size")?;
     object(
         detail.bucket.name,
         detail.object.key,
-        detail.object.size,
+        size,
         detail.object.etag,
         detail.object.version_id,
         detail.object.sequencer,
@@ -89,8 +89,8 @@ struct NotificationEntity {
 #[derive(Deserialize)]
 struct NotificationObject {
     key: String,
-    #[serde(default)]
-    size: u64,
+    /// Absent for events other than ObjectCreated (which start no job).
+    size: Option<u64>,
     #[serde(rename = "eTag")]
     etag: Option<String>,
     #[serde(rename = "versionId")]
@@ -105,25 +105,30 @@ pub(super) fn decode_notification(value: &Value) -> Result<Vec<Event>, Error> {
     notification
         .records
         .into_iter()
-        .map(|record| {
+        .enumerate()
+        .map(|(i, record)| {
             if record.event_source != "aws:s3" {
                 return Err(Error::UnsupportedEvent(format!(
-                    "record from '{}'",
+                    "S3 notification: Records[{i}] is from {:?}",
                     record.event_source
                 )));
             }
             if !record.event_name.starts_with("ObjectCreated:") {
                 return Ok(Event::Ignored(format!(
-                    "S3 '{}' events start no job",
+                    "S3 {:?} events start no job",
                     record.event_name
                 )));
             }
             let o = record.s3.object;
+            let size = required_size(
+                o.size,
+                &format!("S3 notification: Records[{i}].s3.object.size"),
+            )?;
             let key = decode_notification_key(&o.key)?;
             object(
                 record.s3.bucket.name,
                 key,
-                o.size,
+                size,
                 o.etag,
                 o.version_id,
                 o.sequencer,
@@ -134,15 +139,33 @@ pub(super) fn decode_notification(value: &Value) -> Result<Vec<Event>, Error> {
         .collect()
 }
 
-/// Classic notifications form-encode keys: `+` is a space, `%XX` a byte of UTF-8.
+/// A created object always has a size: without one the event is malformed (launching it as a
+/// zero-byte object would pick the wrong size tier and pass `max_size` routing).
+fn required_size(size: Option<u64>, field: &str) -> Result<u64, Error> {
+    size.ok_or_else(|| Error::MalformedEvent(format!("{field} is missing")))
+}
+
+/// Classic notifications form-encode keys: `+` is a space, `%XX` a byte of UTF-8. S3 writes a
+/// literal `%` as `%25`, so a `%` not followed by two hex digits means the key was not encoded
+/// by S3: it is rejected rather than guessed (a guess could process another object).
 pub fn decode_notification_key(encoded: &str) -> Result<String, Error> {
+    let bytes = encoded.as_bytes();
+    if let Some(at) = (0..bytes.len()).find(|&i| {
+        bytes[i] == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    }) {
+        return Err(Error::MalformedEvent(format!(
+            "object key {encoded:?} has an invalid %-escape at byte {at} (S3 writes '%' as %25)"
+        )));
+    }
     let plus_decoded = encoded.replace('+', " ");
     percent_decode_str(&plus_decoded)
         .decode_utf8()
         .map(|key| key.into_owned())
         .map_err(|_| {
             Error::MalformedEvent(format!(
-                "object key '{encoded}' is not valid URL-encoded UTF-8"
+                "object key {encoded:?} is not valid URL-encoded UTF-8"
             ))
         })
 }

@@ -40,9 +40,15 @@ pub(super) fn decode_rule_event(
         })?;
     // arn:aws:events:REGION:ACCOUNT:rule/NAME or rule/BUS/NAME
     let name = arn.rsplit('/').next().unwrap_or_default();
-    if name.is_empty() {
+    // EventBridge rule names: 1–64 of letters, digits, `.`, `-` and `_`.
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
         return Err(Error::MalformedEvent(format!(
-            "rule ARN '{arn}' has no name"
+            "rule ARN {arn:?} does not end in a rule name (1-64 of A-Z a-z 0-9 . - _)"
         )));
     }
     Ok(ScheduleTick {
@@ -64,7 +70,7 @@ pub(super) fn decode_scheduler_input(value: &Value) -> Result<ScheduleTick, Erro
     let scheduled_time = DateTime::parse_from_rfc3339(&input.scheduled_time)
         .map_err(|_| {
             Error::MalformedEvent(format!(
-                "scheduled_time '{}' is not an RFC 3339 time (set it to <aws.scheduler.scheduled-time>)",
+                "scheduled_time {:?} is not an RFC 3339 time (set it to <aws.scheduler.scheduled-time>)",
                 input.scheduled_time
             ))
         })?

@@ -135,7 +135,7 @@ fn bad_inputs_give_clear_errors() {
         ),
         (
             serde_json::json!({"detail-type": "Something", "source": "custom.app", "time": "2026-11-22T05:00:00Z"}),
-            "'Something' from 'custom.app'",
+            "\"Something\" from \"custom.app\"",
         ),
         (
             serde_json::json!({"source": "jobrunner.scheduler", "schedule": "s", "scheduled_time": "<aws.scheduler.scheduled-time>"}),
@@ -186,4 +186,248 @@ fn deep_nesting_is_rejected_before_decoding() {
         parse_json("\"[[[[\"").is_ok(),
         "brackets in strings do not count"
     );
+}
+
+fn batch(value: &Value) -> Vec<SqsMessage> {
+    match decode_invocation(value).unwrap() {
+        Invocation::SqsBatch(messages) => messages,
+        Invocation::Direct(_) => panic!("expected an SQS batch"),
+    }
+}
+
+fn error_of(value: &Value) -> String {
+    let err = direct(value).unwrap_err().to_string();
+    assert!(!err.contains(['\n', '\r']), "one line: {err}");
+    err
+}
+
+#[test]
+fn destination_records_unwrap_to_the_original_event() {
+    let original = direct(&load("schedule-scheduler-input.json")).unwrap();
+    assert!(matches!(original[0], Event::ScheduleTick(_)));
+    assert_eq!(
+        direct(&load("lambda-destination-schedule.json")).unwrap(),
+        original
+    );
+    // The redrive path: the dead-letter queue's message moved back to the launcher's queue.
+    let messages = batch(&load("sqs-lambda-destination-schedule.json"));
+    assert_eq!(messages[0].events.clone().unwrap(), original);
+}
+
+#[test]
+fn destination_records_of_an_eventbridge_event_unwrap_too() {
+    let event = object_event("images/cat.jpg");
+    let record = serde_json::json!({"version": "1.0", "requestContext": {"condition": "EventAgeExceeded"},
+        "requestPayload": event, "responseContext": {"statusCode": 200}});
+    assert_eq!(direct(&record).unwrap(), direct(&event).unwrap());
+}
+
+#[test]
+fn bad_destination_records_say_what_is_wrong() {
+    let err = error_of(
+        &serde_json::json!({"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": "x"}),
+    );
+    assert!(
+        err.contains("requestPayload") && err.contains("RetriesExhausted"),
+        "{err}"
+    );
+    let err = error_of(&serde_json::json!({"requestContext": 5, "requestPayload": {}}));
+    assert!(
+        err.contains("Lambda destination record: requestContext"),
+        "{err}"
+    );
+    // A wrapped event that is itself bad fails as that event would.
+    let err =
+        error_of(&serde_json::json!({"requestContext": {}, "requestPayload": {"hello": "world"}}));
+    assert!(err.contains("not an EventBridge event"), "{err}");
+}
+
+#[test]
+fn envelopes_cannot_nest_without_bound() {
+    let mut value = load("schedule-scheduler-input.json");
+    for _ in 0..3 {
+        value = serde_json::json!({"requestContext": {}, "requestPayload": value});
+    }
+    assert!(direct(&value).is_ok(), "three envelopes are fine");
+    value = serde_json::json!({"requestContext": {}, "requestPayload": value});
+    assert!(error_of(&value).contains("more than 3 envelopes"));
+}
+
+#[test]
+fn s3_notifications_through_sns_are_decoded() {
+    let expected = objects(direct(&load("s3-notification.json")).unwrap());
+    assert_eq!(expected[0].key, "images/holiday photos/café & bar.jpg");
+    // SNS → Lambda.
+    assert_eq!(
+        objects(direct(&load("sns-s3-notification.json")).unwrap()),
+        expected
+    );
+    // SNS → SQS (raw message delivery off): the body is the SNS envelope.
+    let messages = batch(&load("sqs-sns-s3-notification.json"));
+    assert_eq!(objects(messages[0].events.clone().unwrap()), expected);
+}
+
+#[test]
+fn sns_envelopes_without_an_event() {
+    let confirmation = serde_json::json!({"Type": "SubscriptionConfirmation", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Message": "You have chosen to subscribe", "SubscribeURL": "https://example.invalid/"});
+    let events = direct(&confirmation).unwrap();
+    assert!(
+        matches!(&events[0], Event::Ignored(reason) if reason.contains("SubscriptionConfirmation")),
+        "{events:?}"
+    );
+    let test_event = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Message": r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#});
+    assert!(matches!(direct(&test_event).unwrap()[0], Event::Ignored(_)));
+    let no_message =
+        serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"});
+    assert!(error_of(&no_message).contains("has no 'Message'"));
+    let not_json = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "hello"});
+    assert!(error_of(&not_json).contains("SNS message: not JSON"));
+}
+
+#[test]
+fn an_sqs_event_inside_an_sqs_message_is_named() {
+    let inner = load("sqs-s3-notification.json");
+    let outer = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": inner.to_string()}]});
+    let messages = batch(&outer);
+    let err = messages[0].events.clone().unwrap_err().to_string();
+    assert!(err.contains("an SQS event inside an event"), "{err}");
+    assert!(error_of(&serde_json::json!({"Records": []})).contains("non-empty array"));
+    assert!(
+        error_of(&serde_json::json!({"Records": [{"eventSource": "aws:kinesis"}]}))
+            .contains("\"aws:kinesis\"")
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let text = format!(
+        "\u{feff}{}",
+        std::fs::read_to_string(format!(
+            "{}/../../events/s3-object-created.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    );
+    let Invocation::Direct(events) = decode_invocation_text(&text).unwrap() else {
+        panic!("direct")
+    };
+    assert_eq!(objects(events.unwrap())[0].key, "images/cat.jpg");
+    // Also in an SQS message body.
+    let body = format!("\u{feff}{}", object_event("images/dog.jpg"));
+    assert_eq!(
+        objects(decode_message(&body).unwrap())[0].key,
+        "images/dog.jpg"
+    );
+}
+
+#[test]
+fn a_created_object_without_a_size_is_malformed() {
+    let mut event = object_event("images/cat.jpg");
+    event["detail"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("size");
+    let err = direct(&event).unwrap_err();
+    assert!(matches!(err, Error::MalformedEvent(_)), "{err}");
+    assert!(err.to_string().contains("object.size is missing"), "{err}");
+    event["detail"]["object"]["size"] = Value::Null;
+    assert!(error_of(&event).contains("object.size is missing"));
+    event["detail"]["object"]["size"] = 0.into();
+    assert_eq!(
+        objects(direct(&event).unwrap())[0].size,
+        0,
+        "a real empty object"
+    );
+
+    let mut notification = load("s3-notification.json");
+    notification["Records"][0]["s3"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("size");
+    let err = error_of(&notification);
+    assert!(
+        err.contains("Records[0].s3.object.size is missing"),
+        "{err}"
+    );
+    // Events other than ObjectCreated carry no size and are not an error.
+    notification["Records"][0]["eventName"] = "ObjectRemoved:Delete".into();
+    assert!(matches!(
+        direct(&notification).unwrap()[0],
+        Event::Ignored(_)
+    ));
+}
+
+fn notification_with_key(key: &str) -> Value {
+    let mut notification = load("s3-notification.json");
+    notification["Records"][0]["s3"]["object"]["key"] = key.into();
+    notification
+}
+
+#[test]
+fn invalid_percent_escapes_in_notification_keys_are_rejected() {
+    for key in ["100%", "a%zzb", "a%2", "%%41", "x%G0"] {
+        let err = error_of(&notification_with_key(key));
+        assert!(err.contains("invalid %-escape"), "{key}: {err}");
+    }
+    for (key, decoded) in [
+        ("100%25", "100%"),
+        ("a%2Fb", "a/b"),
+        ("caf%c3%a9", "café"),
+        ("a+b%2Bc", "a b+c"),
+    ] {
+        let object = objects(direct(&notification_with_key(key)).unwrap()).remove(0);
+        assert_eq!(object.key, decoded, "{key}");
+    }
+    // Escapes that decode to something a key must not hold are still refused.
+    assert!(error_of(&notification_with_key("a%0Ab")).contains("control characters"));
+    assert!(error_of(&notification_with_key("%FF")).contains("not valid URL-encoded UTF-8"));
+}
+
+#[test]
+fn format_characters_in_keys_are_carried_as_data() {
+    // Bidi overrides and zero-width characters are legal in S3 keys and in a container's argv
+    // and environment: the object is launched under its exact key (alerts escape them).
+    for key in [
+        "images/\u{202e}gpj.exe",
+        "images/zero\u{200b}width.jpg",
+        "images/👨\u{200d}👩\u{200d}👧.jpg",
+    ] {
+        assert_eq!(objects(direct(&object_event(key)).unwrap())[0].key, key);
+    }
+    let encoded = notification_with_key("images/%E2%80%AEgpj.exe");
+    assert_eq!(
+        objects(direct(&encoded).unwrap())[0].key,
+        "images/\u{202e}gpj.exe"
+    );
+}
+
+#[test]
+fn errors_quote_what_they_echo_on_one_line() {
+    let cases = [
+        serde_json::json!({"detail-type": "Line\nbreak", "source": "x\ry", "time": "2026-11-22T05:00:00Z"}),
+        serde_json::json!({"source": "jobrunner.scheduler", "schedule": "s", "scheduled_time": "a\nb"}),
+        serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-22T05:00:00Z",
+            "resources": ["arn:aws:events:us-east-1:1:rule/\n"]}),
+        serde_json::json!({"Records": [{"eventSource": "aws:\u{2028}s3x"}]}),
+        notification_with_key("bad%\nkey"),
+    ];
+    for case in cases {
+        error_of(&case);
+    }
+}
+
+#[test]
+fn an_sns_delivery_is_one_wrapping_in_either_shape() {
+    // The SNS → Lambda sample published once more through SNS: two SNS deliveries in each shape.
+    let message = load("sns-s3-notification.json").to_string();
+    let envelope = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message});
+    let record = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": envelope}]});
+    let expected = objects(direct(&load("s3-notification.json")).unwrap());
+    assert_eq!(objects(direct(&envelope).unwrap()), expected);
+    assert_eq!(objects(direct(&record).unwrap()), expected);
+    let not_envelope =
+        serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]});
+    assert!(error_of(&not_envelope).contains("SNS envelope"));
 }

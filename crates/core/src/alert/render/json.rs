@@ -73,6 +73,38 @@ pub(super) struct TaskLine {
     input: JobInput,
 }
 
+/// The document as published: every string clipped to the limits, unsafe characters escaped.
+pub(super) fn json_document(alert: &Alert, limits: Limits) -> String {
+    let mut value = serde_json::to_value(document(alert, limits)).unwrap_or_else(|_| json!({}));
+    let hidden = alert
+        .tasks
+        .iter()
+        .take(limits.full)
+        .any(|t| t.change.containers.len() > limits.containers);
+    if clip_strings(&mut value, limits.field_chars) || hidden {
+        value["truncated"] = Value::Bool(true);
+    }
+    safe::json(value.to_string())
+}
+
+/// Clips every string in `value`, however deep: no field, present or future, escapes the limit.
+/// True when one was clipped.
+fn clip_strings(value: &mut Value, max: usize) -> bool {
+    match value {
+        Value::String(text) if text.chars().nth(max).is_some() => {
+            *text = clip(text, max);
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |cut, v| clip_strings(v, max) | cut),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |cut, v| clip_strings(v, max) | cut),
+        _ => false,
+    }
+}
+
 pub(super) fn document(alert: &Alert, limits: Limits) -> Document {
     let total = alert.tasks.len();
     let full = limits.full.min(total);
@@ -99,7 +131,7 @@ pub(super) fn document(alert: &Alert, limits: Limits) -> Document {
             .tasks
             .iter()
             .take(full)
-            .map(|t| task_document(t, limits.field_chars))
+            .map(|t| task_document(t, limits))
             .collect(),
         more_tasks: alert.tasks[full..]
             .iter()
@@ -112,15 +144,24 @@ pub(super) fn document(alert: &Alert, limits: Limits) -> Document {
             })
             .collect(),
         omitted: total - full - listed,
-        truncated: limits.field_chars < MAX_FIELD_CHARS,
+        truncated: limits.is_cut(),
     }
 }
 
-pub(super) fn task_document(task: &StoppedTask, max: usize) -> TaskDocument {
+pub(super) fn task_document(task: &StoppedTask, limits: Limits) -> TaskDocument {
     let change = &task.change;
+    let max = limits.field_chars;
     let opt = |text: &Option<String>| text.as_deref().map(|t| clip(t, max));
     let info = task.definition.info();
-    let logs = info.map(|i| log_links(change, i)).unwrap_or_default();
+    let mut logs: Vec<LogLink> = info
+        .map(|i| {
+            log_links_iter(change, i)
+                .take(limits.containers.max(1))
+                .collect()
+        })
+        .unwrap_or_default();
+    let logs_found = !logs.is_empty();
+    logs.truncate(limits.containers);
     TaskDocument {
         task_arn: change.task_arn.clone(),
         task_id: change.task_id().to_owned(),
@@ -147,6 +188,7 @@ pub(super) fn task_document(task: &StoppedTask, max: usize) -> TaskDocument {
         containers: change
             .containers
             .iter()
+            .take(limits.containers)
             .map(|c| ContainerDocument {
                 name: c.name.clone(),
                 exit_code: c.exit_code,
@@ -162,9 +204,9 @@ pub(super) fn task_document(task: &StoppedTask, max: usize) -> TaskDocument {
         stopped_at: change.stopped_at.map(time),
         run_seconds: change.run_seconds(),
         console_url: console_url(change),
-        logs_status: match (&task.definition, logs.is_empty()) {
-            (TaskDefinitionLookup::Found(_), false) => "found",
-            (TaskDefinitionLookup::Found(_), true) => "no_awslogs",
+        logs_status: match (&task.definition, logs_found) {
+            (TaskDefinitionLookup::Found(_), true) => "found",
+            (TaskDefinitionLookup::Found(_), false) => "no_awslogs",
             (TaskDefinitionLookup::NotLookedUp, _) => "not_looked_up",
             (TaskDefinitionLookup::Failed(_), _) => "unavailable",
         },

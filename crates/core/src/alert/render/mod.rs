@@ -1,7 +1,8 @@
 //! Rendering an alert as an SNS Publish with `MessageStructure=json`: a readable text body for
 //! `default`/`email`, one stable JSON document (schema [`SCHEMA`], see docs/alerts.md) for
 //! `sqs`/`lambda`/`https`, a short printable-ASCII subject, and message attributes for
-//! subscription filter policies. Everything stays within SNS's size limits.
+//! subscription filter policies. Everything stays within SNS's size limits, whatever the event
+//! holds (see [`render`]), and no field can add lines or hide text ([`safe`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod json;
+pub mod safe;
 mod subject;
 pub(super) mod text;
 
@@ -19,7 +21,9 @@ pub use text::summary;
 use {json::*, subject::*, text::*};
 
 use super::classify::Class;
-use super::context::{JobInput, LogLink, Origin, TaskDefinitionLookup, console_url, log_links};
+use super::context::{
+    JobInput, LogLink, Origin, TaskDefinitionLookup, console_url, log_links_iter,
+};
 use super::digest::{Alert, StoppedTask};
 
 /// The JSON document's schema name; bumped only on incompatible changes.
@@ -36,8 +40,10 @@ pub const DIGEST_FULL: usize = 3;
 pub const DIGEST_LISTED: usize = 200;
 /// Longest free-text field (reasons, keys) kept in a message: S3 keys (≤ 1024 bytes) fit whole.
 const MAX_FIELD_CHARS: usize = 1024;
-/// Longest free-text field in the last-resort rendering.
-const MIN_FIELD_CHARS: usize = 100;
+/// Containers (and log links) shown per task: ECS allows 10 containers in a task definition.
+const MAX_CONTAINERS: usize = 10;
+/// The last resorts for one huge task, tried in order: longest field, containers shown.
+const LAST_RESORTS: &[(usize, usize)] = &[(256, MAX_CONTAINERS), (64, 3), (16, 1), (16, 0)];
 /// Protocols that receive the JSON document.
 pub const JSON_PROTOCOLS: &[&str] = &["sqs", "lambda", "https"];
 
@@ -94,50 +100,60 @@ impl Publish {
     }
 }
 
-/// Renders `alert`, shrinking a digest's lists until the message fits SNS's limit.
+/// Renders `alert` within SNS's limit on what is published (message and attributes): a
+/// digest's lists shrink first, then, for tasks whose fields are huge (a hostile event can hold
+/// a 300 KB ARN or a thousand containers), every field is clipped harder and fewer containers
+/// are shown. Every string of every rendering is clipped, so the last resort always fits.
 pub fn render(alert: &Alert) -> Publish {
     let total = alert.tasks.len();
-    let mut full = total.min(DIGEST_FULL);
-    let mut listed = (total - full).min(DIGEST_LISTED);
+    let mut limits = Limits {
+        full: total.min(DIGEST_FULL),
+        listed: (total - total.min(DIGEST_FULL)).min(DIGEST_LISTED),
+        field_chars: MAX_FIELD_CHARS,
+        containers: MAX_CONTAINERS,
+    };
     loop {
-        let publish = render_with(
-            alert,
-            Limits {
-                full,
-                listed,
-                field_chars: MAX_FIELD_CHARS,
-            },
-        );
+        let publish = render_with(alert, limits);
         if publish.size() <= MAX_PUBLISH_BYTES {
             return publish;
         }
-        if listed > 0 {
-            listed /= 2;
-        } else if full > 1 {
-            full -= 1;
+        if limits.listed > 0 {
+            limits.listed /= 2;
+        } else if limits.full > 1 {
+            limits.full -= 1;
+        } else if let Some(&(field_chars, containers)) = LAST_RESORTS
+            .iter()
+            .find(|(chars, _)| *chars < limits.field_chars)
+        {
+            limits.field_chars = field_chars;
+            limits.containers = containers;
         } else {
-            return render_with(
-                alert,
-                Limits {
-                    full: 1,
-                    listed: 0,
-                    field_chars: MIN_FIELD_CHARS,
-                },
-            );
+            return publish;
         }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Limits {
+    /// Tasks of a digest shown in full.
     full: usize,
+    /// Tasks of a digest listed one line each.
     listed: usize,
+    /// Longest string of any field (and, plus its label, of any line of the text).
     field_chars: usize,
+    /// Containers and log links shown per task.
+    containers: usize,
+}
+
+impl Limits {
+    fn is_cut(&self) -> bool {
+        self.field_chars < MAX_FIELD_CHARS || self.containers < MAX_CONTAINERS
+    }
 }
 
 fn render_with(alert: &Alert, limits: Limits) -> Publish {
     let text = text_body(alert, limits);
-    let document = serde_json::to_string(&document(alert, limits)).unwrap_or_else(|_| "{}".into());
+    let document = json_document(alert, limits);
     let mut structure = serde_json::Map::new();
     structure.insert("default".into(), Value::String(text.clone()));
     structure.insert("email".into(), Value::String(text));
@@ -146,24 +162,27 @@ fn render_with(alert: &Alert, limits: Limits) -> Publish {
     }
     Publish {
         subject: subject(alert),
-        message: Value::Object(structure).to_string(),
-        attributes: attributes(alert),
+        message: safe::json(Value::Object(structure).to_string()),
+        attributes: attributes(alert, limits.field_chars),
     }
 }
 
-/// Message attributes for SNS subscription filter policies.
-pub fn attributes(alert: &Alert) -> BTreeMap<String, String> {
+/// Message attributes for SNS subscription filter policies. `job` and `cluster` come from the
+/// event: unsafe characters are escaped ([`safe::text`]), e.g. a NUL (which SNS refuses), and
+/// the values are clipped to `max` characters.
+fn attributes(alert: &Alert, max: usize) -> BTreeMap<String, String> {
+    let value = |text: &str| clip(&safe::text(text), max);
     let mut attributes = BTreeMap::new();
     attributes.insert("class".into(), alert.class.as_str().into());
     attributes.insert("severity".into(), alert.class.severity().as_str().into());
-    attributes.insert("job".into(), non_empty(&alert.name));
+    attributes.insert("job".into(), value(&non_empty(&alert.name)));
     attributes.insert("origin".into(), alert.origin_kind.into());
     if let Some(cluster) = alert.tasks[0]
         .change
         .cluster_name()
         .filter(|c| !c.is_empty())
     {
-        attributes.insert("cluster".into(), cluster.into());
+        attributes.insert("cluster".into(), value(cluster));
     }
     attributes
 }

@@ -43,57 +43,80 @@ pub fn summary(task: &StoppedTask) -> String {
     }
 }
 
+/// The text body under construction. Every line goes through [`TextOut::line`], which escapes
+/// unsafe characters ([`safe::text`]) and clips the line, so the only line breaks in the body
+/// are its own, whatever the fields hold.
+pub(super) struct TextOut {
+    out: String,
+    max_line: usize,
+}
+
+impl TextOut {
+    fn new(limits: Limits) -> TextOut {
+        TextOut {
+            out: String::new(),
+            // A field plus its label.
+            max_line: limits.field_chars + 13,
+        }
+    }
+
+    pub(super) fn line(&mut self, text: &str) {
+        // Clipped before escaping too, so that a huge field costs no more than a short one.
+        let line = clip(&safe::text(&clip(text, self.max_line)), self.max_line);
+        self.out.push_str(&line);
+        self.out.push('\n');
+    }
+}
+
 pub(super) fn text_body(alert: &Alert, limits: Limits) -> String {
-    let mut out = String::new();
+    let mut out = TextOut::new(limits);
     let total = alert.tasks.len();
     if total == 1 {
         let task = &alert.tasks[0];
-        let _ = writeln!(out, "{}\n", clip(&summary(task), limits.field_chars));
+        out.line(&summary(task));
+        out.line("");
         task_text(task, limits, &mut out);
     } else {
         let first = &alert.tasks[0];
-        let _ = writeln!(
-            out,
+        out.line(&format!(
             "{total} tasks of {} stopped with class {} ({}).",
             first.origin.describe(),
             alert.class.as_str(),
             alert.class.severity().as_str()
-        );
+        ));
         let codes = exit_code_counts(alert);
         if !codes.is_empty() {
-            let _ = writeln!(out, "Exit codes: {codes}");
+            out.line(&format!("Exit codes: {codes}"));
         }
         let shown = limits.full.min(total);
-        let _ = writeln!(out, "The first {shown} in full, then one line per task.\n");
+        out.line(&format!(
+            "The first {shown} in full, then one line per task."
+        ));
+        out.line("");
         for (i, task) in alert.tasks.iter().take(shown).enumerate() {
-            let _ = writeln!(
-                out,
-                "--- {} of {total}: {}",
-                i + 1,
-                clip(&summary(task), limits.field_chars)
-            );
+            out.line(&format!("--- {} of {total}: {}", i + 1, summary(task)));
             task_text(task, limits, &mut out);
-            out.push('\n');
+            out.line("");
         }
         let rest = &alert.tasks[shown..];
         if !rest.is_empty() {
-            let _ = writeln!(out, "--- The other {}:", rest.len());
+            out.line(&format!("--- The other {}:", rest.len()));
             for task in rest.iter().take(limits.listed) {
-                let _ = writeln!(out, "{}", clip(&task_line(task), limits.field_chars));
+                out.line(&task_line(task));
             }
             let omitted = rest.len().saturating_sub(limits.listed);
             if omitted > 0 {
-                let _ = writeln!(
-                    out,
+                out.line(&format!(
                     "... and {omitted} more, not listed (a digest lists at most {DIGEST_LISTED} tasks, and fewer when SNS's 256 KB limit requires)."
-                );
+                ));
             }
         }
     }
     if let Some(hint) = alert.class.hint() {
-        let _ = writeln!(out, "\nWhat to do:  {hint}");
+        out.line("");
+        out.line(&format!("What to do:  {hint}"));
     }
-    out
+    out.out
 }
 
 /// `137 x12, 1 x2`: how often each exit code of the class's containers occurs.
@@ -126,7 +149,7 @@ pub(super) fn task_line(task: &StoppedTask) -> String {
     line
 }
 
-pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
+pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut TextOut) {
     let change = &task.change;
     let clipped = |text: &str| clip(text, limits.field_chars);
     let mut field = |label: &str, value: &str| {
@@ -135,7 +158,7 @@ pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
         } else {
             format!("{label}:")
         };
-        let _ = writeln!(out, "{label:<12} {value}");
+        out.line(&format!("{label:<12} {value}"));
     };
     field("Origin", &clipped(&task.origin.describe()));
     if let Some(input) = JobInput::of(change).describe() {
@@ -168,7 +191,7 @@ pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
         field("Stop", &clipped(&stop));
     }
     let definition = task.definition.info();
-    for (i, container) in change.containers.iter().enumerate() {
+    for (i, container) in change.containers.iter().take(limits.containers).enumerate() {
         let mut line = container.name.clone();
         if definition.is_some_and(|d| !d.is_essential(&container.name)) {
             line.push_str(" (not essential)");
@@ -183,6 +206,17 @@ pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
             let _ = write!(line, ", {reason}");
         }
         field(if i == 0 { "Containers" } else { "" }, &clipped(&line));
+    }
+    let hidden = change.containers.len().saturating_sub(limits.containers);
+    if hidden > 0 {
+        field(
+            if limits.containers == 0 {
+                "Containers"
+            } else {
+                ""
+            },
+            &format!("... and {hidden} more containers, not shown"),
+        );
     }
     if let Some(created) = change.created_at {
         field("Created", &time(created));
@@ -225,14 +259,16 @@ pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut String) {
     }
     match &task.definition {
         TaskDefinitionLookup::Found(info) => {
-            let links = log_links(change, info);
+            let links: Vec<LogLink> = log_links_iter(change, info)
+                .take(limits.containers.max(1))
+                .collect();
             if links.is_empty() {
                 field(
                     "Logs",
                     "none in CloudWatch Logs (no container uses the awslogs driver with a stream prefix)",
                 );
             }
-            for (i, link) in links.iter().enumerate() {
+            for (i, link) in links.iter().take(limits.containers).enumerate() {
                 field(
                     if i == 0 { "Logs" } else { "" },
                     &format!("{}: {}", link.container, link.url),
