@@ -73,9 +73,12 @@ for event in ecs-task-stopped-oom ecs-task-stopped-succeeded; do
 done
 echo "-- what arrived on the topic's SQS subscription (the clean exit is not worth an alert by default):"
 python scripts/demo_moto.py alerts
-echo "-- the same alert as an email subscriber reads it (rendered offline by: jobrunner plan --event events/ecs-task-stopped-oom.json):"
+echo "-- what the alerter calls for that stop, from the dry run (jobrunner plan runs the alerter's own code):"
 target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
-  | python -c 'import json,sys; a=json.load(sys.stdin)["actions"][0]["input"]; print("   Subject: " + a["Subject"]); print("\n".join("   " + l for l in json.loads(a["Message"])["email"].splitlines()))'
+  | python -c 'import json,sys; [print("   %-5s %s %s" % (a["kind"], a["service"], a["operation"])) for a in json.load(sys.stdin)["actions"]]'
+echo "-- the alert as an email subscriber reads it (the plan's Publish):"
+target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
+  | python -c 'import json,sys; a=[x for x in json.load(sys.stdin)["actions"] if x["operation"]=="Publish"][0]["input"]; print("   Subject: " + a["Subject"]); print("\n".join("   " + l for l in json.loads(a["Message"])["email"].splitlines()))'
 echo
 echo "-- the scaler: a worker service follows its queue from 0 tasks up and back to 0"
 echo "   (scale_in_after_seconds compressed to seconds for the demo; see docs/scaling.md)"

@@ -276,7 +276,12 @@ mod tests {
                 .to_ascii_lowercase()
                 .contains("content-type: application/json")
         );
-        assert!(request.ends_with(r#"{"ExpiresInMinutes":15,"ProtectionEnabled":true}"#));
+        // The body as JSON (key order carries no meaning; serde_json may keep insertion order).
+        let body = &request[request.find('{').unwrap()..];
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).unwrap(),
+            serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 15})
+        );
     }
 
     #[tokio::test]
@@ -291,11 +296,11 @@ mod tests {
             e.to_string(),
             "task protection: HTTP 200: TASK_NOT_VALID stopping"
         );
-        assert!(
-            served
-                .await
-                .unwrap()
-                .ends_with(r#"{"ProtectionEnabled":false}"#)
+        let request = served.await.unwrap();
+        let body = &request[request.find('{').unwrap()..];
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).unwrap(),
+            serde_json::json!({"ProtectionEnabled": false})
         );
     }
 

@@ -7,8 +7,10 @@
 
 use serde::Serialize;
 
-use crate::config::{Config, STARTED_BY_PREFIX};
+use crate::config::Config;
 use crate::event::TaskStateChange;
+use crate::job_env;
+use crate::started_by::StartedBy;
 
 /// What the alerter learned from DescribeTaskDefinition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,18 +91,20 @@ pub enum Origin {
 impl Origin {
     /// Works out what started `change`.
     pub fn of(config: &Config, change: &TaskStateChange) -> Origin {
-        if let Some(rest) = change
-            .started_by
-            .as_deref()
-            .and_then(|s| s.strip_prefix(STARTED_BY_PREFIX))
-        {
-            let mut parts = rest.splitn(2, '/');
-            if let Some(job) = parts.next().filter(|j| !j.is_empty()) {
+        match change.started_by.as_deref().and_then(StartedBy::parse) {
+            Some(StartedBy::Job { job }) => {
                 return Origin::Job {
-                    job: job.to_owned(),
-                    schedule: parts.next().filter(|s| !s.is_empty()).map(str::to_owned),
+                    job,
+                    schedule: None,
                 };
             }
+            Some(StartedBy::Schedule { job, schedule }) => {
+                return Origin::Job {
+                    job,
+                    schedule: Some(schedule),
+                };
+            }
+            None => {}
         }
         if let Some(service) = change
             .group
@@ -124,10 +128,10 @@ impl Origin {
                 worker,
             };
         }
-        if let Some(job) = change.override_env("JOB_NAME") {
+        if let Some(job) = change.override_env(job_env::NAME) {
             return Origin::Job {
                 job: job.to_owned(),
-                schedule: change.override_env("JOB_SCHEDULE").map(str::to_owned),
+                schedule: change.override_env(job_env::SCHEDULE).map(str::to_owned),
             };
         }
         let family = change
@@ -211,12 +215,12 @@ impl JobInput {
     pub fn of(change: &TaskStateChange) -> JobInput {
         let env = |name: &str| change.override_env(name).map(str::to_owned);
         JobInput {
-            trigger: env("JOB_TRIGGER"),
-            bucket: env("JOB_BUCKET"),
-            key: env("JOB_KEY"),
-            version_id: env("JOB_VERSION_ID"),
-            schedule: env("JOB_SCHEDULE"),
-            scheduled_time: env("JOB_SCHEDULED_TIME"),
+            trigger: env(job_env::TRIGGER),
+            bucket: env(job_env::BUCKET),
+            key: env(job_env::KEY),
+            version_id: env(job_env::VERSION_ID),
+            schedule: env(job_env::SCHEDULE),
+            scheduled_time: env(job_env::SCHEDULED_TIME),
         }
     }
 

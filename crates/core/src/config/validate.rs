@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::*;
 use crate::error::Error;
-use crate::{fargate, template};
+use crate::{fargate, job_env, template};
 
 /// Prefix of every `startedBy` jobrunner sets; ECS allows 128 characters of `[A-Za-z0-9_/-]`.
 pub use crate::started_by::PREFIX as STARTED_BY_PREFIX;
@@ -288,7 +288,7 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
         &job.container,
         job.command.as_deref(),
         &environment,
-        &[("JOB_NAME", name), ("JOB_TRIGGER", trigger)],
+        &[(job_env::NAME, name), (job_env::TRIGGER, trigger)],
     )?;
     check_tags(&path, &job.tags)?;
     if job.task_definition.contains(char::is_whitespace) {
@@ -395,7 +395,7 @@ fn check_overrides(
                 "environment variable names are letters, digits and '_', not starting with a digit",
             ));
         }
-        if key.starts_with("JOB_") {
+        if key.starts_with(job_env::RESERVED_PREFIX) {
             return Err(Error::config(
                 key_path,
                 "names starting with JOB_ are reserved for the variables jobrunner sets",
@@ -511,10 +511,10 @@ fn check_schedule(config: &Config, path: &str, schedule: &ScheduleTrigger) -> Ch
             schedule.command.as_deref().or(job.command.as_deref()),
             &environment,
             &[
-                ("JOB_NAME", &schedule.job),
-                ("JOB_TRIGGER", "schedule"),
-                ("JOB_SCHEDULE", &schedule.name),
-                ("JOB_SCHEDULED_TIME", MIN_TIME),
+                (job_env::NAME, &schedule.job),
+                (job_env::TRIGGER, "schedule"),
+                (job_env::SCHEDULE, &schedule.name),
+                (job_env::SCHEDULED_TIME, MIN_TIME),
             ],
         )?;
     }

@@ -10,15 +10,15 @@
 
 mod destination;
 pub mod s3;
-mod schedule;
 mod sns;
 mod task_state;
+mod tick;
 
 pub use s3::ObjectCreated;
-pub use schedule::{ScheduleTick, TickSource};
 pub use task_state::{
     ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,
 };
+pub use tick::{ScheduleTick, TickSource};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -113,8 +113,8 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     if object.contains_key("detail-type") {
         return decode_eventbridge(value).map(|event| vec![event]);
     }
-    if object.get("source").and_then(Value::as_str) == Some(schedule::SCHEDULER_SOURCE) {
-        return schedule::decode_scheduler_input(value).map(|tick| vec![Event::ScheduleTick(tick)]);
+    if object.get("source").and_then(Value::as_str) == Some(tick::SCHEDULER_SOURCE) {
+        return tick::decode_scheduler_input(value).map(|tick| vec![Event::ScheduleTick(tick)]);
     }
     let unwrap = |inner: &Value| {
         if wrapping >= MAX_WRAPPING {
@@ -207,7 +207,7 @@ fn decode_eventbridge(value: &Value) -> Result<Event, Error> {
         }
         ("aws.s3", other) => Ok(Event::Ignored(format!("S3 {other:?} events start no job"))),
         ("aws.events", "Scheduled Event") => {
-            schedule::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick)
+            tick::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick)
         }
         ("aws.ecs", "ECS Task State Change") => TaskStateChange::from_detail(&envelope.detail)
             .map(|change| Event::TaskStateChange(Box::new(change))),
