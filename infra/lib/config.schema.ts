@@ -852,6 +852,11 @@ export interface Worker {
    */
   messages_per_task: number;
   min_tasks?: number;
+  /**
+   * How the worker's tasks run: an ECS service scaled by desiredCount, or standalone tasks
+   * launched per backlog that exit when idle.
+   */
+  mode?: 'service';
   queue_url: string;
   /**
    * Re-sample within one invocation every this many seconds (sub-minute reaction).

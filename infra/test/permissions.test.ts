@@ -183,12 +183,12 @@ describe('state permissions', () => {
   });
 
   test('the prefixes are the keys the functions write', () => {
-    const scaler = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'scaler', 'src', 'lib.rs'), 'utf8');
-    const alerter = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'alerter', 'src', 'lib.rs'), 'utf8');
+    const scaler = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'scaler.rs'), 'utf8');
+    const alerter = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'alerter.rs'), 'utf8');
     const scalerKey = /pub fn state_key\(worker: &str\) -> String \{\s*format!\("([^"{]*)\{worker\}"\)/.exec(scaler);
     const alerterKey = /pub const DEDUPE_KEY_PREFIX: &str = "([^"]*)";/.exec(alerter);
-    assert.ok(scalerKey, "crates/scaler/src/lib.rs: state_key's format changed; update STATE_KEY_PREFIXES and this test");
-    assert.ok(alerterKey, 'crates/alerter/src/lib.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
+    assert.ok(scalerKey, "crates/core/src/scaler.rs: state_key's format changed; update STATE_KEY_PREFIXES and this test");
+    assert.ok(alerterKey, 'crates/core/src/alerter.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
     assert.deepEqual(STATE_KEY_PREFIXES, { scaler: scalerKey[1], alerter: alerterKey[1] });
     // Neither prefix is a prefix of the other, so neither function reaches the other's items.
     assert.ok(!scalerKey[1].startsWith(alerterKey[1]) && !alerterKey[1].startsWith(scalerKey[1]));

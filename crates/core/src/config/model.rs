@@ -353,7 +353,9 @@ pub enum WorkerMode {
     /// An ECS service whose desiredCount follows the backlog.
     #[default]
     Service,
-    /// Standalone tasks launched per backlog; each exits once the queue is idle.
+    /// Standalone tasks launched per backlog; each exits once the queue is idle. Left out of
+    /// the schema while validation refuses it (the scaler drives services only so far).
+    #[schemars(skip)]
     Jobs,
 }
 
