@@ -121,17 +121,7 @@ fn stopped(n: u64) -> Value {
     event
 }
 
-/// An SQS batch (as Lambda passes it) of (message ID, event) pairs.
-fn sqs_batch(bodies: &[(String, Value)]) -> Value {
-    jobrunner_testkit::sqs_batch_with_ids(
-        &bodies
-            .iter()
-            .map(|(id, body)| (id.clone(), body.to_string()))
-            .collect::<Vec<_>>(),
-    )
-}
-
-use jobrunner_testkit::failed_ids;
+use jobrunner_testkit::{failed_ids, sqs_batch_of_events as sqs_batch};
 
 /// Delivers SQS batches of 3 to the alerter, redelivering failed messages until none fail.
 async fn drain_alerts(

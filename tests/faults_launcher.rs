@@ -36,17 +36,7 @@ fn decoded(value: &Value) -> Event {
     event::decode_event(value).expect("valid event").remove(0)
 }
 
-/// An SQS batch (as Lambda passes it) of (message ID, event) pairs.
-fn sqs_batch(bodies: &[(String, Value)]) -> Value {
-    jobrunner_testkit::sqs_batch_with_ids(
-        &bodies
-            .iter()
-            .map(|(id, body)| (id.clone(), body.to_string()))
-            .collect::<Vec<_>>(),
-    )
-}
-
-use jobrunner_testkit::failed_ids;
+use jobrunner_testkit::{failed_ids, sqs_batch_of_events as sqs_batch};
 
 /// Delivers the bodies as SQS batches of 10, redelivering failed messages (as SQS would after
 /// the visibility timeout) until none fail or `rounds` are used; returns the rounds used.

@@ -5,18 +5,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+mod common;
 
-fn jobrunner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobrunner"))
-        .args(args)
-        .output()
-        .expect("run jobrunner")
-}
+use common::{jobrunner, repo};
 
 fn plan(event: &Path) -> (Output, Value) {
     let output = jobrunner(&[

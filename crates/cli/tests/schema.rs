@@ -1,20 +1,10 @@
 //! `jobrunner schema`, `jobrunner schedules` bounds and validation warnings, as a user runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+mod common;
 
-fn jobrunner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobrunner"))
-        .args(args)
-        .output()
-        .expect("run jobrunner")
-}
+use common::{jobrunner, repo};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -5,18 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+mod common;
 
-fn jobrunner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobrunner"))
-        .args(args)
-        .output()
-        .expect("run jobrunner")
-}
+use common::{jobrunner, repo};
 
 /// A fresh directory for one test.
 fn scratch(name: &str) -> PathBuf {

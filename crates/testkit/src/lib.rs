@@ -59,6 +59,16 @@ pub fn sqs_batch_with_ids(messages: &[(String, String)]) -> Value {
     json!({ "Records": records })
 }
 
+/// An SQS batch event of `(message ID, event)` pairs, each event sent as its JSON text.
+pub fn sqs_batch_of_events(events: &[(String, Value)]) -> Value {
+    sqs_batch_with_ids(
+        &events
+            .iter()
+            .map(|(id, event)| (id.clone(), event.to_string()))
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The message IDs a partial-batch response lists as failed, in order.
 pub fn failed_ids(response: &Value) -> Vec<String> {
     response["batchItemFailures"]
