@@ -20,16 +20,13 @@ use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
 use jobrunner_core::alerter::Summary;
 use jobrunner_core::config::Format;
+use jobrunner_integration_tests::Account;
 use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
-use jobrunner_integration_tests::{Account, repo_root};
 use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
 fn event(name: &str) -> Value {
-    let path = repo_root()
-        .join("events")
-        .join(format!("ecs-task-stopped-{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    jobrunner_testkit::sample(&format!("ecs-task-stopped-{name}"))
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

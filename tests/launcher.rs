@@ -9,7 +9,6 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationIn
 use aws_smithy_types::config_bag::ConfigBag;
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
-use jobrunner_integration_tests::repo_root;
 use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
@@ -27,8 +26,7 @@ prefix = "images/"
 "#;
 
 fn event(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo_root().join("events").join(name)).unwrap())
-        .unwrap()
+    jobrunner_testkit::sample(name)
 }
 
 fn env_of(task: &aws_sdk_ecs::types::Task, name: &str) -> Option<String> {

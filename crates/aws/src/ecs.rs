@@ -14,7 +14,6 @@ use aws_sdk_ecs::types::{
 };
 use jobrunner_core::plan::RunTaskInput;
 use jobrunner_core::ports::{DescribedTask, RunTaskAnswer, TaskFailure, Tasks};
-use jobrunner_core::recording::Explain;
 
 use crate::error::Error;
 
@@ -29,8 +28,6 @@ impl EcsTasks {
         EcsTasks { client }
     }
 }
-
-impl Explain for EcsTasks {}
 
 impl Tasks for EcsTasks {
     async fn list_tasks(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, Error> {
@@ -68,8 +65,6 @@ impl Tasks for EcsTasks {
             .iter()
             .map(|task| DescribedTask {
                 task_arn: task.task_arn().unwrap_or_default().to_owned(),
-                last_status: task.last_status().unwrap_or_default().to_owned(),
-                started_by: task.started_by().map(str::to_owned),
                 environment: task
                     .overrides()
                     .map(|o| {

@@ -216,8 +216,8 @@ async fn alert_all(
     let (groups, not_wanted) = group(alerts, tasks);
     quiet.extend(not_wanted);
     handled.summary.quiet = quiet.len();
+    let notify_on: Vec<&str> = alerts.notify_on.iter().map(|c| c.as_str()).collect();
     for task in &quiet {
-        let notify_on: Vec<&str> = alerts.notify_on.iter().map(|c| c.as_str()).collect();
         info!(task_arn = %task.change.task_arn, class = task.class().as_str(), name = task.origin.name(), "stopped; class not in alerts.notify_on: no alert");
         handled.skipped.push(format!(
             "task {} of {} stopped with class '{}', which alerts.notify_on ({}) leaves out: no alert",

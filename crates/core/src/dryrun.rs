@@ -272,8 +272,6 @@ impl Tasks for Dry {
             .iter()
             .map(|arn| DescribedTask {
                 task_arn: arn.clone(),
-                last_status: "RUNNING".into(),
-                started_by: None,
                 environment: vec![(job_env::SCHEDULED_TIME.into(), "(an earlier tick)".into())],
             })
             .collect())

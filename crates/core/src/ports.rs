@@ -24,8 +24,6 @@ pub type CallResult<T> = Result<T, CallError>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DescribedTask {
     pub task_arn: String,
-    pub last_status: String,
-    pub started_by: Option<String>,
     /// The container overrides' environment, every container's, in order.
     pub environment: Vec<(String, String)>,
 }

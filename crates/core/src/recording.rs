@@ -43,11 +43,6 @@ impl<P: Explain> Recorder<P> {
         }
     }
 
-    /// The calls so far, in order.
-    pub fn actions(&self) -> Vec<Action> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// Takes the calls so far, leaving the log empty.
     pub fn take(&self) -> Vec<Action> {
         std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))

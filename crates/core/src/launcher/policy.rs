@@ -108,8 +108,6 @@ mod tests {
     fn task(arn: &str, tick: &str) -> DescribedTask {
         DescribedTask {
             task_arn: arn.into(),
-            last_status: "RUNNING".into(),
-            started_by: Some("jobrunner/report/nightly".into()),
             environment: vec![(job_env::SCHEDULED_TIME.into(), tick.into())],
         }
     }

@@ -55,8 +55,6 @@ impl Tasks for FakeEcs {
             .iter()
             .map(|arn| DescribedTask {
                 task_arn: arn.clone(),
-                last_status: "RUNNING".into(),
-                started_by: None,
                 environment: vec![(job_env::SCHEDULED_TIME.into(), self.running_tick.clone())],
             })
             .collect())
