@@ -34,7 +34,7 @@ $(NODE_STAMP): infra/package-lock.json
 	touch $@
 
 demo: $(VENV_STAMP)
-	$(CARGO) build -j$(JOBS) -p jobrunner-launcher -p jobrunner-cli -p jobrunner-alerter -p jobrunner-scaler --bins --examples
+	$(CARGO) build -j$(JOBS) -p jobrunner-launcher -p jobrunner-cli -p jobrunner-tracker -p jobrunner-scaler --bins --examples
 	./scripts/demo.sh
 
 test: test-rust test-infra
@@ -51,7 +51,7 @@ lint:
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
 
 build: $(VENV_STAMP)
-	cargo lambda build --release -j$(JOBS) --bin launcher --bin scaler --bin alerter
+	cargo lambda build --release -j$(JOBS) --bin launcher --bin scaler --bin tracker
 
 synth: $(VENV_STAMP) $(NODE_STAMP)
 	cd infra && npm run synth

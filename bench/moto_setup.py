@@ -5,7 +5,7 @@
 Creates the ECS cluster `jobs` (task definitions `thumbnails` and `report`, service
 `order-workers`), the SQS queue `orders`, the DynamoDB table `jobrunner-state` and the SNS topic
 `jobrunner-alerts`, then writes one config per function into OUT_DIR (config-launcher.toml,
-config-scaler.toml, config-alerter.toml), each holding only the sections its function uses.
+config-scaler.toml, config-tracker.toml), each holding only the sections its function uses.
 """
 import json
 import os
@@ -105,7 +105,7 @@ scale_in_after_seconds = 300
 [state]
 table = "jobrunner-state"
 """,
-        "alerter": f"""[alerts]
+        "tracker": f"""[alerts]
 topic_arn = "{topic_arn}"
 notify_on = ["non_zero_exit", "oom", "failed_to_start", "spot_interruption"]
 """,

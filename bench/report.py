@@ -18,7 +18,7 @@ POLICIES = ["jobrunner", "cdk-queue-processing", "target-tracking", "target-trac
             "keda-scaledjob", "runtask-per-batch"]
 CLOUDWATCH = ["cdk-queue-processing", "target-tracking"]
 TASK_START = 45
-FUNCTIONS = ["launcher", "scaler", "alerter"]
+FUNCTIONS = ["launcher", "scaler", "tracker"]
 
 
 def load(name):
@@ -181,7 +181,7 @@ def main():
       "|---|---:|---:|---:|---:|---:|---:|---|\n")
     events = {"hello": "events/s3-object-created.json", "launcher": "events/s3-object-created.json (RunTask on moto)",
               "scaler": "bench/events/scaler-tick.json (GetQueueAttributes, DescribeServices, DynamoDB)",
-              "alerter": "events/ecs-task-stopped-non-zero-exit.json (DescribeTaskDefinition, SNS Publish)"}
+              "tracker": "events/ecs-task-stopped-non-zero-exit.json (DescribeTaskDefinition, SNS Publish)"}
     for fn in ["hello"] + FUNCTIONS:
         f = fns[fn]
         i, r = f["init_ms"], f["first_response_ms"]

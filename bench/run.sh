@@ -34,7 +34,7 @@ SIMULATIONS_ONLY=${SIMULATIONS_ONLY:-}
 TARGET="${TARGET:-$ROOT/target/bench}"
 OUT="$ROOT/bench/out"
 CHARTS="$ROOT/bench/charts"
-FUNCTIONS=(launcher scaler alerter)
+FUNCTIONS=(launcher scaler tracker)
 TRACES=(burst diurnal trickle spiky)
 
 rm -rf "$OUT" && mkdir -p "$OUT" "$CHARTS"
@@ -76,7 +76,7 @@ trap cleanup EXIT
 if [ -z "$SIMULATIONS_ONLY" ]; then
 log "1/6 builds (release, cargo lambda, target/bench)"
 run env CARGO_TARGET_DIR="$TARGET" cargo lambda build --release -j"$JOBS" --output-format zip \
-  --lambda-dir "$TARGET/lambda" --bin launcher --bin scaler --bin alerter
+  --lambda-dir "$TARGET/lambda" --bin launcher --bin scaler --bin tracker
 (cd bench/hello && run env CARGO_TARGET_DIR="$TARGET/hello" cargo lambda build --release -j"$JOBS" \
   --output-format zip --lambda-dir "$TARGET/lambda")
 run env CARGO_TARGET_DIR="$TARGET/tools" cargo build -q --release -j"$JOBS" --manifest-path bench/coldstart/Cargo.toml
@@ -120,7 +120,7 @@ run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoi
   --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
   --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
   --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
-  --function alerter "$OUT/cold/alerter/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-alerter.toml" \
+  --function tracker "$OUT/cold/tracker/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-tracker.toml" \
   >"$OUT/coldstart.json"
 cat "$OUT/coldstart.json"
 # Diagnostic: the same with SSL_CERT_FILE set, so the HTTPS client reads one CA bundle instead of
@@ -130,7 +130,7 @@ run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoi
   --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
   --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
   --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
-  --function alerter "$OUT/cold/alerter/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-alerter.toml" \
+  --function tracker "$OUT/cold/tracker/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-tracker.toml" \
   >"$OUT/coldstart-certfile.json"
 phase_done coldstart
 fi

@@ -66,14 +66,14 @@ python scripts/demo_moto.py report
 echo "-- the launcher's structured log, one line per event:"
 python scripts/demo_moto.py logs "$DEMO/watch.log"
 echo
-echo "-- a task stopped: the alerter gets ECS's Task State Change events (an OOM kill, and a clean exit)"
+echo "-- a task stopped: the tracker gets ECS's Task State Change events (an OOM kill, and a clean exit)"
 for event in ecs-task-stopped-oom ecs-task-stopped-succeeded; do
-  result=$(cargo lambda invoke alerter --invoke-port "$INVOKE_PORT" --data-file "events/$event.json" 2>&1) || true
+  result=$(cargo lambda invoke tracker --invoke-port "$INVOKE_PORT" --data-file "events/$event.json" 2>&1) || true
   printf '   %-40s -> %s\n' "events/$event.json" "$result"
 done
 echo "-- what arrived on the topic's SQS subscription (the clean exit is not worth an alert by default):"
 python scripts/demo_moto.py alerts
-echo "-- what the alerter calls for that stop, from the dry run (jobrunner plan runs the alerter's own code):"
+echo "-- what the tracker calls for that stop, from the dry run (jobrunner plan runs the tracker's own code):"
 target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
   | python -c 'import json,sys; [print("   %-5s %s %s" % (a["kind"], a["service"], a["operation"])) for a in json.load(sys.stdin)["actions"]]'
 echo "-- the alert as an email subscriber reads it (the plan's Publish):"

@@ -1,6 +1,6 @@
 //! The launcher through the ECS-faithful fault proxy (`support/fault_proxy.rs`): the proxy's
 //! client-token memory and throttling, and the launcher under them and under injected faults
-//! (tasks read back from moto). The alerter's and the scaler's fault tests are beside it.
+//! (tasks read back from moto). The tracker's and the scaler's fault tests are beside it.
 
 use std::time::{Duration, Instant};
 

@@ -92,7 +92,7 @@ impl Case {
                 )
                 .await;
             }
-            Function::Alerter => {
+            Function::Tracker => {
                 let topic = self.config.alerts.as_ref().unwrap().topic_arn.clone();
                 let ports: Adapters = Adapters {
                     topic: Some(SnsTopic::new(log.sns(account), topic)),
@@ -100,7 +100,7 @@ impl Case {
                     state: Some(StateStore::new(log.dynamodb(account), TABLE)),
                     ..Adapters::default()
                 };
-                let _ = jobrunner_alerter::handle(
+                let _ = jobrunner_tracker::handle(
                     &self.config,
                     &ports,
                     &Invocation::at(payload.clone(), now),
@@ -230,18 +230,18 @@ async fn every_sample_event_plans_exactly_what_the_function_sends() {
     }
     assert!(checked.len() >= 20, "{checked:?}");
     // Not a comparison of empty lists: every function made calls the plan had to match.
-    for function in ["Launcher", "Alerter", "Scaler"] {
+    for function in ["Launcher", "Tracker", "Scaler"] {
         assert!(calls.get(function).copied().unwrap_or(0) > 0, "{calls:?}");
     }
     eprintln!("calls compared on the wire: {calls:?}");
 }
 
 #[tokio::test]
-async fn a_redelivered_stop_plans_exactly_what_the_alerter_sends() {
+async fn a_redelivered_stop_plans_exactly_what_the_tracker_sends() {
     let stop = localized(&jobrunner_testkit::sample("ecs-task-stopped-oom")).to_string();
     let calls = assert_same(
         "redelivery",
-        Function::Alerter,
+        Function::Tracker,
         sqs_batch(&[stop.clone(), stop]),
     )
     .await;
@@ -250,7 +250,7 @@ async fn a_redelivered_stop_plans_exactly_what_the_alerter_sends() {
 }
 
 #[tokio::test]
-async fn thirty_stops_of_one_job_plan_exactly_what_the_alerter_sends() {
+async fn thirty_stops_of_one_job_plan_exactly_what_the_tracker_sends() {
     let stop = localized(&jobrunner_testkit::sample("ecs-task-stopped-oom"));
     let bodies: Vec<String> = (0..30)
         .map(|i| {
@@ -261,7 +261,7 @@ async fn thirty_stops_of_one_job_plan_exactly_what_the_alerter_sends() {
             stop.to_string()
         })
         .collect();
-    let calls = assert_same("thirty stops", Function::Alerter, sqs_batch(&bodies)).await;
+    let calls = assert_same("thirty stops", Function::Tracker, sqs_batch(&bodies)).await;
     // 30 GetItem, one DescribeTaskDefinition, one digest Publish, 30 PutItem.
     assert_eq!(calls, 62);
 }

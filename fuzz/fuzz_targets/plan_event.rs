@@ -1,5 +1,5 @@
 //! Any payload through the whole dry run with the example config: the launcher's or the
-//! alerter's decision path. A RunTask that comes out must respect ECS's limits.
+//! tracker's decision path. A RunTask that comes out must respect ECS's limits.
 #![no_main]
 
 use std::sync::LazyLock;

@@ -35,11 +35,11 @@ export interface JobRunnerAlarmsOptions {
    */
   readonly launcherDeadLetters?: AlarmOption;
   /**
-   * The alerter's dead-letter queue holds a message (stopped-task events it could not report).
+   * The tracker's dead-letter queue holds a message (stopped-task events it could not report).
    * An alarm about the alert path: it goes to the alarm channel (`alerts.alarmTopic`), not
    * the alert topic. @default as `launcherDeadLetters`
    */
-  readonly alerterDeadLetters?: AlarmOption;
+  readonly trackerDeadLetters?: AlarmOption;
   /** The launcher's invocations fail (Lambda `Errors`). @default errors in 2 of 3 five-minute periods */
   readonly launcherErrors?: AlarmOption;
   /**
@@ -49,10 +49,10 @@ export interface JobRunnerAlarmsOptions {
    */
   readonly scalerErrors?: AlarmOption;
   /**
-   * The alerter's invocations fail (Lambda `Errors`). An alarm about the alert path: it goes to
+   * The tracker's invocations fail (Lambda `Errors`). An alarm about the alert path: it goes to
    * the alarm channel. @default errors in 2 of 3 five-minute periods
    */
-  readonly alerterErrors?: AlarmOption;
+  readonly trackerErrors?: AlarmOption;
 }
 
 /** Which topic an alarm publishes to. */
@@ -63,7 +63,7 @@ export interface JobRunnerAlarm {
   readonly alarm: cloudwatch.Alarm;
   /** The alarm's ARN, built from its name (no reference to the alarm resource). */
   readonly arn: string;
-  /** `alert-path` alarms watch the alerter itself and go to the separate alarm channel. */
+  /** `alert-path` alarms watch the tracker itself and go to the separate alarm channel. */
   readonly channel: AlarmChannel;
 }
 
@@ -71,18 +71,18 @@ export interface JobRunnerAlarm {
 export interface JobRunnerAlarmsProps extends JobRunnerAlarmsOptions {
   readonly launcher: { readonly function: lambda.IFunction; readonly deadLetterQueue: sqs.IQueue };
   readonly scaler?: { readonly function: lambda.IFunction };
-  readonly alerter?: { readonly function: lambda.IFunction; readonly deadLetterQueue: sqs.IQueue };
+  readonly tracker?: { readonly function: lambda.IFunction; readonly deadLetterQueue: sqs.IQueue };
 }
 
 /** Defaults of a dead-letter alarm: anything in the queue. */
 const DEAD_LETTER_DEFAULTS = { threshold: 1, period: Duration.minutes(5), evaluationPeriods: 1, datapointsToAlarm: 1 };
-/** Defaults of the launcher's and alerter's error alarms: errors that persist beyond one blip. */
+/** Defaults of the launcher's and tracker's error alarms: errors that persist beyond one blip. */
 const EVENT_ERROR_DEFAULTS = { threshold: 1, period: Duration.minutes(5), evaluationPeriods: 3, datapointsToAlarm: 2 };
 /** Defaults of the scaler's error alarm: most of the last five one-minute ticks failed. */
 const SCALER_ERROR_DEFAULTS = { threshold: 1, period: Duration.minutes(1), evaluationPeriods: 5, datapointsToAlarm: 3 };
 
 export class JobRunnerAlarms extends Construct {
-  /** Every alarm created, in a fixed order (launcher, scaler, alerter). */
+  /** Every alarm created, in a fixed order (launcher, scaler, tracker). */
   readonly alarms: JobRunnerAlarm[] = [];
   /** The alarm names start with this (the JobRunner's unique name in its stack). */
   readonly namePrefix: string;
@@ -108,13 +108,13 @@ export class JobRunnerAlarms extends Construct {
         errors(props.scaler.function),
         'jobrunner: scaler invocations fail (every worker failed in most recent ticks): worker services no longer follow their queues; see its log group');
     }
-    if (props.alerter) {
-      this.add('AlerterDeadLetters', 'alerter-dead-letters', 'alert-path', props.alerterDeadLetters, DEAD_LETTER_DEFAULTS,
-        deadLetters(props.alerter.deadLetterQueue),
-        'jobrunner: stopped-task events the alerter could not report reached its dead-letter queue: alerts may be missing; inspect and redrive it');
-      this.add('AlerterErrors', 'alerter-errors', 'alert-path', props.alerterErrors, EVENT_ERROR_DEFAULTS,
-        errors(props.alerter.function),
-        'jobrunner: alerter invocations fail (Lambda Errors): alerts may be late or missing; see its log group');
+    if (props.tracker) {
+      this.add('TrackerDeadLetters', 'tracker-dead-letters', 'alert-path', props.trackerDeadLetters, DEAD_LETTER_DEFAULTS,
+        deadLetters(props.tracker.deadLetterQueue),
+        'jobrunner: stopped-task events the tracker could not report reached its dead-letter queue: alerts may be missing; inspect and redrive it');
+      this.add('TrackerErrors', 'tracker-errors', 'alert-path', props.trackerErrors, EVENT_ERROR_DEFAULTS,
+        errors(props.tracker.function),
+        'jobrunner: tracker invocations fail (Lambda Errors): alerts may be late or missing; see its log group');
     }
   }
 

@@ -1,5 +1,5 @@
 // The alert unit: ECS "Task State Change" events with lastStatus STOPPED in the configured
-// clusters go through an SQS buffer to the alerter, which classifies why each task stopped and
+// clusters go through an SQS buffer to the tracker, which classifies why each task stopped and
 // publishes to an SNS topic (KMS-encrypted, TLS only) with email subscriptions.
 
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
@@ -17,14 +17,14 @@ import { EventBuffer } from './buffer';
 import { type FunctionOptions, JobRunnerFunction } from './function';
 import { acknowledgeWildcardAction, acknowledgeWildcardResource } from './nag';
 
-/** Tuning of the alerter. */
-export interface AlerterOptions {
-  /** At most this many concurrent alerter invocations (2-1000). @default 2 */
+/** Tuning of the tracker. */
+export interface TrackerOptions {
+  /** At most this many concurrent tracker invocations (2-1000). @default 2 */
   readonly maxConcurrency?: number;
   /** @default 30 seconds */
   readonly timeout?: Duration;
   /**
-   * How long the buffer gathers stops before invoking the alerter: it bounds alert latency and
+   * How long the buffer gathers stops before invoking the tracker: it bounds alert latency and
    * lets one invocation digest a storm (one message per job and class). @default 30 seconds
    */
   readonly batchingWindow?: Duration;
@@ -44,7 +44,7 @@ export interface AlertTopicProps {
 /**
  * The alert topic and its key, created before the functions because the config names the topic,
  * and the alarm channel: the topic the alarms about the alert path itself publish to (the
- * alerter's dead letters and errors). When the alerter cannot publish to the alert topic, its
+ * tracker's dead letters and errors). When the tracker cannot publish to the alert topic, its
  * alarm must not depend on that topic alone: the alarm topic has its own policy and
  * subscriptions. Unless the user brings one (`alarmTopic`), it is a second topic encrypted with
  * the same key.
@@ -113,7 +113,7 @@ export class AlertTopic extends Construct {
   }
 }
 
-export interface AlerterProps extends AlerterOptions {
+export interface TrackerProps extends TrackerOptions {
   readonly config: string;
   readonly functionOptions?: FunctionOptions;
   readonly topic: AlertTopic;
@@ -121,20 +121,20 @@ export interface AlerterProps extends AlerterOptions {
   readonly clusters: ecs.ICluster[];
 }
 
-export class Alerter extends Construct {
+export class Tracker extends Construct {
   readonly function: lambda.Function;
   readonly role: iam.Role;
   readonly buffer: EventBuffer;
   /** ECS Task State Change, lastStatus STOPPED, in the configured clusters. */
   readonly rule: events.Rule;
 
-  constructor(scope: Construct, id: string, props: AlerterProps) {
+  constructor(scope: Construct, id: string, props: TrackerProps) {
     super(scope, id);
     const timeout = props.timeout ?? Duration.seconds(30);
-    const fn = new JobRunnerFunction(this, 'Alerter', {
+    const fn = new JobRunnerFunction(this, 'Tracker', {
       ...props.functionOptions,
-      binaryName: 'alerter',
-      description: 'jobrunner alerter: stopped ECS tasks to SNS alerts',
+      binaryName: 'tracker',
+      description: 'jobrunner tracker: stopped ECS tasks to SNS alerts',
       config: props.config,
       timeout,
     });
@@ -154,7 +154,7 @@ export class Alerter extends Construct {
     );
 
     this.rule = new events.Rule(this, 'TaskStopped', {
-      description: 'jobrunner: stopped ECS tasks of the configured clusters to the alerter buffer',
+      description: 'jobrunner: stopped ECS tasks of the configured clusters to the tracker buffer',
       eventPattern: {
         source: ['aws.ecs'],
         detailType: ['ECS Task State Change'],

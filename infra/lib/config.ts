@@ -194,10 +194,10 @@ export const ALERT_CLASSES = Object.keys(ALERT_CLASS_SET) as AlertClass[];
 export interface AlertsProps {
   /** Email addresses subscribed to the alert topic (each must confirm the subscription). */
   readonly emails?: string[];
-  /** `notify_on`. @default the alerter's default classes */
+  /** `notify_on`. @default the tracker's default classes */
   readonly notifyOn?: AlertClass[];
   /**
-   * The channel of the alarms about the alert path itself (the alerter's dead letters and
+   * The channel of the alarms about the alert path itself (the tracker's dead letters and
    * errors), which must not depend on the alert topic alone. Bring a topic of your own (e.g. one
    * wired to your paging tool); it must let CloudWatch publish (SNS's default policy does; a
    * KMS-encrypted topic's key must allow `cloudwatch.amazonaws.com`).

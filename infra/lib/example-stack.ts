@@ -226,11 +226,11 @@ export class JobRunnerExampleStack extends Stack {
     const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     out('LauncherFunctionName', this.jobRunner.launcher.function.functionName, 'cargo lambda deploy --binary-name launcher <this>');
     out('ScalerFunctionName', this.jobRunner.scaler!.function.functionName, 'cargo lambda deploy --binary-name scaler <this>');
-    out('AlerterFunctionName', this.jobRunner.alerter!.function.functionName, 'cargo lambda deploy --binary-name alerter <this>');
+    out('TrackerFunctionName', this.jobRunner.tracker!.function.functionName, 'cargo lambda deploy --binary-name tracker <this>');
     out('UploadsBucketName', this.uploads.bucketName, 'upload under uploads/ to run the process-upload job');
     out('OrdersQueueUrl', this.ordersQueue.queueUrl, 'send messages here to scale the orders workers up from zero');
     out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks, dead letters and function errors');
-    out('AlarmTopicArn', this.jobRunner.alertTopic!.alarmTopic.topicArn, 'alarms about the alerter itself (its dead letters and errors)');
+    out('AlarmTopicArn', this.jobRunner.alertTopic!.alarmTopic.topicArn, 'alarms about the tracker itself (its dead letters and errors)');
   }
 }
 

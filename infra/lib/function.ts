@@ -14,7 +14,7 @@ import { CONFIG_ENV } from './config';
 /** Settings shared by the three functions. */
 export interface FunctionOptions {
   /**
-   * The Cargo workspace manifest that holds the `launcher`, `scaler` and `alerter` binaries.
+   * The Cargo workspace manifest that holds the `launcher`, `scaler` and `tracker` binaries.
    * @default the repository root's Cargo.toml (`../../Cargo.toml` from this file)
    */
   readonly manifestPath?: string;
@@ -40,7 +40,7 @@ export interface FunctionOptions {
 export const DEFAULT_MANIFEST = path.resolve(__dirname, '..', '..', 'Cargo.toml');
 
 export interface JobRunnerFunctionProps extends FunctionOptions {
-  /** The Cargo binary: `launcher`, `scaler` or `alerter`. */
+  /** The Cargo binary: `launcher`, `scaler` or `tracker`. */
   readonly binaryName: string;
   readonly description: string;
   /** The config document as a (tokenized) JSON string. */

@@ -1,4 +1,4 @@
-// JobRunner: wires the launcher, scaler and alerter to the user's clusters, task definitions,
+// JobRunner: wires the launcher, scaler and tracker to the user's clusters, task definitions,
 // buckets, queues and services. It renders the jobrunner config from its props and gives every
 // function the same document inline in JOBRUNNER_CONFIG.
 //
@@ -12,7 +12,7 @@ import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { Alerter, type AlerterOptions, AlertTopic } from './alert';
+import { Tracker, type TrackerOptions, AlertTopic } from './alert';
 import { type AlarmChannel, JobRunnerAlarms, type JobRunnerAlarmsOptions } from './alarms';
 import {
   CONFIG_ENV,
@@ -33,7 +33,7 @@ export interface JobRunnerProps extends ConfigProps {
   readonly functions?: FunctionOptions;
   readonly launcher?: LauncherOptions;
   readonly scaler?: ScalerOptions;
-  readonly alerter?: AlerterOptions;
+  readonly tracker?: TrackerOptions;
   readonly state?: StateTableProps;
   /** The CloudWatch alarms: each is on by default and can be tuned or turned off (`false`). */
   readonly alarms?: JobRunnerAlarmsOptions;
@@ -47,9 +47,9 @@ export class JobRunner extends Construct {
   /** Present when workers are configured. */
   readonly scaler?: Scaler;
   /** Present when `alerts` is set. */
-  readonly alerter?: Alerter;
+  readonly tracker?: Tracker;
   readonly alertTopic?: AlertTopic;
-  /** Present when the scaler or the alerter is. */
+  /** Present when the scaler or the tracker is. */
   readonly state?: StateTable;
   /** Dead-letter and Lambda error alarms; they publish when `alerts` is set. */
   readonly alarms: JobRunnerAlarms;
@@ -79,7 +79,7 @@ export class JobRunner extends Construct {
     if (props.alerts) {
       this.alertTopic = new AlertTopic(this, 'AlertTopic', {
         emails: props.alerts.emails,
-        keyRemovalPolicy: props.alerter?.keyRemovalPolicy,
+        keyRemovalPolicy: props.tracker?.keyRemovalPolicy,
         alarmTopic: props.alerts.alarmTopic,
         alarmEmails: props.alerts.alarmEmails,
       });
@@ -104,21 +104,21 @@ export class JobRunner extends Construct {
       const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
       for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
       for (const w of Object.values(workers)) clusters.add(w.service.cluster);
-      this.alerter = new Alerter(this, 'Alert', {
-        ...props.alerter,
+      this.tracker = new Tracker(this, 'Alert', {
+        ...props.tracker,
         config,
         functionOptions: props.functions,
         topic: this.alertTopic,
         clusters: [...clusters],
       });
-      this.state!.grantState(this.alerter.role, STATE_KEY_PREFIXES.alerter);
+      this.state!.grantState(this.tracker.role, STATE_KEY_PREFIXES.tracker);
     }
 
     this.alarms = new JobRunnerAlarms(this, 'Alarms', {
       ...props.alarms,
       launcher: { function: this.launcher.function, deadLetterQueue: this.launcher.buffer.deadLetterQueue },
       scaler: this.scaler,
-      alerter: this.alerter && { function: this.alerter.function, deadLetterQueue: this.alerter.buffer.deadLetterQueue },
+      tracker: this.tracker && { function: this.tracker.function, deadLetterQueue: this.tracker.buffer.deadLetterQueue },
     });
     if (this.alertTopic) {
       // Alarms about the alert path go to the alarm channel, every other alarm to the alert topic.

@@ -1,4 +1,4 @@
-// The small state the scaler (scale-in history) and the alerter (dedupe of repeated task
+// The small state the scaler (scale-in history) and the tracker (dedupe of repeated task
 // events) keep: one on-demand DynamoDB table whose items expire through TTL. Each function may
 // read and write only the items under its own key prefix (`dynamodb:LeadingKeys`).
 
@@ -21,8 +21,8 @@ export interface StateTableProps {
  */
 export const STATE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
 
-/** The `pk` prefixes of each function's items (the scaler's `state_key`, the alerter's `DEDUPE_KEY_PREFIX`). */
-export const STATE_KEY_PREFIXES = { scaler: 'scaler#', alerter: 'alert/' } as const;
+/** The `pk` prefixes of each function's items (the scaler's `state_key`, the tracker's `DEDUPE_KEY_PREFIX`). */
+export const STATE_KEY_PREFIXES = { scaler: 'scaler#', tracker: 'alert/' } as const;
 
 export class StateTable extends Construct {
   readonly table: dynamodb.Table;

@@ -142,7 +142,7 @@ describe('alarms and their defaults', () => {
   });
 
   test('dead-letter queues: anything in the queue', () => {
-    for (const kind of ['launcher-dead-letters', 'alerter-dead-letters']) {
+    for (const kind of ['launcher-dead-letters', 'tracker-dead-letters']) {
       assert.deepEqual(settings(a.get(kind)!.props), {
         metric: 'ApproximateNumberOfMessagesVisible', statistic: 'Maximum', period: 300, threshold: 1,
         evaluationPeriods: 1, datapointsToAlarm: 1, comparison: 'GreaterThanOrEqualToThreshold', missing: 'notBreaching',
@@ -150,7 +150,7 @@ describe('alarms and their defaults', () => {
     }
     const queue = (prefix: string) => a.get(`${prefix}-dead-letters`)!.props.Dimensions[0].Value['Fn::GetAtt'][0];
     assert.match(queue('launcher'), /^JobRunnerLaunchBufferDeadLetterQueue/);
-    assert.match(queue('alerter'), /^JobRunnerAlertBufferDeadLetterQueue/);
+    assert.match(queue('tracker'), /^JobRunnerAlertBufferDeadLetterQueue/);
   });
 
   test('the scaler fails in 3 of 5 one-minute ticks', () => {
@@ -163,8 +163,8 @@ describe('alarms and their defaults', () => {
     assert.deepEqual(scaler.Dimensions, fnRef('jobrunner scaler'));
   });
 
-  test('the launcher and the alerter fail in 2 of 3 five-minute periods', () => {
-    for (const fn of ['launcher', 'alerter']) {
+  test('the launcher and the tracker fail in 2 of 3 five-minute periods', () => {
+    for (const fn of ['launcher', 'tracker']) {
       const p = a.get(`${fn}-errors`)!.props;
       assert.deepEqual(settings(p), {
         metric: 'Errors', statistic: 'Sum', period: 300, threshold: 1, evaluationPeriods: 3, datapointsToAlarm: 2,
@@ -176,7 +176,7 @@ describe('alarms and their defaults', () => {
 
   test('the alarms about the alert path go to the alarm topic only, the others to the alert topic', () => {
     for (const [kind, alarm] of a) {
-      const expected = kind.startsWith('alerter-') ? t.alarms : t.alerts;
+      const expected = kind.startsWith('tracker-') ? t.alarms : t.alerts;
       assert.deepEqual(alarm.actions, [{ Ref: expected }], kind);
     }
   });
@@ -203,11 +203,11 @@ describe('alarm props', () => {
         scalerErrors: { threshold: 2, period: Duration.minutes(2), evaluationPeriods: 10, datapointsToAlarm: 4 },
         launcherErrors: { evaluationPeriods: 1 },
         launcherDeadLetters: false,
-        alerterErrors: false,
+        trackerErrors: false,
       },
     }));
     const a = alarms(e.json);
-    assert.deepEqual([...a.keys()].sort(), ['alerter-dead-letters', 'launcher-errors', 'scaler-errors']);
+    assert.deepEqual([...a.keys()].sort(), ['tracker-dead-letters', 'launcher-errors', 'scaler-errors']);
     const scaler = a.get('scaler-errors')!.props;
     assert.deepEqual([scaler.Threshold, scaler.Period, scaler.EvaluationPeriods, scaler.DatapointsToAlarm], [2, 120, 10, 4]);
     const launcher = a.get('launcher-errors')!.props;
@@ -235,8 +235,8 @@ describe('alarm props', () => {
     assert.equal(resourcesOfType(e.json, 'AWS::SNS::Topic').length, 1);
     assert.equal(resourcesOfType(e.json, 'AWS::SNS::TopicPolicy').length, 1);
     const a = alarms(e.json);
-    assert.deepEqual(a.get('alerter-dead-letters')!.actions, [arn]);
-    assert.deepEqual(a.get('alerter-errors')!.actions, [arn]);
+    assert.deepEqual(a.get('tracker-dead-letters')!.actions, [arn]);
+    assert.deepEqual(a.get('tracker-errors')!.actions, [arn]);
     // The key serves only the alarms that publish to the alert topic it encrypts.
     const t = topics(e.json);
     const cloudwatchArns = keyStatements(e.json)

@@ -60,7 +60,7 @@ function synthWithStandIn(architecture: string) {
 test('each function is a release build of its binary from the workspace root', () => {
   const { builds, template } = synthWithStandIn('x86_64');
   assert.equal(builds.length, 3, builds.join('\n'));
-  for (const name of ['launcher', 'scaler', 'alerter']) {
+  for (const name of ['launcher', 'scaler', 'tracker']) {
     const line = builds.find((l) => l.includes(`--bin ${name} `));
     assert.ok(line, `a build of ${name}`);
     const [cwd, args] = line.split(' | ');

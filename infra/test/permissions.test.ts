@@ -27,7 +27,7 @@ function actionsOf(json: Record<string, any>, role: string): Set<string> {
 describe('each function may do exactly its job', () => {
   const launcher = functionRole(example.json, 'jobrunner launcher');
   const scaler = functionRole(example.json, 'jobrunner scaler');
-  const alerter = functionRole(example.json, 'jobrunner alerter');
+  const tracker = functionRole(example.json, 'jobrunner tracker');
 
   test('launcher: run, list, stop, describe and tag tasks; pass task roles; consume its buffer', () => {
     assert.deepEqual(
@@ -51,9 +51,9 @@ describe('each function may do exactly its job', () => {
     );
   });
 
-  test('alerter: publish (with the topic key), describe task definitions, its state, consume its buffer', () => {
+  test('tracker: publish (with the topic key), describe task definitions, its state, consume its buffer', () => {
     assert.deepEqual(
-      [...actionsOf(example.json, alerter)].sort(),
+      [...actionsOf(example.json, tracker)].sort(),
       [
         'dynamodb:GetItem', 'dynamodb:PutItem',
         'ecs:DescribeTaskDefinition', 'kms:Decrypt', 'kms:GenerateDataKey*', 'logs:CreateLogStream', 'logs:PutLogEvents',
@@ -64,7 +64,7 @@ describe('each function may do exactly its job', () => {
   });
 
   test('no function role has an AWS managed policy', () => {
-    for (const role of [launcher, scaler, alerter]) {
+    for (const role of [launcher, scaler, tracker]) {
       assert.equal(example.json.Resources[role].Properties.ManagedPolicyArns, undefined, role);
     }
   });
@@ -146,7 +146,7 @@ describe('scale permissions', () => {
     const found = policyStatements(example.json).filter(({ statement }) =>
       asArray<string>(statement.Action).some((a) => a.startsWith('dynamodb:')),
     );
-    assert.equal(found.length, 2, 'scaler and alerter');
+    assert.equal(found.length, 2, 'scaler and tracker');
     for (const { statement } of found) assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [table, 'Arn'] });
   });
 });
@@ -165,7 +165,7 @@ describe('state permissions', () => {
     assert.deepEqual(calls, ['get_item', 'put_item'], 'the state store calls other DynamoDB operations: grant them in lib/state.ts');
     assert.deepEqual(STATE_ACTIONS, ['dynamodb:GetItem', 'dynamodb:PutItem']);
     for (const json of [example.json, existing.json]) {
-      for (const fn of ['jobrunner scaler', 'jobrunner alerter']) {
+      for (const fn of ['jobrunner scaler', 'jobrunner tracker']) {
         const [statement, ...more] = dynamo(json, fn);
         assert.deepEqual(more, [], `${fn}: one DynamoDB statement`);
         assert.deepEqual(asArray(statement.Action).sort(), ['dynamodb:GetItem', 'dynamodb:PutItem']);
@@ -175,7 +175,7 @@ describe('state permissions', () => {
 
   test('each function only its own items: dynamodb:LeadingKeys on its key prefix', () => {
     for (const json of [example.json, existing.json]) {
-      for (const [fn, prefix] of [['jobrunner scaler', 'scaler#'], ['jobrunner alerter', 'alert/']]) {
+      for (const [fn, prefix] of [['jobrunner scaler', 'scaler#'], ['jobrunner tracker', 'alert/']]) {
         const [statement] = dynamo(json, fn);
         assert.deepEqual(statement.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${prefix}*`] } }, fn);
       }
@@ -184,14 +184,14 @@ describe('state permissions', () => {
 
   test('the prefixes are the keys the functions write', () => {
     const scaler = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'scaler.rs'), 'utf8');
-    const alerter = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'alerter.rs'), 'utf8');
+    const tracker = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'tracker.rs'), 'utf8');
     const scalerKey = /pub fn state_key\(worker: &str\) -> String \{\s*format!\("([^"{]*)\{worker\}"\)/.exec(scaler);
-    const alerterKey = /pub const DEDUPE_KEY_PREFIX: &str = "([^"]*)";/.exec(alerter);
+    const trackerKey = /pub const DEDUPE_KEY_PREFIX: &str = "([^"]*)";/.exec(tracker);
     assert.ok(scalerKey, "crates/core/src/scaler.rs: state_key's format changed; update STATE_KEY_PREFIXES and this test");
-    assert.ok(alerterKey, 'crates/core/src/alerter.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
-    assert.deepEqual(STATE_KEY_PREFIXES, { scaler: scalerKey[1], alerter: alerterKey[1] });
+    assert.ok(trackerKey, 'crates/core/src/tracker.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
+    assert.deepEqual(STATE_KEY_PREFIXES, { scaler: scalerKey[1], tracker: trackerKey[1] });
     // Neither prefix is a prefix of the other, so neither function reaches the other's items.
-    assert.ok(!scalerKey[1].startsWith(alerterKey[1]) && !alerterKey[1].startsWith(scalerKey[1]));
+    assert.ok(!scalerKey[1].startsWith(trackerKey[1]) && !trackerKey[1].startsWith(scalerKey[1]));
   });
 });
 
@@ -204,10 +204,10 @@ describe('alert permissions', () => {
     assert.deepEqual(kms.statement.Resource, { 'Fn::GetAtt': [id('JobRunnerAlertTopicKey'), 'Arn'] });
   });
 
-  test('DescribeTaskDefinition is the alerter\'s only unscoped action', () => {
-    const alerter = functionRole(example.json, 'jobrunner alerter');
+  test('DescribeTaskDefinition is the tracker\'s only unscoped action', () => {
+    const tracker = functionRole(example.json, 'jobrunner tracker');
     const unscoped = policyStatements(example.json).filter(
-      ({ roles, statement }) => roles.includes(alerter) && asArray(statement.Resource).includes('*'),
+      ({ roles, statement }) => roles.includes(tracker) && asArray(statement.Resource).includes('*'),
     );
     assert.deepEqual(unscoped.map((s) => s.statement.Action), ['ecs:DescribeTaskDefinition']);
   });

@@ -1,5 +1,5 @@
 // The scale unit (one-minute tick → scaler, state table) and the alert unit (ECS task stopped →
-// SQS buffer → alerter → encrypted SNS topic with email subscriptions).
+// SQS buffer → tracker → encrypted SNS topic with email subscriptions).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -63,7 +63,7 @@ describe('state table', () => {
   });
 });
 
-describe('alerter', () => {
+describe('tracker', () => {
   test('stopped tasks of the configured clusters go to its buffer', () => {
     existing.template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
@@ -151,6 +151,6 @@ describe('alerter', () => {
     const e = existingResources((p) => ({ ...p, alerts: undefined }));
     e.template.resourceCountIs('AWS::SNS::Topic', 0);
     const descriptions = resourcesOfType(e.json, 'AWS::Lambda::Function').map(([, r]) => r.Properties.Description);
-    assert.ok(!descriptions.some((d) => String(d).startsWith('jobrunner alerter')));
+    assert.ok(!descriptions.some((d) => String(d).startsWith('jobrunner tracker')));
   });
 });

@@ -58,7 +58,7 @@ struct PlanArgs {
     /// An event file in any delivery shape: EventBridge, Scheduler input, S3 notification, SQS batch.
     #[arg(long)]
     event: PathBuf,
-    /// The function to run: by default the alerter for task state changes, else the launcher
+    /// The function to run: by default the tracker for task state changes, else the launcher
     /// (name `scaler` for the scaler's tick).
     #[arg(long, value_enum)]
     function: Option<FunctionArg>,
@@ -82,7 +82,7 @@ struct PlanArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum FunctionArg {
     Launcher,
-    Alerter,
+    Tracker,
     Scaler,
 }
 
@@ -90,7 +90,7 @@ impl From<FunctionArg> for Function {
     fn from(arg: FunctionArg) -> Self {
         match arg {
             FunctionArg::Launcher => Function::Launcher,
-            FunctionArg::Alerter => Function::Alerter,
+            FunctionArg::Tracker => Function::Tracker,
             FunctionArg::Scaler => Function::Scaler,
         }
     }

@@ -232,7 +232,7 @@ fn plan_now_sets_the_time_of_every_decision() {
         serde_json::from_slice::<Value>(&output.stdout).unwrap()
     };
     let json = args("2026-11-22T07:00:00Z");
-    assert_eq!(json["function"], "alerter");
+    assert_eq!(json["function"], "tracker");
     let put = action(&json, "PutItem");
     assert_eq!(
         put["input"]["Item"]["updated_at"]["S"],

@@ -1,5 +1,5 @@
 //! The functions' hot path, per event: decode + route + plan an S3 event (the launcher),
-//! decode + classify + render a stopped task (the alerter), one scaling decision (the scaler).
+//! decode + classify + render a stopped task (the tracker), one scaling decision (the scaler).
 //! Run with `cargo bench -p jobrunner-core --bench hot_path` (bench/run.sh uses a short
 //! measurement time).
 

@@ -1,5 +1,5 @@
 //! The dry run behind `jobrunner plan`: the functions' own decision paths ([`crate::launcher`],
-//! [`crate::alerter`], [`crate::scaler`]) driven against a [`World`] that answers
+//! [`crate::tracker`], [`crate::scaler`]) driven against a [`World`] that answers
 //! every read from documented assumptions and carries out no write, with a
 //! [`Recorder`] writing every call down. What the plan prints is what the function calls, in
 //! order, reads included, given the same answers.
@@ -30,19 +30,19 @@ use crate::ports::{
 };
 use crate::recording::{Explain, Recorder};
 use crate::scaling::{QueueDepth, ServiceCounts};
-use crate::{alerter, job_env, launcher, scaler};
+use crate::{tracker, job_env, launcher, scaler};
 
 /// Which function's decision path to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Function {
     Launcher,
-    Alerter,
+    Tracker,
     Scaler,
 }
 
 impl Function {
-    /// The function an event is for: task state changes go to the alerter, everything else
+    /// The function an event is for: task state changes go to the tracker, everything else
     /// to the launcher (the scaler's tick is an ordinary scheduled event: name it).
     pub fn for_payload(payload: &Value) -> Function {
         let is_stop = |events: &Result<Vec<Event>, Error>| {
@@ -51,9 +51,9 @@ impl Function {
                 .is_ok_and(|e| e.iter().any(|e| matches!(e, Event::TaskStateChange(_))))
         };
         match event::decode_invocation(payload) {
-            Ok(Invocation::Direct(events)) if is_stop(&events) => Function::Alerter,
+            Ok(Invocation::Direct(events)) if is_stop(&events) => Function::Tracker,
             Ok(Invocation::SqsBatch(messages)) if messages.iter().any(|m| is_stop(&m.events)) => {
-                Function::Alerter
+                Function::Tracker
             }
             _ => Function::Launcher,
         }
@@ -151,8 +151,8 @@ pub async fn dry_run(
             let handled = launcher::handle(config, &ports, payload).await?;
             out.fill(handled);
         }
-        Function::Alerter => {
-            let handled = alerter::handle(config, &ports, payload, now).await?;
+        Function::Tracker => {
+            let handled = tracker::handle(config, &ports, payload, now).await?;
             out.fill(handled);
         }
         Function::Scaler => {

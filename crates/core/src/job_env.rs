@@ -1,5 +1,5 @@
 //! The names of the `JOB_*` variables jobrunner puts into every task's container environment.
-//! Tasks read them; the alerter and the launch policies read them back from ECS.
+//! Tasks read them; the tracker and the launch policies read them back from ECS.
 
 pub const NAME: &str = "JOB_NAME";
 /// `s3` or `schedule`.

@@ -2,7 +2,7 @@
 //!
 //! Config parsing and validation, event decoding, routing, templating, idempotency tokens,
 //! launch planning, scaling decisions and alert rendering, plus each function's whole
-//! decision path ([`launcher::handle`], [`alerter::handle`], [`scaler::Scaler`]) written against
+//! decision path ([`launcher::handle`], [`tracker::handle`], [`scaler::Scaler`]) written against
 //! narrow [`ports`]. The Lambda functions drive those paths with the AWS adapters; `jobrunner
 //! plan` drives the very same code with the [`dryrun`] world and prints every call the
 //! [`recording::Recorder`] saw. Time is always an argument (or the [`ports::Clock`]).
@@ -24,12 +24,12 @@
 //! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
 //! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
 //! | [`action`], [`recording`] | one AWS call as data; a port wrapper that records calls |
-//! | [`launcher`], [`alerter`], [`scaler`] | the three functions' decision paths over the ports |
+//! | [`launcher`], [`tracker`], [`scaler`] | the three functions' decision paths over the ports |
 //! | [`dryrun`] | the world `jobrunner plan` answers reads from |
 
 pub mod action;
 pub mod alert;
-pub mod alerter;
+pub mod tracker;
 pub mod class;
 pub mod config;
 pub mod dryrun;

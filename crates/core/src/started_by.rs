@@ -1,7 +1,7 @@
 //! `startedBy`: how jobrunner marks the tasks it starts, built and parsed in one place.
 //!
 //! A job's tasks from S3 events carry `jobrunner/<job>`, a schedule's `jobrunner/<job>/<schedule>`.
-//! The launcher counts a job's running tasks by them; the alerter tells whose task stopped.
+//! The launcher counts a job's running tasks by them; the tracker tells whose task stopped.
 
 use std::fmt;
 

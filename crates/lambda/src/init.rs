@@ -43,7 +43,7 @@ pub async fn report_init_error(error_type: &str, message: &str) {
     }
 }
 
-/// A requirement a function checks at init (e.g. the alerter's `[alerts]`): on failure, logs
+/// A requirement a function checks at init (e.g. the tracker's `[alerts]`): on failure, logs
 /// it and reports it as the init error, like an invalid config.
 pub async fn required<T>(
     check: Result<T, jobrunner_core::Error>,

@@ -2,7 +2,7 @@
 //! links to the task in the ECS console and to its CloudWatch Logs streams.
 //!
 //! The log links need the task definition's `awslogs` settings, which the event does not carry:
-//! the alerter looks the task definition up (cached per warm container) and passes what it
+//! the tracker looks the task definition up (cached per warm container) and passes what it
 //! found as a [`TaskDefinitionLookup`]; the dry run passes [`TaskDefinitionLookup::NotLookedUp`].
 
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::event::TaskStateChange;
 use crate::job_env;
 use crate::started_by::StartedBy;
 
-/// What the alerter learned from DescribeTaskDefinition.
+/// What the tracker learned from DescribeTaskDefinition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskDefinitionInfo {
     pub containers: Vec<ContainerDefinitionInfo>,

@@ -1,8 +1,8 @@
 //! Stopped-task alerts: decoding ECS Task State Change events, classifying why a task stopped,
 //! rendering the SNS message, and keeping storms down (dedupe and per-job digests).
 //!
-//! All pure: classification, context, digests, rendering. The alerter function's invocation
-//! over the ports is `alerter`.
+//! All pure: classification, context, digests, rendering. The tracker function's invocation
+//! over the ports is `tracker`.
 
 mod classify;
 mod context;

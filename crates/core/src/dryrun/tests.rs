@@ -126,13 +126,13 @@ fn a_batch_of_thirty_stops_of_one_job_is_one_digest() {
         &payload,
         World::for_config(&config()),
     );
-    assert_eq!(plan.function, Function::Alerter);
+    assert_eq!(plan.function, Function::Tracker);
     let publishes = plan
         .actions
         .iter()
         .filter(|a| a.operation == "Publish")
         .count();
-    assert_eq!(publishes, 1, "one digest, as the live alerter sends");
+    assert_eq!(publishes, 1, "one digest, as the live tracker sends");
     let gets = plan
         .actions
         .iter()
@@ -166,7 +166,7 @@ fn a_batch_of_thirty_stops_of_one_job_is_one_digest() {
 fn a_redelivered_stop_is_published_once() {
     let stop = sample("ecs-task-stopped-oom").to_string();
     let payload = sqs_batch(&[stop.clone(), stop]);
-    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    let plan = plan(Function::Tracker, &payload, World::for_config(&config()));
     assert_eq!(
         operations(&plan),
         [
@@ -182,7 +182,7 @@ fn a_redelivered_stop_is_published_once() {
 #[test]
 fn a_stop_nobody_asked_for_makes_no_call() {
     let payload = sample("ecs-task-stopped-succeeded");
-    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    let plan = plan(Function::Tracker, &payload, World::for_config(&config()));
     assert!(plan.actions.is_empty());
     assert!(plan.skipped[0].reason.contains("class 'succeeded'"));
 }
@@ -211,7 +211,7 @@ fn the_scaler_tick_reads_decides_saves_and_acts() {
 #[test]
 fn time_comes_from_now() {
     let payload = sample("ecs-task-stopped-oom");
-    let plan = plan(Function::Alerter, &payload, World::for_config(&config()));
+    let plan = plan(Function::Tracker, &payload, World::for_config(&config()));
     let put = plan
         .actions
         .iter()

@@ -1,6 +1,6 @@
 //! The `detail` of an "ECS Task State Change" event as typed structs.
 //!
-//! The detail mirrors DescribeTasks' `Task`. Only the fields the alerter reads are declared;
+//! The detail mirrors DescribeTasks' `Task`. Only the fields the tracker reads are declared;
 //! everything else (attachments, attributes, and fields AWS adds over time) is ignored. Fields
 //! that real events sometimes send as `null` decode as absent.
 
@@ -98,7 +98,7 @@ impl TaskStateChange {
         crate::event::typed(detail, "ECS Task State Change detail")
     }
 
-    /// True when the task has stopped (the only state the alerter acts on).
+    /// True when the task has stopped (the only state the tracker acts on).
     pub fn is_stopped(&self) -> bool {
         self.last_status == STOPPED
     }

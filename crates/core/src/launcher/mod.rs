@@ -134,7 +134,7 @@ pub async fn process(config: &Config, ecs: &impl Tasks, event: &Event) -> Result
         Event::TaskStateChange(_) => {
             return Err(Error::WrongFunction {
                 function: "launcher",
-                what: "ECS task state changes (that is the alerter's job)",
+                what: "ECS task state changes (that is the tracker's job)",
             });
         }
     };

@@ -1,5 +1,5 @@
-//! The alerter function's decision path: an invocation of ECS Task State Change events in, SNS alerts
-//! out, through the ports. The alerter Lambda drives it with the AWS adapters; `jobrunner plan`
+//! The tracker function's decision path: an invocation of ECS Task State Change events in, SNS alerts
+//! out, through the ports. The tracker Lambda drives it with the AWS adapters; `jobrunner plan`
 //! drives the very same code with the dry run's recorded world, so a batch's dedupe and
 //! digests show in the plan exactly as the function does them.
 //!
@@ -30,7 +30,7 @@ use crate::ports::{Put, StateTable, TaskDefinitions, Topic};
 /// so a redelivery from the queue is always recognised.
 pub const DEDUPE_TTL_DAYS: i64 = 14;
 
-/// Prefix of the alerter's keys in the state table: `alert/<taskArn>`.
+/// Prefix of the tracker's keys in the state table: `alert/<taskArn>`.
 pub const DEDUPE_KEY_PREFIX: &str = "alert/";
 
 /// The state-table key marking `task_arn` as alerted.
@@ -53,15 +53,15 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// The ports the alerter needs.
+/// The ports the tracker needs.
 pub trait AlertPorts: TaskDefinitions + Topic + StateTable {}
 impl<T: TaskDefinitions + Topic + StateTable> AlertPorts for T {}
 
-/// The `[alerts]` section, which the alerter cannot work without (checked at init).
+/// The `[alerts]` section, which the tracker cannot work without (checked at init).
 pub fn alerts(config: &Config) -> Result<&Alerts, Error> {
     config.alerts.as_ref().ok_or_else(|| Error::Config {
         path: "alerts".into(),
-        reason: "the alerter needs an [alerts] section with topic_arn".into(),
+        reason: "the tracker needs an [alerts] section with topic_arn".into(),
     })
 }
 
@@ -122,7 +122,7 @@ fn accept(event: Event, skipped: &mut Vec<String>) -> Result<Option<TaskStateCha
         Event::TaskStateChange(change) => {
             debug!(task_arn = %change.task_arn, last_status = %change.last_status, "not STOPPED: ignored");
             skipped.push(format!(
-                "task {} is {}, not STOPPED: the alerter ignores it",
+                "task {} is {}, not STOPPED: the tracker ignores it",
                 change.task_arn, change.last_status
             ));
             Ok(None)
@@ -133,11 +133,11 @@ fn accept(event: Event, skipped: &mut Vec<String>) -> Result<Option<TaskStateCha
             Ok(None)
         }
         Event::ObjectCreated(_) => Err(Error::WrongFunction {
-            function: "alerter",
+            function: "tracker",
             what: "S3 Object Created events (that is the launcher's job)",
         }),
         Event::ScheduleTick(_) => Err(Error::WrongFunction {
-            function: "alerter",
+            function: "tracker",
             what: "schedule ticks (that is the launcher's job)",
         }),
     }

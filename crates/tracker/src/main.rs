@@ -1,4 +1,4 @@
-//! The alerter Lambda's entry point: config and clients once per cold start, then the loop.
+//! The tracker Lambda's entry point: config and clients once per cold start, then the loop.
 #![recursion_limit = "256"]
 
 use jobrunner_aws::Adapters;
@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
-    let topic_arn = jobrunner_lambda::init::required(jobrunner_core::alerter::alerts(&config))
+    let topic_arn = jobrunner_lambda::init::required(jobrunner_core::tracker::alerts(&config))
         .await?
         .topic_arn
         .clone();
@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let (config, ports) = (&config, &ports);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        jobrunner_alerter::handle(config, ports, &event.into()).await
+        jobrunner_tracker::handle(config, ports, &event.into()).await
     }))
     .await
 }

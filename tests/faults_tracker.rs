@@ -1,4 +1,4 @@
-//! The alerter through the fault proxy (`support/fault_proxy.rs`): SNS throttling and errors,
+//! The tracker through the fault proxy (`support/fault_proxy.rs`): SNS throttling and errors,
 //! answers lost after publishing.
 
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ impl AlertWorld {
         jobrunner_core::Config::parse(&text, jobrunner_core::config::Format::Toml).unwrap()
     }
 
-    /// The alerter's ports with SNS through `proxy`.
+    /// The tracker's ports with SNS through `proxy`.
     fn ports(&self, proxy: &FaultProxy) -> jobrunner_aws::Adapters {
         jobrunner_aws::Adapters {
             topic: Some(jobrunner_aws::sns::SnsTopic::new(
@@ -123,7 +123,7 @@ fn stopped(n: u64) -> Value {
 
 use jobrunner_testkit::{failed_ids, sqs_batch_of_events as sqs_batch};
 
-/// Delivers SQS batches of 3 to the alerter, redelivering failed messages until none fail.
+/// Delivers SQS batches of 3 to the tracker, redelivering failed messages until none fail.
 async fn drain_alerts(
     config: &jobrunner_core::Config,
     ports: &jobrunner_aws::Adapters,
@@ -136,7 +136,7 @@ async fn drain_alerts(
         let mut failed = Vec::new();
         for batch in pending.chunks(3) {
             let response =
-                jobrunner_alerter::handle(config, ports, &Invocation::at(sqs_batch(batch), now))
+                jobrunner_tracker::handle(config, ports, &Invocation::at(sqs_batch(batch), now))
                     .await
                     .expect("SQS batches always answer");
             let response = serde_json::to_value(response).unwrap();
@@ -216,7 +216,7 @@ async fn an_sns_answer_lost_after_publishing_duplicates_the_alert() {
         Phase::After,
         1,
     ));
-    jobrunner_alerter::handle(
+    jobrunner_tracker::handle(
         &world.config(),
         &world.ports(&proxy),
         &Invocation::at(stopped(1), "2024-05-01T10:05:00Z".parse().unwrap()),

@@ -1,4 +1,4 @@
-//! The alerter's decision path with fake ports: batch semantics, digests, dedupe across
+//! The tracker's decision path with fake ports: batch semantics, digests, dedupe across
 //! invocations, and failures that must not lose an alert.
 
 use std::collections::BTreeSet;

@@ -1,12 +1,12 @@
-//! The alerter function: ECS tasks that stopped become classified SNS alerts.
+//! The tracker function: ECS tasks that stopped become classified SNS alerts.
 //!
-//! The decisions are `jobrunner_core::alerter::handle` (shared with `jobrunner plan`): dedupe of
+//! The decisions are `jobrunner_core::tracker::handle` (shared with `jobrunner plan`): dedupe of
 //! redeliveries, classification, per-job digests, `[alerts] notify_on`, and with `[state]
 //! table` at most one alert per stopped task across invocations. This is the function's one
 //! `handle`, as every jobrunner function has it.
 
 use jobrunner_core::Config;
-use jobrunner_core::alerter::AlertPorts;
+use jobrunner_core::tracker::AlertPorts;
 use jobrunner_lambda::{Error, Invocation};
 use serde_json::Value;
 
@@ -19,6 +19,6 @@ pub async fn handle(
     invocation: &Invocation,
 ) -> Result<Value, Error> {
     let handled =
-        jobrunner_core::alerter::handle(config, ports, &invocation.payload, invocation.now).await?;
+        jobrunner_core::tracker::handle(config, ports, &invocation.payload, invocation.now).await?;
     jobrunner_lambda::respond(handled)
 }

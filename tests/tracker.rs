@@ -1,4 +1,4 @@
-//! The alerter against moto: stopped-task events in, SNS messages read back through an SQS
+//! The tracker against moto: stopped-task events in, SNS messages read back through an SQS
 //! subscription (the SNS envelope, with subject and message attributes) and an HTTP
 //! subscription (the plain-text `default` body).
 //!
@@ -18,7 +18,7 @@ use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
-use jobrunner_core::alerter::Summary;
+use jobrunner_core::tracker::Summary;
 use jobrunner_core::config::Format;
 use jobrunner_integration_tests::Account;
 use jobrunner_integration_tests::fixtures::{alert_topic, create_state_table};
@@ -179,7 +179,7 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
     let mut oom = event("oom");
     oom["detail"]["taskDefinitionArn"] = json!(task_definition);
 
-    let response = jobrunner_alerter::handle(
+    let response = jobrunner_tracker::handle(
         &fx.config(""),
         &fx.ports(None),
         &Invocation::at(oom.clone(), now()),
@@ -256,7 +256,7 @@ async fn a_stopped_task_becomes_an_alert_with_both_bodies() {
 #[tokio::test]
 async fn a_succeeded_task_publishes_nothing_by_default() {
     let fx = AlertFixture::new().await;
-    let response = jobrunner_alerter::handle(
+    let response = jobrunner_tracker::handle(
         &fx.config(""),
         &fx.ports(None),
         &Invocation::at(event("succeeded"), now()),
@@ -278,7 +278,7 @@ async fn a_succeeded_task_publishes_nothing_by_default() {
 async fn a_batch_becomes_one_digest_per_job_and_class() {
     let fx = AlertFixture::new().await;
     // The sample's task definitions are not in moto: the lookup fails and alerts go out without log links.
-    let response = jobrunner_alerter::handle(
+    let response = jobrunner_tracker::handle(
         &fx.config(""),
         &fx.ports(None),
         &Invocation::at(event("sqs-batch"), now()),
@@ -309,7 +309,7 @@ async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
     create_state_table(&fx.account, "jobrunner-state").await;
     let config = fx.config("[state]\ntable = \"jobrunner-state\"\n");
     let ports = fx.ports(Some("jobrunner-state"));
-    let first = jobrunner_alerter::handle(
+    let first = jobrunner_tracker::handle(
         &config,
         &ports,
         &Invocation::at(event("non-zero-exit"), now()),
@@ -325,7 +325,7 @@ async fn the_state_table_stops_a_redelivery_in_a_later_invocation() {
         })
         .unwrap()
     );
-    let again = jobrunner_alerter::handle(
+    let again = jobrunner_tracker::handle(
         &config,
         &ports,
         &Invocation::at(event("non-zero-exit"), now()),
@@ -355,13 +355,13 @@ async fn a_missing_topic_fails_the_message_permanently() {
         ..Adapters::default()
     };
     let err =
-        jobrunner_alerter::handle(&fx.config(""), &ports, &Invocation::at(event("oom"), now()))
+        jobrunner_tracker::handle(&fx.config(""), &ports, &Invocation::at(event("oom"), now()))
             .await
             .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
 
     let batch = json!({"Records": [{"messageId": "m1", "body": event("oom").to_string(), "eventSource": "aws:sqs"}]});
-    let response = jobrunner_alerter::handle(
+    let response = jobrunner_tracker::handle(
         &fx.config(""),
         &ports,
         &Invocation::at(batch.clone(), now()),
