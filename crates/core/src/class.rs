@@ -50,6 +50,11 @@ pub enum Class {
     Unhealthy,
     /// None of the above.
     Unknown,
+    /// A run that never started: RunTask refused it for good (an inactive task definition, a
+    /// permanent `failures[]`), or its event could not be planned.
+    LaunchFailed,
+    /// A schedule tick that produced no run within `[alerts] missed_schedule_after`.
+    MissedSchedule,
 }
 
 impl Class {

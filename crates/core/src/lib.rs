@@ -16,7 +16,7 @@
 //! |---|---|
 //! | [`error`] | the one error type, retryable vs permanent, with [`error::CallError`] for AWS calls |
 //! | [`job_env`], [`ecs_limits`], [`started_by`] | the `JOB_*` names, ECS's request limits, the `startedBy` mark |
-//! | [`class`], [`template`], [`fargate`] | alert classes, placeholders, Fargate sizes |
+//! | [`class`], [`template`], [`fargate`], [`cost`] | alert classes, placeholders, Fargate sizes and prices |
 //! | [`config`] | the user's config file as types, parsed and validated once |
 //! | [`event`], [`token`] | every delivery shape decoded into [`event::Event`]s; deterministic clientTokens |
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
@@ -32,6 +32,7 @@ pub mod alert;
 pub mod tracker;
 pub mod class;
 pub mod config;
+pub mod cost;
 pub mod dryrun;
 pub mod ecs_limits;
 pub mod error;

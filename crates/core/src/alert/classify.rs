@@ -37,7 +37,9 @@ impl Class {
             | Class::Oom
             | Class::FailedToStart
             | Class::Timeout
-            | Class::Unhealthy => Severity::Error,
+            | Class::Unhealthy
+            | Class::LaunchFailed
+            | Class::MissedSchedule => Severity::Error,
             Class::SpotInterruption | Class::Unknown => Severity::Warning,
             Class::Succeeded | Class::ScaledIn | Class::UserStopped => Severity::Info,
         }
@@ -56,6 +58,8 @@ impl Class {
             Class::Timeout => "TIMEOUT",
             Class::Unhealthy => "UNHEALTHY",
             Class::Unknown => "STOPPED",
+            Class::LaunchFailed => "LAUNCH FAILED",
+            Class::MissedSchedule => "MISSED SCHEDULE",
         }
     }
 
@@ -80,6 +84,12 @@ impl Class {
             ),
             Class::Unknown => Some(
                 "jobrunner could not classify this stop: the stop code and reasons above are ECS's own.",
+            ),
+            Class::LaunchFailed => Some(
+                "The run never started: fix what the reason names (task definition, config), then redrive the launcher's dead-letter queue or submit the run again.",
+            ),
+            Class::MissedSchedule => Some(
+                "No run was recorded for this tick: check that the schedule's rule or EventBridge Scheduler schedule exists and is enabled, and the launcher's errors and dead-letter queue.",
             ),
             Class::Succeeded | Class::ScaledIn | Class::UserStopped => None,
         }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr, VariantNames};
 
 use super::expression::ScheduleExpression;
-use super::types::TimeZone;
+use super::types::{HumanDuration, TimeZone};
 use super::window::{DaySpan, TimeOfDay, WindowEnd, WindowZone};
 use crate::class::Class;
 
@@ -27,8 +27,12 @@ pub struct Config {
     #[serde(default)]
     pub workers: BTreeMap<String, Worker>,
     pub alerts: Option<Alerts>,
-    /// Small persistent state (scaler history, alert dedupe).
+    /// Persistent state: the run ledger, concurrency slots, scaler history, alert dedupe.
     pub state: Option<State>,
+    /// How the launcher holds events that wait their turn at a job's cap.
+    pub launcher: Option<LauncherSettings>,
+    /// Fargate prices for run cost estimates (USD per hour), overriding the built-in table.
+    pub prices: Option<crate::cost::Prices>,
 }
 
 /// Where and how a job's tasks run. Every field is optional so that `[defaults]` and each job
@@ -388,6 +392,13 @@ pub struct Alerts {
     /// The alert classes worth an alert.
     #[serde(default = "default_notify_on")]
     pub notify_on: Vec<Class>,
+    /// A schedule tick with no run this long after its time is a `missed_schedule` alert.
+    #[serde(default = "default_missed_schedule_after")]
+    pub missed_schedule_after: HumanDuration,
+}
+
+fn default_missed_schedule_after() -> HumanDuration {
+    HumanDuration::from_minutes(10)
 }
 
 /// The alert classes worth waking someone for, when `notify_on` is not set.
@@ -400,12 +411,39 @@ pub fn default_notify_on() -> Vec<Class> {
         Class::Unhealthy,
         Class::Timeout,
         Class::Unknown,
+        Class::LaunchFailed,
+        Class::MissedSchedule,
     ]
 }
 
-/// The DynamoDB table holding small state (scaler history, alert dedupe).
+/// The DynamoDB table holding the run ledger and small state (slots, scaler history, alert
+/// dedupe).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub table: String,
+    /// Days a run stays in the ledger after its last change (DynamoDB TTL).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+/// `[launcher]`: where events wait their turn when a job is at its cap.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LauncherSettings {
+    /// The launcher's own SQS queue: an event at a job's cap is sent back to it with a delay
+    /// (a new message, so it never uses up the receive count), then acknowledged.
+    pub queue_url: String,
+    /// Seconds a waiting event sleeps before it looks again (SQS DelaySeconds, 1-900). Events
+    /// at the head of the line look again after at most 10 seconds.
+    #[serde(default = "default_wait_seconds")]
+    pub wait_seconds: u32,
+}
+
+fn default_wait_seconds() -> u32 {
+    60
 }

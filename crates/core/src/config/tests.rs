@@ -814,3 +814,32 @@ fn schema_holds_the_ecs_tag_rules() {
         assert!(Config::parse(&text, Format::Toml).is_err(), "{bad}");
     }
 }
+
+// --- the ledger's settings ---------------------------------------------------------------------
+
+#[test]
+fn ledger_settings_have_defaults_and_bounds() {
+    let config = Config::parse(
+        &with("[state]\ntable = \"t\"\n[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:a\"\n"),
+        Format::Toml,
+    )
+    .unwrap();
+    assert_eq!(config.state.as_ref().unwrap().retention_days, 30);
+    assert_eq!(
+        config.alerts.as_ref().unwrap().missed_schedule_after.as_secs(),
+        600
+    );
+    let (path, reason) = error_of(&with(
+        "[launcher]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\nwait_seconds = 901\n",
+    ));
+    assert_eq!(path, "launcher.wait_seconds");
+    assert!(reason.contains("900"), "{reason}");
+    let (path, _) = error_of(&with("[launcher]\nqueue_url = \"orders\"\n"));
+    assert_eq!(path, "launcher.queue_url");
+    let (path, _) = error_of(&with("[state]\ntable = \"t\"\nretention_days = 0\n"));
+    assert_eq!(path, "state.retention_days");
+    let (path, _) = error_of(&with(
+        "[prices]\nvcpu_hour = -1.0\ngb_hour = 0.0\nspot_vcpu_hour = 0.0\nspot_gb_hour = 0.0\n",
+    ));
+    assert_eq!(path, "prices.vcpu_hour");
+}

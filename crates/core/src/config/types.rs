@@ -88,6 +88,14 @@ const DURATION_UNITS: &[&str] = &[
 ];
 
 impl HumanDuration {
+    /// `n` minutes, written `<n>m`.
+    pub fn from_minutes(n: u64) -> HumanDuration {
+        HumanDuration {
+            text: format!("{n}m"),
+            duration: std::time::Duration::from_secs(n * 60),
+        }
+    }
+
     pub fn duration(&self) -> std::time::Duration {
         self.duration
     }

@@ -53,6 +53,50 @@ pub(super) fn validate(config: &Config) -> Check {
     }
     if let Some(state) = &config.state {
         require_non_empty("state.table", &state.table)?;
+        if state.retention_days == 0 {
+            return Err(Error::config(
+                "state.retention_days",
+                "must be at least 1 (days a run stays in the ledger)",
+            ));
+        }
+    }
+    if let Some(launcher) = &config.launcher {
+        check_launcher(launcher)?;
+    }
+    if let Some(prices) = &config.prices {
+        for (field, value) in [
+            ("vcpu_hour", prices.vcpu_hour),
+            ("gb_hour", prices.gb_hour),
+            ("spot_vcpu_hour", prices.spot_vcpu_hour),
+            ("spot_gb_hour", prices.spot_gb_hour),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(Error::config(
+                    format!("prices.{field}"),
+                    format!("{value} is not a price (USD per hour, zero or more)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_launcher(launcher: &LauncherSettings) -> Check {
+    require_non_empty("launcher.queue_url", &launcher.queue_url)?;
+    if !launcher.queue_url.starts_with("https://") && !launcher.queue_url.starts_with("http://") {
+        return Err(Error::config(
+            "launcher.queue_url",
+            format!("'{}' is not an SQS queue URL", launcher.queue_url),
+        ));
+    }
+    if !(1..=900).contains(&launcher.wait_seconds) {
+        return Err(Error::config(
+            "launcher.wait_seconds",
+            format!(
+                "{} is out of range: SQS delays a message 1 to 900 seconds",
+                launcher.wait_seconds
+            ),
+        ));
     }
     Ok(())
 }

@@ -66,7 +66,12 @@ pub(super) fn subject_detail(task: &StoppedTask) -> String {
             Some("TerminationNotice") => " (TerminationNotice)".into(),
             _ => String::new(),
         },
-        Class::Succeeded | Class::ScaledIn | Class::UserStopped | Class::Timeout => String::new(),
+        Class::Succeeded
+        | Class::ScaledIn
+        | Class::UserStopped
+        | Class::Timeout
+        | Class::LaunchFailed
+        | Class::MissedSchedule => String::new(),
     }
 }
 

@@ -40,6 +40,9 @@ pub fn summary(task: &StoppedTask) -> String {
             "{name}: stopped ({}): {reason}",
             task.change.stop_code.as_deref().unwrap_or("no stop code")
         ),
+        // Never the class of a stopped task (runs that never started are alerted by the
+        // launcher and the tracker's sweep, see `alert::run`), but a stop can be read that way.
+        Class::LaunchFailed | Class::MissedSchedule => format!("{name}: {reason}"),
     }
 }
 
