@@ -10,7 +10,7 @@ use jobrunner_core::alert::{Publish, TaskDefinitionInfo};
 use jobrunner_core::plan::RunTaskInput;
 use jobrunner_core::ports::{
     CallError, CallResult, Clock, DescribedTask, Put, Queues, Record, RunTaskAnswer, Saved,
-    Services, StateTable, TaskDefinitions, Tasks, Topic,
+    Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use jobrunner_core::recording::Explain;
 use jobrunner_core::scaling::{QueueDepth, ServiceCounts};
@@ -149,6 +149,16 @@ impl<C: Sync> Queues for Adapters<C> {
             .as_ref()
             .ok_or_else(|| missing("GetQueueAttributes", "SQS"))?;
         queues.depth(queue_url).await
+    }
+}
+
+impl<C: Sync> WaitQueue for Adapters<C> {
+    async fn send(&self, queue_url: &str, body: &str, delay_seconds: u32) -> CallResult<()> {
+        let queues = self
+            .queues
+            .as_ref()
+            .ok_or_else(|| missing("SendMessage", "SQS"))?;
+        queues.send(queue_url, body, delay_seconds).await
     }
 }
 

@@ -1,4 +1,5 @@
-//! Reading a queue's depth: SQS GetQueueAttributes.
+//! SQS: a queue's depth (GetQueueAttributes) and putting a waiting event back in line
+//! (SendMessage with a delay).
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use jobrunner_core::scaling::QueueDepth;
@@ -56,6 +57,21 @@ impl SqsQueues {
     }
 }
 
+impl SqsQueues {
+    /// Sends `body` to `queue_url`, invisible for `delay_seconds`.
+    pub async fn send(&self, queue_url: &str, body: &str, delay_seconds: u32) -> Result<(), Error> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds).unwrap_or(900))
+            .send()
+            .await
+            .map_err(|e| crate::error::from_sdk("SendMessage", e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_sqs::operation::get_queue_attributes::{
@@ -65,6 +81,30 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
+
+    #[tokio::test]
+    async fn sends_with_the_delay_and_names_throttling() {
+        use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+        let sent = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(|r| {
+                r.queue_url() == Some("https://q")
+                    && r.message_body() == Some("{}")
+                    && r.delay_seconds() == Some(10)
+            })
+            .then_output(|| SendMessageOutput::builder().message_id("m").build());
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&sent]));
+        queues.send("https://q", "{}", 10).await.unwrap();
+        assert_eq!(sent.num_calls(), 1);
+        let missing = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
+            aws_sdk_sqs::operation::send_message::SendMessageError::QueueDoesNotExist(
+                QueueDoesNotExist::builder().message("gone").build(),
+            )
+        });
+        let queues = SqsQueues::new(mock_client!(aws_sdk_sqs, [&missing]));
+        let err = queues.send("https://q", "{}", 10).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("SendMessage"), "{err}");
+    }
 
     #[tokio::test]
     async fn reads_the_three_counts() {

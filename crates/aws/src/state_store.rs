@@ -3,7 +3,8 @@
 //!
 //! Item layout: `pk` (S, the partition key), `data` (S, the caller's JSON), `version` (N,
 //! incremented by every write), `expires_at` (N, epoch seconds, for DynamoDB TTL) and
-//! `updated_at` (S, RFC 3339, for people reading the table).
+//! `updated_at` (S, RFC 3339, for people reading the table), and for runs `list_pk`/`list_sk`
+//! (S, the listing index's keys).
 
 use std::collections::HashMap;
 
@@ -13,7 +14,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::error::Error;
 
 /// Attribute names of a state item.
-pub use jobrunner_core::action::item::{DATA, EXPIRES_AT, PK, UPDATED_AT, VERSION};
+pub use jobrunner_core::action::item::{
+    DATA, EXPIRES_AT, LIST_PK, LIST_SK, PK, UPDATED_AT, VERSION,
+};
 
 pub use jobrunner_core::ports::{Put, Record, Saved};
 
@@ -67,6 +70,7 @@ impl StateStore {
             expected,
             expires_at,
             now,
+            ref listing,
         } = *put;
         let version = expected.map_or(1, |v| v + 1);
         let request = self
@@ -84,6 +88,12 @@ impl StateStore {
                 UPDATED_AT,
                 AttributeValue::S(jobrunner_core::action::rfc3339_millis(now)),
             );
+        let request = match listing {
+            Some(listing) => request
+                .item(LIST_PK, AttributeValue::S(listing.partition.clone()))
+                .item(LIST_SK, AttributeValue::S(listing.sort.clone())),
+            None => request,
+        };
         let request = match expected {
             None => request
                 .condition_expression("attribute_not_exists(#pk)")
@@ -190,11 +200,41 @@ mod tests {
             expected,
             expires_at: expires,
             now: expires,
+            listing: None,
         };
         assert_eq!(
             store.put(&put(None)).await.unwrap(),
             Saved::Written { version: 1 }
         );
         assert_eq!(store.put(&put(Some(3))).await.unwrap(), Saved::Conflict);
+    }
+
+    #[tokio::test]
+    async fn runs_carry_the_listing_keys() {
+        let listed = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                let item = r.item().unwrap();
+                item.get(LIST_PK) == Some(&AttributeValue::S("runs#2026-11-25".into()))
+                    && item.get(LIST_SK) == Some(&AttributeValue::S("t#r".into()))
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let store = StateStore::new(mock_client!(aws_sdk_dynamodb, [&listed]), "state");
+        let now = chrono::DateTime::from_timestamp(86400, 0).unwrap();
+        let put = Put {
+            key: "run/r",
+            data: "{}",
+            expected: None,
+            expires_at: now,
+            now,
+            listing: Some(jobrunner_core::ports::Listing {
+                partition: "runs#2026-11-25".into(),
+                sort: "t#r".into(),
+            }),
+        };
+        assert_eq!(
+            store.put(&put).await.unwrap(),
+            Saved::Written { version: 1 }
+        );
+        assert_eq!(listed.num_calls(), 1);
     }
 }

@@ -17,6 +17,10 @@ pub mod item {
     pub const VERSION: &str = "version";
     pub const EXPIRES_AT: &str = "expires_at";
     pub const UPDATED_AT: &str = "updated_at";
+    /// The listing index's partition key (`runs#<YYYY-MM-DD>`).
+    pub const LIST_PK: &str = "list_pk";
+    /// The listing index's sort key (`<queued_at>#<run_id>`).
+    pub const LIST_SK: &str = "list_sk";
 }
 
 /// Whether a call only reads or changes something.
@@ -120,6 +124,10 @@ impl Action {
                 item::UPDATED_AT: {"S": rfc3339_millis(put.now)},
             },
         });
+        if let (Some(listing), Some(item)) = (&put.listing, input["Item"].as_object_mut()) {
+            item.insert(item::LIST_PK.into(), json!({"S": listing.partition}));
+            item.insert(item::LIST_SK.into(), json!({"S": listing.sort}));
+        }
         let condition = match put.expected {
             None => json!({
                 "ConditionExpression": "attribute_not_exists(#pk)",
@@ -135,6 +143,15 @@ impl Action {
             input.extend(condition);
         }
         Action::new("dynamodb", "PutItem", Kind::Write, input)
+    }
+
+    pub fn send_message(queue_url: &str, body: &str, delay_seconds: u32) -> Action {
+        Action::new(
+            "sqs",
+            "SendMessage",
+            Kind::Write,
+            json!({"QueueUrl": queue_url, "MessageBody": body, "DelaySeconds": delay_seconds}),
+        )
     }
 
     pub fn get_queue_attributes(queue_url: &str) -> Action {
@@ -198,6 +215,7 @@ mod tests {
                 expected: None,
                 expires_at: now,
                 now,
+                listing: None,
             },
         );
         assert_eq!(
@@ -213,6 +231,7 @@ mod tests {
                 expected: Some(4),
                 expires_at: now,
                 now,
+                listing: None,
             },
         );
         assert_eq!(update.input["Item"]["version"]["N"], "5");

@@ -7,8 +7,9 @@
 //! The world's answers (see `jobrunner plan --help`): ListTasks finds `running` tasks of the
 //! given `startedBy` (none by default), described as RUNNING a tick other than the one being
 //! planned; RunTask places the task; DescribeTaskDefinition finds every container essential
-//! with no `awslogs` settings; GetItem finds nothing (no earlier alert, no scaler history);
-//! PutItem writes; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
+//! with no `awslogs` settings; GetItem finds nothing (no earlier run or alert, no scaler
+//! history) except a capped job's slots, held by the `running` tasks; PutItem writes;
+//! SendMessage sends; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
 //! their desired count (`service_running`, 0).
 
 use std::time::Duration;
@@ -23,14 +24,15 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{self, Event, Invocation};
 use crate::handled::Handled;
+use crate::ledger::{Slots, keys, slots::Holder};
 use crate::plan::RunTaskInput;
 use crate::ports::{
     CallResult, Clock, DescribedTask, ManualClock, Put, Queues, Record, RunTaskAnswer, Saved,
-    Services, StateTable, TaskDefinitions, Tasks, Topic,
+    Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use crate::recording::{Explain, Recorder};
 use crate::scaling::{QueueDepth, ServiceCounts};
-use crate::{tracker, job_env, launcher, scaler};
+use crate::{job_env, launcher, scaler, tracker};
 
 /// Which function's decision path to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,7 +150,7 @@ pub async fn dry_run(
     };
     match function {
         Function::Launcher => {
-            let handled = launcher::handle(config, &ports, payload).await?;
+            let handled = launcher::handle(config, &ports, payload, now).await?;
             out.fill(handled);
         }
         Function::Tracker => {
@@ -229,6 +231,22 @@ impl Dry {
             .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/dry-run/{started_by}/{i}"))
             .collect()
     }
+
+    /// A capped job's slots: one held by each running task (run ids `dry-run-<i>`).
+    fn slots(&self) -> Slots {
+        Slots {
+            holders: (0..self.world.running)
+                .map(|i| {
+                    let holder = Holder {
+                        attempt: 1,
+                        since: self.clock.now(),
+                    };
+                    (format!("dry-run-{i}"), holder)
+                })
+                .collect(),
+            ..Slots::default()
+        }
+    }
 }
 
 impl Explain for Dry {
@@ -244,7 +262,17 @@ impl Explain for Dry {
             "DescribeTaskDefinition" => Some(
                 json!({"containers": "every container essential, no awslogs settings (a live run links the logs)"}),
             ),
-            "GetItem" => Some(json!({"Item": null})),
+            "GetItem" => {
+                let key = action.input["Key"]["pk"]["S"].as_str().unwrap_or_default();
+                if key.starts_with(keys::SLOTS_PREFIX) && self.world.running > 0 {
+                    Some(json!({"Item": format!(
+                        "{} slots held by the running tasks (change with --running)",
+                        self.world.running
+                    )}))
+                } else {
+                    Some(json!({"Item": null}))
+                }
+            }
             "GetQueueAttributes" => Some(json!({"Attributes": {
                 "ApproximateNumberOfMessages": self.world.visible.to_string(),
                 "ApproximateNumberOfMessagesNotVisible": self.world.in_flight.to_string(),
@@ -272,7 +300,13 @@ impl Tasks for Dry {
             .iter()
             .map(|arn| DescribedTask {
                 task_arn: arn.clone(),
-                environment: vec![(job_env::SCHEDULED_TIME.into(), "(an earlier tick)".into())],
+                environment: vec![
+                    (job_env::SCHEDULED_TIME.into(), "(an earlier tick)".into()),
+                    (
+                        job_env::RUN_ID.into(),
+                        format!("dry-run-{}", arn.rsplit('/').next().unwrap_or_default()),
+                    ),
+                ],
             })
             .collect())
     }
@@ -314,14 +348,25 @@ impl StateTable for Dry {
         &self.world.table
     }
 
-    async fn get(&self, _key: &str) -> CallResult<Option<Record>> {
-        Ok(None)
+    async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        if !key.starts_with(keys::SLOTS_PREFIX) || self.world.running == 0 {
+            return Ok(None);
+        }
+        Ok(serde_json::to_string(&self.slots())
+            .ok()
+            .map(|data| Record { data, version: 1 }))
     }
 
     async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
         Ok(Saved::Written {
             version: put.expected.map_or(1, |v| v + 1),
         })
+    }
+}
+
+impl WaitQueue for Dry {
+    async fn send(&self, _queue_url: &str, _body: &str, _delay_seconds: u32) -> CallResult<()> {
+        Ok(())
     }
 }
 

@@ -12,6 +12,10 @@ pub const VERSION_ID: &str = "JOB_VERSION_ID";
 pub const EVENT_TIME: &str = "JOB_EVENT_TIME";
 pub const SCHEDULE: &str = "JOB_SCHEDULE";
 pub const SCHEDULED_TIME: &str = "JOB_SCHEDULED_TIME";
+/// The run's id in the ledger (`jobrunner run view <id>`).
+pub const RUN_ID: &str = "JOB_RUN_ID";
+/// The attempt's number, 1-based.
+pub const ATTEMPT: &str = "JOB_ATTEMPT";
 
 /// Names a user may not set in `environment` (jobrunner owns the prefix).
 pub const RESERVED_PREFIX: &str = "JOB_";

@@ -22,14 +22,15 @@
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
 //! | [`plan`] | job + event → the exact RunTask request |
 //! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
+//! | [`run`] | a run's ledger record and the rules that move it forward (pure) |
 //! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
 //! | [`action`], [`recording`] | one AWS call as data; a port wrapper that records calls |
+//! | [`ledger`] | the run ledger, job slots and schedule watches in the state table |
 //! | [`launcher`], [`tracker`], [`scaler`] | the three functions' decision paths over the ports |
 //! | [`dryrun`] | the world `jobrunner plan` answers reads from |
 
 pub mod action;
 pub mod alert;
-pub mod tracker;
 pub mod class;
 pub mod config;
 pub mod cost;
@@ -41,16 +42,19 @@ pub mod fargate;
 pub mod handled;
 pub mod job_env;
 pub mod launcher;
+pub mod ledger;
 pub mod plan;
 pub mod ports;
 pub mod recording;
 pub mod routing;
+pub mod run;
 pub mod scaler;
 pub mod scaling;
 pub mod schedule;
 pub mod started_by;
 pub mod template;
 pub mod token;
+pub mod tracker;
 
 pub use config::Config;
 pub use error::Error;

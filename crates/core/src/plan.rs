@@ -18,6 +18,8 @@ pub use crate::ecs_limits::MAX_OVERRIDES_CHARS;
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchPlan {
     pub job: String,
+    /// The run's id in the ledger, derived from the first attempt's token (`JOB_RUN_ID`).
+    pub run_id: String,
     /// The first attempt, then one per fallback capacity provider, each with its own token.
     pub attempts: Vec<RunTaskInput>,
     /// The job's concurrency cap and the `startedBy` values whose running tasks count toward it.
@@ -279,6 +281,14 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
             name: job_env::TRIGGER.into(),
             value: launch.trigger.into(),
         },
+        KeyValuePair {
+            name: job_env::RUN_ID.into(),
+            value: token::run_id(&launch.token),
+        },
+        KeyValuePair {
+            name: job_env::ATTEMPT.into(),
+            value: "1".into(),
+        },
     ];
     environment.extend(
         launch
@@ -408,6 +418,7 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
     };
     Ok(LaunchPlan {
         job: job_name.into(),
+        run_id: token::run_id(&launch.token),
         attempts,
         cap: None,
         overlap: None,

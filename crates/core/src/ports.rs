@@ -132,6 +132,15 @@ pub struct Put<'a> {
     pub expires_at: DateTime<Utc>,
     /// The time of the write, for people reading the table.
     pub now: DateTime<Utc>,
+    /// The item's keys in the listing index (runs only).
+    pub listing: Option<Listing>,
+}
+
+/// An item's place in the table's listing index (`ledger::keys::LIST_INDEX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub partition: String,
+    pub sort: String,
 }
 
 /// Small versioned state (DynamoDB `[state] table`), with conditional writes.
@@ -144,6 +153,18 @@ pub trait StateTable: Sync {
 
     /// Writes if the stored version is still `put.expected`.
     fn put(&self, put: &Put<'_>) -> impl Future<Output = CallResult<Saved>> + Send;
+}
+
+/// Sending a message to an SQS queue (SendMessage): how the launcher puts an event that
+/// waits at its job's cap back in line.
+pub trait WaitQueue: Sync {
+    /// Sends `body` to `queue_url`, invisible for `delay_seconds` (0-900).
+    fn send(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = CallResult<()>> + Send;
 }
 
 /// SQS queue depth (GetQueueAttributes).

@@ -15,7 +15,7 @@ use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::plan::RunTaskInput;
 use crate::ports::{
     CallResult, Clock, DescribedTask, Put, Queues, Record, RunTaskAnswer, Saved, Services,
-    StateTable, TaskDefinitions, Tasks, Topic,
+    StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use crate::scaling::{QueueDepth, ServiceCounts};
 
@@ -132,6 +132,18 @@ impl<P: StateTable + Explain> StateTable for Recorder<P> {
     fn put(&self, put: &Put<'_>) -> impl Future<Output = CallResult<Saved>> + Send {
         self.record(Action::put_item(self.inner.table(), put));
         self.inner.put(put)
+    }
+}
+
+impl<P: WaitQueue + Explain> WaitQueue for Recorder<P> {
+    fn send(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = CallResult<()>> + Send {
+        self.record(Action::send_message(queue_url, body, delay_seconds));
+        self.inner.send(queue_url, body, delay_seconds)
     }
 }
 

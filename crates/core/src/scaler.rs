@@ -269,6 +269,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
             expected: *version,
             expires_at: now + ttl,
             now,
+            listing: None,
         };
         match self.ports.put(&put).await? {
             Saved::Written { version } => slot.loaded = Some((next, Some(version))),

@@ -40,6 +40,17 @@ pub fn for_attempt(base: &str, capacity_provider: &str) -> String {
     digest(&["attempt", base, capacity_provider])
 }
 
+/// Characters of a run id.
+pub const RUN_ID_LEN: usize = 20;
+
+/// The run id of the run whose first attempt's token is `client_token`: the token's digest,
+/// shortened (80 bits). Derived from the run's input, as the token is, so a run is found from
+/// its object or tick without a lookup.
+pub fn run_id(client_token: &str) -> String {
+    let hex = client_token.strip_prefix(PREFIX).unwrap_or(client_token);
+    hex.chars().take(RUN_ID_LEN).collect()
+}
+
 fn digest(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -72,6 +83,19 @@ mod tests {
             sequencer: sequencer.map(Into::into),
             event_time: "2026-11-22T05:00:00Z".parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn run_ids_are_the_tokens_digest() {
+        let token = for_tick("hourly", "2026-11-25T10:00:00Z".parse().unwrap());
+        let id = run_id(&token);
+        assert_eq!(id.len(), RUN_ID_LEN);
+        assert!(token.starts_with(&format!("{PREFIX}{id}")));
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(
+            id,
+            run_id(&for_tick("hourly", "2026-11-25T11:00:00Z".parse().unwrap()))
+        );
     }
 
     #[test]

@@ -1,16 +1,21 @@
-//! The tracker function's decision path: an invocation of ECS Task State Change events in, SNS alerts
-//! out, through the ports. The tracker Lambda drives it with the AWS adapters; `jobrunner plan`
-//! drives the very same code with the dry run's recorded world, so a batch's dedupe and
-//! digests show in the plan exactly as the function does them.
+//! The tracker function's decision path: an invocation of ECS Task State Change events in, the
+//! run ledger updated and SNS alerts out, through the ports. The tracker Lambda drives it with
+//! the AWS adapters; `jobrunner plan` drives the very same code with the dry run's recorded
+//! world, so a batch's ledger writes, dedupe and digests show in the plan exactly as the
+//! function does them.
 //!
-//! Per invocation: decode every message, keep the STOPPED changes, collapse redeliveries
+//! Per invocation: decode every message; record every state change of a jobrunner task in its
+//! run ([`record`]; a stop also frees the run's slot); on a scheduled tick, [`sweep`] for missed
+//! schedule ticks. Then keep the STOPPED changes (a run cancelled with `jobrunner run cancel`
+//! is not alerted), collapse redeliveries
 //! ([`dedupe`]), classify each stop, look earlier alerts up in the state table (with
 //! `[state] table`: STOPPED is final, so a task is alerted at most once however many versions
 //! of its stop arrive, in this invocation or a later one), describe each task definition once
 //! for log links and essential containers, group the stops into one alert per job and class,
 //! publish, and mark each alerted task in the state table.
 
-use std::collections::HashMap;
+mod record;
+pub mod sweep;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
@@ -25,6 +30,9 @@ use crate::error::Error;
 use crate::event::{self, Event, Invocation, TaskStateChange};
 use crate::handled::{Failure, Handled};
 use crate::ports::{Put, StateTable, TaskDefinitions, Topic};
+use crate::run::CANCEL_REASON_PREFIX;
+use record::Definitions;
+pub use sweep::Sweep;
 
 /// How long a "this task was alerted" mark stays in the state table: SQS's longest retention,
 /// so a redelivery from the queue is always recognised.
@@ -51,6 +59,11 @@ pub struct Summary {
     pub duplicates: usize,
     /// Tasks whose alert could not be published.
     pub failed: usize,
+    /// State changes that moved a run forward in the ledger.
+    pub recorded: usize,
+    /// What the sweep found, when the invocation was the tracker's scheduled tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
 }
 
 /// The ports the tracker needs.
@@ -84,18 +97,19 @@ pub async fn handle(
         ),
     };
     let mut handled = Handled::new(batch, Summary::default());
-    let mut stops = vec![];
+    let mut changes = vec![];
+    let mut sweep_due = false;
     let order: Vec<String> = deliveries.iter().filter_map(|(id, _)| id.clone()).collect();
     for (message_id, events) in deliveries {
         let accepted = events.and_then(|events| {
             events
                 .into_iter()
-                .map(|e| accept(e, &mut handled.skipped))
+                .map(|e| accept(e, &mut handled.skipped, &mut sweep_due))
                 .collect::<Result<Vec<_>, _>>()
         });
         match accepted {
-            Ok(changes) => stops.extend(
-                changes
+            Ok(accepted) => changes.extend(
+                accepted
                     .into_iter()
                     .flatten()
                     .map(|c| (message_id.clone().unwrap_or_default(), c)),
@@ -104,7 +118,35 @@ pub async fn handle(
             Err(error) => return Err(error),
         }
     }
-    alert_all(config, alerts, ports, stops, now, &mut handled).await;
+    let mut definitions = Definitions::new();
+    let mut stops = vec![];
+    for (message_id, change) in changes {
+        match record::record(config, ports, &mut definitions, &change, now).await {
+            Ok(Some(_)) => handled.summary.recorded += 1,
+            Ok(None) => {}
+            Err(error) if batch => handled.failed.push(Failure {
+                message_id: Some(message_id.clone()),
+                error,
+            }),
+            Err(error) => return Err(error),
+        }
+        let cancelled = change
+            .stopped_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(CANCEL_REASON_PREFIX));
+        if cancelled {
+            handled.skipped.push(format!(
+                "task {} was cancelled with jobrunner run cancel: no alert",
+                change.task_arn
+            ));
+        } else if change.is_stopped() {
+            stops.push((message_id, change));
+        }
+    }
+    if sweep_due {
+        handled.summary.sweep = Some(sweep::sweep(config, ports, now).await?);
+    }
+    alert_all(config, alerts, ports, stops, definitions, now, &mut handled).await;
     // Failures in the batch's own message order.
     handled.failed.sort_by_key(|f| {
         f.message_id
@@ -115,16 +157,20 @@ pub async fn handle(
     Ok(handled)
 }
 
-/// The stopped tasks of an event; other events are ignored or refused.
-fn accept(event: Event, skipped: &mut Vec<String>) -> Result<Option<TaskStateChange>, Error> {
+/// The task state changes of an event; a scheduled tick asks for a sweep; other events are
+/// ignored or refused.
+fn accept(
+    event: Event,
+    skipped: &mut Vec<String>,
+    sweep_due: &mut bool,
+) -> Result<Option<TaskStateChange>, Error> {
     match event {
-        Event::TaskStateChange(change) if change.is_stopped() => Ok(Some(*change)),
         Event::TaskStateChange(change) => {
-            debug!(task_arn = %change.task_arn, last_status = %change.last_status, "not STOPPED: ignored");
-            skipped.push(format!(
-                "task {} is {}, not STOPPED: the tracker ignores it",
-                change.task_arn, change.last_status
-            ));
+            debug!(task_arn = %change.task_arn, last_status = %change.last_status, "task state change");
+            Ok(Some(*change))
+        }
+        Event::ScheduleTick(_) => {
+            *sweep_due = true;
             Ok(None)
         }
         Event::Ignored(reason) => {
@@ -136,10 +182,6 @@ fn accept(event: Event, skipped: &mut Vec<String>) -> Result<Option<TaskStateCha
             function: "tracker",
             what: "S3 Object Created events (that is the launcher's job)",
         }),
-        Event::ScheduleTick(_) => Err(Error::WrongFunction {
-            function: "tracker",
-            what: "schedule ticks (that is the launcher's job)",
-        }),
     }
 }
 
@@ -149,6 +191,7 @@ async fn alert_all(
     alerts: &Alerts,
     ports: &impl AlertPorts,
     stops: Vec<(String, TaskStateChange)>,
+    mut definitions: Definitions,
     now: DateTime<Utc>,
     handled: &mut Handled<Summary>,
 ) {
@@ -156,7 +199,6 @@ async fn alert_all(
     let unique = dedupe(stops);
     handled.summary.duplicates = received - unique.len();
     let remember = config.state.is_some();
-    let mut definitions: HashMap<String, TaskDefinitionLookup> = HashMap::new();
     let mut tasks = vec![];
     let mut quiet = vec![];
     for (deliveries, change) in unique {
@@ -194,23 +236,7 @@ async fn alert_all(
                 }
             }
         }
-        let definition = match &change.task_definition_arn {
-            Some(arn) => match definitions.get(arn) {
-                Some(known) => known.clone(),
-                None => {
-                    let lookup = match ports.describe_task_definition(arn).await {
-                        Ok(info) => TaskDefinitionLookup::Found(info),
-                        Err(e) => {
-                            warn!(task_definition = %arn, error = %e, "task definition lookup failed: alerting without log links");
-                            TaskDefinitionLookup::Failed(e.to_string())
-                        }
-                    };
-                    definitions.insert(arn.clone(), lookup.clone());
-                    lookup
-                }
-            },
-            None => TaskDefinitionLookup::NotLookedUp,
-        };
+        let definition = record::definition(ports, &mut definitions, &change).await;
         tasks.push(StoppedTask::new(config, change, definition).with_deliveries(deliveries));
     }
     let (groups, not_wanted) = group(alerts, tasks);
@@ -251,6 +277,7 @@ async fn alert_all(
                         expected: None,
                         expires_at: now + Duration::days(DEDUPE_TTL_DAYS),
                         now,
+                        listing: None,
                     };
                     // A conflict means another invocation alerted it too: the mark is there.
                     if let Err(e) = ports.put(&put).await {

@@ -3,6 +3,9 @@
 
 use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
+use jobrunner_aws::sns::SnsTopic;
+use jobrunner_aws::sqs_queue::SqsQueues;
+use jobrunner_aws::state_store::StateStore;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -11,8 +14,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
     let sdk = jobrunner_aws::client::load().await;
+    // Only the clients this config calls: the ledger's table, the queue events wait in, the
+    // topic `launch_failed` alerts go to.
     let ports: Adapters = Adapters {
         ecs: Some(EcsTasks::new(aws_sdk_ecs::Client::new(&sdk))),
+        state: config
+            .state
+            .as_ref()
+            .map(|s| StateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &s.table)),
+        queues: config
+            .launcher
+            .as_ref()
+            .map(|_| SqsQueues::new(aws_sdk_sqs::Client::new(&sdk))),
+        topic: config
+            .alerts
+            .as_ref()
+            .map(|a| SnsTopic::new(aws_sdk_sns::Client::new(&sdk), &a.topic_arn)),
         ..Adapters::default()
     };
     let (config, ports) = (&config, &ports);

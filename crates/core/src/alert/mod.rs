@@ -17,7 +17,8 @@ pub use context::{
 pub use digest::{Alert, StoppedTask, dedupe, group, wants};
 pub use render::{
     DIGEST_FULL, DIGEST_LISTED, JSON_PROTOCOLS, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, Publish,
-    SCHEMA, SUBJECT_PREFIX, clean_subject, render, subject, summary,
+    SCHEMA, SUBJECT_PREFIX, UnstartedRun, clean_subject, render, render_unstarted, subject,
+    summary,
 };
 
 use serde_json::Value;

@@ -826,7 +826,12 @@ fn ledger_settings_have_defaults_and_bounds() {
     .unwrap();
     assert_eq!(config.state.as_ref().unwrap().retention_days, 30);
     assert_eq!(
-        config.alerts.as_ref().unwrap().missed_schedule_after.as_secs(),
+        config
+            .alerts
+            .as_ref()
+            .unwrap()
+            .missed_schedule_after
+            .as_secs(),
         600
     );
     let (path, reason) = error_of(&with(

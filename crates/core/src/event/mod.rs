@@ -9,11 +9,13 @@
 //! is removed and the event inside decoded as if it had come directly.
 
 mod destination;
+mod encode;
 pub mod s3;
 mod sns;
 mod task_state;
 mod tick;
 
+pub use encode::encode;
 pub use s3::ObjectCreated;
 pub use task_state::{
     ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,

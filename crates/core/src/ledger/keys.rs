@@ -14,10 +14,7 @@ pub const SCHEDULE_PREFIX: &str = "schedule/";
 /// (`runs#<YYYY-MM-DD>`, the UTC day the run was queued), sort `list_sk`
 /// (`<queued_at, RFC 3339 millis>#<run_id>`), all attributes projected.
 pub const LIST_INDEX: &str = "runs-by-day";
-/// The listing index's partition key attribute.
-pub const LIST_PK: &str = "list_pk";
-/// The listing index's sort key attribute.
-pub const LIST_SK: &str = "list_sk";
+pub use crate::action::item::{LIST_PK, LIST_SK};
 
 pub fn run_key(run_id: &str) -> String {
     format!("{RUN_PREFIX}{run_id}")

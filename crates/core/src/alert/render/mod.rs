@@ -12,10 +12,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod json;
+mod run;
 pub mod safe;
 mod subject;
 pub(super) mod text;
 
+pub use run::{UnstartedRun, render_unstarted};
 pub use subject::{clean_subject, subject};
 pub use text::summary;
 use {json::*, subject::*, text::*};
