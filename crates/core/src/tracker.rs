@@ -309,4 +309,6 @@ async fn alert_all(
 }
 
 #[cfg(test)]
+mod ledger_tests;
+#[cfg(test)]
 mod tests;

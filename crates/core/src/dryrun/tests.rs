@@ -42,6 +42,9 @@ topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
 
 [state]
 table = "jobrunner-state"
+
+[launcher]
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/launcher"
 "#;
 
 fn config() -> Config {
@@ -66,12 +69,39 @@ fn an_object_under_a_cap_shows_the_list_then_the_run() {
     let world = World::for_config(&config());
     let plan = plan(Function::for_payload(&payload), &payload, world);
     assert_eq!(plan.function, Function::Launcher);
+    // The run's record, the job's slots (taken), the task, the run launched, the key's
+    // latest run.
     assert_eq!(
         operations(&plan),
-        [("ListTasks", Kind::Read), ("RunTask", Kind::Write)]
+        [
+            ("GetItem", Kind::Read),
+            ("GetItem", Kind::Read),
+            ("PutItem", Kind::Write),
+            ("RunTask", Kind::Write),
+            ("PutItem", Kind::Write),
+            ("GetItem", Kind::Read),
+            ("PutItem", Kind::Write),
+        ]
     );
-    assert_eq!(plan.actions[0].input["startedBy"], "jobrunner/thumbnails");
-    assert_eq!(plan.actions[0].assumed, Some(json!({"taskArns": []})));
+    let key = |i: usize| plan.actions[i].input["Key"]["pk"]["S"].clone();
+    let item = |i: usize| plan.actions[i].input["Item"].clone();
+    let run_id = plan.actions[3].input["overrides"]["containerOverrides"][0]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv["name"] == "JOB_RUN_ID")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(key(0), json!(format!("run/{run_id}")));
+    assert_eq!(key(1), "slots/thumbnails");
+    let slots: Value = serde_json::from_str(item(2)["data"]["S"].as_str().unwrap()).unwrap();
+    assert!(slots["holders"][&run_id].is_object(), "{slots}");
+    let run: Value = serde_json::from_str(item(4)["data"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(run["state"], "launching");
+    assert_eq!(item(4)["list_pk"]["S"], "runs#2026-11-22");
+    assert_eq!(key(5), "object/thumbnails/uploads/images/cat.jpg");
     assert_eq!(plan.response["launched"], 1);
 }
 
@@ -83,14 +113,43 @@ fn at_the_cap_the_plan_shows_the_event_waiting() {
         ..World::for_config(&config())
     };
     let plan = plan(Function::Launcher, &payload, world);
-    assert_eq!(operations(&plan), [("ListTasks", Kind::Read)]);
-    assert!(plan.failed[0].retryable);
-    assert!(
-        plan.failed[0].reason.contains("at its cap"),
-        "{:?}",
-        plan.failed
+    // The slots are full: they are squared with ECS, the run joins the line, is recorded
+    // waiting, and its event goes back to the launcher's queue with a delay.
+    assert_eq!(
+        operations(&plan),
+        [
+            ("GetItem", Kind::Read),
+            ("GetItem", Kind::Read),
+            ("ListTasks", Kind::Read),
+            ("DescribeTasks", Kind::Read),
+            ("PutItem", Kind::Write),
+            ("PutItem", Kind::Write),
+            ("SendMessage", Kind::Write),
+        ]
     );
-    assert_eq!(plan.response["errorType"], "jobrunner.Retryable");
+    assert!(plan.failed.is_empty(), "{:?}", plan.failed);
+    assert_eq!(plan.response["waiting"], 1);
+    let send = &plan.actions[6].input;
+    assert_eq!(
+        send["QueueUrl"],
+        "https://sqs.us-east-1.amazonaws.com/123456789012/launcher"
+    );
+    assert_eq!(send["DelaySeconds"], 10, "at the head of the line");
+    let body: Value = serde_json::from_str(send["MessageBody"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["detail"]["object"]["key"],
+        payload["detail"]["object"]["key"]
+    );
+    let run: Value =
+        serde_json::from_str(plan.actions[5].input["Item"]["data"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(run["state"], "waiting");
+    assert!(
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at its cap (5 of 5"),
+        "{run}"
+    );
 }
 
 #[test]
@@ -101,10 +160,26 @@ fn a_forbidding_schedule_with_a_run_going_reads_and_skips() {
         ..World::for_config(&config())
     };
     let plan = plan(Function::Launcher, &payload, world);
+    // The run's record, the tick noted in the schedule's watch, the overlap check, and the
+    // run recorded as skipped.
     assert_eq!(
         operations(&plan),
-        [("ListTasks", Kind::Read), ("DescribeTasks", Kind::Read)]
+        [
+            ("GetItem", Kind::Read),
+            ("GetItem", Kind::Read),
+            ("PutItem", Kind::Write),
+            ("ListTasks", Kind::Read),
+            ("DescribeTasks", Kind::Read),
+            ("PutItem", Kind::Write),
+        ]
     );
+    assert_eq!(
+        plan.actions[1].input["Key"]["pk"]["S"],
+        "schedule/hourly-report"
+    );
+    let run: Value =
+        serde_json::from_str(plan.actions[5].input["Item"]["data"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(run["state"], "skipped");
     assert!(plan.skipped[0].reason.contains("overlap = forbid"));
 }
 

@@ -106,7 +106,10 @@ pub async fn launch(
         if let Some(cap) = &plan.cap {
             waiting::soft_cap(ports, cluster, &plan.job, cap).await?;
         }
-        return run(ports, &plan).await;
+        return match overlap(ports, &plan).await? {
+            Some(outcome) => Ok(outcome),
+            None => run(ports, &plan).await,
+        };
     };
 
     // The ledger first: a run that already has its task is not launched again.
@@ -134,9 +137,8 @@ pub async fn launch(
     if let Some(cap) = &plan.cap {
         match waiting::take_slot(ports, ledger, cluster, cap, &identity, now).await? {
             Slot::Taken => {}
-            Slot::Wait { reason, in_line } => {
-                let slot = (reason.as_str(), in_line);
-                return waiting::wait(config, ports, ledger, event, &identity, loaded, slot, now)
+            Slot::Wait(full) => {
+                return waiting::wait(config, ports, ledger, event, &identity, loaded, &full, now)
                     .await;
             }
         }

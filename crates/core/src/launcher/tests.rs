@@ -7,11 +7,15 @@ use jobrunner_testkit::{s3_event, sqs_batch};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::alert::Publish;
 use crate::config::Format;
 use crate::handled::Response;
 use crate::job_env;
+use crate::ledger::tests::MemoryTable;
 use crate::plan::RunTaskInput;
-use crate::ports::{CallError, CallResult, DescribedTask, RunTaskAnswer, TaskFailure};
+use crate::ports::{
+    CallError, CallResult, DescribedTask, Put, Record, RunTaskAnswer, Saved, TaskFailure,
+};
 
 /// Answers RunTask by the object key (`throttle` → throttled, `nocap` → a capacity failure on
 /// the first provider, `broken` → a permanent failure), and reports `running` tasks to every
@@ -22,6 +26,43 @@ struct FakeEcs {
     running_tick: String,
     calls: Mutex<Vec<String>>,
     launched: Mutex<Vec<RunTaskInput>>,
+    /// The ledger's table (used when the config has `[state]`).
+    table: MemoryTable,
+    /// Messages sent back to the queue: (queue URL, body, delay).
+    sent: Mutex<Vec<(String, String, u32)>>,
+    published: Mutex<Vec<Publish>>,
+}
+
+impl StateTable for FakeEcs {
+    fn table(&self) -> &str {
+        self.table.table()
+    }
+    async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        self.table.get(key).await
+    }
+    async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+        self.table.put(put).await
+    }
+}
+
+impl WaitQueue for FakeEcs {
+    async fn send(&self, queue_url: &str, body: &str, delay_seconds: u32) -> CallResult<()> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((queue_url.into(), body.into(), delay_seconds));
+        Ok(())
+    }
+}
+
+impl Topic for FakeEcs {
+    fn topic_arn(&self) -> &str {
+        "arn:aws:sns:us-east-1:123456789012:alerts"
+    }
+    async fn publish(&self, message: &Publish) -> CallResult<String> {
+        self.published.lock().unwrap().push(message.clone());
+        Ok("m".into())
+    }
 }
 
 fn key_of(input: &RunTaskInput) -> String {
@@ -160,8 +201,12 @@ fn tick(schedule: &str) -> Value {
     json!({"source": "jobrunner.scheduler", "schedule": schedule, "scheduled_time": "2026-11-22T06:00:00Z"})
 }
 
+fn now() -> DateTime<Utc> {
+    "2026-11-22T06:00:30Z".parse().unwrap()
+}
+
 async fn run(config: &Config, ecs: &FakeEcs, payload: &Value) -> Result<Value, Error> {
-    let handled = handle(config, ecs, payload).await?;
+    let handled = handle(config, ecs, payload, now()).await?;
     Ok(serde_json::to_value(handled.into_response()?).unwrap())
 }
 
@@ -175,7 +220,7 @@ async fn a_direct_event_launches_and_summarizes() {
     let summary = run(&config(), &ecs, &event("images/a.jpg")).await.unwrap();
     assert_eq!(
         summary,
-        json!({"launched": 1, "already_launched": 0, "skipped": 0})
+        json!({"launched": 1, "already_launched": 0, "waiting": 0, "skipped": 0})
     );
     let launched = ecs.launched.lock().unwrap();
     assert_eq!(launched[0].task_definition, "thumbnails");
@@ -185,7 +230,9 @@ async fn a_direct_event_launches_and_summarizes() {
 #[tokio::test]
 async fn an_unmatched_event_is_skipped_with_its_reason() {
     let ecs = FakeEcs::default();
-    let handled = handle(&config(), &ecs, &event("docs/a.pdf")).await.unwrap();
+    let handled = handle(&config(), &ecs, &event("docs/a.pdf"), now())
+        .await
+        .unwrap();
     assert_eq!(handled.summary.skipped, 1);
     assert!(
         handled.skipped[0].contains("docs/a.pdf"),
@@ -288,7 +335,7 @@ async fn under_the_cap_the_launch_goes_ahead() {
 #[tokio::test]
 async fn a_capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
     let ecs = FakeEcs::default();
-    let handled = handle(&config(), &ecs, &event("capped/nocap.jpg"))
+    let handled = handle(&config(), &ecs, &event("capped/nocap.jpg"), now())
         .await
         .unwrap();
     assert_eq!(handled.summary.launched, 1);
@@ -331,7 +378,9 @@ async fn forbid_skips_while_a_previous_run_is_going() {
         running_tick: "2026-11-22T05:00:00Z".into(),
         ..FakeEcs::default()
     };
-    let handled = handle(&config(), &ecs, &tick("nightly")).await.unwrap();
+    let handled = handle(&config(), &ecs, &tick("nightly"), now())
+        .await
+        .unwrap();
     assert_eq!(handled.summary.skipped, 1);
     assert!(handled.skipped[0].contains("overlap = forbid"));
     assert!(ecs.launched.lock().unwrap().is_empty());
@@ -344,7 +393,9 @@ async fn replace_stops_the_previous_run_then_launches() {
         running_tick: "2026-11-22T05:00:00Z".into(),
         ..FakeEcs::default()
     };
-    let handled = handle(&config(), &ecs, &tick("refresh")).await.unwrap();
+    let handled = handle(&config(), &ecs, &tick("refresh"), now())
+        .await
+        .unwrap();
     assert_eq!(handled.summary.launched, 1);
     let calls = ecs.calls.lock().unwrap();
     assert_eq!(calls[0], "ListTasks jobs jobrunner/report/refresh");
@@ -363,7 +414,9 @@ async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
         running_tick: "2026-11-22T06:00:00Z".into(),
         ..FakeEcs::default()
     };
-    let handled = handle(&config(), &ecs, &tick("refresh")).await.unwrap();
+    let handled = handle(&config(), &ecs, &tick("refresh"), now())
+        .await
+        .unwrap();
     assert_eq!(handled.summary.already_launched, 1);
     assert!(
         !ecs.calls
@@ -463,11 +516,211 @@ async fn keys_that_overflow_the_overrides_limit_are_refused() {
 #[tokio::test]
 async fn the_response_shape_is_what_lambda_expects() {
     let ecs = FakeEcs::default();
-    let handled = handle(&config(), &ecs, &sqs_batch(&["x"])).await.unwrap();
+    let handled = handle(&config(), &ecs, &sqs_batch(&["x"]), now())
+        .await
+        .unwrap();
     match handled.into_response().unwrap() {
         Response::Batch {
             batch_item_failures,
         } => assert_eq!(batch_item_failures[0].item_identifier, "m0"),
         Response::Direct(summary) => panic!("direct: {summary:?}"),
     }
+}
+
+// --- with the ledger: the hard cap, waiting in line, launch failures -------------------------
+
+fn ledger_config() -> Config {
+    Config::parse(
+        &format!(
+            "{CONFIG}\n[state]\ntable = \"state\"\n[launcher]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/launcher\"\n[alerts]\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:alerts\"\n"
+        ),
+        Format::Toml,
+    )
+    .unwrap()
+}
+
+fn object(key: &str, minute: u32) -> Event {
+    let mut payload = event(key);
+    payload["time"] = json!(format!("2026-11-22T05:{minute:02}:00Z"));
+    event::decode_event(&payload).unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn concurrent_launchers_never_exceed_the_cap_and_the_rest_wait_in_line() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let events: Vec<Event> = (0..30)
+        .map(|i| object(&format!("capped/{i}.jpg"), i))
+        .collect();
+    let outcomes =
+        futures::future::join_all(events.iter().map(|e| process(&config, &ecs, e, now()))).await;
+    let launched = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Outcome::Launched { .. })))
+        .count();
+    let waiting = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Outcome::Waiting { .. })))
+        .count();
+    assert_eq!((launched, waiting), (2, 28), "{outcomes:?}");
+    assert_eq!(ecs.launched.lock().unwrap().len(), 2, "max_running = 2");
+    let sent = ecs.sent.lock().unwrap();
+    assert_eq!(sent.len(), 28, "every waiting event is back in the queue");
+    assert!(sent.iter().all(|(url, _, _)| url.ends_with("/launcher")));
+    // Back in the queue is the same event: it decodes to the same object.
+    let body = event::decode_message(&sent[0].1).unwrap();
+    assert!(events.contains(&body[0]));
+    let slots: crate::ledger::Slots = ecs.table.data("slots/capped").unwrap();
+    assert_eq!(slots.holders.len(), 2);
+}
+
+#[tokio::test]
+async fn a_freed_slot_goes_to_the_oldest_waiting_event() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    for minute in [0, 1] {
+        assert!(matches!(
+            process(
+                &config,
+                &ecs,
+                &object(&format!("capped/run{minute}.jpg"), minute),
+                now()
+            )
+            .await,
+            Ok(Outcome::Launched { .. })
+        ));
+    }
+    let old = object("capped/old.jpg", 2);
+    assert!(matches!(
+        process(&config, &ecs, &old, now()).await,
+        Ok(Outcome::Waiting { .. })
+    ));
+    assert_eq!(
+        ecs.sent.lock().unwrap()[0].2,
+        10,
+        "at the head of the line: 10 s"
+    );
+    // A task stops: its slot is free.
+    let first = crate::token::run_id(&ecs.launched.lock().unwrap()[0].client_token);
+    let ledger = crate::ledger::Ledger::new(&ecs, config.state.as_ref().unwrap());
+    ledger
+        .update(
+            "slots/capped",
+            None,
+            now(),
+            |s: &mut Option<crate::ledger::Slots>| s.as_mut().unwrap().release(&first, 1),
+        )
+        .await
+        .unwrap();
+    // A newer event arrives first: it waits; the old one, when it looks again, launches.
+    assert!(matches!(
+        process(&config, &ecs, &object("capped/new.jpg", 9), now()).await,
+        Ok(Outcome::Waiting { .. })
+    ));
+    assert!(matches!(
+        process(&config, &ecs, &old, now()).await,
+        Ok(Outcome::Launched { .. })
+    ));
+    let run: crate::run::Run = ecs
+        .table
+        .data(&format!(
+            "run/{}",
+            crate::token::run_id(&ecs.launched.lock().unwrap()[2].client_token)
+        ))
+        .unwrap();
+    assert_eq!(run.state, crate::run::RunState::Launching);
+    assert_eq!(
+        run.queued_at,
+        "2026-11-22T05:02:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_launched_run_is_never_launched_again() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let e = object("images/a.jpg", 0);
+    assert!(matches!(
+        process(&config, &ecs, &e, now()).await,
+        Ok(Outcome::Launched { .. })
+    ));
+    assert!(matches!(
+        process(&config, &ecs, &e, now()).await,
+        Ok(Outcome::AlreadyLaunched { .. })
+    ));
+    assert_eq!(ecs.launched.lock().unwrap().len(), 1);
+    let pointer: crate::ledger::ObjectPointer = ecs
+        .table
+        .data("object/thumbnails/uploads/images/a.jpg")
+        .unwrap();
+    let env = &ecs.launched.lock().unwrap()[0]
+        .overrides
+        .container_overrides[0]
+        .environment;
+    let run_id = env.iter().find(|kv| kv.name == job_env::RUN_ID).unwrap();
+    assert_eq!(pointer.run_id, run_id.value);
+    assert!(
+        env.iter()
+            .any(|kv| kv.name == job_env::ATTEMPT && kv.value == "1")
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_launch_failure_fails_the_run_and_alerts_once() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let e = object("capped/broken.jpg", 0);
+    for _ in 0..3 {
+        let err = process(&config, &ecs, &e, now()).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+    }
+    let published = ecs.published.lock().unwrap();
+    assert_eq!(
+        published.len(),
+        1,
+        "one launch_failed alert however often it comes back"
+    );
+    assert_eq!(published[0].attributes["class"], "launch_failed");
+    assert!(
+        published[0]
+            .body("email")
+            .unwrap()
+            .contains("s3://uploads/capped/broken.jpg")
+    );
+    let slots: crate::ledger::Slots = ecs.table.data("slots/capped").unwrap();
+    assert!(
+        slots.holders.is_empty(),
+        "the failed launch gave its slot back"
+    );
+    let runs: Vec<String> = ecs
+        .table
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("run/"))
+        .collect();
+    let run: crate::run::Run = ecs.table.data(&runs[0]).unwrap();
+    assert_eq!(run.state, crate::run::RunState::Failed);
+    assert!(run.reason.unwrap().contains("MISSING"));
+}
+
+#[tokio::test]
+async fn without_a_queue_for_waiting_the_event_fails_back_as_before() {
+    let config = Config::parse(
+        &format!("{CONFIG}\n[state]\ntable = \"state\"\n"),
+        Format::Toml,
+    )
+    .unwrap();
+    let ecs = FakeEcs::default();
+    for i in 0..2 {
+        process(&config, &ecs, &object(&format!("capped/{i}.jpg"), i), now())
+            .await
+            .unwrap();
+    }
+    let err = process(&config, &ecs, &object("capped/x.jpg", 5), now())
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_retryable() && err.to_string().contains("at its cap"),
+        "{err}"
+    );
 }

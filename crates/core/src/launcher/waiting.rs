@@ -29,12 +29,17 @@ pub const HEAD_OF_LINE_DELAY_SECONDS: u32 = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Slot {
     Taken,
-    /// No slot: the event waits; `reason` says where the job stands, `in_line` whether the
-    /// run holds a place in the job's line (it then looks again sooner).
-    Wait {
-        reason: String,
-        in_line: bool,
-    },
+    /// No slot: the event waits.
+    Wait(Full),
+}
+
+/// Where a full job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Full {
+    pub used: u32,
+    pub max_running: u32,
+    /// Whether the run holds a place in the job's line (it then looks again sooner).
+    pub in_line: bool,
 }
 
 /// Counts the job's running tasks against its cap (no ledger: a soft cap).
@@ -69,11 +74,30 @@ pub(super) async fn take_slot<P: LaunchPorts>(
     now: DateTime<Utc>,
 ) -> Result<Slot, Error> {
     let key = keys::slots_key(&identity.job);
+    let loaded = ledger.load::<Slots>(&key).await?;
+    // Would the run wait? Then square the slots with ECS first, when that is due.
+    let mut preview = loaded.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+    let preview_decision = preview.acquire(
+        &identity.run_id,
+        1,
+        identity.queued_at,
+        cap.max_running,
+        now,
+    );
+    let running = if matches!(preview_decision, Acquire::Wait { .. }) && preview.reconcile_due(now)
+    {
+        Some(running_runs(ports, cluster, cap).await?)
+    } else {
+        None
+    };
     let mut decision = Acquire::Held;
-    let mut reconcile_due = false;
+    let mut released = vec![];
     let slots = ledger
-        .update(&key, None, now, |slots: &mut Option<Slots>| {
+        .update(&key, Some(loaded), now, |slots: &mut Option<Slots>| {
             let slots = slots.get_or_insert_with(Slots::default);
+            let reconciled = running.as_ref().map(|running| {
+                released = slots.reconcile(running, now);
+            });
             decision = slots.acquire(
                 &identity.run_id,
                 1,
@@ -81,47 +105,24 @@ pub(super) async fn take_slot<P: LaunchPorts>(
                 cap.max_running,
                 now,
             );
-            reconcile_due = slots.reconcile_due(now);
-            match decision {
-                Acquire::Held => false,
-                Acquire::Granted => true,
-                Acquire::Wait { changed, .. } => changed,
-            }
+            reconciled.is_some()
+                || match decision {
+                    Acquire::Held => false,
+                    Acquire::Granted => true,
+                    Acquire::Wait { changed, .. } => changed,
+                }
         })
         .await?;
-    if matches!(decision, Acquire::Wait { .. }) && reconcile_due {
-        let running = running_runs(ports, cluster, cap).await?;
-        let mut released = vec![];
-        ledger
-            .update(&key, None, now, |slots: &mut Option<Slots>| {
-                let slots = slots.get_or_insert_with(Slots::default);
-                released = slots.reconcile(&running, now);
-                decision = slots.acquire(
-                    &identity.run_id,
-                    1,
-                    identity.queued_at,
-                    cap.max_running,
-                    now,
-                );
-                true
-            })
-            .await?;
-        if !released.is_empty() {
-            info!(job = %identity.job, ?released, "slots whose tasks are gone were released");
-        }
+    if !released.is_empty() {
+        info!(job = %identity.job, ?released, "slots whose tasks are gone were released");
     }
     Ok(match decision {
         Acquire::Held | Acquire::Granted => Slot::Taken,
-        Acquire::Wait { in_line, .. } => {
-            let used = slots.as_ref().map_or(0, Slots::used);
-            Slot::Wait {
-                reason: format!(
-                    "job '{}' is at its cap ({used} of {} slots in use)",
-                    identity.job, cap.max_running,
-                ),
-                in_line,
-            }
-        }
+        Acquire::Wait { in_line, .. } => Slot::Wait(Full {
+            used: slots.as_ref().map_or(0, Slots::used),
+            max_running: cap.max_running,
+            in_line,
+        }),
     })
 }
 
@@ -150,7 +151,6 @@ async fn running_runs(
 /// Puts the event back in line: the run is `waiting` in the ledger and the event goes back to
 /// the launcher's queue with a delay. Without `[launcher] queue_url` the event fails back to
 /// its own queue (retryable), as without a ledger.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn wait<P: LaunchPorts>(
     config: &Config,
     ports: &P,
@@ -158,10 +158,13 @@ pub(super) async fn wait<P: LaunchPorts>(
     event: &Event,
     identity: &Identity,
     loaded: Loaded<Run>,
-    slot: (&str, bool),
+    full: &Full,
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {
-    let (reason, in_line) = slot;
+    let reason = format!(
+        "job '{}' is at its cap ({} of {} slots in use)",
+        identity.job, full.used, full.max_running
+    );
     ledger
         .update(
             &keys::run_key(&identity.run_id),
@@ -170,18 +173,18 @@ pub(super) async fn wait<P: LaunchPorts>(
             |run: &mut Option<Run>| {
                 let created = run.is_none();
                 let run = run.get_or_insert_with(|| identity.new_run(now));
-                run.wait(reason, now) || created
+                run.wait(&reason, now) || created
             },
         )
         .await?;
     let (Some(launcher), Some(document)) = (&config.launcher, event::encode(event)) else {
         return Err(Error::AtCap {
             job: identity.job.clone(),
-            running: 0,
-            max_running: 0,
+            running: full.used,
+            max_running: full.max_running,
         });
     };
-    let delay = if in_line {
+    let delay = if full.in_line {
         HEAD_OF_LINE_DELAY_SECONDS.min(launcher.wait_seconds)
     } else {
         launcher.wait_seconds

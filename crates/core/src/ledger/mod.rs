@@ -23,7 +23,7 @@ use crate::run::Run;
 pub use slots::Slots;
 
 /// Writers that may collide on one item before an update gives up (and the event is retried).
-const MAX_CONFLICTS: usize = 16;
+const MAX_CONFLICTS: usize = 32;
 /// How long slot items live after their last change (a job idle this long has no holders).
 const SLOTS_TTL_DAYS: i64 = 30;
 
@@ -174,4 +174,4 @@ impl<'a, P: StateTable> Ledger<'a, P> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

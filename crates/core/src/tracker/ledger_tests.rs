@@ -1,0 +1,238 @@
+//! The tracker's ledger work with an in-memory table: every state change moves the run
+//! forward once, a stop frees the slot, a cancelled run is not alerted, and the sweep finds
+//! ticks that produced no run.
+
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::alert::{Publish, TaskDefinitionInfo};
+use crate::config::Format;
+use crate::ledger::tests::MemoryTable;
+use crate::ledger::{Ledger, ScheduleWatch, Slots};
+use crate::ports::{CallResult, Record, Saved};
+use crate::run::{Run, RunState};
+
+#[derive(Default)]
+struct Ports {
+    table: MemoryTable,
+    published: Mutex<Vec<Publish>>,
+}
+
+impl TaskDefinitions for Ports {
+    async fn describe_task_definition(&self, _arn: &str) -> CallResult<TaskDefinitionInfo> {
+        Ok(TaskDefinitionInfo::default())
+    }
+}
+
+impl Topic for Ports {
+    fn topic_arn(&self) -> &str {
+        "arn:aws:sns:us-east-1:123456789012:alerts"
+    }
+    async fn publish(&self, message: &Publish) -> CallResult<String> {
+        self.published.lock().unwrap().push(message.clone());
+        Ok("m".into())
+    }
+}
+
+impl StateTable for Ports {
+    fn table(&self) -> &str {
+        "state"
+    }
+    async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        self.table.get(key).await
+    }
+    async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+        self.table.put(put).await
+    }
+}
+
+const RUN_ID: &str = "0f6b1c2d3e4f5a6b7c8d";
+
+fn config() -> Config {
+    Config::parse(
+        r#"
+[defaults]
+cluster = "jobs"
+subnets = ["subnet-1"]
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+max_running = 3
+[jobs.report]
+task_definition = "report"
+container = "app"
+[[triggers.schedule]]
+name = "hourly"
+job = "report"
+expression = "rate(1 hour)"
+[alerts]
+topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+[state]
+table = "state"
+"#,
+        Format::Toml,
+    )
+    .unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    "2024-05-01T10:05:00Z".parse().unwrap()
+}
+
+fn running() -> Value {
+    jobrunner_testkit::sample("ecs-task-running")
+}
+
+fn stopped() -> Value {
+    jobrunner_testkit::sample("ecs-task-stopped-non-zero-exit")
+}
+
+async fn hold_slot(ports: &Ports) {
+    let config = config();
+    Ledger::new(ports, config.state.as_ref().unwrap())
+        .update("slots/thumbnails", None, now(), |s: &mut Option<Slots>| {
+            s.get_or_insert_with(Slots::default)
+                .acquire(RUN_ID, 1, now(), 3, now());
+            true
+        })
+        .await
+        .unwrap();
+}
+
+fn run_of(ports: &Ports) -> Run {
+    ports.table.data(&format!("run/{RUN_ID}")).unwrap()
+}
+
+#[tokio::test]
+async fn running_then_stopped_records_the_run_and_frees_its_slot() {
+    let (config, ports) = (config(), Ports::default());
+    hold_slot(&ports).await;
+    let handled = handle(&config, &ports, &running(), now()).await.unwrap();
+    assert_eq!(handled.summary.recorded, 1);
+    let run = run_of(&ports);
+    assert_eq!(run.state, RunState::Running);
+    assert_eq!(run.job, "thumbnails");
+    assert_eq!(
+        run.input.describe(),
+        "s3://uploads/images/2024/05/01/cat photo.jpg"
+    );
+    let slots: Slots = ports.table.data("slots/thumbnails").unwrap();
+    assert_eq!(slots.holders.len(), 1, "RUNNING keeps the slot");
+    assert!(ports.published.lock().unwrap().is_empty());
+
+    handle(&config, &ports, &stopped(), now()).await.unwrap();
+    let run = run_of(&ports);
+    assert_eq!(run.state, RunState::Failed);
+    let attempt = run.last_attempt().unwrap();
+    assert_eq!(attempt.class, Some(Class::NonZeroExit));
+    assert!(attempt.cost.is_some());
+    assert!(attempt.log_url.as_deref().unwrap().starts_with("https://"));
+    let slots: Slots = ports.table.data("slots/thumbnails").unwrap();
+    assert!(slots.holders.is_empty(), "STOPPED frees the slot");
+    assert_eq!(
+        ports.published.lock().unwrap().len(),
+        1,
+        "and alerts as before"
+    );
+}
+
+#[tokio::test]
+async fn a_late_running_after_the_stop_changes_nothing() {
+    let (config, ports) = (config(), Ports::default());
+    handle(&config, &ports, &stopped(), now()).await.unwrap();
+    let before = run_of(&ports);
+    let handled = handle(&config, &ports, &running(), now()).await.unwrap();
+    assert_eq!(run_of(&ports), before);
+    assert_eq!(handled.summary.recorded, 1, "seen, but not taken");
+    assert_eq!(before.state, RunState::Failed);
+    // Redelivered stop: no second alert, the run unchanged.
+    handle(&config, &ports, &stopped(), now()).await.unwrap();
+    assert_eq!(run_of(&ports), before);
+    assert_eq!(ports.published.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_is_not_alerted() {
+    let (config, ports) = (config(), Ports::default());
+    let mut stop = stopped();
+    stop["detail"]["stopCode"] = json!("UserInitiated");
+    stop["detail"]["stoppedReason"] =
+        json!("jobrunner: cancelled by arn:aws:iam::123456789012:user/ops");
+    let handled = handle(&config, &ports, &stop, now()).await.unwrap();
+    assert!(ports.published.lock().unwrap().is_empty());
+    assert!(handled.skipped.iter().any(|s| s.contains("cancelled")));
+    assert_eq!(run_of(&ports).state, RunState::Cancelled);
+}
+
+fn sweep_tick(at: &str) -> Value {
+    json!({"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": at, "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/jobrunner-sweep"], "detail": {}})
+}
+
+#[tokio::test]
+async fn the_sweep_reports_a_tick_that_never_came_once() {
+    let (config, ports) = (config(), Ports::default());
+    let t0: DateTime<Utc> = "2024-05-01T10:00:00Z".parse().unwrap();
+    // The first sweep starts watching: nothing before it counts.
+    let handled = handle(&config, &ports, &sweep_tick("2024-05-01T10:00:00Z"), t0)
+        .await
+        .unwrap();
+    assert_eq!(handled.summary.sweep.as_ref().unwrap().schedules_checked, 1);
+    assert!(ports.published.lock().unwrap().is_empty());
+    // A tick arrives at 11:00 (the launcher notes it).
+    Ledger::new(&ports, config.state.as_ref().unwrap())
+        .update(
+            "schedule/hourly",
+            None,
+            t0,
+            |w: &mut Option<ScheduleWatch>| {
+                w.as_mut().unwrap().last_tick = Some(t0 + chrono::Duration::hours(1));
+                true
+            },
+        )
+        .await
+        .unwrap();
+    // 12:05: the 12:00 tick is not yet late (10 minutes of grace).
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    handle(
+        &config,
+        &ports,
+        &sweep_tick("2024-05-01T12:00:00Z"),
+        at("2024-05-01T12:05:00Z"),
+    )
+    .await
+    .unwrap();
+    assert!(ports.published.lock().unwrap().is_empty());
+    // 12:11: it is.
+    let handled = handle(
+        &config,
+        &ports,
+        &sweep_tick("2024-05-01T12:00:00Z"),
+        at("2024-05-01T12:11:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handled.summary.sweep.unwrap().missed_ticks, 1);
+    let published = ports.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].attributes["class"], "missed_schedule");
+    assert!(
+        published[0]
+            .body("email")
+            .unwrap()
+            .contains("hourly@2024-05-01T12:00:00Z")
+    );
+    // The next sweep does not report it again.
+    handle(
+        &config,
+        &ports,
+        &sweep_tick("2024-05-01T12:00:00Z"),
+        at("2024-05-01T12:12:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ports.published.lock().unwrap().len(), 1);
+}
