@@ -307,6 +307,7 @@ async fn conditional_writes_keep_overlapping_invocations_apart() {
         expected,
         expires_at,
         now: Utc::now(),
+        listing: None,
     };
     assert_eq!(
         store

@@ -151,33 +151,69 @@ fn http_post(path: &str, content_type: &str, body: &str, account: Option<&str>) 
     response
 }
 
-/// Creates the DynamoDB state table (partition key `pk`, string) of `[state] table`.
+/// Creates the DynamoDB state table of `[state] table` as the CDK construct does: partition
+/// key `pk` (string) and the listing index `runs-by-day` (`list_pk`, `list_sk`, all attributes).
 pub async fn create_state_table(account: &Account, name: &str) {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    use jobrunner_core::ledger::keys::{LIST_INDEX, LIST_PK, LIST_SK};
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
     };
     account
         .dynamodb()
         .create_table()
         .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute(LIST_PK))
+        .attribute_definitions(attribute(LIST_SK))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(LIST_INDEX)
+                .key_schema(key(LIST_PK, KeyType::Hash))
+                .key_schema(key(LIST_SK, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
-                .expect("attribute definition"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key schema"),
+                .expect("listing index"),
         )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
         .expect("create state table");
+}
+
+/// The launcher's ports in `account`: ECS always; the ledger's table, the SQS client (events
+/// that wait are sent back to their queue) and the alert topic when given.
+pub fn launcher_ports(
+    account: &Account,
+    table: Option<&str>,
+    topic_arn: Option<&str>,
+) -> jobrunner_aws::Adapters {
+    jobrunner_aws::Adapters {
+        ecs: Some(jobrunner_aws::ecs::EcsTasks::new(account.ecs())),
+        state: table.map(|t| jobrunner_aws::state_store::StateStore::new(account.dynamodb(), t)),
+        queues: Some(jobrunner_aws::sqs_queue::SqsQueues::new(account.sqs())),
+        topic: topic_arn.map(|arn| jobrunner_aws::sns::SnsTopic::new(account.sns(), arn)),
+        ..jobrunner_aws::Adapters::default()
+    }
 }
 
 /// An SNS topic `jobrunner-alerts` with the SQS queue `alerts-inbox` subscribed (SNS envelopes,

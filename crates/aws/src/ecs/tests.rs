@@ -17,7 +17,7 @@ use jobrunner_core::Config;
 use jobrunner_core::Error as CoreError;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::{ObjectCreated, ScheduleTick, TickSource};
-use jobrunner_core::launcher::{Outcome, launch};
+use jobrunner_core::launcher::Outcome;
 use jobrunner_core::plan::{LaunchPlan, plan_object, plan_tick};
 
 use super::*;
@@ -82,6 +82,17 @@ fn tick_plan(schedule: usize) -> LaunchPlan {
         source: TickSource::Scheduler { arn: None },
     };
     plan_tick(&config, schedule, &tick).unwrap()
+}
+
+/// The launcher's own launch path over `ecs` alone (no ledger in this config).
+async fn launch(ecs: &EcsTasks, plan: &LaunchPlan) -> Result<Outcome, CoreError> {
+    let ports: crate::Adapters = crate::Adapters {
+        ecs: Some(ecs.clone()),
+        ..crate::Adapters::default()
+    };
+    let event = jobrunner_core::event::Event::Ignored(String::new());
+    let now = "2026-11-22T06:00:30Z".parse().unwrap();
+    jobrunner_core::launcher::launch(&config(), &ports, &event, Ok(plan.clone()), now).await
 }
 
 /// The ECS adapter over mocked responses. Standard retry mode here: the adaptive mode's rate
