@@ -70,12 +70,16 @@ pub struct Summary {
 pub trait AlertPorts: TaskDefinitions + Topic + StateTable {}
 impl<T: TaskDefinitions + Topic + StateTable> AlertPorts for T {}
 
-/// The `[alerts]` section, which the tracker cannot work without (checked at init).
-pub fn alerts(config: &Config) -> Result<&Alerts, Error> {
-    config.alerts.as_ref().ok_or_else(|| Error::Config {
-        path: "alerts".into(),
-        reason: "the tracker needs an [alerts] section with topic_arn".into(),
-    })
+/// What the tracker works for: the `[alerts]` section (alerts) and the `[state]` table (the
+/// ledger). With neither it has nothing to do (checked at init).
+pub fn check(config: &Config) -> Result<(), Error> {
+    if config.alerts.is_none() && config.state.is_none() {
+        return Err(Error::Config {
+            path: "alerts".into(),
+            reason: "the tracker needs an [alerts] section with topic_arn, a [state] table for the run ledger, or both".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Handles one invocation payload at time `now`.
@@ -85,7 +89,7 @@ pub async fn handle(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Handled<Summary>, Error> {
-    let alerts = alerts(config)?;
+    check(config)?;
     let (batch, deliveries) = match event::decode_invocation(payload)? {
         Invocation::Direct(events) => (false, vec![(None, events)]),
         Invocation::SqsBatch(messages) => (
@@ -146,7 +150,9 @@ pub async fn handle(
     if sweep_due {
         handled.summary.sweep = Some(sweep::sweep(config, ports, now).await?);
     }
-    alert_all(config, alerts, ports, stops, definitions, now, &mut handled).await;
+    if let Some(alerts) = &config.alerts {
+        alert_all(config, alerts, ports, stops, definitions, now, &mut handled).await;
+    }
     // Failures in the batch's own message order.
     handled.failed.sort_by_key(|f| {
         f.message_id

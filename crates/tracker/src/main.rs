@@ -12,13 +12,13 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
-    let topic_arn = jobrunner_lambda::init::required(jobrunner_core::tracker::alerts(&config))
-        .await?
-        .topic_arn
-        .clone();
+    jobrunner_lambda::init::required(jobrunner_core::tracker::check(&config)).await?;
     let sdk = jobrunner_aws::client::load().await;
     let ports: Adapters = Adapters {
-        topic: Some(SnsTopic::new(aws_sdk_sns::Client::new(&sdk), topic_arn)),
+        topic: config
+            .alerts
+            .as_ref()
+            .map(|a| SnsTopic::new(aws_sdk_sns::Client::new(&sdk), &a.topic_arn)),
         task_definitions: Some(TaskDefinitions::new(aws_sdk_ecs::Client::new(&sdk))),
         state: config
             .state

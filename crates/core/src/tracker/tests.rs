@@ -337,7 +337,7 @@ async fn lookups_and_state_failures_do_not_stop_the_alert() {
 }
 
 #[tokio::test]
-async fn without_an_alerts_section_nothing_runs() {
+async fn without_alerts_or_a_ledger_nothing_runs() {
     let err = run(
         &Config::default(),
         &FakePorts::default(),
@@ -347,4 +347,5 @@ async fn without_an_alerts_section_nothing_runs() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("[alerts]"), "{err}");
+    assert!(err.to_string().contains("[state]"), "{err}");
 }
