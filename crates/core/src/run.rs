@@ -312,6 +312,7 @@ impl Run {
 
     /// RunTask placed the task (or said it had, for a redelivery).
     pub fn launched(&mut self, launch: &Launched<'_>, now: DateTime<Utc>) {
+        let had_task = self.attempts.iter().any(|a| a.task_arn.is_some());
         let attempt = self.attempt_mut(launch.attempt);
         attempt.client_token = Some(launch.client_token.into());
         attempt.task_arn = Some(launch.task_arn.into());
@@ -322,8 +323,10 @@ impl Run {
         attempt.cpu = launch.cpu.or(attempt.cpu);
         attempt.memory = launch.memory.or(attempt.memory);
         attempt.launched_at.get_or_insert(now);
-        // A run refused before (and now redriven) launches like a waiting one.
-        if matches!(self.state, RunState::Waiting | RunState::Failed) {
+        // A run refused before any task (and now redriven) launches like a waiting one; a
+        // run whose task already ended (the tracker got there first) keeps its outcome.
+        let refused = self.state == RunState::Failed && !had_task;
+        if self.state == RunState::Waiting || refused {
             self.state = RunState::Launching;
             self.reason = None;
         }

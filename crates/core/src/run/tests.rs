@@ -227,3 +227,26 @@ fn state_names_are_the_documented_words() {
         "timed_out"
     );
 }
+
+#[test]
+fn a_launch_recorded_after_the_tasks_stop_keeps_the_outcome() {
+    // The tracker saw the task stop before the launcher wrote down its launch.
+    let input = RunInput::from_task(&running()).unwrap();
+    let mut run = Run::new("r1", "thumbnails", input, at(0), at(0));
+    observe(&mut run, &stopped(1));
+    assert_eq!(run.state, RunState::Failed);
+    run.launched(
+        &Launched {
+            attempt: 1,
+            client_token: "jr1-abc",
+            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/jobs/abc",
+            capacity_provider: Some("FARGATE"),
+            cpu: Some(1024),
+            memory: Some(2048),
+        },
+        at(12),
+    );
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.attempts.len(), 1);
+    assert_eq!(run.last_attempt().unwrap().client_token.as_deref(), Some("jr1-abc"));
+}
