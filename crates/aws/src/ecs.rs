@@ -29,6 +29,11 @@ impl EcsTasks {
     }
 }
 
+/// An SDK timestamp as chrono's.
+fn time(at: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+}
+
 impl Tasks for EcsTasks {
     async fn list_tasks(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, Error> {
         let mut arns = Vec::new();
@@ -80,6 +85,10 @@ impl Tasks for EcsTasks {
                             .collect()
                     })
                     .unwrap_or_default(),
+                last_status: task.last_status().unwrap_or_default().to_owned(),
+                desired_status: task.desired_status().unwrap_or_default().to_owned(),
+                created_at: task.created_at().and_then(time),
+                started_at: task.started_at().and_then(time),
             })
             .collect())
     }

@@ -5,8 +5,8 @@
 //! order, reads included, given the same answers.
 //!
 //! The world's answers (see `jobrunner plan --help`): ListTasks finds `running` tasks of the
-//! given `startedBy` (none by default), described as RUNNING a tick other than the one being
-//! planned; RunTask places the task; DescribeTaskDefinition finds every container essential
+//! given `startedBy` (none by default), described as RUNNING since a minute ago, for a tick
+//! other than the one being planned; RunTask places the task; DescribeTaskDefinition finds every container essential
 //! with no `awslogs` settings; GetItem finds nothing (no earlier run or alert, no scaler
 //! history) except a capped job's slots, held by the `running` tasks; PutItem writes;
 //! SendMessage sends; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
@@ -257,7 +257,7 @@ impl Explain for Dry {
                 Some(json!({"taskArns": self.running_arns(started_by)}))
             }
             "DescribeTasks" => Some(
-                json!({"tasks": "each RUNNING, started for another tick (change with --running)"}),
+                json!({"tasks": "each RUNNING since a minute ago, started for another tick (change with --running)"}),
             ),
             "DescribeTaskDefinition" => Some(
                 json!({"containers": "every container essential, no awslogs settings (a live run links the logs)"}),
@@ -299,6 +299,10 @@ impl Tasks for Dry {
         Ok(task_arns
             .iter()
             .map(|arn| DescribedTask {
+                last_status: "RUNNING".into(),
+                desired_status: "RUNNING".into(),
+                created_at: Some(self.clock.now() - chrono::Duration::minutes(1)),
+                started_at: Some(self.clock.now() - chrono::Duration::minutes(1)),
                 task_arn: arn.clone(),
                 environment: vec![
                     (job_env::SCHEDULED_TIME.into(), "(an earlier tick)".into()),

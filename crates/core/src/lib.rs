@@ -22,7 +22,7 @@
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
 //! | [`plan`] | job + event → the exact RunTask request |
 //! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
-//! | [`run`] | a run's ledger record and the rules that move it forward (pure) |
+//! | [`run`], [`deadline`] | a run's ledger record and the rules that move it forward; tasks' time limits (pure) |
 //! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
 //! | [`action`], [`recording`] | one AWS call as data; a port wrapper that records calls |
 //! | [`ledger`] | the run ledger, job slots and schedule watches in the state table |
@@ -34,6 +34,7 @@ pub mod alert;
 pub mod class;
 pub mod config;
 pub mod cost;
+pub mod deadline;
 pub mod dryrun;
 pub mod ecs_limits;
 pub mod error;

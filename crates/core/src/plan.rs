@@ -236,7 +236,14 @@ fn lookup<'c>(config: &'c Config, job: &str) -> Result<&'c Job, Error> {
 }
 
 fn cap(config: &Config, job_name: &str, job: &Job) -> Option<ConcurrencyCap> {
-    let max_running = job.max_running?;
+    Some(ConcurrencyCap {
+        max_running: job.max_running?,
+        started_by: started_by_of(config, job_name),
+    })
+}
+
+/// Every `startedBy` a job's tasks carry: the job's own and one per schedule of the job.
+pub fn started_by_of(config: &Config, job_name: &str) -> Vec<String> {
     let mut started_by = vec![StartedBy::job(job_name).to_string()];
     started_by.extend(
         config
@@ -246,10 +253,7 @@ fn cap(config: &Config, job_name: &str, job: &Job) -> Option<ConcurrencyCap> {
             .filter(|s| s.job == job_name)
             .map(|s| StartedBy::schedule(job_name, &s.name).to_string()),
     );
-    Some(ConcurrencyCap {
-        max_running,
-        started_by,
-    })
+    started_by
 }
 
 /// What differs between an object launch and a tick launch.

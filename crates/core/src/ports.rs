@@ -20,12 +20,18 @@ pub use crate::error::CallError;
 /// What a port call returns.
 pub type CallResult<T> = Result<T, CallError>;
 
-/// A task as DescribeTasks reports it (the fields the launch policies read).
+/// A task as DescribeTasks reports it (the fields the launch policies and time limits read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DescribedTask {
     pub task_arn: String,
     /// The container overrides' environment, every container's, in order.
     pub environment: Vec<(String, String)>,
+    /// `lastStatus` (e.g. PENDING, RUNNING).
+    pub last_status: String,
+    /// `desiredStatus` (RUNNING, or STOPPED once something asked it to stop).
+    pub desired_status: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl DescribedTask {

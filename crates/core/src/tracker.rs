@@ -5,8 +5,9 @@
 //! function does them.
 //!
 //! Per invocation: decode every message; record every state change of a jobrunner task in its
-//! run ([`record`]; a stop also frees the run's slot); on a scheduled tick, [`sweep`] for missed
-//! schedule ticks. Then keep the STOPPED changes (a run cancelled with `jobrunner run cancel`
+//! run ([`record`]; a stop also frees the run's slot) and stop it when it is past its job's
+//! time limit ([`limits`]); on a scheduled tick, [`sweep`] for missed schedule ticks and
+//! overdue tasks. Then keep the STOPPED changes (a run cancelled with `jobrunner run cancel`
 //! is not alerted), collapse redeliveries
 //! ([`dedupe`]), classify each stop, look earlier alerts up in the state table (with
 //! `[state] table`: STOPPED is final, so a task is alerted at most once however many versions
@@ -14,6 +15,7 @@
 //! for log links and essential containers, group the stops into one alert per job and class,
 //! publish, and mark each alerted task in the state table.
 
+mod limits;
 mod record;
 pub mod sweep;
 
@@ -29,7 +31,7 @@ use crate::config::{Alerts, Config};
 use crate::error::Error;
 use crate::event::{self, Event, Invocation, TaskStateChange};
 use crate::handled::{Failure, Handled};
-use crate::ports::{Put, StateTable, TaskDefinitions, Topic};
+use crate::ports::{Put, StateTable, TaskDefinitions, Tasks, Topic};
 use crate::run::CANCEL_REASON_PREFIX;
 use record::Definitions;
 pub use sweep::Sweep;
@@ -61,14 +63,17 @@ pub struct Summary {
     pub failed: usize,
     /// State changes that moved a run forward in the ledger.
     pub recorded: usize,
+    /// Overdue tasks stopped (`max_runtime`, `start_timeout`).
+    pub timeouts: usize,
     /// What the sweep found, when the invocation was the tracker's scheduled tick.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
 }
 
-/// The ports the tracker needs.
-pub trait AlertPorts: TaskDefinitions + Topic + StateTable {}
-impl<T: TaskDefinitions + Topic + StateTable> AlertPorts for T {}
+/// The ports the tracker needs: task definitions (log links, essential containers), the alert
+/// topic, the state table (ledger, dedupe) and ECS tasks (stopping overdue ones).
+pub trait TrackerPorts: TaskDefinitions + Topic + StateTable + Tasks {}
+impl<T: TaskDefinitions + Topic + StateTable + Tasks> TrackerPorts for T {}
 
 /// What the tracker works for: the `[alerts]` section (alerts) and the `[state]` table (the
 /// ledger). With neither it has nothing to do (checked at init).
@@ -85,7 +90,7 @@ pub fn check(config: &Config) -> Result<(), Error> {
 /// Handles one invocation payload at time `now`.
 pub async fn handle(
     config: &Config,
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Handled<Summary>, Error> {
@@ -125,6 +130,17 @@ pub async fn handle(
     let mut definitions = Definitions::new();
     let mut stops = vec![];
     for (message_id, change) in changes {
+        if !change.is_stopped() {
+            match limits::on_change(config, ports, &change, now).await {
+                Ok(Some(_)) => handled.summary.timeouts += 1,
+                Ok(None) => {}
+                Err(error) if batch => handled.failed.push(Failure {
+                    message_id: Some(message_id.clone()),
+                    error,
+                }),
+                Err(error) => return Err(error),
+            }
+        }
         match record::record(config, ports, &mut definitions, &change, now).await {
             Ok(Some(_)) => handled.summary.recorded += 1,
             Ok(None) => {}
@@ -148,7 +164,10 @@ pub async fn handle(
         }
     }
     if sweep_due {
-        handled.summary.sweep = Some(sweep::sweep(config, ports, now).await?);
+        let mut found = sweep::sweep(config, ports, now).await?;
+        found.overdue_stopped = limits::sweep(config, ports, now).await?;
+        handled.summary.timeouts += found.overdue_stopped;
+        handled.summary.sweep = Some(found);
     }
     if let Some(alerts) = &config.alerts {
         alert_all(config, alerts, ports, stops, definitions, now, &mut handled).await;
@@ -195,7 +214,7 @@ fn accept(
 async fn alert_all(
     config: &Config,
     alerts: &Alerts,
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     stops: Vec<(String, TaskStateChange)>,
     mut definitions: Definitions,
     now: DateTime<Utc>,

@@ -1,12 +1,14 @@
-//! The tracker function: ECS tasks that stopped become classified SNS alerts.
+//! The tracker function: every state change of a jobrunner task moves its run forward in the
+//! ledger, overdue tasks are stopped, and tasks that stopped become classified SNS alerts.
 //!
-//! The decisions are `jobrunner_core::tracker::handle` (shared with `jobrunner plan`): dedupe of
+//! The decisions are `jobrunner_core::tracker::handle` (shared with `jobrunner plan`): the
+//! ledger, time limits, the one-minute sweep (missed schedule ticks, overdue tasks), dedupe of
 //! redeliveries, classification, per-job digests, `[alerts] notify_on`, and with `[state]
 //! table` at most one alert per stopped task across invocations. This is the function's one
 //! `handle`, as every jobrunner function has it.
 
 use jobrunner_core::Config;
-use jobrunner_core::tracker::AlertPorts;
+use jobrunner_core::tracker::TrackerPorts;
 use jobrunner_lambda::{Error, Invocation};
 use serde_json::Value;
 
@@ -15,7 +17,7 @@ use serde_json::Value;
 /// a summary or an error.
 pub async fn handle(
     config: &Config,
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     invocation: &Invocation,
 ) -> Result<Value, Error> {
     let handled =

@@ -2,6 +2,7 @@
 #![recursion_limit = "256"]
 
 use jobrunner_aws::Adapters;
+use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
@@ -14,12 +15,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = jobrunner_lambda::init::load_config().await?;
     jobrunner_lambda::init::required(jobrunner_core::tracker::check(&config)).await?;
     let sdk = jobrunner_aws::client::load().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
     let ports: Adapters = Adapters {
+        // Stopping overdue tasks, and listing them in the sweep.
+        ecs: Some(EcsTasks::new(ecs.clone())),
         topic: config
             .alerts
             .as_ref()
             .map(|a| SnsTopic::new(aws_sdk_sns::Client::new(&sdk), &a.topic_arn)),
-        task_definitions: Some(TaskDefinitions::new(aws_sdk_ecs::Client::new(&sdk))),
+        task_definitions: Some(TaskDefinitions::new(ecs)),
         state: config
             .state
             .as_ref()

@@ -57,6 +57,11 @@ pub struct LaunchSettings {
     pub placement_strategy: Option<Vec<PlacementStrategy>>,
     /// Copy the task definition's tags to the task (`TASK_DEFINITION`) or not.
     pub propagate_tags: Option<bool>,
+    /// A task still running this long after it started is stopped (class `timeout`).
+    pub max_runtime: Option<HumanDuration>,
+    /// A task still not running (PROVISIONING, PENDING, ACTIVATING) this long after it was
+    /// launched is stopped (class `timeout`).
+    pub start_timeout: Option<HumanDuration>,
 }
 
 /// RunTask's `launchType`.
@@ -142,6 +147,8 @@ pub struct Job {
     pub placement_constraints: Option<Vec<PlacementConstraint>>,
     pub placement_strategy: Option<Vec<PlacementStrategy>>,
     pub propagate_tags: Option<bool>,
+    pub max_runtime: Option<HumanDuration>,
+    pub start_timeout: Option<HumanDuration>,
 }
 
 impl Job {
@@ -158,6 +165,8 @@ impl Job {
             placement_constraints: self.placement_constraints.clone(),
             placement_strategy: self.placement_strategy.clone(),
             propagate_tags: self.propagate_tags,
+            max_runtime: self.max_runtime.clone(),
+            start_timeout: self.start_timeout.clone(),
         }
     }
 
@@ -188,6 +197,8 @@ impl Job {
                 .placement_strategy
                 .or_else(|| defaults.placement_strategy.clone()),
             propagate_tags: own.propagate_tags.or(defaults.propagate_tags),
+            max_runtime: own.max_runtime.or_else(|| defaults.max_runtime.clone()),
+            start_timeout: own.start_timeout.or_else(|| defaults.start_timeout.clone()),
         }
     }
 }

@@ -848,3 +848,24 @@ fn ledger_settings_have_defaults_and_bounds() {
     ));
     assert_eq!(path, "prices.vcpu_hour");
 }
+
+#[test]
+fn time_limits_are_inherited_and_must_be_positive() {
+    let config = Config::parse(
+        &VALID.replace("[defaults]\n", "[defaults]\nmax_runtime = \"30m\"\n"),
+        Format::Toml,
+    )
+    .unwrap();
+    for job in config.jobs.values() {
+        let settings = job.resolved(&config.defaults);
+        assert_eq!(settings.max_runtime.unwrap().as_secs(), 1800);
+        assert_eq!(settings.start_timeout, None);
+    }
+    let (path, reason) =
+        error_of(&VALID.replace("[defaults]\n", "[defaults]\nstart_timeout = \"0s\"\n"));
+    assert_eq!(path, "defaults.start_timeout");
+    assert!(reason.contains("at least one second"), "{reason}");
+    let (path, _) =
+        error_of(&VALID.replace("[defaults]\n", "[defaults]\nmax_runtime = \"soon\"\n"));
+    assert!(path.contains("max_runtime"), "{path}");
+}

@@ -233,6 +233,17 @@ fn require_non_empty(path: &str, value: &str) -> Check {
 }
 
 fn check_settings(path: &str, settings: &LaunchSettings) -> Check {
+    for (field, limit) in [
+        ("max_runtime", &settings.max_runtime),
+        ("start_timeout", &settings.start_timeout),
+    ] {
+        if limit.as_ref().is_some_and(|l| l.as_secs() == 0) {
+            return Err(Error::config(
+                format!("{path}.{field}"),
+                "must be at least one second (a zero limit would stop every task at once)",
+            ));
+        }
+    }
     if settings.capacity.is_some() && settings.launch_type.is_some() {
         return Err(Error::config(
             format!("{path}.launch_type"),

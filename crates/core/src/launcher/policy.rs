@@ -109,6 +109,7 @@ mod tests {
         DescribedTask {
             task_arn: arn.into(),
             environment: vec![(job_env::SCHEDULED_TIME.into(), tick.into())],
+            ..DescribedTask::default()
         }
     }
 

@@ -97,6 +97,7 @@ impl Tasks for FakeEcs {
             .map(|arn| DescribedTask {
                 task_arn: arn.clone(),
                 environment: vec![(job_env::SCHEDULED_TIME.into(), self.running_tick.clone())],
+                ..DescribedTask::default()
             })
             .collect())
     }

@@ -248,5 +248,8 @@ fn a_launch_recorded_after_the_tasks_stop_keeps_the_outcome() {
     );
     assert_eq!(run.state, RunState::Failed);
     assert_eq!(run.attempts.len(), 1);
-    assert_eq!(run.last_attempt().unwrap().client_token.as_deref(), Some("jr1-abc"));
+    assert_eq!(
+        run.last_attempt().unwrap().client_token.as_deref(),
+        Some("jr1-abc")
+    );
 }

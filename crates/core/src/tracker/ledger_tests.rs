@@ -11,13 +11,51 @@ use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::config::Format;
 use crate::ledger::tests::MemoryTable;
 use crate::ledger::{Ledger, ScheduleWatch, Slots};
-use crate::ports::{CallResult, Record, Saved};
+use crate::plan::RunTaskInput;
+use crate::ports::{CallResult, DescribedTask, Record, RunTaskAnswer, Saved};
 use crate::run::{Run, RunState};
 
 #[derive(Default)]
 struct Ports {
     table: MemoryTable,
     published: Mutex<Vec<Publish>>,
+    /// What ListTasks/DescribeTasks report for every `startedBy`.
+    running: Vec<DescribedTask>,
+    /// StopTask calls: (task ARN, reason).
+    stopped: Mutex<Vec<(String, String)>>,
+}
+
+impl Tasks for Ports {
+    async fn list_tasks(&self, _cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
+        Ok(self
+            .running
+            .iter()
+            .filter(|t| started_by == "jobrunner/thumbnails")
+            .map(|t| t.task_arn.clone())
+            .collect())
+    }
+    async fn describe_tasks(
+        &self,
+        _cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<DescribedTask>> {
+        Ok(self
+            .running
+            .iter()
+            .filter(|t| task_arns.contains(&t.task_arn))
+            .cloned()
+            .collect())
+    }
+    async fn run_task(&self, _input: &RunTaskInput) -> CallResult<RunTaskAnswer> {
+        unreachable!("the tracker never launches")
+    }
+    async fn stop_task(&self, _cluster: &str, task_arn: &str, reason: &str) -> CallResult<()> {
+        self.stopped
+            .lock()
+            .unwrap()
+            .push((task_arn.into(), reason.into()));
+        Ok(())
+    }
 }
 
 impl TaskDefinitions for Ports {
@@ -235,4 +273,113 @@ async fn the_sweep_reports_a_tick_that_never_came_once() {
     .await
     .unwrap();
     assert_eq!(ports.published.lock().unwrap().len(), 1);
+}
+
+fn limited_config() -> Config {
+    let text = format!(
+        "{}",
+        r#"
+[defaults]
+cluster = "jobs"
+subnets = ["subnet-1"]
+max_runtime = "30m"
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+start_timeout = "10m"
+[state]
+table = "state"
+"#
+    );
+    Config::parse(&text, Format::Toml).unwrap()
+}
+
+#[tokio::test]
+async fn a_state_change_of_an_overdue_task_stops_it() {
+    let ports = Ports::default();
+    // RUNNING since 10:00:22.918; max_runtime 30m from [defaults].
+    let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+    let handled = handle(
+        &limited_config(),
+        &ports,
+        &running(),
+        at("2024-05-01T10:30:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handled.summary.timeouts, 0);
+    assert!(ports.stopped.lock().unwrap().is_empty());
+    let handled = handle(
+        &limited_config(),
+        &ports,
+        &running(),
+        at("2024-05-01T10:30:23Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handled.summary.timeouts, 1);
+    let stopped = ports.stopped.lock().unwrap();
+    assert_eq!(
+        stopped[0],
+        (
+            "arn:aws:ecs:us-east-1:123456789012:task/jobs/b5689851c2c27b092735cf18202df303"
+                .to_string(),
+            "jobrunner: timeout after 30m (max_runtime)".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_stops_overdue_tasks_that_send_no_event() {
+    let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+    let task = |arn: &str, status: &str, created: &str, started: Option<&str>| DescribedTask {
+        task_arn: arn.into(),
+        last_status: status.into(),
+        desired_status: "RUNNING".into(),
+        created_at: Some(at(created)),
+        started_at: started.map(at),
+        ..DescribedTask::default()
+    };
+    let ports = Ports {
+        running: vec![
+            task("stuck", "PENDING", "2024-05-01T10:00:00Z", None),
+            task("fresh", "PENDING", "2024-05-01T10:08:00Z", None),
+            task(
+                "long",
+                "RUNNING",
+                "2024-05-01T09:00:00Z",
+                Some("2024-05-01T09:01:00Z"),
+            ),
+            task(
+                "short",
+                "RUNNING",
+                "2024-05-01T10:00:00Z",
+                Some("2024-05-01T10:01:00Z"),
+            ),
+        ],
+        ..Ports::default()
+    };
+    let handled = handle(
+        &limited_config(),
+        &ports,
+        &sweep_tick("2024-05-01T10:10:00Z"),
+        at("2024-05-01T10:10:30Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handled.summary.sweep.unwrap().overdue_stopped, 2);
+    let stopped = ports.stopped.lock().unwrap();
+    assert_eq!(
+        *stopped,
+        [
+            (
+                "stuck".to_string(),
+                "jobrunner: timeout after 10m (start_timeout)".to_string()
+            ),
+            (
+                "long".to_string(),
+                "jobrunner: timeout after 30m (max_runtime)".to_string()
+            ),
+        ]
+    );
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::AlertPorts;
+use super::TrackerPorts;
 use crate::alert::{TaskDefinitionLookup, classify, console_url, log_links};
 use crate::config::Config;
 use crate::error::Error;
@@ -23,7 +23,7 @@ pub(super) type Definitions = HashMap<String, TaskDefinitionLookup>;
 
 /// Looks `change`'s task definition up once per invocation.
 pub(super) async fn definition(
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     definitions: &mut Definitions,
     change: &TaskStateChange,
 ) -> TaskDefinitionLookup {
@@ -48,7 +48,7 @@ pub(super) async fn definition(
 /// Returns the run as it now is; `None` for tasks jobrunner did not launch.
 pub(super) async fn record(
     config: &Config,
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     definitions: &mut Definitions,
     change: &TaskStateChange,
     now: DateTime<Utc>,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::AlertPorts;
+use super::TrackerPorts;
 use crate::alert::{Class, UnstartedRun, render_unstarted, wants};
 use crate::config::Config;
 use crate::error::Error;
@@ -26,12 +26,14 @@ pub struct Sweep {
     pub missed_ticks: usize,
     /// `missed_schedule` alerts published.
     pub alerts: usize,
+    /// Overdue tasks stopped by the sweep.
+    pub overdue_stopped: usize,
 }
 
 /// Compares every schedule's recorded ticks with its expression at `now`.
 pub async fn sweep(
     config: &Config,
-    ports: &impl AlertPorts,
+    ports: &impl TrackerPorts,
     now: DateTime<Utc>,
 ) -> Result<Sweep, Error> {
     let mut found = Sweep::default();

@@ -46,6 +46,29 @@ impl TaskDefinitions for FakePorts {
     }
 }
 
+/// No jobs with time limits here: the tracker never calls ECS.
+impl Tasks for FakePorts {
+    async fn list_tasks(&self, _cluster: &str, _started_by: &str) -> CallResult<Vec<String>> {
+        unreachable!("no time limits configured")
+    }
+    async fn describe_tasks(
+        &self,
+        _cluster: &str,
+        _task_arns: &[String],
+    ) -> CallResult<Vec<crate::ports::DescribedTask>> {
+        unreachable!("no time limits configured")
+    }
+    async fn run_task(
+        &self,
+        _input: &crate::plan::RunTaskInput,
+    ) -> CallResult<crate::ports::RunTaskAnswer> {
+        unreachable!("the tracker never launches")
+    }
+    async fn stop_task(&self, _cluster: &str, _task_arn: &str, _reason: &str) -> CallResult<()> {
+        unreachable!("no time limits configured")
+    }
+}
+
 impl Topic for FakePorts {
     fn topic_arn(&self) -> &str {
         "arn:aws:sns:us-east-1:123456789012:alerts"
