@@ -15,6 +15,31 @@ pub fn is_valid_pair(cpu: u32, memory: u32) -> bool {
     (min..=max).contains(&memory) && memory.is_multiple_of(step)
 }
 
+/// The largest memory (MiB) Fargate pairs with `cpu` units.
+pub fn max_memory(cpu: u32) -> Option<u32> {
+    Some(match cpu {
+        256 => 2048,
+        512 => 4096,
+        1024 => 8192,
+        2048 => 16384,
+        4096 => 30720,
+        8192 => 61440,
+        16384 => 122880,
+        _ => return None,
+    })
+}
+
+/// Twice `memory`, capped at the largest valid memory for `cpu` and rounded down to a valid
+/// pair; `None` when the task cannot grow (already at the largest, or `cpu` is not Fargate's).
+pub fn doubled_memory(cpu: u32, memory: u32) -> Option<u32> {
+    let max = max_memory(cpu)?;
+    let mut grown = memory.saturating_mul(2).min(max);
+    while grown > memory && !is_valid_pair(cpu, grown) {
+        grown -= 1;
+    }
+    (grown > memory).then_some(grown)
+}
+
 /// The valid memory values for `cpu`, for error messages.
 pub fn describe_valid_memory(cpu: u32) -> String {
     match cpu {
@@ -32,6 +57,22 @@ pub fn describe_valid_memory(cpu: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_doubles_up_to_the_largest_pair() {
+        assert_eq!(doubled_memory(256, 512), Some(1024));
+        assert_eq!(doubled_memory(256, 2048), None);
+        assert_eq!(doubled_memory(512, 3072), Some(4096));
+        assert_eq!(doubled_memory(4096, 16384), Some(30720));
+        assert_eq!(doubled_memory(8192, 20480), Some(40960));
+        assert_eq!(doubled_memory(8192, 40960), Some(61440));
+        assert_eq!(doubled_memory(300, 512), None);
+        for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
+            let max = max_memory(cpu).unwrap();
+            assert!(is_valid_pair(cpu, max), "{cpu}/{max}");
+            assert!(!is_valid_pair(cpu, max + 1024));
+        }
+    }
 
     #[test]
     fn accepts_documented_pairs() {

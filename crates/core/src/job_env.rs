@@ -16,6 +16,9 @@ pub const SCHEDULED_TIME: &str = "JOB_SCHEDULED_TIME";
 pub const RUN_ID: &str = "JOB_RUN_ID";
 /// The attempt's number, 1-based.
 pub const ATTEMPT: &str = "JOB_ATTEMPT";
+/// Retries of the run so far that were for Spot interruptions (they use up no attempt); set
+/// from the first such retry on.
+pub const INTERRUPTIONS: &str = "JOB_INTERRUPTIONS";
 
 /// Names a user may not set in `environment` (jobrunner owns the prefix).
 pub const RESERVED_PREFIX: &str = "JOB_";

@@ -20,7 +20,7 @@
 //! | [`config`] | the user's config file as types, parsed and validated once |
 //! | [`event`], [`token`] | every delivery shape decoded into [`event::Event`]s; deterministic clientTokens |
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
-//! | [`plan`] | job + event → the exact RunTask request |
+//! | [`plan`], [`retry`] | job + event → the exact RunTask request; what follows a failed attempt |
 //! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
 //! | [`run`], [`deadline`] | a run's ledger record and the rules that move it forward; tasks' time limits (pure) |
 //! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
@@ -47,6 +47,7 @@ pub mod ledger;
 pub mod plan;
 pub mod ports;
 pub mod recording;
+pub mod retry;
 pub mod routing;
 pub mod run;
 pub mod scaler;

@@ -20,6 +20,8 @@ pub struct LaunchPlan {
     pub job: String,
     /// The run's id in the ledger, derived from the first attempt's token (`JOB_RUN_ID`).
     pub run_id: String,
+    /// The attempt these requests make (`JOB_ATTEMPT`): 1, or a retry's number.
+    pub attempt: u32,
     /// The first attempt, then one per fallback capacity provider, each with its own token.
     pub attempts: Vec<RunTaskInput>,
     /// The job's concurrency cap and the `startedBy` values whose running tasks count toward it.
@@ -423,6 +425,7 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
     Ok(LaunchPlan {
         job: job_name.into(),
         run_id: token::run_id(&launch.token),
+        attempt: 1,
         attempts,
         cap: None,
         overlap: None,

@@ -40,6 +40,12 @@ pub fn for_attempt(base: &str, capacity_provider: &str) -> String {
     digest(&["attempt", base, capacity_provider])
 }
 
+/// The token of retry attempt `attempt` of the run whose first token was `base`: the same for
+/// every redelivery of the stop that decided it, so one attempt never starts two tasks.
+pub fn for_retry(base: &str, attempt: u32) -> String {
+    digest(&["retry", base, &attempt.to_string()])
+}
+
 /// Characters of a run id.
 pub const RUN_ID_LEN: usize = 20;
 

@@ -62,6 +62,70 @@ pub struct LaunchSettings {
     /// A task still not running (PROVISIONING, PENDING, ACTIVATING) this long after it was
     /// launched is stopped (class `timeout`).
     pub start_timeout: Option<HumanDuration>,
+    /// Retries of failed attempts; none without it.
+    pub retry: Option<Retry>,
+}
+
+/// `[jobs.<name>.retry]` (or `[defaults.retry]`): which failures are retried, how often, after
+/// how long, and how the next attempt changes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Total attempts, the first included (1-10, as AWS Batch).
+    pub attempts: u32,
+    /// The delay before attempt 2; it doubles for each further attempt (with jitter).
+    #[serde(default = "default_backoff")]
+    pub backoff: HumanDuration,
+    /// The longest delay between attempts.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: HumanDuration,
+    /// The failure classes that are retried.
+    #[serde(default = "default_retry_on")]
+    pub on: Vec<Class>,
+    /// When set, a `non_zero_exit` is retried only for these exit codes.
+    pub exit_codes: Option<Vec<i64>>,
+    /// A Spot interruption (or lack of capacity) is retried on the first non-Spot capacity
+    /// provider (`on_demand`) or with the same strategy (`same`); it never uses up `attempts`,
+    /// and happens at most 5 times per run.
+    #[serde(default)]
+    pub on_interruption: OnInterruption,
+    /// An OOM retries at the next size tier; with no tier left (or no tiers), at double the
+    /// memory, up to the largest valid Fargate memory for the cpu.
+    #[serde(default)]
+    pub grow_on_oom: bool,
+}
+
+/// What a Spot interruption's retry runs on.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OnInterruption {
+    /// The first capacity provider of the job's `capacity` that is not a Spot one.
+    #[default]
+    OnDemand,
+    /// The job's own capacity strategy.
+    Same,
+}
+
+fn default_backoff() -> HumanDuration {
+    HumanDuration::from_secs_text(30)
+}
+
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration::from_minutes(15)
+}
+
+/// The classes retried when `on` is not set.
+pub fn default_retry_on() -> Vec<Class> {
+    vec![
+        Class::FailedToStart,
+        Class::Oom,
+        Class::NonZeroExit,
+        Class::Timeout,
+        Class::Unhealthy,
+    ]
 }
 
 /// RunTask's `launchType`.
@@ -149,6 +213,7 @@ pub struct Job {
     pub propagate_tags: Option<bool>,
     pub max_runtime: Option<HumanDuration>,
     pub start_timeout: Option<HumanDuration>,
+    pub retry: Option<Retry>,
 }
 
 impl Job {
@@ -167,6 +232,7 @@ impl Job {
             propagate_tags: self.propagate_tags,
             max_runtime: self.max_runtime.clone(),
             start_timeout: self.start_timeout.clone(),
+            retry: self.retry.clone(),
         }
     }
 
@@ -199,6 +265,7 @@ impl Job {
             propagate_tags: own.propagate_tags.or(defaults.propagate_tags),
             max_runtime: own.max_runtime.or_else(|| defaults.max_runtime.clone()),
             start_timeout: own.start_timeout.or_else(|| defaults.start_timeout.clone()),
+            retry: own.retry.or_else(|| defaults.retry.clone()),
         }
     }
 }

@@ -869,3 +869,40 @@ fn time_limits_are_inherited_and_must_be_positive() {
         error_of(&VALID.replace("[defaults]\n", "[defaults]\nmax_runtime = \"soon\"\n"));
     assert!(path.contains("max_runtime"), "{path}");
 }
+
+#[test]
+fn retry_settings_are_checked() {
+    let ledger = "[state]\ntable = \"t\"\n[launcher]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n";
+    let with_retry = |retry: &str| {
+        format!(
+            "{}\n{ledger}",
+            VALID.replace("[defaults]\n", &format!("[defaults]\nretry = {{ {retry} }}\n"))
+        )
+    };
+    let config = Config::parse(&with_retry("attempts = 3"), Format::Toml).unwrap();
+    let retry = config.defaults.retry.clone().unwrap();
+    assert_eq!(retry.backoff.as_secs(), 30);
+    assert_eq!(retry.max_backoff.as_secs(), 900);
+    assert_eq!(retry.on, default_retry_on());
+    assert!(!retry.grow_on_oom);
+    for (retry, field, words) in [
+        ("attempts = 0", "attempts", "1 to 10"),
+        ("attempts = 11", "attempts", "1 to 10"),
+        ("attempts = 2, backoff = \"13h\"", "backoff", "12h"),
+        ("attempts = 2, on = [\"succeeded\"]", "on", "'succeeded'"),
+        ("attempts = 2, on = [\"oom\"], exit_codes = [1]", "exit_codes", "non_zero_exit"),
+    ] {
+        let (path, reason) = error_of(&with_retry(retry));
+        assert_eq!(path, format!("defaults.retry.{field}"), "{retry}");
+        assert!(reason.contains(words), "{retry}: {reason}");
+    }
+    let (path, reason) = error_of(&VALID.replace("[defaults]\n", "[defaults]\nretry = { attempts = 2 }\n"));
+    assert!(path.ends_with(".retry") || path.starts_with("defaults.retry"), "{path}");
+    assert!(reason.contains("[state]"), "{reason}");
+    let at_max = format!(
+        "{VALID}\n{ledger}\n[jobs.big]\ntask_definition = \"t\"\ncontainer = \"app\"\ncpu = 256\nmemory = 2048\nretry = {{ attempts = 2, grow_on_oom = true }}\n"
+    );
+    let (path, reason) = error_of(&at_max);
+    assert_eq!(path, "jobs.big.retry.grow_on_oom");
+    assert!(reason.contains("cpu 256 / memory 2048"), "{reason}");
+}

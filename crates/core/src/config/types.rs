@@ -88,6 +88,14 @@ const DURATION_UNITS: &[&str] = &[
 ];
 
 impl HumanDuration {
+    /// `n` seconds, written `<n>s`.
+    pub fn from_secs_text(n: u64) -> HumanDuration {
+        HumanDuration {
+            text: format!("{n}s"),
+            duration: std::time::Duration::from_secs(n),
+        }
+    }
+
     /// `n` minutes, written `<n>m`.
     pub fn from_minutes(n: u64) -> HumanDuration {
         HumanDuration {

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::*;
+use crate::class::Class;
 use crate::error::Error;
 use crate::{fargate, job_env, template};
 
@@ -63,6 +64,18 @@ pub(super) fn validate(config: &Config) -> Check {
     if let Some(launcher) = &config.launcher {
         check_launcher(launcher)?;
     }
+    let retried = config
+        .jobs
+        .iter()
+        .find(|(_, job)| job.resolved(&config.defaults).retry.is_some());
+    if let Some((name, _)) = retried
+        && (config.state.is_none() || config.launcher.is_none())
+    {
+        return Err(Error::config(
+            format!("jobs.{name}.retry"),
+            "retries need [state] (the ledger) and [launcher] queue_url (where a retry waits its delay)",
+        ));
+    }
     if let Some(prices) = &config.prices {
         for (field, value) in [
             ("vcpu_hour", prices.vcpu_hour),
@@ -77,6 +90,56 @@ pub(super) fn validate(config: &Config) -> Check {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Classes a retry may name in `on` (interruptions have `on_interruption`).
+const RETRYABLE: &[Class] = &[
+    Class::FailedToStart,
+    Class::Oom,
+    Class::NonZeroExit,
+    Class::Timeout,
+    Class::Unhealthy,
+    Class::Unknown,
+];
+
+/// SQS keeps a message at most 12 hours invisible; a retry waits at most that long.
+const MAX_BACKOFF_SECS: u64 = 12 * 3600;
+
+fn check_retry(path: &str, retry: &Retry) -> Check {
+    if !(1..=10).contains(&retry.attempts) {
+        return Err(Error::config(
+            format!("{path}.attempts"),
+            format!(
+                "{} is out of range: 1 to 10 attempts, the first included",
+                retry.attempts
+            ),
+        ));
+    }
+    for (field, value) in [("backoff", &retry.backoff), ("max_backoff", &retry.max_backoff)] {
+        if value.as_secs() > MAX_BACKOFF_SECS {
+            return Err(Error::config(
+                format!("{path}.{field}"),
+                format!("{value} is over the 12h a retry may wait"),
+            ));
+        }
+    }
+    if let Some(class) = retry.on.iter().find(|c| !RETRYABLE.contains(c)) {
+        let names: Vec<&str> = RETRYABLE.iter().map(|c| c.as_str()).collect();
+        return Err(Error::config(
+            format!("{path}.on"),
+            format!(
+                "'{class}' is not a failure a retry can act on: use {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    if retry.exit_codes.is_some() && !retry.on.contains(&Class::NonZeroExit) {
+        return Err(Error::config(
+            format!("{path}.exit_codes"),
+            "exit_codes narrows non_zero_exit, which `on` leaves out",
+        ));
     }
     Ok(())
 }
@@ -233,6 +296,9 @@ fn require_non_empty(path: &str, value: &str) -> Check {
 }
 
 fn check_settings(path: &str, settings: &LaunchSettings) -> Check {
+    if let Some(retry) = &settings.retry {
+        check_retry(&format!("{path}.retry"), retry)?;
+    }
     for (field, limit) in [
         ("max_runtime", &settings.max_runtime),
         ("start_timeout", &settings.start_timeout),
@@ -286,6 +352,16 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
     require_non_empty(&format!("{path}.container"), &job.container)?;
     check_settings(&path, &job.own_settings())?;
     let settings = job.resolved(&config.defaults);
+    if let (Some(retry), Some(cpu), Some(memory)) = (&settings.retry, job.cpu, job.memory)
+        && retry.grow_on_oom
+        && job.size_tiers.is_empty()
+        && fargate::doubled_memory(cpu, memory).is_none()
+    {
+        return Err(Error::config(
+            format!("{path}.retry.grow_on_oom"),
+            format!("no valid Fargate size is bigger than cpu {cpu} / memory {memory}: an OOM cannot retry bigger"),
+        ));
+    }
     match &settings.cluster {
         Some(cluster) => require_non_empty(&format!("{path}.cluster"), cluster)?,
         None => {

@@ -30,7 +30,7 @@ impl Tasks for Ports {
         Ok(self
             .running
             .iter()
-            .filter(|t| started_by == "jobrunner/thumbnails")
+            .filter(|_| started_by == "jobrunner/thumbnails")
             .map(|t| t.task_arn.clone())
             .collect())
     }
