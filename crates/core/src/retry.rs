@@ -75,9 +75,7 @@ pub fn decide(job: &Job, settings: &LaunchSettings, failed: &Failed, run_id: &st
                 && let (Some(codes), Some(code)) = (&retry.exit_codes, failed.exit_code)
                 && !codes.contains(&code)
             {
-                return Decision::Final(format!(
-                    "exit code {code} is not in retry.exit_codes"
-                ));
+                return Decision::Final(format!("exit code {code} is not in retry.exit_codes"));
             }
             failure(retry, job, failed, run_id)
         }
@@ -226,7 +224,11 @@ pub fn plan_attempt(
         }
         for container in &mut input.overrides.container_overrides {
             set(&mut container.environment, job_env::RUN_ID, run_id);
-            set(&mut container.environment, job_env::ATTEMPT, &next.attempt.to_string());
+            set(
+                &mut container.environment,
+                job_env::ATTEMPT,
+                &next.attempt.to_string(),
+            );
             if next.interruptions > 0 {
                 set(
                     &mut container.environment,

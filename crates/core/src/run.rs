@@ -184,9 +184,56 @@ pub struct Attempt {
     pub log_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Estimate>,
+    /// Why this attempt was made (a retry's decision, e.g. `oom: … → memory 2048 MiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// When a retry is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    /// The only capacity provider this attempt may use (a Spot interruption retried on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_provider: Option<String>,
+    /// Interruption retries before this attempt (`JOB_INTERRUPTIONS`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interruptions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Attempt {
+    /// A retry planned but not yet launched.
+    pub fn is_planned(&self) -> bool {
+        self.task_arn.is_none() && self.due_at.is_some()
+    }
+
+    /// One line for an alert's or the CLI's attempt history.
+    pub fn describe(&self) -> String {
+        let mut line = format!("#{}", self.number);
+        if let Some(class) = self.class {
+            line.push_str(&format!(" {class}"));
+        }
+        if let Some((_, code)) = self.exit_codes.iter().find(|(_, code)| **code != 0) {
+            line.push_str(&format!(" exit {code}"));
+        }
+        if let (Some(cpu), Some(memory)) = (self.cpu, self.memory) {
+            line.push_str(&format!(", cpu {cpu} / memory {memory}"));
+        }
+        if let Some(provider) = &self.capacity_provider {
+            line.push_str(&format!(", {provider}"));
+        }
+        if let Some(task) = &self.task_arn {
+            line.push_str(&format!(
+                ", task {}",
+                task.rsplit('/').next().unwrap_or(task)
+            ));
+        }
+        if let Some(reason) = &self.reason {
+            line.push_str(&format!(": {reason}"));
+        }
+        line
+    }
     /// Seconds from launch to RUNNING.
     pub fn start_seconds(&self) -> Option<i64> {
         Some((self.started_at? - self.launched_at?).num_seconds())
@@ -323,10 +370,15 @@ impl Run {
         attempt.cpu = launch.cpu.or(attempt.cpu);
         attempt.memory = launch.memory.or(attempt.memory);
         attempt.launched_at.get_or_insert(now);
+        attempt.due_at = None;
+        let is_latest = self
+            .attempts
+            .last()
+            .is_some_and(|a| a.number == launch.attempt);
         // A run refused before any task (and now redriven) launches like a waiting one; a
         // run whose task already ended (the tracker got there first) keeps its outcome.
         let refused = self.state == RunState::Failed && !had_task;
-        if self.state == RunState::Waiting || refused {
+        if is_latest && (self.state == RunState::Waiting || refused) {
             self.state = RunState::Launching;
             self.reason = None;
         }
@@ -445,6 +497,40 @@ impl Run {
         if self.state == RunState::Cancelled && self.reason.is_none() {
             self.reason = change.stopped_reason.clone();
         }
+        true
+    }
+
+    /// Plans attempt `next` (the tracker's retry decision after a failed attempt): the run
+    /// waits for it. False when it was planned already (a redelivered stop).
+    pub fn plan_retry(
+        &mut self,
+        next: &crate::retry::NextAttempt,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if self.attempts.iter().any(|a| a.number >= next.attempt)
+            || self.state == RunState::Cancelled
+        {
+            return false;
+        }
+        self.attempts.push(Attempt {
+            number: next.attempt,
+            cpu: next.cpu,
+            memory: next.memory,
+            only_provider: next.capacity_provider.clone(),
+            interruptions: next.interruptions,
+            due_at: Some(due_at),
+            why: Some(next.why.clone()),
+            ..Attempt::default()
+        });
+        self.state = RunState::Waiting;
+        self.reason = Some(format!(
+            "attempt {} due at {}: {}",
+            next.attempt,
+            due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            next.why
+        ));
+        self.updated_at = now;
         true
     }
 

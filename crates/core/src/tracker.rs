@@ -203,6 +203,10 @@ fn accept(
             skipped.push(reason);
             Ok(None)
         }
+        Event::Retry(_) => Err(Error::WrongFunction {
+            function: "tracker",
+            what: "retry requests (that is the launcher's job)",
+        }),
         Event::ObjectCreated(_) => Err(Error::WrongFunction {
             function: "tracker",
             what: "S3 Object Created events (that is the launcher's job)",

@@ -17,6 +17,8 @@ pub struct StoppedTask {
     pub definition: TaskDefinitionLookup,
     /// The deliveries (SQS message IDs) that carried this stop; duplicates collapse into one task.
     pub deliveries: Vec<String>,
+    /// For a run's final failure after retries: one line per attempt, and why it ended.
+    pub history: Vec<String>,
 }
 
 impl StoppedTask {
@@ -33,7 +35,13 @@ impl StoppedTask {
             origin,
             definition,
             deliveries: vec![],
+            history: vec![],
         }
+    }
+
+    pub fn with_history(mut self, history: Vec<String>) -> StoppedTask {
+        self.history = history;
+        self
     }
 
     pub fn with_deliveries(mut self, deliveries: Vec<String>) -> StoppedTask {

@@ -876,7 +876,10 @@ fn retry_settings_are_checked() {
     let with_retry = |retry: &str| {
         format!(
             "{}\n{ledger}",
-            VALID.replace("[defaults]\n", &format!("[defaults]\nretry = {{ {retry} }}\n"))
+            VALID.replace(
+                "[defaults]\n",
+                &format!("[defaults]\nretry = {{ {retry} }}\n")
+            )
         )
     };
     let config = Config::parse(&with_retry("attempts = 3"), Format::Toml).unwrap();
@@ -890,14 +893,22 @@ fn retry_settings_are_checked() {
         ("attempts = 11", "attempts", "1 to 10"),
         ("attempts = 2, backoff = \"13h\"", "backoff", "12h"),
         ("attempts = 2, on = [\"succeeded\"]", "on", "'succeeded'"),
-        ("attempts = 2, on = [\"oom\"], exit_codes = [1]", "exit_codes", "non_zero_exit"),
+        (
+            "attempts = 2, on = [\"oom\"], exit_codes = [1]",
+            "exit_codes",
+            "non_zero_exit",
+        ),
     ] {
         let (path, reason) = error_of(&with_retry(retry));
         assert_eq!(path, format!("defaults.retry.{field}"), "{retry}");
         assert!(reason.contains(words), "{retry}: {reason}");
     }
-    let (path, reason) = error_of(&VALID.replace("[defaults]\n", "[defaults]\nretry = { attempts = 2 }\n"));
-    assert!(path.ends_with(".retry") || path.starts_with("defaults.retry"), "{path}");
+    let (path, reason) =
+        error_of(&VALID.replace("[defaults]\n", "[defaults]\nretry = { attempts = 2 }\n"));
+    assert!(
+        path.ends_with(".retry") || path.starts_with("defaults.retry"),
+        "{path}"
+    );
     assert!(reason.contains("[state]"), "{reason}");
     let at_max = format!(
         "{VALID}\n{ledger}\n[jobs.big]\ntask_definition = \"t\"\ncontainer = \"app\"\ncpu = 256\nmemory = 2048\nretry = {{ attempts = 2, grow_on_oom = true }}\n"

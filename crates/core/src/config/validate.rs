@@ -117,7 +117,10 @@ fn check_retry(path: &str, retry: &Retry) -> Check {
             ),
         ));
     }
-    for (field, value) in [("backoff", &retry.backoff), ("max_backoff", &retry.max_backoff)] {
+    for (field, value) in [
+        ("backoff", &retry.backoff),
+        ("max_backoff", &retry.max_backoff),
+    ] {
         if value.as_secs() > MAX_BACKOFF_SECS {
             return Err(Error::config(
                 format!("{path}.{field}"),
@@ -359,7 +362,9 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
     {
         return Err(Error::config(
             format!("{path}.retry.grow_on_oom"),
-            format!("no valid Fargate size is bigger than cpu {cpu} / memory {memory}: an OOM cannot retry bigger"),
+            format!(
+                "no valid Fargate size is bigger than cpu {cpu} / memory {memory}: an OOM cannot retry bigger"
+            ),
         ));
     }
     match &settings.cluster {

@@ -14,6 +14,7 @@ pub fn encode(event: &Event) -> Option<Value> {
     match event {
         Event::ObjectCreated(object) => Some(object_created(object)),
         Event::ScheduleTick(tick) => Some(schedule_tick(tick)),
+        Event::Retry(request) => Some(request.to_document()),
         Event::TaskStateChange(_) | Event::Ignored(_) => None,
     }
 }

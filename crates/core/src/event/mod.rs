@@ -10,12 +10,14 @@
 
 mod destination;
 mod encode;
+pub mod retry;
 pub mod s3;
 mod sns;
 mod task_state;
 mod tick;
 
 pub use encode::encode;
+pub use retry::RetryRequest;
 pub use s3::ObjectCreated;
 pub use task_state::{
     ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,
@@ -37,6 +39,8 @@ pub enum Event {
     ScheduleTick(ScheduleTick),
     /// An ECS task changed state.
     TaskStateChange(Box<TaskStateChange>),
+    /// The tracker's decision that a run's next attempt is due (to the launcher).
+    Retry(RetryRequest),
     /// A well-formed event that needs no action (e.g. S3's test notification), with why.
     Ignored(String),
 }
@@ -114,6 +118,9 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     };
     if object.contains_key("detail-type") {
         return decode_eventbridge(value).map(|event| vec![event]);
+    }
+    if object.get("source").and_then(Value::as_str) == Some(retry::SOURCE) {
+        return retry::decode(value).map(|request| vec![Event::Retry(request)]);
     }
     if object.get("source").and_then(Value::as_str) == Some(tick::SCHEDULER_SOURCE) {
         return tick::decode_scheduler_input(value).map(|tick| vec![Event::ScheduleTick(tick)]);

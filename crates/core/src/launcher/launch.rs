@@ -51,7 +51,7 @@ impl Identity {
                     tick.scheduled_time,
                 )
             }
-            Event::TaskStateChange(_) | Event::Ignored(_) => return None,
+            Event::TaskStateChange(_) | Event::Ignored(_) | Event::Retry(_) => return None,
         };
         Some(Identity {
             run_id: token::run_id(&token),
@@ -59,6 +59,16 @@ impl Identity {
             input,
             queued_at,
         })
+    }
+
+    /// The identity of a run the ledger already holds.
+    pub(super) fn of_run(run: &Run) -> Identity {
+        Identity {
+            run_id: run.run_id.clone(),
+            job: run.job.clone(),
+            input: run.input.clone(),
+            queued_at: run.queued_at,
+        }
     }
 
     pub(super) fn new_run(&self, now: DateTime<Utc>) -> Run {
@@ -93,6 +103,20 @@ pub async fn launch(
             return Err(error);
         }
     };
+    let identity = Identity::of(config, event, &plan.job);
+    launch_run(config, ports, event, plan, identity, now).await
+}
+
+/// Launches `plan` for the run `identity` (`None`: no ledger record is kept).
+pub(super) async fn launch_run(
+    config: &Config,
+    ports: &impl LaunchPorts,
+    event: &Event,
+    plan: LaunchPlan,
+    identity: Option<Identity>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
+    let ledger = config.state.as_ref().map(|state| Ledger::new(ports, state));
     let Some(first) = plan.attempts.first() else {
         return Err(Error::Plan {
             job: plan.job.clone(),
@@ -100,8 +124,6 @@ pub async fn launch(
         });
     };
     let cluster = first.cluster.as_str();
-    let identity = Identity::of(config, event, &plan.job);
-
     let (Some(ledger), Some(identity)) = (&ledger, identity) else {
         if let Some(cap) = &plan.cap {
             waiting::soft_cap(ports, cluster, &plan.job, cap).await?;
@@ -116,8 +138,14 @@ pub async fn launch(
     let key = keys::run_key(&identity.run_id);
     let loaded = ledger.load::<Run>(&key).await?;
     if let Some((run, _)) = &loaded {
-        if let Some(task_arn) = run.task_arn() {
-            info!(job = %plan.job, run_id = %run.run_id, %task_arn, "run already launched (redelivery); nothing new launched");
+        // This attempt, or a later one, has its task: a redelivery (or a stale retry).
+        let launched = run
+            .attempts
+            .iter()
+            .filter(|a| a.number >= plan.attempt)
+            .find_map(|a| a.task_arn.as_deref());
+        if let Some(task_arn) = launched {
+            info!(job = %plan.job, run_id = %run.run_id, attempt = plan.attempt, %task_arn, "run already launched (redelivery); nothing new launched");
             return Ok(Outcome::AlreadyLaunched {
                 job: plan.job.clone(),
                 task_arns: vec![task_arn.to_string()],
@@ -135,7 +163,9 @@ pub async fn launch(
     }
 
     if let Some(cap) = &plan.cap {
-        match waiting::take_slot(ports, ledger, cluster, cap, &identity, now).await? {
+        match waiting::take_slot(ports, ledger, cluster, cap, (&identity, plan.attempt), now)
+            .await?
+        {
             Slot::Taken => {}
             Slot::Wait(full) => {
                 return waiting::wait(config, ports, ledger, event, &identity, loaded, &full, now)
@@ -176,16 +206,16 @@ pub async fn launch(
                         .end_unlaunched(RunState::Skipped, reason, now)
                 })
                 .await?;
-            waiting::release(config, ledger, &identity, now).await?;
+            waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
         }
         Ok(Outcome::Waiting { .. }) => {}
         Err(Error::LaunchFailed { reason, .. }) => {
-            waiting::release(config, ledger, &identity, now).await?;
+            waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
             launch_failed(config, ports, ledger, &identity, Some(loaded), reason, now).await?;
         }
         Err(Error::NoCapacity { .. }) => {
             // The event comes back for another try: the slot is free for others meanwhile.
-            waiting::release(config, ledger, &identity, now).await?;
+            waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
         }
         Err(_) => {}
     }
@@ -294,7 +324,7 @@ async fn record_launch<P: LaunchPorts>(
     };
     let input = &plan.attempts[0];
     let launched = Launched {
-        attempt: 1,
+        attempt: plan.attempt,
         client_token: &input.client_token,
         task_arn,
         capacity_provider,

@@ -12,6 +12,7 @@
 
 mod launch;
 pub mod policy;
+mod relaunch;
 mod waiting;
 
 use chrono::{DateTime, Utc};
@@ -155,6 +156,9 @@ pub async fn process(
             }
         },
         Event::Ignored(reason) => return Ok(skipped(reason.clone())),
+        Event::Retry(request) => {
+            return relaunch::relaunch(config, ports, event, request, now).await;
+        }
         Event::TaskStateChange(_) => {
             return Err(Error::WrongFunction {
                 function: "launcher",

@@ -70,7 +70,7 @@ pub(super) async fn take_slot<P: LaunchPorts>(
     ledger: &Ledger<'_, P>,
     cluster: &str,
     cap: &ConcurrencyCap,
-    identity: &Identity,
+    (identity, attempt): (&Identity, u32),
     now: DateTime<Utc>,
 ) -> Result<Slot, Error> {
     let key = keys::slots_key(&identity.job);
@@ -100,7 +100,7 @@ pub(super) async fn take_slot<P: LaunchPorts>(
             });
             decision = slots.acquire(
                 &identity.run_id,
-                1,
+                attempt,
                 identity.queued_at,
                 cap.max_running,
                 now,
@@ -203,7 +203,7 @@ pub(super) async fn wait<P: LaunchPorts>(
 pub(super) async fn release<P: LaunchPorts>(
     config: &Config,
     ledger: &Ledger<'_, P>,
-    identity: &Identity,
+    (identity, attempt): (&Identity, u32),
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     if config
@@ -221,7 +221,7 @@ pub(super) async fn release<P: LaunchPorts>(
             |slots: &mut Option<Slots>| {
                 slots
                     .as_mut()
-                    .is_some_and(|s| s.release(&identity.run_id, 1))
+                    .is_some_and(|s| s.release(&identity.run_id, attempt))
             },
         )
         .await?;

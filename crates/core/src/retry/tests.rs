@@ -42,6 +42,11 @@ on_interruption = "same"
 [jobs.plain]
 task_definition = "thumbnails"
 container = "app"
+
+[state]
+table = "state"
+[launcher]
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/launcher"
 "#;
 
 fn config() -> Config {
@@ -102,7 +107,14 @@ fn the_backoff_stops_at_max_backoff_and_is_the_same_for_a_redelivery() {
     if let Some(retry) = settings.retry.as_mut() {
         retry.attempts = 10;
     }
-    let d = |attempt| next(decide(job, &settings, &failed(Class::Timeout, attempt), "r"));
+    let d = |attempt| {
+        next(decide(
+            job,
+            &settings,
+            &failed(Class::Timeout, attempt),
+            "r",
+        ))
+    };
     assert!(d(8).delay <= Duration::from_secs(60));
     assert_eq!(d(4), d(4));
 }
@@ -119,7 +131,12 @@ fn exit_codes_narrow_non_zero_exit() {
 
 #[test]
 fn classes_outside_on_and_deliberate_stops_are_final() {
-    for class in [Class::UserStopped, Class::Succeeded, Class::ScaledIn, Class::Unknown] {
+    for class in [
+        Class::UserStopped,
+        Class::Succeeded,
+        Class::ScaledIn,
+        Class::Unknown,
+    ] {
         assert!(
             final_reason(decision("thumbnails", failed(class, 1))).contains("not retried"),
             "{class}"
@@ -135,7 +152,11 @@ fn classes_outside_on_and_deliberate_stops_are_final() {
 fn an_oom_grows_to_double_memory_then_gives_up_at_the_largest() {
     let grown = next(decision("thumbnails", failed(Class::Oom, 1)));
     assert_eq!((grown.cpu, grown.memory), (Some(512), Some(2048)));
-    assert!(grown.why.contains("memory 1024") && grown.why.contains("2048"), "{}", grown.why);
+    assert!(
+        grown.why.contains("memory 1024") && grown.why.contains("2048"),
+        "{}",
+        grown.why
+    );
     let mut at_max = failed(Class::Oom, 1);
     at_max.memory = Some(4096);
     assert!(final_reason(decision("thumbnails", at_max)).contains("largest size"));
@@ -197,19 +218,33 @@ fn the_next_attempt_has_its_own_token_size_capacity_and_variables() {
     assert_eq!(second.run_id, first.run_id);
     assert_eq!(second.attempts.len(), 1, "on demand only");
     let input = &second.attempts[0];
-    assert_eq!(input.capacity_provider_strategy[0].capacity_provider, "FARGATE");
+    assert_eq!(
+        input.capacity_provider_strategy[0].capacity_provider,
+        "FARGATE"
+    );
     assert_eq!(input.client_token, token::for_retry(&base, 2));
     assert_ne!(input.client_token, base);
     let env = &input.overrides.container_overrides[0].environment;
-    let var = |name: &str| env.iter().find(|kv| kv.name == name).map(|kv| kv.value.as_str());
+    let var = |name: &str| {
+        env.iter()
+            .find(|kv| kv.name == name)
+            .map(|kv| kv.value.as_str())
+    };
     assert_eq!(var(job_env::ATTEMPT), Some("2"));
     assert_eq!(var(job_env::INTERRUPTIONS), Some("1"));
     assert_eq!(var(job_env::RUN_ID), Some(first.run_id.as_str()));
     let oom = next(decision("thumbnails", failed(Class::Oom, 1)));
     let grown = plan_attempt(&first, &first.run_id, &base, &oom);
-    assert_eq!(grown.attempts.len(), 2, "the job's own strategy, each provider its token");
+    assert_eq!(
+        grown.attempts.len(),
+        2,
+        "the job's own strategy, each provider its token"
+    );
     assert_eq!(grown.attempts[0].overrides.memory.as_deref(), Some("2048"));
-    assert_ne!(grown.attempts[0].client_token, grown.attempts[1].client_token);
+    assert_ne!(
+        grown.attempts[0].client_token,
+        grown.attempts[1].client_token
+    );
     assert_eq!(
         plan_attempt(&first, &first.run_id, &base, &oom),
         grown,

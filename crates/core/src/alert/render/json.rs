@@ -53,6 +53,9 @@ pub(super) struct TaskDocument {
     logs: Vec<LogLink>,
     /// `found`, `no_awslogs`, `not_looked_up` or `unavailable`.
     logs_status: &'static str,
+    /// A run's attempts, when it failed for good after retries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attempts: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +200,7 @@ pub(super) fn task_document(task: &StoppedTask, limits: Limits) -> TaskDocument 
                 essential: info.map(|i| i.is_essential(&c.name)),
             })
             .collect(),
+        attempts: task.history.iter().map(|l| clip(l, max)).collect(),
         input: clip_input(JobInput::of(change), max),
         created_at: change.created_at.map(time),
         started_at: change.started_at.map(time),

@@ -175,6 +175,9 @@ pub(super) fn task_text(task: &StoppedTask, limits: Limits, out: &mut TextOut) {
             task.class().severity().as_str()
         ),
     );
+    for (i, line) in task.history.iter().enumerate() {
+        field(if i == 0 { "Attempts" } else { "" }, &clipped(line));
+    }
     // The task's own reason is on the Stop line.
     if let Some(reason) = task
         .classification
