@@ -10,23 +10,28 @@
 import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { Tracker, type TrackerOptions, AlertTopic } from './alert';
+import { AlertTopic } from './alert';
 import { type AlarmChannel, JobRunnerAlarms, type JobRunnerAlarmsOptions } from './alarms';
 import {
   CONFIG_ENV,
   type ConfigDocument,
   type ConfigProps,
   checkConfigProps,
+  jobCluster,
+  type StateSettings,
   estimateConfigBytes,
   LAMBDA_ENV_LIMIT_BYTES,
   renderConfig,
 } from './config';
 import type { FunctionOptions } from './function';
-import { Launcher, type LauncherOptions } from './launch';
+import { checkLauncherOptions, Launcher, type LauncherOptions } from './launch';
+import { acknowledgeWildcardResource } from './nag';
 import { Scaler, type ScalerOptions } from './scale';
-import { STATE_KEY_PREFIXES, StateTable, type StateTableProps } from './state';
+import { keyPrefixes, STATE_ACCESS, StateTable, type StateTableProps } from './state';
+import { Tracker, type TrackerOptions } from './tracker';
 
 export interface JobRunnerProps extends ConfigProps {
   /** Settings of all three functions (architecture, memory, log retention, Cargo manifest). */
@@ -34,7 +39,8 @@ export interface JobRunnerProps extends ConfigProps {
   readonly launcher?: LauncherOptions;
   readonly scaler?: ScalerOptions;
   readonly tracker?: TrackerOptions;
-  readonly state?: StateTableProps;
+  /** The state table (`removalPolicy`) and the ledger's retention (`retentionDays`). */
+  readonly state?: StateTableProps & StateSettings;
   /** The CloudWatch alarms: each is on by default and can be tuned or turned off (`false`). */
   readonly alarms?: JobRunnerAlarmsOptions;
 }
@@ -49,18 +55,21 @@ export class JobRunner extends Construct {
   /** Present when `alerts` is set. */
   readonly tracker?: Tracker;
   readonly alertTopic?: AlertTopic;
-  /** Present when the scaler or the tracker is. */
-  readonly state?: StateTable;
+  /** The run ledger and the functions' small state. */
+  readonly state: StateTable;
   /** Dead-letter and Lambda error alarms; they publish when `alerts` is set. */
   readonly alarms: JobRunnerAlarms;
   /** The generated config document (tokens where values are known only at deploy time). */
   readonly config: ConfigDocument;
   /** The document as the JSON string each function receives in JOBRUNNER_CONFIG. */
   readonly configJson: string;
+  /** The clusters the jobs run in (where runs' tasks are). */
+  private readonly jobClusters: ecs.ICluster[];
 
   constructor(scope: Construct, id: string, props: JobRunnerProps) {
     super(scope, id);
     checkConfigProps(props);
+    checkLauncherOptions(props.launcher);
     const jobs = props.jobs ?? {};
     const workers = props.workers ?? {};
     const hasWorkers = Object.keys(workers).length > 0;
@@ -75,7 +84,7 @@ export class JobRunner extends Construct {
     });
     this.configJson = config;
 
-    if (hasWorkers || props.alerts) this.state = new StateTable(this, 'State', props.state);
+    this.state = new StateTable(this, 'State', { removalPolicy: props.state?.removalPolicy });
     if (props.alerts) {
       this.alertTopic = new AlertTopic(this, 'AlertTopic', {
         emails: props.alerts.emails,
@@ -94,24 +103,27 @@ export class JobRunner extends Construct {
       s3Triggers: props.s3Triggers ?? [],
       schedules: props.schedules ?? [],
     });
+    this.state.grantState(this.launcher.role, keyPrefixes(STATE_ACCESS.launcher));
+    // The launcher publishes `launch_failed` alerts (permanent launch failures, dead-lettered events).
+    this.alertTopic?.grantPublish(this.launcher.role);
 
     if (hasWorkers) {
       this.scaler = new Scaler(this, 'Scale', { ...props.scaler, config, functionOptions: props.functions, workers });
-      this.state!.grantState(this.scaler.role, STATE_KEY_PREFIXES.scaler);
+      this.state.grantState(this.scaler.role, keyPrefixes(STATE_ACCESS.scaler));
     }
 
     if (this.alertTopic) {
       const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
       for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
       for (const w of Object.values(workers)) clusters.add(w.service.cluster);
-      this.tracker = new Tracker(this, 'Alert', {
+      this.tracker = new Tracker(this, 'Track', {
         ...props.tracker,
         config,
         functionOptions: props.functions,
         topic: this.alertTopic,
         clusters: [...clusters],
       });
-      this.state!.grantState(this.tracker.role, STATE_KEY_PREFIXES.tracker);
+      this.state.grantState(this.tracker.role, keyPrefixes(STATE_ACCESS.tracker));
     }
 
     this.alarms = new JobRunnerAlarms(this, 'Alarms', {
@@ -135,8 +147,10 @@ export class JobRunner extends Construct {
 
     document = renderConfig(props, {
       topicArn: this.alertTopic?.topic.topicArn,
-      stateTableName: this.state?.table.tableName,
+      stateTableName: this.state.table.tableName,
+      launcher: { queueUrl: this.launcher.buffer.queue.queueUrl, waitSeconds: props.launcher?.waitSeconds },
     });
+    this.jobClusters = [...new Set<ecs.ICluster>(Object.values(jobs).map((job) => jobCluster(props, job)))];
     this.config = document;
 
     const size = estimateConfigBytes(document);
@@ -154,5 +168,41 @@ export class JobRunner extends Construct {
           `${size.tokens} deploy-time values (estimated ${size.estimate} bytes)`,
       );
     }
+  }
+
+  /**
+   * Lets an operator (a role, user or group) use `jobrunner run list|view|cancel`:
+   * - `dynamodb:Query` on the state table's `runs-by-day` index (`run list`);
+   * - `dynamodb:GetItem`, `dynamodb:PutItem` on the state table, only for the items keyed `run/…`
+   *   and `object/…` (`run view` by id or by S3 key; `run cancel` marks the run cancelled);
+   * - `ecs:StopTask`, `ecs:DescribeTasks` on the tasks of the jobs' clusters, with the
+   *   `ecs:cluster` condition (`run cancel` stops the run's task).
+   */
+  grantOperator(grantee: iam.IGrantable): iam.Grant {
+    let grant = this.state.grantListRuns(grantee).combine(this.state.grantState(grantee, keyPrefixes(STATE_ACCESS.operator)));
+    if (this.jobClusters.length) {
+      const stack = Stack.of(this);
+      const tasks = this.jobClusters.map((c) =>
+        stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${c.clusterName}/*` }),
+      );
+      grant = grant.combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+          resourceArns: tasks,
+          conditions: { ArnEquals: { 'ecs:cluster': this.jobClusters.map((c) => c.clusterArn) } },
+        }),
+      );
+      if (Construct.isConstruct(grantee.grantPrincipal)) {
+        for (const arn of tasks) {
+          acknowledgeWildcardResource(
+            grantee.grantPrincipal,
+            arn,
+            "jobrunner run cancel stops a run's task: task IDs are unknown in advance; the statement is limited to the jobs' clusters (ecs:cluster condition).",
+          );
+        }
+      }
+    }
+    return grant;
   }
 }
