@@ -192,7 +192,7 @@ const ALERT_CLASS_SET: Record<AlertClass, true> = {
 /** Every alert class `notifyOn` may name. */
 export const ALERT_CLASSES = Object.keys(ALERT_CLASS_SET) as AlertClass[];
 
-/** Where stopped-task alerts go (`[alerts]`); the construct creates the topic. */
+/** Where alerts go (`[alerts]`: stopped tasks, failed launches, missed schedule ticks); the construct creates the topic. */
 export interface AlertsProps {
   /** Email addresses subscribed to the alert topic (each must confirm the subscription). */
   readonly emails?: string[];
