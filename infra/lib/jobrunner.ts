@@ -1,6 +1,7 @@
 // JobRunner: wires the launcher, scaler and tracker to the user's clusters, task definitions,
-// buckets, queues and services. It renders the jobrunner config from its props and gives every
-// function the same document inline in JOBRUNNER_CONFIG.
+// buckets, queues and services, and to the state table that holds the run ledger. It renders the
+// jobrunner config from its props and gives every function the same document inline in
+// JOBRUNNER_CONFIG. `grantOperator` gives people what `jobrunner run list|view|cancel` calls.
 //
 // Lambda limits a function's environment variables to 4 KB in total. The config is written
 // compactly (no whitespace, unset fields left out); deploy-time values such as ARNs take 60-100
@@ -73,6 +74,7 @@ export class JobRunner extends Construct {
     const jobs = props.jobs ?? {};
     const workers = props.workers ?? {};
     const hasWorkers = Object.keys(workers).length > 0;
+    this.jobClusters = [...new Set<ecs.ICluster>(Object.values(jobs).map((job) => jobCluster(props, job)))];
 
     // Functions read the document lazily: it names the topic and table created below.
     let document: ConfigDocument | undefined;
@@ -150,7 +152,6 @@ export class JobRunner extends Construct {
       stateTableName: this.state.table.tableName,
       launcher: { queueUrl: this.launcher.buffer.queue.queueUrl, waitSeconds: props.launcher?.waitSeconds },
     });
-    this.jobClusters = [...new Set<ecs.ICluster>(Object.values(jobs).map((job) => jobCluster(props, job)))];
     this.config = document;
 
     const size = estimateConfigBytes(document);
