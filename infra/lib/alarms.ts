@@ -35,7 +35,7 @@ export interface JobRunnerAlarmsOptions {
    */
   readonly launcherDeadLetters?: AlarmOption;
   /**
-   * The tracker's dead-letter queue holds a message (stopped-task events it could not report).
+   * The tracker's dead-letter queue holds a message (task events or sweep ticks it could not record).
    * An alarm about the alert path: it goes to the alarm channel (`alerts.alarmTopic`), not
    * the alert topic. @default as `launcherDeadLetters`
    */
@@ -111,7 +111,7 @@ export class JobRunnerAlarms extends Construct {
     if (props.tracker) {
       this.add('TrackerDeadLetters', 'tracker-dead-letters', 'alert-path', props.trackerDeadLetters, DEAD_LETTER_DEFAULTS,
         deadLetters(props.tracker.deadLetterQueue),
-        'jobrunner: stopped-task events the tracker could not report reached its dead-letter queue: alerts may be missing; inspect and redrive it');
+        'jobrunner: task events the tracker could not record reached its dead-letter queue: runs may lack their progress and alerts may be missing; inspect and redrive it');
       this.add('TrackerErrors', 'tracker-errors', 'alert-path', props.trackerErrors, EVENT_ERROR_DEFAULTS,
         errors(props.tracker.function),
         'jobrunner: tracker invocations fail (Lambda Errors): alerts may be late or missing; see its log group');

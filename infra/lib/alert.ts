@@ -1,36 +1,14 @@
-// The alert unit: ECS "Task State Change" events with lastStatus STOPPED in the configured
-// clusters go through an SQS buffer to the tracker, which classifies why each task stopped and
-// publishes to an SNS topic (KMS-encrypted, TLS only) with email subscriptions.
+// The alert topic: an SNS topic (KMS-encrypted, TLS only) with email subscriptions, where the
+// tracker publishes classified alerts about runs (and the launcher its `launch_failed` alerts),
+// and the alarm topic for the alarms about the alert path itself.
 
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import type * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { EventBuffer } from './buffer';
-import { type FunctionOptions, JobRunnerFunction } from './function';
-import { acknowledgeWildcardAction, acknowledgeWildcardResource } from './nag';
-
-/** Tuning of the tracker. */
-export interface TrackerOptions {
-  /** At most this many concurrent tracker invocations (2-1000). @default 2 */
-  readonly maxConcurrency?: number;
-  /** @default 30 seconds */
-  readonly timeout?: Duration;
-  /**
-   * How long the buffer gathers stops before invoking the tracker: it bounds alert latency and
-   * lets one invocation digest a storm (one message per job and class). @default 30 seconds
-   */
-  readonly batchingWindow?: Duration;
-  /** What happens to the topic's KMS key when the stack is deleted. @default RemovalPolicy.DESTROY (7-day pending window) */
-  readonly keyRemovalPolicy?: RemovalPolicy;
-}
+import { acknowledgeWildcardAction } from './nag';
 
 export interface AlertTopicProps {
   readonly emails?: string[];
@@ -107,86 +85,22 @@ export class AlertTopic extends Construct {
     );
   }
 
-  /** The topics this construct created (and encrypted with its key). */
-  private ownTopics(): sns.ITopic[] {
-    return this.node.tryFindChild('AlarmTopic') ? [this.topic, this.alarmTopic] : [this.topic];
-  }
-}
-
-export interface TrackerProps extends TrackerOptions {
-  readonly config: string;
-  readonly functionOptions?: FunctionOptions;
-  readonly topic: AlertTopic;
-  /** The clusters whose stopped tasks are reported. */
-  readonly clusters: ecs.ICluster[];
-}
-
-export class Tracker extends Construct {
-  readonly function: lambda.Function;
-  readonly role: iam.Role;
-  readonly buffer: EventBuffer;
-  /** ECS Task State Change, lastStatus STOPPED, in the configured clusters. */
-  readonly rule: events.Rule;
-
-  constructor(scope: Construct, id: string, props: TrackerProps) {
-    super(scope, id);
-    const timeout = props.timeout ?? Duration.seconds(30);
-    const fn = new JobRunnerFunction(this, 'Tracker', {
-      ...props.functionOptions,
-      binaryName: 'tracker',
-      description: 'jobrunner tracker: stopped ECS tasks to SNS alerts',
-      config: props.config,
-      timeout,
-    });
-    this.function = fn.function;
-    this.role = fn.role;
-
-    this.buffer = new EventBuffer(this, 'Buffer', {
-      consumerTimeout: timeout,
-    });
-    this.function.addEventSource(
-      new SqsEventSource(this.buffer.queue, {
-        batchSize: 100,
-        maxBatchingWindow: props.batchingWindow ?? Duration.seconds(30),
-        reportBatchItemFailures: true,
-        maxConcurrency: props.maxConcurrency ?? 2,
-      }),
-    );
-
-    this.rule = new events.Rule(this, 'TaskStopped', {
-      description: 'jobrunner: stopped ECS tasks of the configured clusters to the tracker buffer',
-      eventPattern: {
-        source: ['aws.ecs'],
-        detailType: ['ECS Task State Change'],
-        detail: {
-          lastStatus: ['STOPPED'],
-          clusterArn: [...new Set(props.clusters)].map((c) => c.clusterArn),
-        },
-      },
-    });
-    this.rule.addTarget(
-      new eventsTargets.SqsQueue(this.buffer.queue, {
-        deadLetterQueue: this.buffer.deadLetterQueue,
-        retryAttempts: 185,
-        maxEventAge: Duration.hours(24),
-      }),
-    );
-
-    // sns:Publish on this topic only, plus the data key it needs from the topic's own key.
-    props.topic.topic.grantPublish(this.role);
+  /**
+   * Lets a function publish alerts: `sns:Publish` on the alert topic only, plus the data-key
+   * actions it needs from the topic's own key (`kms:Decrypt`, `kms:GenerateDataKey*`).
+   */
+  grantPublish(role: iam.IRole): iam.Grant {
+    const grant = this.topic.grantPublish(role);
     acknowledgeWildcardAction(
-      this.role,
+      role,
       'kms:GenerateDataKey*',
       "Publishing to a KMS-encrypted topic needs GenerateDataKey* (AWS's documented action set); the statement is limited to the topic's own key.",
     );
-    // Reading the stopped task's definition (container limits, essential flags) for the alert.
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['ecs:DescribeTaskDefinition'], resources: ['*'] }),
-    );
-    acknowledgeWildcardResource(
-      this.role,
-      '*',
-      'ecs:DescribeTaskDefinition supports no resource-level permissions (AWS requires resource "*"); it is read-only.',
-    );
+    return grant;
+  }
+
+  /** The topics this construct created (and encrypted with its key). */
+  private ownTopics(): sns.ITopic[] {
+    return this.node.tryFindChild('AlarmTopic') ? [this.topic, this.alarmTopic] : [this.topic];
   }
 }

@@ -15,7 +15,9 @@ export type Class =
   | 'user_stopped'
   | 'timeout'
   | 'unhealthy'
-  | 'unknown';
+  | 'unknown'
+  | 'launch_failed'
+  | 'missed_schedule';
 /**
  * RunTask's `launchType`.
  */
@@ -647,7 +649,15 @@ export interface ConfigDocument {
     [k: string]: Job | undefined;
   };
   /**
-   * Small persistent state (scaler history, alert dedupe).
+   * How the launcher holds events that wait their turn at a job's cap.
+   */
+  launcher?: LauncherSettings | null;
+  /**
+   * Fargate prices for run cost estimates (USD per hour), overriding the built-in table.
+   */
+  prices?: Prices | null;
+  /**
+   * Persistent state: the run ledger, concurrency slots, scaler history, alert dedupe.
    */
   state?: State | null;
   triggers?: Triggers;
@@ -662,6 +672,10 @@ export interface ConfigDocument {
  * Where stopped-task alerts go and which classes are worth one.
  */
 export interface Alerts {
+  /**
+   * A schedule tick with no run this long after its time is a `missed_schedule` alert.
+   */
+  missed_schedule_after?: string;
   /**
    * The alert classes worth an alert.
    */
@@ -779,9 +793,38 @@ export interface SizeTier {
   memory: number;
 }
 /**
- * The DynamoDB table holding small state (scaler history, alert dedupe).
+ * `[launcher]`: where events wait their turn when a job is at its cap.
+ */
+export interface LauncherSettings {
+  /**
+   * The launcher's own SQS queue: an event at a job's cap is sent back to it with a delay
+   * (a new message, so it never uses up the receive count), then acknowledged.
+   */
+  queue_url: string;
+  /**
+   * Seconds a waiting event sleeps before it looks again (SQS DelaySeconds, 1-900). Events
+   * at the head of the line look again after at most 10 seconds.
+   */
+  wait_seconds?: number;
+}
+/**
+ * USD per hour for one vCPU and one GB of memory, on-demand and on Fargate Spot.
+ */
+export interface Prices {
+  gb_hour: number;
+  spot_gb_hour: number;
+  spot_vcpu_hour: number;
+  vcpu_hour: number;
+}
+/**
+ * The DynamoDB table holding the run ledger and small state (slots, scaler history, alert
+ * dedupe).
  */
 export interface State {
+  /**
+   * Days a run stays in the ledger after its last change (DynamoDB TTL).
+   */
+  retention_days?: number;
   table: string;
 }
 export interface Triggers {

@@ -170,7 +170,7 @@ export interface WorkerProps {
   readonly windows?: ScalingWindowProps[];
 }
 
-/** The alert classes of the config's `notify_on` (why a task stopped). */
+/** The alert classes of the config's `notify_on` (why a task stopped, or why a run never started). */
 export type AlertClass = schema.Class;
 
 /** Every alert class, once (the compiler checks the list is complete and exact). */
@@ -185,12 +185,14 @@ const ALERT_CLASS_SET: Record<AlertClass, true> = {
   timeout: true,
   unhealthy: true,
   unknown: true,
+  launch_failed: true,
+  missed_schedule: true,
 };
 
 /** Every alert class `notifyOn` may name. */
 export const ALERT_CLASSES = Object.keys(ALERT_CLASS_SET) as AlertClass[];
 
-/** Where stopped-task alerts go (`[alerts]`); the construct creates the topic. */
+/** Where alerts go (`[alerts]`: stopped tasks, failed launches, missed schedule ticks); the construct creates the topic. */
 export interface AlertsProps {
   /** Email addresses subscribed to the alert topic (each must confirm the subscription). */
   readonly emails?: string[];
@@ -206,12 +208,40 @@ export interface AlertsProps {
   readonly alarmTopic?: sns.ITopic;
   /** Emails subscribed to the created alarm topic (not used with `alarmTopic`). @default `emails` */
   readonly alarmEmails?: string[];
+  /**
+   * `missed_schedule_after`: a schedule tick with no run this long after its time is a
+   * `missed_schedule` alert, e.g. `'10m'` or `'1h 30m'` (humantime).
+   * @default the functions' default (10 minutes)
+   */
+  readonly missedScheduleAfter?: string;
 }
 
-/** The parts of the config the construct creates itself. */
+/** `[state]`: the table itself is created by the construct. */
+export interface StateSettings {
+  /**
+   * `retention_days`: days a run stays in the ledger after its last change (DynamoDB TTL).
+   * @default the functions' default (30 days)
+   */
+  readonly retentionDays?: number;
+}
+
+/**
+ * `[prices]`: USD per hour for one vCPU and one GB of memory, on demand and on Fargate Spot, used
+ * for the runs' estimated cost instead of the functions' built-in price table (for every region).
+ */
+export interface PricesProps {
+  readonly vcpuHour: number;
+  readonly gbHour: number;
+  readonly spotVcpuHour: number;
+  readonly spotGbHour: number;
+}
+
+/** The parts of the config the construct supplies itself: what it creates, and the launcher's settings. */
 export interface CreatedResources {
   readonly topicArn?: string;
   readonly stateTableName?: string;
+  /** `[launcher]`: the launcher's own buffer queue, and how long a waiting event sleeps. */
+  readonly launcher?: { readonly queueUrl: string; readonly waitSeconds?: number };
 }
 
 /** The config's props, as the `JobRunner` construct takes them. */
@@ -222,6 +252,8 @@ export interface ConfigProps {
   readonly schedules?: ScheduleTriggerProps[];
   readonly workers?: Record<string, WorkerProps>;
   readonly alerts?: AlertsProps;
+  readonly state?: StateSettings;
+  readonly prices?: PricesProps;
 }
 
 /** Lambda's limit on the total size of a function's environment variables (keys and values). */
@@ -259,6 +291,13 @@ export function checkConfigProps(props: ConfigProps): void {
   });
   for (const name of Object.keys(props.workers ?? {})) {
     if (!NAME.test(name)) throw new Error(`workers.${name}: worker names may use letters, digits, '-' and '_'`);
+  }
+  const days = props.state?.retentionDays;
+  if (days !== undefined && !(Number.isInteger(days) && days >= 1)) {
+    throw new Error(`state.retentionDays: ${days} is not a whole number of days, at least 1`);
+  }
+  for (const [field, price] of Object.entries(props.prices ?? {})) {
+    if (!(Number.isFinite(price) && price >= 0)) throw new Error(`prices.${field}: ${price} is not a price (USD per hour, 0 or more)`);
   }
 }
 
@@ -316,10 +355,21 @@ export function renderConfig(props: ConfigProps, created: CreatedResources): Con
     config.workers = Object.fromEntries(workers.map(([name, w]) => [name, renderWorker(w)]));
   }
   if (created.topicArn) {
-    config.alerts = { topic_arn: created.topicArn, notify_on: props.alerts?.notifyOn };
+    config.alerts = {
+      topic_arn: created.topicArn,
+      notify_on: props.alerts?.notifyOn,
+      missed_schedule_after: props.alerts?.missedScheduleAfter,
+    };
   }
   if (created.stateTableName) {
-    config.state = { table: created.stateTableName };
+    config.state = { table: created.stateTableName, retention_days: props.state?.retentionDays };
+  }
+  if (created.launcher) {
+    config.launcher = { queue_url: created.launcher.queueUrl, wait_seconds: created.launcher.waitSeconds };
+  }
+  if (props.prices) {
+    const p = props.prices;
+    config.prices = { vcpu_hour: p.vcpuHour, gb_hour: p.gbHour, spot_vcpu_hour: p.spotVcpuHour, spot_gb_hour: p.spotGbHour };
   }
   return prune(config) as schema.ConfigDocument;
 }

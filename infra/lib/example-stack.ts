@@ -228,8 +228,9 @@ export class JobRunnerExampleStack extends Stack {
     out('ScalerFunctionName', this.jobRunner.scaler!.function.functionName, 'cargo lambda deploy --binary-name scaler <this>');
     out('TrackerFunctionName', this.jobRunner.tracker!.function.functionName, 'cargo lambda deploy --binary-name tracker <this>');
     out('UploadsBucketName', this.uploads.bucketName, 'upload under uploads/ to run the process-upload job');
+    out('StateTableName', this.jobRunner.state.table.tableName, 'the run ledger: [state] table for jobrunner run list|view|cancel');
     out('OrdersQueueUrl', this.ordersQueue.queueUrl, 'send messages here to scale the orders workers up from zero');
-    out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks, dead letters and function errors');
+    out('AlertTopicArn', this.jobRunner.alertTopic!.topic.topicArn, 'alerts about stopped tasks, failed launches, missed schedule ticks, dead letters and function errors');
     out('AlarmTopicArn', this.jobRunner.alertTopic!.alarmTopic.topicArn, 'alarms about the tracker itself (its dead letters and errors)');
   }
 }

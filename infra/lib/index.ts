@@ -8,3 +8,4 @@ export * from './jobrunner';
 export * from './launch';
 export * from './scale';
 export * from './state';
+export * from './tracker';

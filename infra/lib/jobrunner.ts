@@ -1,6 +1,7 @@
 // JobRunner: wires the launcher, scaler and tracker to the user's clusters, task definitions,
-// buckets, queues and services. It renders the jobrunner config from its props and gives every
-// function the same document inline in JOBRUNNER_CONFIG.
+// buckets, queues and services, and to the state table that holds the run ledger. It renders the
+// jobrunner config from its props and gives every function the same document inline in
+// JOBRUNNER_CONFIG. `grantOperator` gives people what `jobrunner run list|view|cancel` calls.
 //
 // Lambda limits a function's environment variables to 4 KB in total. The config is written
 // compactly (no whitespace, unset fields left out); deploy-time values such as ARNs take 60-100
@@ -10,23 +11,28 @@
 import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { Tracker, type TrackerOptions, AlertTopic } from './alert';
+import { AlertTopic } from './alert';
 import { type AlarmChannel, JobRunnerAlarms, type JobRunnerAlarmsOptions } from './alarms';
 import {
   CONFIG_ENV,
   type ConfigDocument,
   type ConfigProps,
   checkConfigProps,
+  jobCluster,
+  type StateSettings,
   estimateConfigBytes,
   LAMBDA_ENV_LIMIT_BYTES,
   renderConfig,
 } from './config';
 import type { FunctionOptions } from './function';
-import { Launcher, type LauncherOptions } from './launch';
+import { checkLauncherOptions, Launcher, type LauncherOptions } from './launch';
+import { acknowledgeWildcardResource } from './nag';
 import { Scaler, type ScalerOptions } from './scale';
-import { STATE_KEY_PREFIXES, StateTable, type StateTableProps } from './state';
+import { keyPrefixes, STATE_ACCESS, StateTable, type StateTableProps } from './state';
+import { Tracker, type TrackerOptions } from './tracker';
 
 export interface JobRunnerProps extends ConfigProps {
   /** Settings of all three functions (architecture, memory, log retention, Cargo manifest). */
@@ -34,7 +40,8 @@ export interface JobRunnerProps extends ConfigProps {
   readonly launcher?: LauncherOptions;
   readonly scaler?: ScalerOptions;
   readonly tracker?: TrackerOptions;
-  readonly state?: StateTableProps;
+  /** The state table (`removalPolicy`) and the ledger's retention (`retentionDays`). */
+  readonly state?: StateTableProps & StateSettings;
   /** The CloudWatch alarms: each is on by default and can be tuned or turned off (`false`). */
   readonly alarms?: JobRunnerAlarmsOptions;
 }
@@ -49,21 +56,25 @@ export class JobRunner extends Construct {
   /** Present when `alerts` is set. */
   readonly tracker?: Tracker;
   readonly alertTopic?: AlertTopic;
-  /** Present when the scaler or the tracker is. */
-  readonly state?: StateTable;
+  /** The run ledger and the functions' small state. */
+  readonly state: StateTable;
   /** Dead-letter and Lambda error alarms; they publish when `alerts` is set. */
   readonly alarms: JobRunnerAlarms;
   /** The generated config document (tokens where values are known only at deploy time). */
   readonly config: ConfigDocument;
   /** The document as the JSON string each function receives in JOBRUNNER_CONFIG. */
   readonly configJson: string;
+  /** The clusters the jobs run in (where runs' tasks are). */
+  private readonly jobClusters: ecs.ICluster[];
 
   constructor(scope: Construct, id: string, props: JobRunnerProps) {
     super(scope, id);
     checkConfigProps(props);
+    checkLauncherOptions(props.launcher);
     const jobs = props.jobs ?? {};
     const workers = props.workers ?? {};
     const hasWorkers = Object.keys(workers).length > 0;
+    this.jobClusters = [...new Set<ecs.ICluster>(Object.values(jobs).map((job) => jobCluster(props, job)))];
 
     // Functions read the document lazily: it names the topic and table created below.
     let document: ConfigDocument | undefined;
@@ -75,7 +86,7 @@ export class JobRunner extends Construct {
     });
     this.configJson = config;
 
-    if (hasWorkers || props.alerts) this.state = new StateTable(this, 'State', props.state);
+    this.state = new StateTable(this, 'State', { removalPolicy: props.state?.removalPolicy });
     if (props.alerts) {
       this.alertTopic = new AlertTopic(this, 'AlertTopic', {
         emails: props.alerts.emails,
@@ -94,24 +105,27 @@ export class JobRunner extends Construct {
       s3Triggers: props.s3Triggers ?? [],
       schedules: props.schedules ?? [],
     });
+    this.state.grantState(this.launcher.role, keyPrefixes(STATE_ACCESS.launcher));
+    // The launcher publishes `launch_failed` alerts (permanent launch failures, dead-lettered events).
+    this.alertTopic?.grantPublish(this.launcher.role);
 
     if (hasWorkers) {
       this.scaler = new Scaler(this, 'Scale', { ...props.scaler, config, functionOptions: props.functions, workers });
-      this.state!.grantState(this.scaler.role, STATE_KEY_PREFIXES.scaler);
+      this.state.grantState(this.scaler.role, keyPrefixes(STATE_ACCESS.scaler));
     }
 
     if (this.alertTopic) {
       const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
       for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
       for (const w of Object.values(workers)) clusters.add(w.service.cluster);
-      this.tracker = new Tracker(this, 'Alert', {
+      this.tracker = new Tracker(this, 'Track', {
         ...props.tracker,
         config,
         functionOptions: props.functions,
         topic: this.alertTopic,
         clusters: [...clusters],
       });
-      this.state!.grantState(this.tracker.role, STATE_KEY_PREFIXES.tracker);
+      this.state.grantState(this.tracker.role, keyPrefixes(STATE_ACCESS.tracker));
     }
 
     this.alarms = new JobRunnerAlarms(this, 'Alarms', {
@@ -135,7 +149,8 @@ export class JobRunner extends Construct {
 
     document = renderConfig(props, {
       topicArn: this.alertTopic?.topic.topicArn,
-      stateTableName: this.state?.table.tableName,
+      stateTableName: this.state.table.tableName,
+      launcher: { queueUrl: this.launcher.buffer.queue.queueUrl, waitSeconds: props.launcher?.waitSeconds },
     });
     this.config = document;
 
@@ -154,5 +169,41 @@ export class JobRunner extends Construct {
           `${size.tokens} deploy-time values (estimated ${size.estimate} bytes)`,
       );
     }
+  }
+
+  /**
+   * Lets an operator (a role, user or group) use `jobrunner run list|view|cancel`:
+   * - `dynamodb:Query` on the state table's `runs-by-day` index (`run list`);
+   * - `dynamodb:GetItem`, `dynamodb:PutItem` on the state table, only for the items keyed `run/…`
+   *   and `object/…` (`run view` by id or by S3 key; `run cancel` marks the run cancelled);
+   * - `ecs:StopTask`, `ecs:DescribeTasks` on the tasks of the jobs' clusters, with the
+   *   `ecs:cluster` condition (`run cancel` stops the run's task).
+   */
+  grantOperator(grantee: iam.IGrantable): iam.Grant {
+    let grant = this.state.grantListRuns(grantee).combine(this.state.grantState(grantee, keyPrefixes(STATE_ACCESS.operator)));
+    if (this.jobClusters.length) {
+      const stack = Stack.of(this);
+      const tasks = this.jobClusters.map((c) =>
+        stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${c.clusterName}/*` }),
+      );
+      grant = grant.combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+          resourceArns: tasks,
+          conditions: { ArnEquals: { 'ecs:cluster': this.jobClusters.map((c) => c.clusterArn) } },
+        }),
+      );
+      if (Construct.isConstruct(grantee.grantPrincipal)) {
+        for (const arn of tasks) {
+          acknowledgeWildcardResource(
+            grantee.grantPrincipal,
+            arn,
+            "jobrunner run cancel stops a run's task: task IDs are unknown in advance; the statement is limited to the jobs' clusters (ecs:cluster condition).",
+          );
+        }
+      }
+    }
+    return grant;
   }
 }

@@ -1,7 +1,8 @@
 // The launch unit: S3 "Object Created" events (EventBridge rule → SQS buffer) and EventBridge
-// Scheduler schedules feed the launcher, which turns each into an ECS RunTask. The launcher may
-// run tasks only from the configured task-definition families, only in their clusters, and may
-// pass only those task definitions' roles to ECS.
+// Scheduler schedules feed the launcher, which turns each into an ECS RunTask. An event for a job
+// at its cap goes back into the same buffer with a delay (a new message, so waiting never uses up
+// the receive count). The launcher may run tasks only from the configured task-definition
+// families, only in their clusters, and may pass only those task definitions' roles to ECS.
 
 import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -36,6 +37,20 @@ export interface LauncherOptions {
   readonly scheduleRetryAttempts?: number;
   /** How long a schedule's invocation may be retried. @default 1 hour */
   readonly scheduleMaxEventAge?: Duration;
+  /**
+   * `launcher.wait_seconds`: how long an event for a job at its cap waits in the buffer before
+   * it looks again (SQS per-message delay, 1-900 seconds).
+   * @default the functions' default (60 seconds)
+   */
+  readonly waitSeconds?: number;
+}
+
+/** Checks the launcher options that go into the config. */
+export function checkLauncherOptions(options: LauncherOptions = {}): void {
+  const w = options.waitSeconds;
+  if (w !== undefined && !(Number.isInteger(w) && w >= 1 && w <= 900)) {
+    throw new Error(`launcher.waitSeconds: ${w} is not a whole number of seconds from 1 to 900 (SQS DelaySeconds)`);
+  }
 }
 
 export interface LauncherProps extends LauncherOptions {
@@ -60,7 +75,10 @@ export function scheduleInput(name: string): Record<string, string> {
 export class Launcher extends Construct {
   readonly function: lambda.Function;
   readonly role: iam.Role;
-  /** Buffers S3 events for the launcher; failures end in its dead-letter queue. */
+  /**
+   * Buffers S3 events for the launcher, and events waiting for their job's cap (`launcher.queue_url`);
+   * failures end in its dead-letter queue.
+   */
   readonly buffer: EventBuffer;
   /** One rule per bucket, routing its matching "Object Created" events to the buffer. */
   readonly s3Rules: events.Rule[] = [];
@@ -72,6 +90,7 @@ export class Launcher extends Construct {
 
   constructor(scope: Construct, id: string, props: LauncherProps) {
     super(scope, id);
+    checkLauncherOptions(props);
     const timeout = props.timeout ?? Duration.seconds(30);
 
     const fn = new JobRunnerFunction(this, 'Launcher', {
@@ -94,6 +113,9 @@ export class Launcher extends Construct {
         maxConcurrency: props.maxConcurrency ?? 5,
       }),
     );
+    // Events at a job's cap are sent back to this queue with a delay (standard queue: per-message
+    // DelaySeconds is allowed). SSE-SQS needs no key grant.
+    this.buffer.queue.grant(this.role, 'sqs:SendMessage');
     // Scheduled invocations are asynchronous: after Lambda's retries they land in the same DLQ.
     this.function.configureAsyncInvoke({
       retryAttempts: 2,

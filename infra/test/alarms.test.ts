@@ -150,7 +150,7 @@ describe('alarms and their defaults', () => {
     }
     const queue = (prefix: string) => a.get(`${prefix}-dead-letters`)!.props.Dimensions[0].Value['Fn::GetAtt'][0];
     assert.match(queue('launcher'), /^JobRunnerLaunchBufferDeadLetterQueue/);
-    assert.match(queue('tracker'), /^JobRunnerAlertBufferDeadLetterQueue/);
+    assert.match(queue('tracker'), /^JobRunnerTrackBufferDeadLetterQueue/);
   });
 
   test('the scaler fails in 3 of 5 one-minute ticks', () => {
@@ -207,7 +207,7 @@ describe('alarm props', () => {
       },
     }));
     const a = alarms(e.json);
-    assert.deepEqual([...a.keys()].sort(), ['tracker-dead-letters', 'launcher-errors', 'scaler-errors']);
+    assert.deepEqual([...a.keys()].sort(), ['launcher-errors', 'scaler-errors', 'tracker-dead-letters']);
     const scaler = a.get('scaler-errors')!.props;
     assert.deepEqual([scaler.Threshold, scaler.Period, scaler.EvaluationPeriods, scaler.DatapointsToAlarm], [2, 120, 10, 4]);
     const launcher = a.get('launcher-errors')!.props;

@@ -99,10 +99,37 @@ describe('generated config', () => {
   test('leaves out sections and fields that are not configured', () => {
     const minimal = existingResources((p) => ({ defaults: p.defaults, jobs: { report: p.jobs!.report } }));
     const doc = JSON.parse(Object.values(deployedConfigs(minimal.json))[0]);
-    assert.deepEqual(Object.keys(doc).sort(), ['defaults', 'jobs']);
+    assert.deepEqual(Object.keys(doc).sort(), ['defaults', 'jobs', 'launcher', 'state'], 'the ledger sections are always there');
+    assert.deepEqual(Object.keys(doc.state), ['table'], 'retention_days left to the functions\' default');
+    assert.deepEqual(Object.keys(doc.launcher), ['queue_url'], 'wait_seconds left to the functions\' default');
     assert.equal(resourcesOfType(minimal.json, 'AWS::Lambda::Function').length, 1, 'only the launcher');
-    assert.equal(resourcesOfType(minimal.json, 'AWS::DynamoDB::Table').length, 0);
+    assert.equal(resourcesOfType(minimal.json, 'AWS::DynamoDB::Table').length, 1);
     assert.equal(resourcesOfType(minimal.json, 'AWS::SNS::Topic').length, 0);
+  });
+
+  test('launcher.queue_url is the launcher\'s own buffer queue', () => {
+    const raw = existing.stack.resolve(existing.jobRunner.config) as Record<string, any>;
+    assert.deepEqual(raw.launcher.queue_url, existing.stack.resolve(existing.jobRunner.launcher.buffer.queue.queueUrl));
+    const [launcherQueue] = resourcesOfType(existing.json, 'AWS::SQS::Queue').find(([id]) => /^JobRunnerLaunchBufferQueue/.test(id))!;
+    assert.equal(config.launcher.queue_url, `https://sqs.eu-central-1.amazonaws.com/123456789012/jr-${launcherQueue.toLowerCase().slice(0, 40)}`);
+  });
+
+  test('the ledger settings: retention, wait, prices, missed-schedule grace', () => {
+    const e = existingResources((p) => ({
+      ...p,
+      state: { retentionDays: 90 },
+      launcher: { waitSeconds: 120 },
+      prices: { vcpuHour: 0.04656, gbHour: 0.00511, spotVcpuHour: 0.014, spotGbHour: 0.0015 },
+      alerts: { ...p.alerts, missedScheduleAfter: '15m' },
+    }));
+    const doc = JSON.parse(Object.values(deployedConfigs(e.json))[0]);
+    assert.equal(doc.state.retention_days, 90);
+    assert.match(doc.state.table, /^jr-/);
+    assert.equal(doc.launcher.wait_seconds, 120);
+    assert.deepEqual(doc.prices, { vcpu_hour: 0.04656, gb_hour: 0.00511, spot_vcpu_hour: 0.014, spot_gb_hour: 0.0015 });
+    assert.equal(doc.alerts.missed_schedule_after, '15m');
+    assert.equal(config.prices, undefined, 'no prices: the functions\' built-in table');
+    assert.equal(config.alerts.missed_schedule_after, undefined);
   });
 });
 
@@ -163,6 +190,18 @@ describe('config checks at synth time', () => {
       ]),
     );
     assert.throws(() => new JobRunner(stack, 'JobRunner', { defaults: { cluster }, jobs }), /over Lambda's 4 KB environment limit/);
+  });
+
+  test('rejects ledger settings the functions would reject', () => {
+    assert.throws(withProps((p) => ({ ...p, state: { retentionDays: 0 } })), /state\.retentionDays: 0 is not a whole number of days/);
+    assert.throws(withProps((p) => ({ ...p, state: { retentionDays: 1.5 } })), /state\.retentionDays/);
+    assert.throws(withProps((p) => ({ ...p, launcher: { waitSeconds: 901 } })), /launcher\.waitSeconds: 901 is not a whole number of seconds from 1 to 900/);
+    assert.throws(withProps((p) => ({ ...p, launcher: { waitSeconds: 0 } })), /launcher\.waitSeconds/);
+    assert.throws(
+      withProps((p) => ({ ...p, prices: { vcpuHour: -1, gbHour: 0.1, spotVcpuHour: 0.1, spotGbHour: 0.1 } })),
+      /prices\.vcpuHour: -1 is not a price/,
+    );
+    assert.doesNotThrow(withProps((p) => ({ ...p, state: { retentionDays: 1 }, launcher: { waitSeconds: 900 } })));
   });
 
   test('estimates deploy-time values conservatively', () => {

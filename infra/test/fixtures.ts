@@ -20,8 +20,14 @@ export interface Existing {
   readonly json: Record<string, any>;
 }
 
-/** Imports the user's resources and wires a JobRunner to them; `override` adjusts the props. */
-export function existingResources(override: (p: JobRunnerProps) => JobRunnerProps = (p) => p): Existing {
+/**
+ * Imports the user's resources and wires a JobRunner to them; `override` adjusts the props, and
+ * `extend` adds to the stack before it is synthesized (e.g. a grant).
+ */
+export function existingResources(
+  override: (p: JobRunnerProps) => JobRunnerProps = (p) => p,
+  extend: (jobRunner: JobRunner, stack: Stack) => void = () => {},
+): Existing {
   const app = testApp();
   const stack = new Stack(app, 'Existing', { env: ENV });
   const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', {
@@ -99,6 +105,7 @@ export function existingResources(override: (p: JobRunnerProps) => JobRunnerProp
     functions: { architecture: lambda.Architecture.ARM_64 },
   };
   const jobRunner = new JobRunner(stack, 'JobRunner', override(props));
+  extend(jobRunner, stack);
   const template = Template.fromStack(stack);
   return { stack, jobRunner, template, json: template.toJSON() };
 }

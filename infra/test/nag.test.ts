@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { type App, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -76,6 +77,21 @@ describe('cdk-nag AwsSolutions', () => {
     const { stack } = existingResources();
     const ours = violations(stack).filter((v) => / at Existing\/(JobRunner|BucketNotificationsHandler)/.test(v));
     assert.deepEqual(ours, []);
+  });
+
+  test('grantOperator acknowledges its one wildcard (the tasks of the jobs\' clusters) on the grantee, and nothing stale', () => {
+    const { stack } = existingResources(undefined, (jobRunner, s) =>
+      jobRunner.grantOperator(new iam.Role(s, 'Operator', { assumedBy: new iam.AccountRootPrincipal() })),
+    );
+    assert.deepEqual(violations(stack).filter((v) => / at Existing\/Operator/.test(v)), []);
+    const raw = allFindings(stack).filter((v) => v.violatingResources.some((r) => (r.constructPath ?? '').startsWith('Existing/Operator')));
+    const expected = [
+      'AwsSolutions-IAM5[Resource::arn:aws:ecs:eu-central-1:123456789012:task/batch/*]',
+      'AwsSolutions-IAM5[Resource::arn:aws:ecs:eu-central-1:123456789012:task/jobs/*]',
+    ];
+    assert.deepEqual([...new Set(raw.map((v) => v.ruleName))].sort(), expected, 'without acknowledgements: only the task wildcards');
+    const acks = acknowledgements(stack).filter(([at]) => at === 'Existing/Operator');
+    assert.deepEqual(acks.map(([, id]) => id).sort(), expected);
   });
 
   test('every acknowledgement matches a finding and states a reason', () => {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { STATE_ACTIONS, STATE_KEY_PREFIXES } from '../lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { STATE_ACCESS, STATE_ACTIONS, STATE_KEY_PREFIXES } from '../lib';
 import { existingResources } from './fixtures';
 import { asArray, functionRole, policyStatements, REPO_ROOT, statementsWith, synthExample } from './support';
 
@@ -29,12 +30,15 @@ describe('each function may do exactly its job', () => {
   const scaler = functionRole(example.json, 'jobrunner scaler');
   const tracker = functionRole(example.json, 'jobrunner tracker');
 
-  test('launcher: run, list, stop, describe and tag tasks; pass task roles; consume its buffer', () => {
+  test('launcher: run, list, stop, describe and tag tasks; pass task roles; consume and re-send to its buffer; its ledger items; publish', () => {
     assert.deepEqual(
       [...actionsOf(example.json, launcher)].sort(),
       [
+        'dynamodb:GetItem', 'dynamodb:PutItem',
         'ecs:DescribeTasks', 'ecs:ListTasks', 'ecs:RunTask', 'ecs:StopTask', 'ecs:TagResource', 'iam:PassRole',
+        'kms:Decrypt', 'kms:GenerateDataKey*',
         'logs:CreateLogStream', 'logs:PutLogEvents',
+        'sns:Publish',
         'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage',
         'sqs:SendMessage',
       ].sort(),
@@ -146,7 +150,7 @@ describe('scale permissions', () => {
     const found = policyStatements(example.json).filter(({ statement }) =>
       asArray<string>(statement.Action).some((a) => a.startsWith('dynamodb:')),
     );
-    assert.equal(found.length, 2, 'scaler and tracker');
+    assert.equal(found.length, 3, 'launcher, scaler and tracker');
     for (const { statement } of found) assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [table, 'Arn'] });
   });
 });
@@ -159,13 +163,26 @@ describe('state permissions', () => {
       .map(({ statement }) => statement);
   };
 
-  test('only the calls the state store makes: GetItem and PutItem', () => {
-    const source = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'aws', 'src', 'state_store.rs'), 'utf8');
-    const calls = [...new Set([...source.matchAll(/\.(get_item|put_item|update_item|query|scan|delete_item|batch_\w+|transact_\w+)\(\)/g)].map((m) => m[1]))].sort();
-    assert.deepEqual(calls, ['get_item', 'put_item'], 'the state store calls other DynamoDB operations: grant them in lib/state.ts');
+  test('only the calls the adapters make: GetItem and PutItem', () => {
+    // Every DynamoDB call of the AWS adapters crate (the state store, and whatever else talks to DynamoDB).
+    const dir = path.join(REPO_ROOT, 'crates', 'aws', 'src');
+    const sources = fs
+      .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.rs'))
+      .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+      .filter((s) => s.includes('aws_sdk_dynamodb'));
+    assert.ok(sources.length > 0, 'crates/aws/src: no DynamoDB adapter found');
+    const calls = [
+      ...new Set(
+        sources.flatMap((s) =>
+          [...s.matchAll(/\.(get_item|put_item|update_item|query|scan|delete_item|batch_\w+|transact_\w+)\(\)/g)].map((m) => m[1]),
+        ),
+      ),
+    ].sort();
+    assert.deepEqual(calls, ['get_item', 'put_item'], 'the adapters call other DynamoDB operations: grant them in lib/state.ts');
     assert.deepEqual(STATE_ACTIONS, ['dynamodb:GetItem', 'dynamodb:PutItem']);
     for (const json of [example.json, existing.json]) {
-      for (const fn of ['jobrunner scaler', 'jobrunner tracker']) {
+      for (const fn of ['jobrunner launcher', 'jobrunner scaler', 'jobrunner tracker']) {
         const [statement, ...more] = dynamo(json, fn);
         assert.deepEqual(more, [], `${fn}: one DynamoDB statement`);
         assert.deepEqual(asArray(statement.Action).sort(), ['dynamodb:GetItem', 'dynamodb:PutItem']);
@@ -173,35 +190,120 @@ describe('state permissions', () => {
     }
   });
 
-  test('each function only its own items: dynamodb:LeadingKeys on its key prefix', () => {
+  test('each function only its own items: dynamodb:LeadingKeys on its key prefixes', () => {
+    const expected: [string, string[]][] = [
+      ['jobrunner launcher', ['run/*', 'slots/*', 'object/*', 'schedule/*']],
+      ['jobrunner tracker', ['run/*', 'slots/*', 'schedule/*', 'alert/*']],
+      ['jobrunner scaler', ['scaler#*']],
+    ];
     for (const json of [example.json, existing.json]) {
-      for (const [fn, prefix] of [['jobrunner scaler', 'scaler#'], ['jobrunner tracker', 'alert/']]) {
+      for (const [fn, keys] of expected) {
         const [statement] = dynamo(json, fn);
-        assert.deepEqual(statement.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${prefix}*`] } }, fn);
+        assert.deepEqual(statement.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': keys } }, fn);
       }
     }
   });
 
   test('the prefixes are the keys the functions write', () => {
-    const scaler = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'scaler.rs'), 'utf8');
-    const tracker = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'tracker.rs'), 'utf8');
+    const read = (...p: string[]) => fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', ...p), 'utf8');
+    const scaler = read('scaler.rs');
+    const tracker = read('tracker.rs');
+    const ledger = read('ledger', 'keys.rs');
     const scalerKey = /pub fn state_key\(worker: &str\) -> String \{\s*format!\("([^"{]*)\{worker\}"\)/.exec(scaler);
     const trackerKey = /pub const DEDUPE_KEY_PREFIX: &str = "([^"]*)";/.exec(tracker);
     assert.ok(scalerKey, "crates/core/src/scaler.rs: state_key's format changed; update STATE_KEY_PREFIXES and this test");
     assert.ok(trackerKey, 'crates/core/src/tracker.rs: DEDUPE_KEY_PREFIX changed; update STATE_KEY_PREFIXES and this test');
-    assert.deepEqual(STATE_KEY_PREFIXES, { scaler: scalerKey[1], tracker: trackerKey[1] });
-    // Neither prefix is a prefix of the other, so neither function reaches the other's items.
-    assert.ok(!scalerKey[1].startsWith(trackerKey[1]) && !trackerKey[1].startsWith(scalerKey[1]));
+    // The ledger's prefixes: every `pub const X_PREFIX: &str = "…";` of keys.rs, by kind.
+    const ledgerKeys = Object.fromEntries(
+      [...ledger.matchAll(/pub const ([A-Z_]+)_PREFIX: &str = "([^"]*)";/g)].map((m) => [m[1].toLowerCase(), m[2]]),
+    );
+    assert.deepEqual(
+      Object.keys(ledgerKeys).sort(),
+      ['object', 'run', 'schedule', 'slots'],
+      'crates/core/src/ledger/keys.rs has other key prefixes: name them in STATE_KEY_PREFIXES and grant them in STATE_ACCESS',
+    );
+    assert.deepEqual(STATE_KEY_PREFIXES, { ...ledgerKeys, alert: trackerKey[1], scaler: scalerKey[1] });
+    // No prefix is a prefix of another, so a grant of one kind never reaches another kind's items.
+    const all = Object.values(STATE_KEY_PREFIXES);
+    for (const a of all) for (const b of all) if (a !== b) assert.ok(!b.startsWith(a), `${a} is a prefix of ${b}`);
+  });
+
+  test('the listing index is the one the ledger queries', () => {
+    const ledger = fs.readFileSync(path.join(REPO_ROOT, 'crates', 'core', 'src', 'ledger', 'keys.rs'), 'utf8');
+    const constant = (name: string) => new RegExp(`pub const ${name}: &str = "([^"]*)";`).exec(ledger)?.[1];
+    assert.deepEqual(
+      { name: constant('LIST_INDEX'), partitionKey: constant('LIST_PK'), sortKey: constant('LIST_SK') },
+      { name: 'runs-by-day', partitionKey: 'list_pk', sortKey: 'list_sk' },
+    );
+    const [[, table]] = Object.entries(existing.json.Resources).filter(([, r]: any) => r.Type === 'AWS::DynamoDB::Table') as any;
+    const [index] = table.Properties.GlobalSecondaryIndexes;
+    assert.equal(index.IndexName, constant('LIST_INDEX'));
+    assert.deepEqual(index.KeySchema.map((k: any) => k.AttributeName), [constant('LIST_PK'), constant('LIST_SK')]);
+  });
+
+  test('STATE_ACCESS names only known kinds', () => {
+    for (const [fn, kinds] of Object.entries(STATE_ACCESS)) {
+      for (const k of kinds) assert.ok(k in STATE_KEY_PREFIXES, `${fn}: ${k}`);
+    }
+  });
+});
+
+describe('launcher queue permissions', () => {
+  test('SendMessage only on its own buffer (waiting events) and its dead-letter queue (on-failure destination)', () => {
+    const launcher = functionRole(existing.json, 'jobrunner launcher');
+    const found = statementsWith(existing.json, 'sqs:SendMessage').filter((s) => s.roles.includes(launcher));
+    const queues = found.flatMap((s) => asArray<any>(s.statement.Resource)).map((r) => r['Fn::GetAtt'][0]).sort();
+    assert.equal(queues.length, 2, JSON.stringify(queues));
+    assert.match(queues[0], /^JobRunnerLaunchBufferDeadLetterQueue/);
+    assert.match(queues[1], /^JobRunnerLaunchBufferQueue/);
+    // On its buffer: consume (the event source mapping) and SendMessage (re-send), nothing more.
+    const onBuffer = policyStatements(existing.json)
+      .filter((s) => s.roles.includes(launcher))
+      .filter((s) => asArray<any>(s.statement.Resource).some((r) => /^JobRunnerLaunchBufferQueue/.test(r['Fn::GetAtt']?.[0] ?? '')))
+      .flatMap((s) => asArray<string>(s.statement.Action));
+    assert.deepEqual([...new Set(onBuffer)].sort(), [
+      'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:SendMessage',
+    ]);
+    // and no other role may send to it but EventBridge.
+    const senders = statementsWith(existing.json, 'sqs:SendMessage').filter((s) =>
+      asArray<any>(s.statement.Resource).some((r) => /^JobRunnerLaunchBufferQueue/.test(r['Fn::GetAtt']?.[0] ?? '')),
+    );
+    assert.deepEqual(senders.flatMap((s) => s.roles), [launcher]);
+  });
+
+  test('its buffer is a standard queue that takes per-message delays', () => {
+    const [[, queue]] = Object.entries(existing.json.Resources).filter(
+      ([k, r]: any) => r.Type === 'AWS::SQS::Queue' && /^JobRunnerLaunchBufferQueue/.test(k),
+    ) as any;
+    assert.equal(queue.Properties.FifoQueue, undefined, 'FIFO queues take no per-message DelaySeconds');
+    assert.equal(queue.Properties.DelaySeconds, undefined, 'no queue-wide delay on new events');
   });
 });
 
 describe('alert permissions', () => {
-  test('Publish only on the alert topic; the key only for that topic', () => {
+  test('Publish only on the alert topic, by the tracker and the launcher; the key only for that topic', () => {
     const found = statementsWith(example.json, 'sns:Publish');
-    assert.equal(found.length, 1);
-    assert.deepEqual(found[0].statement.Resource, { Ref: id('JobRunnerAlertTopic') });
-    const [kms] = statementsWith(example.json, 'kms:Decrypt');
-    assert.deepEqual(kms.statement.Resource, { 'Fn::GetAtt': [id('JobRunnerAlertTopicKey'), 'Arn'] });
+    assert.deepEqual(
+      found.flatMap((s) => s.roles).sort(),
+      [functionRole(example.json, 'jobrunner launcher'), functionRole(example.json, 'jobrunner tracker')].sort(),
+    );
+    for (const { statement } of found) assert.deepEqual(statement.Resource, { Ref: id('JobRunnerAlertTopic') });
+    const keys = statementsWith(example.json, 'kms:Decrypt');
+    assert.equal(keys.length, 2);
+    for (const { statement } of keys) {
+      assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [id('JobRunnerAlertTopicKey'), 'Arn'] });
+      assert.deepEqual(asArray(statement.Action).sort(), ['kms:Decrypt', 'kms:GenerateDataKey*']);
+    }
+  });
+
+  test('the launcher publishes only when alerts exist', () => {
+    const e = existingResources((p) => ({ ...p, alerts: undefined }));
+    const launcher = functionRole(e.json, 'jobrunner launcher');
+    const actions = [...actionsOf(e.json, launcher)];
+    assert.ok(!actions.some((a) => a.startsWith('sns:') || a.startsWith('kms:')), actions.join());
+    assert.deepEqual(statementsWith(e.json, 'sns:Publish'), []);
+    // The launcher still keeps its ledger items.
+    assert.ok(actions.includes('dynamodb:PutItem'));
   });
 
   test('DescribeTaskDefinition is the tracker\'s only unscoped action', () => {
@@ -212,6 +314,75 @@ describe('alert permissions', () => {
     assert.deepEqual(unscoped.map((s) => s.statement.Action), ['ecs:DescribeTaskDefinition']);
   });
 });
+
+describe('operator permissions (grantOperator)', () => {
+  const withOperator = () => {
+    const e = existingResources(undefined, (jobRunner, stack) => {
+      jobRunner.grantOperator(new iam.Role(stack, 'Operator', { assumedBy: new iam.AccountRootPrincipal() }));
+    });
+    const json = e.json;
+    const role = Object.keys(json.Resources).find((k) => /^Operator[0-9A-F]{8}$/.test(k))!;
+    const statements = policyStatements(json).filter((s) => s.roles.includes(role)).map((s) => s.statement);
+    return { e, json, statements };
+  };
+  const { e, statements } = withOperator();
+
+  const table = Object.keys(e.json.Resources).find((k) => /^JobRunnerStateTable[0-9A-F]{8}$/.test(k))!;
+
+  test('exactly what run list, view and cancel call', () => {
+    assert.deepEqual(
+      statements.flatMap((s) => asArray<string>(s.Action)).sort(),
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'ecs:DescribeTasks', 'ecs:StopTask'],
+    );
+  });
+
+  test('Query only on the runs-by-day index', () => {
+    const [query, ...more] = statements.filter((s) => asArray(s.Action).includes('dynamodb:Query'));
+    assert.deepEqual(more, []);
+    assert.deepEqual(asArray(query.Action), ['dynamodb:Query']);
+    assert.deepEqual(query.Resource, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/runs-by-day']] });
+  });
+
+  test('GetItem and PutItem only on runs and the latest run of a key', () => {
+    const [items, ...more] = statements.filter((s) => asArray(s.Action).includes('dynamodb:GetItem'));
+    assert.deepEqual(more, []);
+    assert.deepEqual(asArray(items.Action).sort(), ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    assert.deepEqual(items.Resource, { 'Fn::GetAtt': [table, 'Arn'] });
+    assert.deepEqual(items.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['run/*', 'object/*'] } });
+  });
+
+  test('StopTask and DescribeTasks only on the tasks of the jobs\' clusters', () => {
+    const [stop, ...more] = statements.filter((s) => asArray(s.Action).includes('ecs:StopTask'));
+    assert.deepEqual(more, []);
+    assert.deepEqual(asArray(stop.Action).sort(), ['ecs:DescribeTasks', 'ecs:StopTask']);
+    assert.deepEqual(asArray(stop.Resource).sort(), [
+      'arn:aws:ecs:eu-central-1:123456789012:task/batch/*',
+      'arn:aws:ecs:eu-central-1:123456789012:task/jobs/*',
+    ]);
+    assert.deepEqual(stop.Condition, {
+      ArnEquals: {
+        'ecs:cluster': ['arn:aws:ecs:eu-central-1:123456789012:cluster/jobs', 'arn:aws:ecs:eu-central-1:123456789012:cluster/batch'],
+      },
+    });
+  });
+
+  test('without jobs there is no task to stop: only the ledger reads', () => {
+    const bare = existingResources(
+      (p) => ({ defaults: p.defaults, workers: p.workers }),
+      (jobRunner, stack) => jobRunner.grantOperator(new iam.User(stack, 'Person')),
+    );
+    const userId = Object.keys(bare.json.Resources).find((k) => /^Person[0-9A-F]{8}$/.test(k))!;
+    const actions = resourcesOfPolicy(bare.json, userId);
+    assert.deepEqual(actions.sort(), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query']);
+  });
+});
+
+/** The actions of the policies attached to a user. */
+function resourcesOfPolicy(json: Record<string, any>, user: string): string[] {
+  return Object.values(json.Resources as Record<string, any>)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && (r.Properties.Users ?? []).some((u: any) => u.Ref === user))
+    .flatMap((r) => r.Properties.PolicyDocument.Statement.flatMap((s: any) => asArray<string>(s.Action)));
+}
 
 describe('no wildcard resources where they matter', () => {
   for (const [name, json] of [['example', example.json], ['existing resources', existing.json]] as const) {

@@ -1,9 +1,12 @@
-// The scale unit (one-minute tick → scaler, state table) and the alert unit (ECS task stopped →
-// SQS buffer → tracker → encrypted SNS topic with email subscriptions).
+// The scale unit (one-minute tick → scaler), the state table (the run ledger and its listing
+// index), and the track unit (ECS task running or stopped, and a one-minute sweep → SQS buffer →
+// tracker → encrypted SNS topic with email subscriptions).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
+import { LIST_INDEX, TRACKED_STATUSES } from '../lib';
 import { existingResources } from './fixtures';
 import { resourcesOfType, synthExample } from './support';
 
@@ -55,22 +58,62 @@ describe('state table', () => {
     example.template.resourceCountIs('AWS::DynamoDB::Table', 1);
     example.template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
     });
   });
+
+  test('lists runs through the runs-by-day index: list_pk and list_sk strings, every attribute projected', () => {
+    const [[, table]] = resourcesOfType(existing.json, 'AWS::DynamoDB::Table');
+    assert.deepEqual(table.Properties.GlobalSecondaryIndexes, [
+      {
+        IndexName: 'runs-by-day',
+        KeySchema: [
+          { AttributeName: 'list_pk', KeyType: 'HASH' },
+          { AttributeName: 'list_sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+    assert.deepEqual(
+      [...table.Properties.AttributeDefinitions].sort((a: any, b: any) => a.AttributeName.localeCompare(b.AttributeName)),
+      [
+        { AttributeName: 'list_pk', AttributeType: 'S' },
+        { AttributeName: 'list_sk', AttributeType: 'S' },
+        { AttributeName: 'pk', AttributeType: 'S' },
+      ],
+    );
+    assert.deepEqual(LIST_INDEX, { name: 'runs-by-day', partitionKey: 'list_pk', sortKey: 'list_sk' });
+  });
+
+  test('is created even without workers and alerts (the ledger needs it)', () => {
+    const e = existingResources((p) => ({ defaults: p.defaults, jobs: { report: p.jobs!.report } }));
+    e.template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    assert.ok(e.jobRunner.state.table);
+  });
+
+  test('keeps the ledger when asked to', () => {
+    const e = existingResources((p) => ({ ...p, state: { removalPolicy: RemovalPolicy.RETAIN, retentionDays: 365 } }));
+    e.template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
 });
 
 describe('tracker', () => {
-  test('stopped tasks of the configured clusters go to its buffer', () => {
+  const sweepRules = (json: Record<string, any>) =>
+    resourcesOfType(json, 'AWS::Events::Rule').filter(([, r]) =>
+      (r.Properties.Targets ?? []).some((t: any) => /TrackBufferQueue/.test(t.Arn?.['Fn::GetAtt']?.[0] ?? '')) &&
+      r.Properties.ScheduleExpression !== undefined,
+    );
+
+  test('running and stopped tasks of the configured clusters go to its buffer', () => {
+    assert.deepEqual(TRACKED_STATUSES, ['RUNNING', 'STOPPED']);
     existing.template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.ecs'],
         'detail-type': ['ECS Task State Change'],
         detail: {
-          lastStatus: ['STOPPED'],
+          lastStatus: ['RUNNING', 'STOPPED'],
           clusterArn: [
             'arn:aws:ecs:eu-central-1:123456789012:cluster/jobs',
             'arn:aws:ecs:eu-central-1:123456789012:cluster/batch',
@@ -79,30 +122,73 @@ describe('tracker', () => {
       },
       Targets: [
         Match.objectLike({
-          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('AlertBufferQueue'), 'Arn'] },
-          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('AlertBufferDeadLetterQueue'), 'Arn'] } },
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('TrackBufferQueue'), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('TrackBufferDeadLetterQueue'), 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 },
         }),
       ],
     });
     example.template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.ecs'],
-        detail: { lastStatus: ['STOPPED'], clusterArn: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Cluster'), 'Arn'] }] },
+        detail: { lastStatus: ['RUNNING', 'STOPPED'], clusterArn: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Cluster'), 'Arn'] }] },
       },
     });
+    // No rule sends tasks that are only pending or provisioning (they carry nothing to record).
+    for (const [, r] of resourcesOfType(existing.json, 'AWS::Events::Rule')) {
+      const statuses = r.Properties.EventPattern?.detail?.lastStatus;
+      if (statuses) assert.deepEqual(statuses, ['RUNNING', 'STOPPED']);
+    }
+  });
+
+  test('a one-minute sweep tick goes to the same buffer, with the same retries and dead-letter queue', () => {
+    const found = sweepRules(existing.json);
+    assert.equal(found.length, 1);
+    const [[, rule]] = found;
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 minute)');
+    assert.equal(rule.Properties.State, 'ENABLED');
+    assert.equal(rule.Properties.Targets.length, 1);
+    const [target] = rule.Properties.Targets;
+    assert.equal(target.Input, undefined, 'the tick is EventBridge\'s own Scheduled Event');
+    assert.deepEqual(target.RetryPolicy, { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 });
+    assert.match(target.DeadLetterConfig.Arn['Fn::GetAtt'][0], /^JobRunnerTrackBufferDeadLetterQueue/);
+    assert.ok(existing.jobRunner.tracker!.sweepRule);
+  });
+
+  test('EventBridge may send both rules\' events to the buffer, and no other rule', () => {
+    const [[, policy]] = resourcesOfType(existing.json, 'AWS::SQS::QueuePolicy').filter(([, r]) =>
+      r.Properties.Queues.some((q: any) => /^JobRunnerTrackBufferQueue/.test(q.Ref)),
+    );
+    const sources = policy.Properties.PolicyDocument.Statement.filter((s: any) => s.Principal?.Service === 'events.amazonaws.com').map(
+      (s: any) => s.Condition.ArnEquals['aws:SourceArn']['Fn::GetAtt'][0],
+    );
+    assert.equal(sources.length, 2);
+    assert.ok(sources.some((s: string) => /^JobRunnerTrackTaskStateChange/.test(s)), sources.join());
+    assert.ok(sources.some((s: string) => /^JobRunnerTrackSweep/.test(s)), sources.join());
+  });
+
+  test('the sweep can be turned off', () => {
+    const e = existingResources((p) => ({ ...p, tracker: { sweep: false } }));
+    assert.deepEqual(sweepRules(e.json), []);
+    assert.equal(e.jobRunner.tracker!.sweepRule, undefined);
+    // The task rule stays.
+    e.template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ source: ['aws.ecs'] }) });
   });
 
   test('consumes the buffer with partial batch failures and a concurrency cap', () => {
     example.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      FunctionName: { Ref: Match.stringLikeRegexp('Alert') },
-      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('AlertBufferQueue'), 'Arn'] },
+      FunctionName: { Ref: Match.stringLikeRegexp('Track') },
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('TrackBufferQueue'), 'Arn'] },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: 2 },
     });
     example.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('AlertBufferDeadLetterQueue'), 'QueueName'] } },
+        { Name: 'QueueName', Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('TrackBufferDeadLetterQueue'), 'QueueName'] } },
       ],
+    });
+    example.template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: "jobrunner tracker: records each run's progress and publishes classified alerts",
     });
   });
 

@@ -31,12 +31,16 @@ const INTEGER_FORMATS: Record<string, [number, number]> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
+/** schemars' floating-point formats (f32, f64): any finite number. */
+const FLOAT_FORMATS = ['float', 'double'];
+
 function compileSchema(s: Record<string, any>): ValidateFunction {
   assert.equal(s.$schema, 'https://json-schema.org/draft/2020-12/schema', 'the schema is draft 2020-12 (ajv/dist/2020)');
   const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
   for (const [name, [min, max]] of Object.entries(INTEGER_FORMATS)) {
     ajv.addFormat(name, { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= min && n <= max });
   }
+  for (const name of FLOAT_FORMATS) ajv.addFormat(name, { type: 'number', validate: (n: number) => Number.isFinite(n) });
   return ajv.compile(s);
 }
 
@@ -117,6 +121,13 @@ const PROPS_SETS: Record<string, (p: JobRunnerProps) => JobRunnerProps> = {
   'every alert class': (p) => ({ ...p, alerts: { emails: [], notifyOn: [...ALERT_CLASSES] } }),
   'no alert class': (p) => ({ ...p, alerts: { notifyOn: [] } }),
   'alerts with the default classes': (p) => ({ ...p, alerts: {} }),
+  'ledger settings: retention, wait, prices, missed-schedule grace': (p) => ({
+    ...p,
+    state: { retentionDays: 90 },
+    launcher: { waitSeconds: 900 },
+    prices: { vcpuHour: 0.04048, gbHour: 0.004445, spotVcpuHour: 0.012144, spotGbHour: 0.0013335 },
+    alerts: { ...p.alerts, missedScheduleAfter: '1h 30m' },
+  }),
   'every schedule expression form, time zone and overlap': (p) => ({
     ...p,
     schedules: [

@@ -54,4 +54,10 @@ describe('jobrunner validate accepts the generated config', () => {
     assert.notEqual(result.status, 0);
     assert.match(result.output, /no_such_field/);
   });
+  test('and names a missedScheduleAfter that is not a duration (the construct passes it through as written)', () => {
+    const e = existingResources((p) => ({ ...p, alerts: { ...p.alerts, missedScheduleAfter: 'ten minutes' } }));
+    const result = validate('missed-schedule-after', Object.values(deployedConfigs(e.json))[0]);
+    assert.notEqual(result.status, 0);
+    assert.match(result.output, /alerts\.missed_schedule_after/);
+  });
 });
