@@ -23,6 +23,10 @@ export type Class =
  */
 export type LaunchType = 'FARGATE' | 'EC2';
 /**
+ * A duration such as 30s, 15m, 1h 30m or 2d
+ */
+export type HumanDuration = string;
+/**
  * rate(value unit) with value 1-99999 (singular unit for 1), or cron(minutes hours day-of-month month day-of-week year) in EventBridge's syntax with exactly one of day-of-month and day-of-week '?'
  */
 export type ScheduleExpression = `rate(${string})` | `cron(${string})`;
@@ -700,6 +704,10 @@ export interface LaunchSettings {
    */
   launch_type?: LaunchType | null;
   /**
+   * A task still running this long after it started is stopped (class `timeout`).
+   */
+  max_runtime?: HumanDuration | null;
+  /**
    * EC2 only: passed through to RunTask.
    */
   placement_constraints?: PlacementConstraint[] | null;
@@ -715,7 +723,16 @@ export interface LaunchSettings {
    * Copy the task definition's tags to the task (`TASK_DEFINITION`) or not.
    */
   propagate_tags?: boolean | null;
+  /**
+   * Retries of failed attempts; none without it.
+   */
+  retry?: Retry | null;
   security_groups?: string[] | null;
+  /**
+   * A task still not running (PROVISIONING, PENDING, ACTIVATING) this long after it was
+   * launched is stopped (class `timeout`).
+   */
+  start_timeout?: HumanDuration | null;
   subnets?: string[] | null;
 }
 export interface PlacementConstraint {
@@ -725,6 +742,43 @@ export interface PlacementConstraint {
 export interface PlacementStrategy {
   field?: string | null;
   type: string;
+}
+/**
+ * `[jobs.<name>.retry]` (or `[defaults.retry]`): which failures are retried, how often, after
+ * how long, and how the next attempt changes.
+ */
+export interface Retry {
+  /**
+   * Total attempts, the first included (1-10, as AWS Batch).
+   */
+  attempts: number;
+  /**
+   * A duration such as 30s, 15m, 1h 30m or 2d
+   */
+  backoff?: string;
+  /**
+   * When set, a `non_zero_exit` is retried only for these exit codes.
+   */
+  exit_codes?: number[] | null;
+  /**
+   * An OOM retries at the next size tier; with no tier left (or no tiers), at double the
+   * memory, up to the largest valid Fargate memory for the cpu.
+   */
+  grow_on_oom?: boolean;
+  /**
+   * A duration such as 30s, 15m, 1h 30m or 2d
+   */
+  max_backoff?: string;
+  /**
+   * The failure classes that are retried.
+   */
+  on?: Class[];
+  /**
+   * A Spot interruption (or lack of capacity) is retried on the first non-Spot capacity
+   * provider (`on_demand`) or with the same strategy (`same`); it never uses up `attempts`,
+   * and happens at most 5 times per run.
+   */
+  on_interruption?: 'on_demand' | 'same';
 }
 /**
  * A containerized job: what to run and how to size it.
@@ -756,6 +810,7 @@ export interface Job {
    * Concurrency cap: over it, events wait in their queue.
    */
   max_running?: number | null;
+  max_runtime?: HumanDuration | null;
   /**
    * Task-level memory (MiB) when no size tier applies.
    */
@@ -764,11 +819,13 @@ export interface Job {
   placement_strategy?: PlacementStrategy[] | null;
   platform_version?: string | null;
   propagate_tags?: boolean | null;
+  retry?: Retry | null;
   security_groups?: string[] | null;
   /**
    * Right-sizing by object size: the first tier whose `max_bytes` fits wins.
    */
   size_tiers?: SizeTier[];
+  start_timeout?: HumanDuration | null;
   subnets?: string[] | null;
   /**
    * Task tags (ECS's charset; jobrunner adds two of its own).

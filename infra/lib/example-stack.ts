@@ -226,7 +226,7 @@ export class JobRunnerExampleStack extends Stack {
     const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     out('LauncherFunctionName', this.jobRunner.launcher.function.functionName, 'cargo lambda deploy --binary-name launcher <this>');
     out('ScalerFunctionName', this.jobRunner.scaler!.function.functionName, 'cargo lambda deploy --binary-name scaler <this>');
-    out('TrackerFunctionName', this.jobRunner.tracker!.function.functionName, 'cargo lambda deploy --binary-name tracker <this>');
+    out('TrackerFunctionName', this.jobRunner.tracker.function.functionName, 'cargo lambda deploy --binary-name tracker <this>');
     out('UploadsBucketName', this.uploads.bucketName, 'upload under uploads/ to run the process-upload job');
     out('StateTableName', this.jobRunner.state.table.tableName, 'the run ledger: [state] table for jobrunner run list|view|cancel');
     out('OrdersQueueUrl', this.ordersQueue.queueUrl, 'send messages here to scale the orders workers up from zero');

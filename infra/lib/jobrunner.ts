@@ -53,8 +53,8 @@ export class JobRunner extends Construct {
   readonly launcher: Launcher;
   /** Present when workers are configured. */
   readonly scaler?: Scaler;
-  /** Present when `alerts` is set. */
-  readonly tracker?: Tracker;
+  /** Records every run's progress; publishes alerts when `alerts` is set. */
+  readonly tracker: Tracker;
   readonly alertTopic?: AlertTopic;
   /** The run ledger and the functions' small state. */
   readonly state: StateTable;
@@ -114,7 +114,9 @@ export class JobRunner extends Construct {
       this.state.grantState(this.scaler.role, keyPrefixes(STATE_ACCESS.scaler));
     }
 
-    if (this.alertTopic) {
+    // The tracker keeps the run ledger (and frees capped jobs' slots) whether or not alerts
+    // are sent.
+    {
       const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
       for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
       for (const w of Object.values(workers)) clusters.add(w.service.cluster);
@@ -132,7 +134,7 @@ export class JobRunner extends Construct {
       ...props.alarms,
       launcher: { function: this.launcher.function, deadLetterQueue: this.launcher.buffer.deadLetterQueue },
       scaler: this.scaler,
-      tracker: this.tracker && { function: this.tracker.function, deadLetterQueue: this.tracker.buffer.deadLetterQueue },
+      tracker: { function: this.tracker.function, deadLetterQueue: this.tracker.buffer.deadLetterQueue },
     });
     if (this.alertTopic) {
       // Alarms about the alert path go to the alarm channel, every other alarm to the alert topic.

@@ -42,7 +42,8 @@ export interface TrackerOptions {
 export interface TrackerProps extends TrackerOptions {
   readonly config: string;
   readonly functionOptions?: FunctionOptions;
-  readonly topic: AlertTopic;
+  /** The alert topic; without it the tracker keeps the run ledger and sends no alert. */
+  readonly topic?: AlertTopic;
   /** The clusters whose tasks are tracked. */
   readonly clusters: ecs.ICluster[];
 }
@@ -113,7 +114,7 @@ export class Tracker extends Construct {
     }
 
     // sns:Publish on the alert topic only, plus the data key it needs from the topic's own key.
-    props.topic.grantPublish(this.role);
+    props.topic?.grantPublish(this.role);
     // Reading the stopped task's definition (container limits, essential flags) for the alert.
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['ecs:DescribeTaskDefinition'], resources: ['*'] }),

@@ -260,7 +260,7 @@ describe('alarm props', () => {
   test('without alerts the alarms exist and publish nowhere; without workers there is no scaler alarm', () => {
     const e = existingResources((p) => ({ ...p, alerts: undefined, workers: undefined }));
     const a = alarms(e.json);
-    assert.deepEqual([...a.keys()].sort(), ['launcher-dead-letters', 'launcher-errors']);
+    assert.deepEqual([...a.keys()].sort(), ['launcher-dead-letters', 'launcher-errors', 'tracker-dead-letters', 'tracker-errors']);
     for (const [, alarm] of a) assert.deepEqual(alarm.actions, []);
     assert.equal(resourcesOfType(e.json, 'AWS::KMS::Key').length, 0);
   });

@@ -102,7 +102,9 @@ describe('generated config', () => {
     assert.deepEqual(Object.keys(doc).sort(), ['defaults', 'jobs', 'launcher', 'state'], 'the ledger sections are always there');
     assert.deepEqual(Object.keys(doc.state), ['table'], 'retention_days left to the functions\' default');
     assert.deepEqual(Object.keys(doc.launcher), ['queue_url'], 'wait_seconds left to the functions\' default');
-    assert.equal(resourcesOfType(minimal.json, 'AWS::Lambda::Function').length, 1, 'only the launcher');
+    const functions = resourcesOfType(minimal.json, 'AWS::Lambda::Function').map(([, r]) => String(r.Properties.Description));
+    assert.equal(functions.length, 2, 'the launcher and the tracker (the ledger), no scaler');
+    assert.ok(functions.some((d) => d.startsWith('jobrunner tracker')));
     assert.equal(resourcesOfType(minimal.json, 'AWS::DynamoDB::Table').length, 1);
     assert.equal(resourcesOfType(minimal.json, 'AWS::SNS::Topic').length, 0);
   });

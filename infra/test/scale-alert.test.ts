@@ -8,7 +8,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { LIST_INDEX, TRACKED_STATUSES } from '../lib';
 import { existingResources } from './fixtures';
-import { resourcesOfType, synthExample } from './support';
+import { resourcesOfType, statementsWith, synthExample } from './support';
 
 const example = synthExample();
 const existing = existingResources();
@@ -152,7 +152,7 @@ describe('tracker', () => {
     assert.equal(target.Input, undefined, 'the tick is EventBridge\'s own Scheduled Event');
     assert.deepEqual(target.RetryPolicy, { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 });
     assert.match(target.DeadLetterConfig.Arn['Fn::GetAtt'][0], /^JobRunnerTrackBufferDeadLetterQueue/);
-    assert.ok(existing.jobRunner.tracker!.sweepRule);
+    assert.ok(existing.jobRunner.tracker.sweepRule);
   });
 
   test('EventBridge may send both rules\' events to the buffer, and no other rule', () => {
@@ -170,7 +170,7 @@ describe('tracker', () => {
   test('the sweep can be turned off', () => {
     const e = existingResources((p) => ({ ...p, tracker: { sweep: false } }));
     assert.deepEqual(sweepRules(e.json), []);
-    assert.equal(e.jobRunner.tracker!.sweepRule, undefined);
+    assert.equal(e.jobRunner.tracker.sweepRule, undefined);
     // The task rule stays.
     e.template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ source: ['aws.ecs'] }) });
   });
@@ -233,10 +233,11 @@ describe('tracker', () => {
     }
   });
 
-  test('is only created when alerts are configured', () => {
+  test('without alerts it keeps the ledger and publishes nowhere', () => {
     const e = existingResources((p) => ({ ...p, alerts: undefined }));
     e.template.resourceCountIs('AWS::SNS::Topic', 0);
     const descriptions = resourcesOfType(e.json, 'AWS::Lambda::Function').map(([, r]) => r.Properties.Description);
-    assert.ok(!descriptions.some((d) => String(d).startsWith('jobrunner tracker')));
+    assert.ok(descriptions.some((d) => String(d).startsWith('jobrunner tracker')));
+    assert.equal(statementsWith(e.json, 'sns:Publish').length, 0);
   });
 });
