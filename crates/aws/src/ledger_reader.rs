@@ -244,8 +244,7 @@ mod tests {
                     && r.scan_index_forward() == Some(false)
                     && r.limit() == Some(3)
                     && r.exclusive_start_key().is_none()
-                    && r.key_condition_expression()
-                        == Some("#pk = :day AND #sk >= :from")
+                    && r.key_condition_expression() == Some("#pk = :day AND #sk >= :from")
                     && r.expression_attribute_names().unwrap().get("#pk")
                         == Some(&LIST_PK.to_string())
                     && r.expression_attribute_names().unwrap().get("#sk")
@@ -282,8 +281,7 @@ mod tests {
         let yesterday = mock!(aws_sdk_dynamodb::Client::query)
             .match_requests(|r| {
                 r.limit() == Some(1)
-                    && r.expression_attribute_values()
-                        .and_then(|v| v.get(":day"))
+                    && r.expression_attribute_values().and_then(|v| v.get(":day"))
                         == Some(&s("runs#2026-11-24"))
             })
             .then_output(|| {
@@ -325,8 +323,7 @@ mod tests {
         let today = mock!(aws_sdk_dynamodb::Client::query)
             .match_requests(|r| {
                 r.limit().is_none()
-                    && r.expression_attribute_values()
-                        .and_then(|v| v.get(":day"))
+                    && r.expression_attribute_values().and_then(|v| v.get(":day"))
                         == Some(&s("runs#2026-11-25"))
             })
             .then_output(|| {
@@ -353,17 +350,12 @@ mod tests {
             });
         let yesterday = mock!(aws_sdk_dynamodb::Client::query)
             .match_requests(|r| {
-                r.expression_attribute_values()
-                    .and_then(|v| v.get(":day"))
+                r.expression_attribute_values().and_then(|v| v.get(":day"))
                     == Some(&s("runs#2026-11-24"))
             })
             .then_output(|| QueryOutput::builder().build());
         let reader = LedgerReader::new(
-            mock_client!(
-                aws_sdk_dynamodb,
-                RuleMode::Sequential,
-                [&today, &yesterday]
-            ),
+            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&today, &yesterday]),
             "state",
         );
         let filter = RunFilter {

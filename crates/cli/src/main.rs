@@ -123,7 +123,9 @@ enum CliError {
     Count { count: u64, max: u64 },
     #[error("{0}")]
     Simulate(String),
-    #[error("no config: pass --config FILE or set JOBRUNNER_CONFIG_FILE (its [state] table holds the runs)")]
+    #[error(
+        "no config: pass --config FILE or set JOBRUNNER_CONFIG_FILE (its [state] table holds the runs)"
+    )]
     NoConfig,
     #[error("{0}: no [state] table: the run ledger lives in it")]
     NoStateTable(String),

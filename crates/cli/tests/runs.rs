@@ -216,7 +216,14 @@ fn attempt(number: u32, started: DateTime<Utc>, stopped: Option<DateTime<Utc>>) 
         launched_at: Some(started - Duration::seconds(45)),
         started_at: Some(started),
         stopped_at: stopped,
-        last_status: Some(if stopped.is_some() { "STOPPED" } else { "RUNNING" }.into()),
+        last_status: Some(
+            if stopped.is_some() {
+                "STOPPED"
+            } else {
+                "RUNNING"
+            }
+            .into(),
+        ),
         ..Attempt::default()
     }
 }
@@ -318,13 +325,24 @@ async fn list_shows_runs_newest_first_filtered_and_limited() {
     }
 
     let table = succeeded(&world.run(&["list"]));
-    assert_eq!(listed(&table), [id(1), id(2), id(3)], "default: 24h\n{table}");
+    assert_eq!(
+        listed(&table),
+        [id(1), id(2), id(3)],
+        "default: 24h\n{table}"
+    );
     let header = table.lines().next().unwrap();
-    for column in ["RUN ID", "JOB", "STATE", "INPUT", "QUEUED", "DURATION", "ATTEMPTS"] {
+    for column in [
+        "RUN ID", "JOB", "STATE", "INPUT", "QUEUED", "DURATION", "ATTEMPTS",
+    ] {
         assert!(header.contains(column), "{header}");
     }
     let first = table.lines().nth(1).unwrap();
-    for cell in ["thumbnails", "succeeded", "s3://uploads/images/a.jpg", "2m10s"] {
+    for cell in [
+        "thumbnails",
+        "succeeded",
+        "s3://uploads/images/a.jpg",
+        "2m10s",
+    ] {
         assert!(first.contains(cell), "{first}");
     }
     assert!(first.ends_with(" 1"), "one attempt: {first}");
@@ -364,7 +382,11 @@ async fn list_shows_runs_newest_first_filtered_and_limited() {
 
     let none = world.run(&["list", "--job", "nope"]);
     assert_eq!(succeeded(&none), "");
-    assert!(stderr(&none).contains("no runs of job nope"), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("no runs of job nope"),
+        "{}",
+        stderr(&none)
+    );
     let empty = json(&world.run(&["list", "--job", "nope", "--json"]));
     assert_eq!(empty, serde_json::json!([]));
 
@@ -508,7 +530,11 @@ async fn view_by_object_with_and_without_a_version() {
             .await;
     }
 
-    let one = json(&world.run(&["view", &format!("s3://uploads/{key}?versionId=v1"), "--json"]));
+    let one = json(&world.run(&[
+        "view",
+        &format!("s3://uploads/{key}?versionId=v1"),
+        "--json",
+    ]));
     assert_eq!(ids(&one), [v1.run_id.as_str()], "only thumbnails ran v1");
     let text = succeeded(&world.run(&["view", &format!("s3://uploads/{key}?versionId=v1")]));
     assert!(
@@ -523,11 +549,17 @@ async fn view_by_object_with_and_without_a_version() {
         "the latest run of each job"
     );
     let latest_text = succeeded(&world.run(&["view", &format!("s3://uploads/{key}")]));
-    assert_eq!(latest_text.matches("\nattempts  ").count(), 2, "{latest_text}");
+    assert_eq!(
+        latest_text.matches("\nattempts  ").count(),
+        2,
+        "{latest_text}"
+    );
 
     let encoded = one_line_error(&world.run(&["view", "s3://uploads/images/a%20b%2Bc.jpg"]));
     assert!(
-        encoded.contains("no run for s3://uploads/images/a%20b%2Bc.jpg (jobs looked at: thumbnails, index)"),
+        encoded.contains(
+            "no run for s3://uploads/images/a%20b%2Bc.jpg (jobs looked at: thumbnails, index)"
+        ),
         "a URL-encoded key is another key: {encoded}"
     );
     let unknown_version =
@@ -696,7 +728,10 @@ async fn cancel_a_waiting_run_stops_nothing() {
     let text = succeeded(&world.run(&["cancel", &id(11)]));
     assert_eq!(
         text.trim(),
-        format!("run {} (job index) cancelled; it had no task running", id(11))
+        format!(
+            "run {} (job index) cancelled; it had no task running",
+            id(11)
+        )
     );
     let stored = world.load_run(&id(11)).await;
     assert_eq!(stored.state, RunState::Cancelled);
@@ -742,7 +777,5 @@ fn without_a_state_table_the_commands_say_so() {
         .env_remove("JOBRUNNER_CONFIG_FILE")
         .output()
         .unwrap();
-    assert!(
-        one_line_error(&no_config).contains("pass --config FILE or set JOBRUNNER_CONFIG_FILE")
-    );
+    assert!(one_line_error(&no_config).contains("pass --config FILE or set JOBRUNNER_CONFIG_FILE"));
 }

@@ -17,11 +17,11 @@ use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_aws::ledger_reader::{LedgerReader, RunFilter};
 use jobrunner_aws::state_store::StateStore;
+use jobrunner_core::Config;
 use jobrunner_core::config::State;
 use jobrunner_core::ledger::{Ledger, keys};
 use jobrunner_core::ports::Tasks;
 use jobrunner_core::run::{CANCEL_REASON_PREFIX, Run, RunState};
-use jobrunner_core::Config;
 
 use crate::{CliError, print};
 use target::Target;
@@ -74,9 +74,7 @@ enum RunCommand {
     },
     /// Stop a run's task (reason `jobrunner: cancelled by <caller ARN>`) and mark the run
     /// `cancelled`: no retry, no alert.
-    Cancel {
-        run_id: String,
-    },
+    Cancel { run_id: String },
 }
 
 /// Runs one `jobrunner run …` command.
@@ -223,10 +221,7 @@ async fn list(
                 .as_deref()
                 .map(|j| format!(" of job {j}"))
                 .unwrap_or_default(),
-            filter
-                .state
-                .map(|s| format!(" {s}"))
-                .unwrap_or_default(),
+            filter.state.map(|s| format!(" {s}")).unwrap_or_default(),
             render::time(from),
             state.table
         );
@@ -456,10 +451,7 @@ mod tests {
 
     #[test]
     fn since_is_a_positive_duration_within_the_retention() {
-        assert_eq!(
-            parse_since("2h", 30).unwrap(),
-            StdDuration::from_secs(7200)
-        );
+        assert_eq!(parse_since("2h", 30).unwrap(), StdDuration::from_secs(7200));
         assert_eq!(
             parse_since("30d", 30).unwrap(),
             StdDuration::from_secs(30 * 86400)

@@ -38,10 +38,12 @@ pub fn run_seconds(run: &Run, now: DateTime<Utc>) -> Option<i64> {
 
 /// The `run list` table: a header and one aligned row per run, in the order given.
 pub fn table(runs: &[Run], now: DateTime<Utc>) -> String {
-    let mut rows = vec![[
-        "RUN ID", "JOB", "STATE", "INPUT", "QUEUED", "DURATION", "ATTEMPTS",
-    ]
-    .map(String::from)];
+    let mut rows = vec![
+        [
+            "RUN ID", "JOB", "STATE", "INPUT", "QUEUED", "DURATION", "ATTEMPTS",
+        ]
+        .map(String::from),
+    ];
     for run in runs {
         rows.push([
             run.run_id.clone(),

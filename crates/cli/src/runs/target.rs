@@ -8,7 +8,8 @@ use jobrunner_core::event::ObjectCreated;
 use jobrunner_core::token;
 
 /// The forms `run view` accepts, for error messages.
-pub const FORMS: &str = "a run id (20 hex characters), s3://bucket/key[?versionId=V] or SCHEDULE@RFC3339";
+pub const FORMS: &str =
+    "a run id (20 hex characters), s3://bucket/key[?versionId=V] or SCHEDULE@RFC3339";
 
 /// A parsed `run view` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -117,7 +117,10 @@ impl Account {
             .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
             .env("AWS_REGION", REGION)
             .env("AWS_CONFIG_FILE", "/nonexistent/jobrunner-test-config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/jobrunner-test-credentials")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/jobrunner-test-credentials",
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .expect("run jobrunner")
