@@ -399,6 +399,27 @@ async fn list_shows_runs_newest_first_filtered_and_limited() {
     );
     let zero = one_line_error(&world.run(&["list", "--limit", "0"]));
     assert!(zero.contains("--limit 0"), "{zero}");
+
+    // The region: --region over AWS_REGION (moto keeps tables per region), and none at all.
+    let elsewhere = one_line_error(&world.run(&["list", "--region", "eu-west-1"]));
+    assert!(
+        elsewhere.contains("ResourceNotFoundException"),
+        "{elsewhere}"
+    );
+    let config = world.config.to_str().unwrap();
+    let mut here =
+        world
+            .account
+            .command(&["run", "list", "--region", "us-east-1", "--config", config]);
+    here.env("AWS_REGION", "eu-west-1");
+    assert_eq!(listed(&succeeded(&here.output().unwrap())).len(), 3);
+    let mut nowhere = world.account.command(&["run", "list", "--config", config]);
+    nowhere.env_remove("AWS_REGION");
+    let no_region = one_line_error(&nowhere.output().unwrap());
+    assert!(
+        no_region.contains("no AWS region: pass --region"),
+        "{no_region}"
+    );
 }
 
 #[tokio::test]

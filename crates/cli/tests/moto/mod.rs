@@ -108,7 +108,13 @@ impl Account {
     /// Runs `jobrunner args…` as a user in this account would: credentials and region from the
     /// environment, `AWS_ENDPOINT_URL` at moto, no profile files.
     pub fn jobrunner(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jobrunner"))
+        self.command(args).output().expect("run jobrunner")
+    }
+
+    /// The command [`Account::jobrunner`] runs, to change its environment first.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jobrunner"));
+        command
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -121,9 +127,8 @@ impl Account {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 "/nonexistent/jobrunner-test-credentials",
             )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("run jobrunner")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        command
     }
 }
 
