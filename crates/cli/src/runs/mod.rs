@@ -8,6 +8,7 @@
 mod render;
 mod target;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
@@ -20,7 +21,7 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::Config;
 use jobrunner_core::config::State;
 use jobrunner_core::ledger::{Ledger, keys};
-use jobrunner_core::ports::Tasks;
+use jobrunner_core::ports::{StateTable, Tasks};
 use jobrunner_core::run::{CANCEL_REASON_PREFIX, Run, RunState};
 
 use crate::{CliError, print};
@@ -321,7 +322,57 @@ async fn cancel(
         ecs: Some(EcsTasks::new(aws_sdk_ecs::Client::new(sdk))),
         ..Adapters::default()
     };
-    let ledger = Ledger::new(&adapters, state);
+    let request = Cancel {
+        config,
+        state,
+        path,
+        run_id,
+    };
+    let (run, stopped) = cancel_run(&adapters, &request, || caller_arn(sdk)).await?;
+    if json {
+        return print(&to_json(&run));
+    }
+    print(&match stopped {
+        Some(task_arn) => format!(
+            "run {run_id} (job {}) cancelled; task {task_arn} stopped",
+            run.job
+        ),
+        None => format!(
+            "run {run_id} (job {}) cancelled; it had no task running",
+            run.job
+        ),
+    })
+}
+
+/// What `run cancel` was asked.
+struct Cancel<'a> {
+    config: &'a Config,
+    state: &'a State,
+    /// The config file, for messages.
+    path: &'a Path,
+    run_id: &'a str,
+}
+
+/// Cancels a run through the ports: load it, refuse a run that ended, stop its task if it has
+/// one running (`who` names the caller), then write it `cancelled` with the ledger's
+/// conditional update. Returns the run as stored and the task stopped, if any.
+async fn cancel_run<P, W, F>(
+    ports: &P,
+    request: &Cancel<'_>,
+    who: W,
+) -> Result<(Run, Option<String>), CliError>
+where
+    P: Tasks + StateTable,
+    W: FnOnce() -> F,
+    F: Future<Output = Result<String, CliError>>,
+{
+    let Cancel {
+        config,
+        state,
+        path,
+        run_id,
+    } = *request;
+    let ledger = Ledger::new(ports, state);
     let key = keys::run_key(run_id);
     let not_found = || CliError::NotFound {
         what: format!("no run {run_id}"),
@@ -333,7 +384,7 @@ async fn cancel(
     if run.state.is_final() {
         return Err(CliError::Refused(already_ended(&run)));
     }
-    let who = caller_arn(sdk).await?;
+    let who = who().await?;
     let stopped = match running_task(&run) {
         Some(task_arn) => {
             let cluster = cluster_of(task_arn)
@@ -343,7 +394,7 @@ async fn cancel(
                     job: run.job.clone(),
                     config: path.display().to_string(),
                 })?;
-            adapters
+            ports
                 .stop_task(&cluster, task_arn, &stop_reason(&who))
                 .await?;
             Some(task_arn.to_string())
@@ -376,19 +427,7 @@ async fn cancel(
             refused.unwrap_or_else(|| already_ended(&run)),
         ));
     }
-    if json {
-        return print(&to_json(&run));
-    }
-    print(&match stopped {
-        Some(task_arn) => format!(
-            "run {run_id} (job {}) cancelled; task {task_arn} stopped",
-            run.job
-        ),
-        None => format!(
-            "run {run_id} (job {}) cancelled; it had no task running",
-            run.job
-        ),
-    })
+    Ok((run, stopped))
 }
 
 fn already_ended(run: &Run) -> String {
@@ -447,7 +486,216 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use jobrunner_core::config::Format;
+    use jobrunner_core::plan::RunTaskInput;
+    use jobrunner_core::ports::{
+        CallError, CallResult, DescribedTask, Put, Record, RunTaskAnswer, Saved,
+    };
+    use jobrunner_core::run::{Attempt, RunInput};
+
     use super::*;
+
+    /// One run item, and a task service that records stops; `on_stop` is what the tracker
+    /// writes when it sees the stop before the CLI writes.
+    #[derive(Default)]
+    struct Fake {
+        stored: Mutex<Option<Record>>,
+        stops: Mutex<Vec<(String, String, String)>>,
+        on_stop: Option<RunState>,
+    }
+
+    impl Fake {
+        fn with(run: &Run, on_stop: Option<RunState>) -> Fake {
+            Fake {
+                stored: Mutex::new(Some(Record {
+                    data: serde_json::to_string(run).unwrap(),
+                    version: 1,
+                })),
+                on_stop,
+                ..Fake::default()
+            }
+        }
+
+        fn stored(&self) -> (Run, u64) {
+            let record = self.stored.lock().unwrap().clone().unwrap();
+            (serde_json::from_str(&record.data).unwrap(), record.version)
+        }
+    }
+
+    fn unused<T>(operation: &'static str) -> CallResult<T> {
+        Err(CallError::Rejected {
+            operation,
+            message: "not used by run cancel".into(),
+        })
+    }
+
+    impl StateTable for Fake {
+        fn table(&self) -> &str {
+            "state"
+        }
+
+        async fn get(&self, _key: &str) -> CallResult<Option<Record>> {
+            Ok(self.stored.lock().unwrap().clone())
+        }
+
+        async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
+            let mut stored = self.stored.lock().unwrap();
+            if stored.as_ref().map(|r| r.version) != put.expected {
+                return Ok(Saved::Conflict);
+            }
+            let version = put.expected.map_or(1, |v| v + 1);
+            *stored = Some(Record {
+                data: put.data.to_string(),
+                version,
+            });
+            Ok(Saved::Written { version })
+        }
+    }
+
+    impl Tasks for Fake {
+        async fn list_tasks(&self, _: &str, _: &str) -> CallResult<Vec<String>> {
+            unused("ListTasks")
+        }
+
+        async fn describe_tasks(&self, _: &str, _: &[String]) -> CallResult<Vec<DescribedTask>> {
+            unused("DescribeTasks")
+        }
+
+        async fn run_task(&self, _: &RunTaskInput) -> CallResult<RunTaskAnswer> {
+            unused("RunTask")
+        }
+
+        async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> CallResult<()> {
+            self.stops
+                .lock()
+                .unwrap()
+                .push((cluster.into(), task_arn.into(), reason.into()));
+            if let Some(state) = self.on_stop {
+                let mut stored = self.stored.lock().unwrap();
+                let record = stored.as_mut().unwrap();
+                let mut run: Run = serde_json::from_str(&record.data).unwrap();
+                run.state = state;
+                record.data = serde_json::to_string(&run).unwrap();
+                record.version += 1;
+            }
+            Ok(())
+        }
+    }
+
+    const CONFIG: &str = r#"
+[jobs.thumbnails]
+task_definition = "t"
+container = "app"
+cluster = "batch"
+capacity = ["FARGATE"]
+subnets = ["subnet-1"]
+
+[state]
+table = "state"
+"#;
+
+    fn running(task_arn: &str) -> Run {
+        let at = "2026-11-25T10:00:00Z".parse().unwrap();
+        let mut run = Run::new(
+            "0123456789abcdef0123",
+            "thumbnails",
+            RunInput::S3 {
+                bucket: "uploads".into(),
+                key: "a.jpg".into(),
+                version_id: None,
+                etag: None,
+                size: None,
+            },
+            at,
+            at,
+        );
+        run.state = RunState::Running;
+        run.attempts.push(Attempt {
+            number: 1,
+            task_arn: Some(task_arn.into()),
+            last_status: Some("RUNNING".into()),
+            ..Attempt::default()
+        });
+        run
+    }
+
+    async fn cancel_with(fake: &Fake) -> Result<(Run, Option<String>), CliError> {
+        let config = Config::parse(CONFIG, Format::Toml).unwrap();
+        let request = Cancel {
+            config: &config,
+            state: config.state.as_ref().unwrap(),
+            path: Path::new("jobrunner.toml"),
+            run_id: "0123456789abcdef0123",
+        };
+        cancel_run(fake, &request, || async {
+            Ok("arn:aws:iam::1:user/ana".to_string())
+        })
+        .await
+    }
+
+    const ARN: &str = "arn:aws:ecs:us-east-1:1:task/jobs/t1";
+
+    #[tokio::test]
+    async fn stops_the_task_then_writes_the_run_cancelled() {
+        let fake = Fake::with(&running(ARN), None);
+        let (run, stopped) = cancel_with(&fake).await.unwrap();
+        assert_eq!(stopped.as_deref(), Some(ARN));
+        assert_eq!(
+            *fake.stops.lock().unwrap(),
+            [(
+                "jobs".to_string(),
+                ARN.to_string(),
+                "jobrunner: cancelled by arn:aws:iam::1:user/ana".to_string()
+            )]
+        );
+        let (stored, version) = fake.stored();
+        assert_eq!((stored.state, version), (RunState::Cancelled, 2));
+        assert_eq!(stored, run);
+        assert_eq!(
+            stored.cancelled_by.as_deref(),
+            Some("arn:aws:iam::1:user/ana")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_the_tracker_recorded_first_is_still_a_cancel() {
+        let fake = Fake::with(&running(ARN), Some(RunState::Cancelled));
+        let (run, _) = cancel_with(&fake).await.unwrap();
+        assert_eq!(run.state, RunState::Cancelled);
+        assert_eq!(fake.stored().1, 2, "the tracker's write stands");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_ends_while_its_task_is_stopped_is_refused() {
+        let fake = Fake::with(&running(ARN), Some(RunState::Succeeded));
+        let err = cancel_with(&fake).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "run 0123456789abcdef0123 already ended (succeeded): nothing to cancel"
+        );
+        assert_eq!(fake.stored().0.state, RunState::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_task_arn_without_its_cluster_is_stopped_in_the_jobs_cluster() {
+        let old = "arn:aws:ecs:us-east-1:1:task/t1";
+        let fake = Fake::with(&running(old), None);
+        cancel_with(&fake).await.unwrap();
+        assert_eq!(fake.stops.lock().unwrap()[0].0, "batch");
+    }
+
+    #[tokio::test]
+    async fn an_ended_run_is_refused_before_anything_is_stopped() {
+        let mut done = running(ARN);
+        done.state = RunState::Failed;
+        let fake = Fake::with(&done, None);
+        let err = cancel_with(&fake).await.unwrap_err().to_string();
+        assert!(err.contains("already ended (failed)"), "{err}");
+        assert!(fake.stops.lock().unwrap().is_empty());
+        assert_eq!(fake.stored().1, 1);
+    }
 
     #[test]
     fn since_is_a_positive_duration_within_the_retention() {
