@@ -11,6 +11,7 @@ pub mod client;
 pub mod ecs;
 pub mod ecs_service;
 pub mod error;
+pub mod ledger_reader;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;

@@ -1,5 +1,6 @@
 //! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
-//! decision path, list schedule fire times, simulate scaling policies. It calls no AWS API.
+//! decision path, list schedule fire times, simulate scaling policies (none of these calls an
+//! AWS API), and list, view and cancel runs in the run ledger (`run`, which does).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,13 +11,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jobrunner_core::dryrun::{self, Function, World};
 use jobrunner_core::{Config, schedule};
 
+mod runs;
 mod simulate;
 
 #[derive(Parser)]
 #[command(
     name = "jobrunner",
     version,
-    about = "Event-driven job runner for ECS: offline tools over the runner's config."
+    about = "Event-driven job runner for ECS: tools over the runner's config, and its runs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +51,8 @@ enum Command {
     Schema,
     /// Simulate a worker's queue under a traffic trace: jobrunner's scaler against the alternatives.
     Simulate(simulate::SimulateArgs),
+    /// The run ledger: list runs, view one with its attempts, cancel one (calls AWS).
+    Run(runs::RunArgs),
 }
 
 #[derive(clap::Args)]
@@ -119,6 +123,40 @@ enum CliError {
     Count { count: u64, max: u64 },
     #[error("{0}")]
     Simulate(String),
+    #[error(
+        "no config: pass --config FILE or set JOBRUNNER_CONFIG_FILE (its [state] table holds the runs)"
+    )]
+    NoConfig,
+    #[error("{0}: no [state] table: the run ledger lives in it")]
+    NoStateTable(String),
+    #[error("no AWS region: pass --region or set AWS_REGION")]
+    NoRegion,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+    #[error("--limit 0: list at least 1 run")]
+    Limit,
+    #[error("--state '{0}': not a run state (one of {states})", states = jobrunner_core::run::RunState::NAMES.join(", "))]
+    RunState(String),
+    #[error("--since '{value}': {reason}")]
+    Since { value: String, reason: String },
+    #[error("'{value}': {reason}")]
+    Target { value: String, reason: String },
+    /// Nothing in the ledger for what was asked.
+    #[error("{what} in table {table}")]
+    NotFound { what: String, table: String },
+    /// The ledger refused the change (a run already ended).
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "task {task_arn} names no cluster and job '{job}' has none in {config}: cannot stop it"
+    )]
+    NoCluster {
+        task_arn: String,
+        job: String,
+        config: String,
+    },
+    #[error(transparent)]
+    Call(#[from] jobrunner_aws::Error),
     /// Writing the output failed (other than a closed pipe, which ends quietly).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -135,6 +173,7 @@ fn main() -> ExitCode {
         } => schedules(&config, from.as_deref(), count),
         Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
+        Command::Run(args) => runs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,7 +187,7 @@ fn main() -> ExitCode {
 
 /// Writes `text` and a newline to stdout; a closed pipe (`| head`) is reported as
 /// [`CliError::Output`] with `BrokenPipe`, which `main` ends quietly.
-fn print(text: &str) -> Result<(), CliError> {
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")
         .and_then(|()| out.flush())

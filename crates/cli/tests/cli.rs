@@ -92,10 +92,35 @@ fn plan_prints_the_run_task_input() {
         .collect();
     assert_eq!(
         operations,
-        ["ListTasks", "RunTask"],
-        "the cap's read, then the launch"
+        [
+            "GetItem", "GetItem", "PutItem", "RunTask", "PutItem", "GetItem", "PutItem"
+        ],
+        "the run, the job's slot taken, the launch, the run recorded, the object's pointer"
     );
     assert_eq!(json["actions"][0]["kind"], "read");
+    let key = |i: usize| {
+        let input = &json["actions"][i]["input"];
+        input["Key"]["pk"]["S"]
+            .as_str()
+            .or(input["Item"]["pk"]["S"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let token = action(&json, "RunTask")["input"]["clientToken"]
+        .as_str()
+        .unwrap();
+    let run_id = &token["jr1-".len().."jr1-".len() + 20];
+    assert_eq!(key(0), format!("run/{run_id}"), "the run id is the token's");
+    assert_eq!(key(2), "slots/thumbnails");
+    assert_eq!(key(4), format!("run/{run_id}"));
+    assert!(
+        json["actions"][4]["input"]["Item"]["list_pk"]["S"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("runs#")),
+        "a run is listed: {}",
+        json["actions"][4]
+    );
+    assert_eq!(key(6), "object/thumbnails/uploads/images/cat.jpg");
     let action = action(&json, "RunTask");
     assert_eq!(action["service"], "ecs");
     assert_eq!(action["kind"], "write");
