@@ -81,8 +81,14 @@ impl Case {
         log.take();
         match function {
             Function::Launcher => {
+                // As the launcher's main builds them: ECS, and for this config the ledger's
+                // table, the queue events wait in and the topic of `launch_failed` alerts.
+                let topic = self.config.alerts.as_ref().unwrap().topic_arn.clone();
                 let ports: Adapters = Adapters {
                     ecs: Some(EcsTasks::new(log.ecs(account))),
+                    state: Some(StateStore::new(log.dynamodb(account), TABLE)),
+                    queues: Some(SqsQueues::new(log.sqs(account))),
+                    topic: Some(SnsTopic::new(log.sns(account), topic)),
                     ..Adapters::default()
                 };
                 let _ = jobrunner_launcher::handle(
@@ -195,8 +201,18 @@ async fn assert_same_in(
     world: World,
 ) -> usize {
     let now = time_of(&payload);
-    let planned = case.planned(function, &payload, now, world);
-    let live = case.live(function, &payload, now).await;
+    let mut planned = case.planned(function, &payload, now, world);
+    let mut live = case.live(function, &payload, now).await;
+    if function == Function::Launcher {
+        let placed = placed_task_arns(&mut live);
+        assert!(
+            placed
+                .iter()
+                .all(|arn| arn.starts_with("arn:aws:ecs:us-east-1:") && arn.contains(":task/")),
+            "{name}: {placed:?}"
+        );
+        placed_task_arns(&mut planned);
+    }
     let show = |calls: &[(String, Value)]| {
         calls
             .iter()
@@ -215,6 +231,31 @@ async fn assert_same_in(
         assert_eq!(plan, sent, "{name}: {op} input differs");
     }
     live.len()
+}
+
+/// The one thing the dry run cannot know is the ARN ECS gives the task it places, which the
+/// launcher then writes in the run's ledger record. Replaces it in every run record written
+/// (both sides alike) and returns the ARNs it replaced; everything else must match as is.
+fn placed_task_arns(calls: &mut [(String, Value)]) -> Vec<String> {
+    let mut placed = vec![];
+    for (op, input) in calls.iter_mut() {
+        let is_run = input["Item"]["pk"]["S"]
+            .as_str()
+            .is_some_and(|key| key.starts_with(jobrunner_core::ledger::keys::RUN_PREFIX));
+        if op != "PutItem" || !is_run {
+            continue;
+        }
+        let data = &mut input["Item"]["data"]["S"];
+        let mut run: Value = serde_json::from_str(data.as_str().unwrap()).unwrap();
+        for attempt in run["attempts"].as_array_mut().into_iter().flatten() {
+            if let Some(arn) = attempt.get_mut("task_arn") {
+                placed.push(arn.as_str().unwrap_or_default().to_string());
+                *arn = json!("(the task ECS placed)");
+            }
+        }
+        *data = json!(run.to_string());
+    }
+    placed
 }
 
 #[tokio::test]
