@@ -200,6 +200,19 @@ async fn assert_same_in(
     payload: Value,
     world: World,
 ) -> usize {
+    compare_in(case, name, function, payload, world)
+        .await
+        .unwrap_or_else(|difference| panic!("{difference}"))
+}
+
+/// Plan and wire for `payload`: the number of calls when they are the same, else what differs.
+async fn compare_in(
+    case: &Case,
+    name: &str,
+    function: Function,
+    payload: Value,
+    world: World,
+) -> Result<usize, String> {
     let now = time_of(&payload);
     let mut planned = case.planned(function, &payload, now, world);
     let mut live = case.live(function, &payload, now).await;
@@ -220,17 +233,22 @@ async fn assert_same_in(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(
-        planned.iter().map(|(op, _)| op).collect::<Vec<_>>(),
-        live.iter().map(|(op, _)| op).collect::<Vec<_>>(),
-        "{name}: operations differ\nplan:\n{}\nlive:\n{}",
-        show(&planned),
-        show(&live)
-    );
-    for ((op, plan), (_, sent)) in planned.iter().zip(&live) {
-        assert_eq!(plan, sent, "{name}: {op} input differs");
+    let operations = |calls: &[(String, Value)]| calls.iter().map(|(op, _)| op.clone()).collect::<Vec<_>>();
+    if operations(&planned) != operations(&live) {
+        return Err(format!(
+            "{name}: operations differ\nplan:\n{}\nlive:\n{}",
+            show(&planned),
+            show(&live)
+        ));
     }
-    live.len()
+    for ((op, plan), (_, sent)) in planned.iter().zip(&live) {
+        if plan != sent {
+            return Err(format!(
+                "{name}: {op} input differs\nplan: {plan}\nlive: {sent}"
+            ));
+        }
+    }
+    Ok(live.len())
 }
 
 /// The one thing the dry run cannot know is the ARN ECS gives the task it places, which the
@@ -262,13 +280,20 @@ fn placed_task_arns(calls: &mut [(String, Value)]) -> Vec<String> {
 async fn every_sample_event_plans_exactly_what_the_function_sends() {
     let mut checked = vec![];
     let mut calls = std::collections::BTreeMap::new();
+    let mut differences = vec![];
     for name in sample_names() {
         let payload = localized(&jobrunner_testkit::sample(&name));
         let function = function_for(&name, &payload);
-        *calls.entry(format!("{function:?}")).or_insert(0) +=
-            assert_same(&name, function, payload).await;
+        let case = Case::new().await;
+        let world = World::for_config(&case.config);
+        match compare_in(&case, &name, function, payload, world).await {
+            Ok(compared) => *calls.entry(format!("{function:?}")).or_insert(0) += compared,
+            Err(difference) => differences.push(difference),
+        }
         checked.push(name);
     }
+    // Every sample is compared before failing, so one report names every difference.
+    assert!(differences.is_empty(), "{}", differences.join("\n\n"));
     assert!(checked.len() >= 20, "{checked:?}");
     // Not a comparison of empty lists: every function made calls the plan had to match.
     for function in ["Launcher", "Tracker", "Scaler"] {
