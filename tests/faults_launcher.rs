@@ -180,10 +180,14 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     };
     // The config changed between two deliveries of one event: same token, other command.
     let changed = fx.config(&THUMBNAILS.replace("\"resize\"", "\"resize-v2\""));
-    let outcome =
-        jobrunner_core::launcher::process(&changed, &ports(client.clone()), &event, chrono::Utc::now())
-            .await
-            .unwrap();
+    let outcome = jobrunner_core::launcher::process(
+        &changed,
+        &ports(client.clone()),
+        &event,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         outcome,
         Outcome::AlreadyLaunched {
@@ -555,9 +559,14 @@ async fn exhausted_server_errors_are_transient() {
             Phase::Before,
             jobrunner_aws::client::MAX_ATTEMPTS,
         ));
-        let err = jobrunner_core::launcher::process(&fx.config(THUMBNAILS), &ecs, &plan_event, chrono::Utc::now())
-            .await
-            .unwrap_err();
+        let err = jobrunner_core::launcher::process(
+            &fx.config(THUMBNAILS),
+            &ecs,
+            &plan_event,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(
                 err,

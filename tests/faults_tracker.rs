@@ -222,7 +222,10 @@ async fn every_failure_is_alerted_once_under_sns_throttling_and_errors() {
             .unwrap()
             .unwrap_or_else(|| panic!("{key} recorded"));
         assert_eq!(run.state, jobrunner_core::run::RunState::Failed, "{key}");
-        assert_eq!(version, 1, "{key}: written once, its redelivery changed nothing");
+        assert_eq!(
+            version, 1,
+            "{key}: written once, its redelivery changed nothing"
+        );
     }
 }
 

@@ -349,7 +349,11 @@ async fn a_run_moves_from_launching_to_running_to_succeeded() {
     assert_eq!(run.state, RunState::Launching);
     assert_eq!(run.job, "thumbnails");
     assert_eq!(run.input.describe(), "s3://uploads/images/a.jpg");
-    assert_eq!(run.queued_at, at(-2), "its place in line is the event's time");
+    assert_eq!(
+        run.queued_at,
+        at(-2),
+        "its place in line is the event's time"
+    );
     assert_eq!(run.attempts.len(), 1);
     let attempt = &run.attempts[0];
     assert_eq!(attempt.number, 1);
@@ -378,14 +382,20 @@ async fn a_run_moves_from_launching_to_running_to_succeeded() {
     let stop = task_change(task, 3, launched, Some((stopped, EXITED)));
     let summary = world.tracker(stop, at(303)).await;
     assert_eq!(summary["recorded"], 1, "{summary}");
-    assert_eq!(summary["published"], 0, "a success is not alerted: {summary}");
+    assert_eq!(
+        summary["published"], 0,
+        "a success is not alerted: {summary}"
+    );
     let (run, _) = world.run(&run_id).await;
     assert_eq!(run.state, RunState::Succeeded);
     let attempt = &run.attempts[0];
     assert_eq!(attempt.stopped_at, Some(stopped));
     assert_eq!(attempt.exit_codes.get("app"), Some(&0));
     assert_eq!(attempt.class.map(|c| c.as_str()), Some("succeeded"));
-    assert_eq!(attempt.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(
+        attempt.stop_code.as_deref(),
+        Some("EssentialContainerExited")
+    );
     assert_eq!(attempt.run_seconds(), Some(292));
     // Billed from the image pull (+2 s) to the stop: 300 s of 0.5 vCPU and 1 GB, on demand.
     let cost = attempt.cost.expect("a cost estimate");
@@ -414,7 +424,11 @@ async fn a_non_zero_exit_fails_the_run_and_its_repeated_stop_alerts_once() {
     let stop = task_change(&task, 3, at(0), Some((at(60), failed)));
 
     let first = world.tracker(stop.clone(), at(61)).await;
-    assert_eq!((&first["recorded"], &first["published"]), (&json!(1), &json!(1)), "{first}");
+    assert_eq!(
+        (&first["recorded"], &first["published"]),
+        (&json!(1), &json!(1)),
+        "{first}"
+    );
     let (run, version) = world.run(&run_id).await;
     assert_eq!(run.state, RunState::Failed);
     assert_eq!(run.attempts[0].exit_codes.get("app"), Some(&1));
@@ -486,7 +500,10 @@ async fn a_run_item_expires_retention_days_after_its_last_change() {
 
     // Each change pushes the expiry on.
     world
-        .tracker(task_change(&task, 3, at(0), Some((at(600), EXITED))), at(601))
+        .tracker(
+            task_change(&task, 3, at(0), Some((at(600), EXITED))),
+            at(601),
+        )
         .await;
     let item = world.item(&run_id).await;
     let (updated, expires) = expiry(&item);
@@ -557,7 +574,9 @@ async fn at_the_cap_the_second_event_waits_in_the_launcher_queue_and_launches_af
     let summary = world.launcher(batch.clone(), at(5)).await;
     assert_eq!(failed_ids(&summary), Vec::<String>::new(), "acknowledged");
     assert_eq!(world.tasks("jobrunner/thumbnails").await.len(), 1);
-    world.drain(&world.launcher_queue, 1, 2 + WAIT_SECONDS as i32).await;
+    world
+        .drain(&world.launcher_queue, 1, 2 + WAIT_SECONDS as i32)
+        .await;
 
     // The first task stops: the tracker frees its slot, and the waiting event launches.
     let first_task = &tasks[0];
@@ -574,7 +593,11 @@ async fn at_the_cap_the_second_event_waits_in_the_launcher_queue_and_launches_af
     assert_eq!(tasks.len(), 2, "the waiting event launched");
     assert_eq!(run_id_of(&tasks[1]), second_run);
     assert!(
-        world.sqs_log.take().iter().all(|(op, _)| op != "SendMessage"),
+        world
+            .sqs_log
+            .take()
+            .iter()
+            .all(|(op, _)| op != "SendMessage"),
         "nothing more waits"
     );
     let (run, _) = world.run(&second_run).await;
@@ -657,7 +680,11 @@ async fn a_task_definition_that_does_not_exist_fails_the_run_with_one_launch_fai
     let batch = sqs_batch_of_events(&[("g1".into(), object.clone())]);
 
     let response = world.launcher(batch.clone(), at(0)).await;
-    assert_eq!(failed_ids(&response), ["g1"], "to the DLQ, to be redriven once fixed");
+    assert_eq!(
+        failed_ids(&response),
+        ["g1"],
+        "to the DLQ, to be redriven once fixed"
+    );
     assert!(world.tasks("jobrunner/ghost").await.is_empty());
     let run_id = jobrunner_core::token::run_id(&jobrunner_core::token::for_object(
         "ghost",
@@ -724,7 +751,10 @@ async fn a_schedule_tick_that_never_came_is_a_missed_schedule_alert() {
     assert_eq!(summary["sweep"]["missed_ticks"], 1, "{summary}");
     assert_eq!(summary["sweep"]["alerts"], 1, "{summary}");
     let summary = world.tracker(sweep(at(late + 60)), at(late + 60)).await;
-    assert_eq!(summary["sweep"]["missed_ticks"], 0, "reported once: {summary}");
+    assert_eq!(
+        summary["sweep"]["missed_ticks"], 0,
+        "reported once: {summary}"
+    );
 
     let alerts = world.alerts(1).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");

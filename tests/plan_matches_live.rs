@@ -233,7 +233,8 @@ async fn compare_in(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let operations = |calls: &[(String, Value)]| calls.iter().map(|(op, _)| op.clone()).collect::<Vec<_>>();
+    let operations =
+        |calls: &[(String, Value)]| calls.iter().map(|(op, _)| op.clone()).collect::<Vec<_>>();
     if operations(&planned) != operations(&live) {
         return Err(format!(
             "{name}: operations differ\nplan:\n{}\nlive:\n{}",
