@@ -763,3 +763,88 @@ async fn a_schedule_tick_that_never_came_is_a_missed_schedule_alert() {
     assert_eq!(document["job"], "report");
     assert_eq!(document["input"], "hourly-quiet@2026-11-25T11:00:00Z");
 }
+
+#[tokio::test]
+async fn a_redelivered_event_finds_its_run_and_launches_nothing_new() {
+    // moto ignores clientToken: only the ledger can keep a redelivery from launching again.
+    let world = World::new(&thumbnails("")).await;
+    let object = object_created("images/again.jpg", 20, at(-1));
+    let first = world.launcher(object.clone(), at(0)).await;
+    assert_eq!(first["launched"], 1, "{first}");
+    let task = world.tasks("jobrunner/thumbnails").await.remove(0);
+    let (before, version) = world.run(&run_id_of(&task)).await;
+
+    let again = world.launcher(object, at(30)).await;
+    assert_eq!(again["already_launched"], 1, "{again}");
+    assert_eq!(world.tasks("jobrunner/thumbnails").await.len(), 1);
+    assert_eq!(
+        world.run(&run_id_of(&task)).await,
+        (before, version),
+        "the run is left as it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_launchers_never_start_more_than_the_cap() {
+    const EVENTS: u64 = 12;
+    const CAP: usize = 3;
+    let world = std::sync::Arc::new(World::new(&thumbnails(&format!("max_running = {CAP}"))).await);
+    let mut launches = tokio::task::JoinSet::new();
+    for n in 0..EVENTS {
+        let world = world.clone();
+        launches.spawn(async move {
+            let object =
+                object_created(&format!("images/many-{n}.jpg"), 100 + n, at(-60 + n as i64));
+            world.launcher(object, at(1)).await
+        });
+    }
+    let (mut launched, mut waiting) = (0, 0);
+    while let Some(summary) = launches.join_next().await {
+        let summary = summary.unwrap();
+        launched += summary["launched"].as_u64().unwrap();
+        waiting += summary["waiting"].as_u64().unwrap();
+    }
+    assert_eq!((launched, waiting), (CAP as u64, EVENTS - CAP as u64));
+    let tasks = world.tasks("jobrunner/thumbnails").await;
+    assert_eq!(tasks.len(), CAP, "moto ran exactly the cap");
+
+    // Each waiting event went back to the launcher's queue once; each run says where it is.
+    let sent = world
+        .sqs_log
+        .take()
+        .into_iter()
+        .filter(|(op, _)| op == "SendMessage")
+        .count();
+    assert_eq!(sent, EVENTS as usize - CAP);
+    let slots = world
+        .ledger()
+        .load::<jobrunner_core::ledger::Slots>(&keys::slots_key("thumbnails"))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let mut holders: Vec<String> = slots.holders.keys().cloned().collect();
+    let mut running: Vec<String> = tasks.iter().map(run_id_of).collect();
+    holders.sort();
+    running.sort();
+    assert_eq!(
+        holders, running,
+        "the slots are held by the runs whose tasks run"
+    );
+    // The others stand in line, oldest event first.
+    assert_eq!(slots.line.len(), EVENTS as usize - CAP);
+    assert!(
+        slots
+            .line
+            .windows(2)
+            .all(|w| w[0].queued_at <= w[1].queued_at),
+        "{:?}",
+        slots.line
+    );
+    for task in &tasks {
+        assert_eq!(
+            world.run(&run_id_of(task)).await.0.state,
+            RunState::Launching
+        );
+    }
+}
