@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_core::event::{self, Event};
 use jobrunner_core::launcher::Outcome;
@@ -42,7 +43,7 @@ use jobrunner_testkit::{failed_ids, sqs_batch_of_events as sqs_batch};
 /// the visibility timeout) until none fail or `rounds` are used; returns the rounds used.
 async fn drain(
     config: &jobrunner_core::Config,
-    ecs: &EcsTasks,
+    ecs: &Adapters,
     events: Vec<(String, Value)>,
     rounds: usize,
 ) -> usize {
@@ -106,6 +107,14 @@ async fn run_task(
         .collect())
 }
 
+/// The launcher's ports with ECS through `client` (no ledger: these configs have no `[state]`).
+fn ports(client: aws_sdk_ecs::Client) -> Adapters {
+    Adapters {
+        ecs: Some(EcsTasks::new(client)),
+        ..Adapters::default()
+    }
+}
+
 fn no_retries(ecs: aws_sdk_ecs::Client) -> aws_sdk_ecs::Client {
     aws_sdk_ecs::Client::from_conf(
         ecs.config()
@@ -119,14 +128,14 @@ fn no_retries(ecs: aws_sdk_ecs::Client) -> aws_sdk_ecs::Client {
 async fn same_token_and_parameters_returns_the_original_task() {
     let fx = LaunchFixture::new().await;
     let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let config = fx.config(THUMBNAILS);
     let event = decoded(&object_created("images/a.jpg", 1));
 
-    let first = jobrunner_core::launcher::process(&config, &ecs, &event)
+    let first = jobrunner_core::launcher::process(&config, &ecs, &event, chrono::Utc::now())
         .await
         .unwrap();
-    let second = jobrunner_core::launcher::process(&config, &ecs, &event)
+    let second = jobrunner_core::launcher::process(&config, &ecs, &event, chrono::Utc::now())
         .await
         .unwrap();
     let arns = |o: &Outcome| match o {
@@ -161,8 +170,9 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
 
     let Outcome::Launched { task_arns, .. } = jobrunner_core::launcher::process(
         &fx.config(THUMBNAILS),
-        &EcsTasks::new(client.clone()),
+        &ports(client.clone()),
         &event,
+        chrono::Utc::now(),
     )
     .await
     .unwrap() else {
@@ -170,10 +180,14 @@ async fn same_token_with_other_parameters_is_a_conflict_naming_the_original_task
     };
     // The config changed between two deliveries of one event: same token, other command.
     let changed = fx.config(&THUMBNAILS.replace("\"resize\"", "\"resize-v2\""));
-    let outcome =
-        jobrunner_core::launcher::process(&changed, &EcsTasks::new(client.clone()), &event)
-            .await
-            .unwrap();
+    let outcome = jobrunner_core::launcher::process(
+        &changed,
+        &ports(client.clone()),
+        &event,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         outcome,
         Outcome::AlreadyLaunched {
@@ -339,12 +353,13 @@ async fn a_lost_answer_is_retried_by_the_sdk_and_replayed_not_relaunched() {
             },
         );
         proxy.inject(Injection::new("RunTask", fault, Phase::After, 1));
-        let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+        let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
         let key = format!("images/lost-{n}.jpg");
         let outcome = jobrunner_core::launcher::process(
             &config,
             &ecs,
             &decoded(&object_created(&key, 100 + n as u64)),
+            chrono::Utc::now(),
         )
         .await
         .unwrap();
@@ -385,11 +400,12 @@ async fn a_fault_before_the_request_arrives_is_retried_and_launches_once() {
     for fault in [Fault::ServerError, Fault::Unavailable, Fault::Dropped] {
         proxy.inject(Injection::new("RunTask", fault, Phase::Before, 1));
     }
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let outcome = jobrunner_core::launcher::process(
         &config,
         &ecs,
         &decoded(&object_created("images/before.jpg", 7)),
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -424,11 +440,12 @@ async fn without_client_token_memory_a_lost_answer_launches_twice() {
         Phase::After,
         1,
     ));
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     jobrunner_core::launcher::process(
         &fx.config(THUMBNAILS),
         &ecs,
         &decoded(&object_created("images/dup.jpg", 9)),
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -444,7 +461,7 @@ async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queu
         "container = \"app\"\ncapacity = [\"FARGATE_SPOT\", \"FARGATE\"]",
     ));
     let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
 
     // Spot has no capacity: the plan's next attempt (FARGATE, its own token) starts the task.
     proxy.inject(
@@ -454,6 +471,7 @@ async fn no_capacity_falls_back_to_the_next_provider_then_fails_back_to_the_queu
         &config,
         &ecs,
         &decoded(&object_created("images/spot.jpg", 11)),
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -499,7 +517,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
         },
     );
     let proxy = FaultProxy::new(limits, Faults::none());
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let config = fx.config(THUMBNAILS);
 
     let batch = sqs_batch(&[
@@ -521,6 +539,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
         &config,
         &ecs,
         &decoded(&object_created("images/t2.jpg", 22)),
+        chrono::Utc::now(),
     )
     .await
     .unwrap_err();
@@ -531,7 +550,7 @@ async fn throttling_beyond_the_sdk_retries_sends_the_message_back_as_retryable()
 async fn exhausted_server_errors_are_transient() {
     let fx = LaunchFixture::new().await;
     let proxy = FaultProxy::new(Limits::ecs(), Faults::none());
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let plan_event = decoded(&object_created("images/5xx.jpg", 31));
     for fault in [Fault::ServerError, Fault::Unavailable, Fault::Dropped] {
         proxy.inject(Injection::new(
@@ -540,9 +559,14 @@ async fn exhausted_server_errors_are_transient() {
             Phase::Before,
             jobrunner_aws::client::MAX_ATTEMPTS,
         ));
-        let err = jobrunner_core::launcher::process(&fx.config(THUMBNAILS), &ecs, &plan_event)
-            .await
-            .unwrap_err();
+        let err = jobrunner_core::launcher::process(
+            &fx.config(THUMBNAILS),
+            &ecs,
+            &plan_event,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -566,7 +590,7 @@ async fn seeded_faults_repeat_run_after_run_and_nothing_is_lost_or_doubled() {
             ..Faults::each(42, 0.05, &["RunTask"])
         };
         let proxy = FaultProxy::new(Limits::unthrottled(), faults);
-        let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+        let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
         let events: Vec<(String, Value)> = (0..40)
             .map(|i| {
                 (
@@ -605,7 +629,7 @@ async fn a_cap_check_under_faults_still_launches_once() {
         ..Faults::each(7, 0.05, &["RunTask", "ListTasks"])
     };
     let proxy = FaultProxy::new(Limits::unthrottled(), faults);
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let events: Vec<(String, Value)> = (0..20)
         .map(|i| {
             (
@@ -626,14 +650,18 @@ async fn the_launch_port_reports_a_replay_as_started() {
     // and only one task exists.
     let fx = LaunchFixture::new().await;
     let proxy = FaultProxy::ecs_faithful();
-    let ecs = EcsTasks::new(proxy.ecs(&fx.account, ATTEMPT));
+    let ecs = ports(proxy.ecs(&fx.account, ATTEMPT));
     let config = fx.config(THUMBNAILS);
     let Event::ObjectCreated(object) = decoded(&object_created("images/port.jpg", 41)) else {
         unreachable!()
     };
     let plan = jobrunner_core::plan::plan_object(&config, "thumbnails", &object).unwrap();
-    let first = launch(&ecs, &plan).await.unwrap();
-    let second = launch(&ecs, &plan).await.unwrap();
+    let event = Event::ObjectCreated(object);
+    let now = chrono::Utc::now();
+    let first = launch(&config, &ecs, &event, Ok(plan.clone()), now)
+        .await
+        .unwrap();
+    let second = launch(&config, &ecs, &event, Ok(plan), now).await.unwrap();
     assert!(matches!(&first, Outcome::Launched { .. }));
     assert_eq!(first, second);
 }

@@ -118,6 +118,15 @@ fn stopped(n: u64) -> Value {
     event["id"] = json!(format!("stop-{n}"));
     event["resources"] = json!([arn]);
     event["detail"]["taskArn"] = json!(arn);
+    // Each task is its own run in the ledger.
+    for variable in event["detail"]["overrides"]["containerOverrides"][0]["environment"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if variable["name"] == "JOB_RUN_ID" {
+            variable["value"] = json!(format!("{n:020x}"));
+        }
+    }
     event
 }
 
@@ -202,6 +211,22 @@ async fn every_failure_is_alerted_once_under_sns_throttling_and_errors() {
         alerts,
         "every Publish SNS carried out was one delivered alert"
     );
+    // SNS's faults never cost a run its record: each stop is in its run, once.
+    let config = world.config();
+    let ledger = jobrunner_core::ledger::Ledger::new(&ports, config.state.as_ref().unwrap());
+    for n in 0..60u64 {
+        let key = jobrunner_core::ledger::keys::run_key(&format!("{n:020x}"));
+        let (run, version) = ledger
+            .load::<jobrunner_core::run::Run>(&key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} recorded"));
+        assert_eq!(run.state, jobrunner_core::run::RunState::Failed, "{key}");
+        assert_eq!(
+            version, 1,
+            "{key}: written once, its redelivery changed nothing"
+        );
+    }
 }
 
 #[tokio::test]

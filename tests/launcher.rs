@@ -7,8 +7,9 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_types::config_bag::ConfigBag;
+use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
-use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running};
+use jobrunner_integration_tests::fixtures::{LaunchFixture, keep_tasks_running, launcher_ports};
 use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
@@ -46,7 +47,7 @@ fn tick(schedule: &str, time: &str) -> Value {
 async fn s3_event_starts_a_task_with_the_object_in_its_environment() {
     let fx = LaunchFixture::new().await;
     let config = fx.config(THUMBNAILS);
-    let ecs = EcsTasks::new(fx.account.ecs());
+    let ecs = launcher_ports(&fx.account, None, None);
 
     let summary = jobrunner_launcher::handle(
         &config,
@@ -88,7 +89,7 @@ async fn s3_event_starts_a_task_with_the_object_in_its_environment() {
 async fn sqs_batch_launches_the_good_messages_and_fails_the_malformed_one() {
     let fx = LaunchFixture::new().await;
     let config = fx.config(THUMBNAILS);
-    let ecs = EcsTasks::new(fx.account.ecs());
+    let ecs = launcher_ports(&fx.account, None, None);
 
     let response =
         jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
@@ -114,7 +115,7 @@ async fn classic_notification_in_sqs_launches_with_the_decoded_key() {
     let config = fx.config(THUMBNAILS);
     let response = jobrunner_launcher::handle(
         &config,
-        &EcsTasks::new(fx.account.ecs()),
+        &launcher_ports(&fx.account, None, None),
         &Invocation::now(event("sqs-s3-notification.json")),
     )
     .await
@@ -132,7 +133,7 @@ async fn at_the_cap_the_message_stays_in_its_queue() {
     keep_tasks_running();
     let fx = LaunchFixture::new().await;
     let config = fx.config(&THUMBNAILS.replace("tags = ", "max_running = 1\ntags = "));
-    let ecs = EcsTasks::new(fx.account.ecs());
+    let ecs = launcher_ports(&fx.account, None, None);
 
     let response =
         jobrunner_launcher::handle(&config, &ecs, &Invocation::now(event("sqs-batch-s3.json")))
@@ -172,7 +173,7 @@ async fn forbid_launches_nothing_while_the_previous_run_is_going() {
     keep_tasks_running();
     let fx = LaunchFixture::new().await;
     let config = fx.config(&REPORT.replace("OVERLAP", "forbid"));
-    let ecs = EcsTasks::new(fx.account.ecs());
+    let ecs = launcher_ports(&fx.account, None, None);
 
     let first = jobrunner_launcher::handle(
         &config,
@@ -198,7 +199,7 @@ async fn replace_stops_the_old_run_and_starts_the_new_one() {
     keep_tasks_running();
     let fx = LaunchFixture::new().await;
     let config = fx.config(&REPORT.replace("OVERLAP", "replace"));
-    let ecs = EcsTasks::new(fx.account.ecs());
+    let ecs = launcher_ports(&fx.account, None, None);
 
     jobrunner_launcher::handle(
         &config,
@@ -269,7 +270,10 @@ async fn a_duplicate_tick_sends_the_same_token() {
             .interceptor(recorder.clone())
             .build(),
     );
-    let ecs = EcsTasks::new(client);
+    let ecs: Adapters = Adapters {
+        ecs: Some(EcsTasks::new(client)),
+        ..Adapters::default()
+    };
     let rule_event = json!({"version": "0", "id": "a", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "1", "time": "2026-11-22T02:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/jobrunner-nightly"], "detail": {}});

@@ -81,8 +81,14 @@ impl Case {
         log.take();
         match function {
             Function::Launcher => {
+                // As the launcher's main builds them: ECS, and for this config the ledger's
+                // table, the queue events wait in and the topic of `launch_failed` alerts.
+                let topic = self.config.alerts.as_ref().unwrap().topic_arn.clone();
                 let ports: Adapters = Adapters {
                     ecs: Some(EcsTasks::new(log.ecs(account))),
+                    state: Some(StateStore::new(log.dynamodb(account), TABLE)),
+                    queues: Some(SqsQueues::new(log.sqs(account))),
+                    topic: Some(SnsTopic::new(log.sns(account), topic)),
                     ..Adapters::default()
                 };
                 let _ = jobrunner_launcher::handle(
@@ -194,9 +200,32 @@ async fn assert_same_in(
     payload: Value,
     world: World,
 ) -> usize {
+    compare_in(case, name, function, payload, world)
+        .await
+        .unwrap_or_else(|difference| panic!("{difference}"))
+}
+
+/// Plan and wire for `payload`: the number of calls when they are the same, else what differs.
+async fn compare_in(
+    case: &Case,
+    name: &str,
+    function: Function,
+    payload: Value,
+    world: World,
+) -> Result<usize, String> {
     let now = time_of(&payload);
-    let planned = case.planned(function, &payload, now, world);
-    let live = case.live(function, &payload, now).await;
+    let mut planned = case.planned(function, &payload, now, world);
+    let mut live = case.live(function, &payload, now).await;
+    if function == Function::Launcher {
+        let placed = placed_task_arns(&mut live);
+        assert!(
+            placed
+                .iter()
+                .all(|arn| arn.starts_with("arn:aws:ecs:us-east-1:") && arn.contains(":task/")),
+            "{name}: {placed:?}"
+        );
+        placed_task_arns(&mut planned);
+    }
     let show = |calls: &[(String, Value)]| {
         calls
             .iter()
@@ -204,30 +233,68 @@ async fn assert_same_in(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(
-        planned.iter().map(|(op, _)| op).collect::<Vec<_>>(),
-        live.iter().map(|(op, _)| op).collect::<Vec<_>>(),
-        "{name}: operations differ\nplan:\n{}\nlive:\n{}",
-        show(&planned),
-        show(&live)
-    );
-    for ((op, plan), (_, sent)) in planned.iter().zip(&live) {
-        assert_eq!(plan, sent, "{name}: {op} input differs");
+    let operations =
+        |calls: &[(String, Value)]| calls.iter().map(|(op, _)| op.clone()).collect::<Vec<_>>();
+    if operations(&planned) != operations(&live) {
+        return Err(format!(
+            "{name}: operations differ\nplan:\n{}\nlive:\n{}",
+            show(&planned),
+            show(&live)
+        ));
     }
-    live.len()
+    for ((op, plan), (_, sent)) in planned.iter().zip(&live) {
+        if plan != sent {
+            return Err(format!(
+                "{name}: {op} input differs\nplan: {plan}\nlive: {sent}"
+            ));
+        }
+    }
+    Ok(live.len())
+}
+
+/// The one thing the dry run cannot know is the ARN ECS gives the task it places, which the
+/// launcher then writes in the run's ledger record. Replaces it in every run record written
+/// (both sides alike) and returns the ARNs it replaced; everything else must match as is.
+fn placed_task_arns(calls: &mut [(String, Value)]) -> Vec<String> {
+    let mut placed = vec![];
+    for (op, input) in calls.iter_mut() {
+        let is_run = input["Item"]["pk"]["S"]
+            .as_str()
+            .is_some_and(|key| key.starts_with(jobrunner_core::ledger::keys::RUN_PREFIX));
+        if op != "PutItem" || !is_run {
+            continue;
+        }
+        let data = &mut input["Item"]["data"]["S"];
+        let mut run: Value = serde_json::from_str(data.as_str().unwrap()).unwrap();
+        for attempt in run["attempts"].as_array_mut().into_iter().flatten() {
+            if let Some(arn) = attempt.get_mut("task_arn") {
+                placed.push(arn.as_str().unwrap_or_default().to_string());
+                *arn = json!("(the task ECS placed)");
+            }
+        }
+        *data = json!(run.to_string());
+    }
+    placed
 }
 
 #[tokio::test]
 async fn every_sample_event_plans_exactly_what_the_function_sends() {
     let mut checked = vec![];
     let mut calls = std::collections::BTreeMap::new();
+    let mut differences = vec![];
     for name in sample_names() {
         let payload = localized(&jobrunner_testkit::sample(&name));
         let function = function_for(&name, &payload);
-        *calls.entry(format!("{function:?}")).or_insert(0) +=
-            assert_same(&name, function, payload).await;
+        let case = Case::new().await;
+        let world = World::for_config(&case.config);
+        match compare_in(&case, &name, function, payload, world).await {
+            Ok(compared) => *calls.entry(format!("{function:?}")).or_insert(0) += compared,
+            Err(difference) => differences.push(difference),
+        }
         checked.push(name);
     }
+    // Every sample is compared before failing, so one report names every difference.
+    assert!(differences.is_empty(), "{}", differences.join("\n\n"));
     assert!(checked.len() >= 20, "{checked:?}");
     // Not a comparison of empty lists: every function made calls the plan had to match.
     for function in ["Launcher", "Tracker", "Scaler"] {

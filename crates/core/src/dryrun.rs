@@ -140,6 +140,7 @@ pub async fn dry_run(
     let ports = Recorder::new(Dry {
         world,
         clock: ManualClock::new(now),
+        written: std::sync::Mutex::default(),
     });
     let mut out = DryRun {
         function,
@@ -223,6 +224,8 @@ impl DryRun {
 struct Dry {
     world: World,
     clock: ManualClock,
+    /// What this dry run wrote: a later read of the same key finds it, as the function would.
+    written: std::sync::Mutex<std::collections::HashMap<String, Record>>,
 }
 
 impl Dry {
@@ -264,7 +267,9 @@ impl Explain for Dry {
             ),
             "GetItem" => {
                 let key = action.input["Key"]["pk"]["S"].as_str().unwrap_or_default();
-                if key.starts_with(keys::SLOTS_PREFIX) && self.world.running > 0 {
+                if self.written.lock().is_ok_and(|w| w.contains_key(key)) {
+                    Some(json!({"Item": "as written earlier in this plan"}))
+                } else if key.starts_with(keys::SLOTS_PREFIX) && self.world.running > 0 {
                     Some(json!({"Item": format!(
                         "{} slots held by the running tasks (change with --running)",
                         self.world.running
@@ -353,6 +358,9 @@ impl StateTable for Dry {
     }
 
     async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        if let Some(record) = self.written.lock().ok().and_then(|w| w.get(key).cloned()) {
+            return Ok(Some(record));
+        }
         if !key.starts_with(keys::SLOTS_PREFIX) || self.world.running == 0 {
             return Ok(None);
         }
@@ -362,9 +370,15 @@ impl StateTable for Dry {
     }
 
     async fn put(&self, put: &Put<'_>) -> CallResult<Saved> {
-        Ok(Saved::Written {
-            version: put.expected.map_or(1, |v| v + 1),
-        })
+        let version = put.expected.map_or(1, |v| v + 1);
+        if let Ok(mut written) = self.written.lock() {
+            let record = Record {
+                data: put.data.to_string(),
+                version,
+            };
+            written.insert(put.key.to_string(), record);
+        }
+        Ok(Saved::Written { version })
     }
 }
 

@@ -9,7 +9,7 @@ use super::waiting::{self, Slot};
 use super::{LaunchPorts, Outcome, skipped};
 use crate::alert::{Class, UnstartedRun, render_unstarted, wants};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CallError, Error};
 use crate::event::Event;
 use crate::ledger::{Ledger, ObjectPointer, ScheduleWatch, keys};
 use crate::plan::LaunchPlan;
@@ -168,8 +168,16 @@ pub(super) async fn launch_run(
         {
             Slot::Taken => {}
             Slot::Wait(full) => {
-                return waiting::wait(config, ports, ledger, event, &identity, loaded, &full, now)
-                    .await;
+                return waiting::wait(
+                    config,
+                    ports,
+                    ledger,
+                    event,
+                    (&identity, loaded),
+                    &full,
+                    now,
+                )
+                .await;
             }
         }
     }
@@ -209,7 +217,15 @@ pub(super) async fn launch_run(
             waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
         }
         Ok(Outcome::Waiting { .. }) => {}
-        Err(Error::LaunchFailed { reason, .. }) => {
+        // ECS refusing RunTask itself (ClientException for a task definition that does not
+        // exist or is inactive, an invalid parameter) is as permanent as a failures[] entry.
+        Err(
+            Error::LaunchFailed { reason, .. }
+            | Error::Call(CallError::Rejected {
+                operation: "RunTask",
+                message: reason,
+            }),
+        ) => {
             waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
             launch_failed(config, ports, ledger, &identity, Some(loaded), reason, now).await?;
         }

@@ -156,8 +156,7 @@ pub(super) async fn wait<P: LaunchPorts>(
     ports: &P,
     ledger: &Ledger<'_, P>,
     event: &Event,
-    identity: &Identity,
-    loaded: Loaded<Run>,
+    (identity, loaded): (&Identity, Loaded<Run>),
     full: &Full,
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {

@@ -45,7 +45,8 @@ pub(super) async fn definition(
 }
 
 /// Records `change` in its run's ledger record (and frees the run's slot on STOPPED).
-/// Returns the run as it now is; `None` for tasks jobrunner did not launch.
+/// Returns the run as it now is when the change moved it forward; `None` for a duplicate or
+/// late change, and for tasks jobrunner did not launch.
 pub(super) async fn record(
     config: &Config,
     ports: &impl TrackerPorts,
@@ -134,7 +135,8 @@ pub(super) async fn record(
             info!(%run_id, %job, "slot released");
         }
     }
-    Ok(run)
+    // Only a change that moved the run forward counts as recorded.
+    Ok(run.filter(|_| taken))
 }
 
 /// A rebuilt run's place in line: its event's time.
