@@ -194,7 +194,7 @@ pub(super) async fn launch_run(
             ..
         }) => {
             record_launch(
-                ledger,
+                (ports, ledger),
                 &plan,
                 &identity,
                 loaded,
@@ -205,7 +205,16 @@ pub(super) async fn launch_run(
             .await?;
         }
         Ok(Outcome::AlreadyLaunched { task_arns, .. }) => {
-            record_launch(ledger, &plan, &identity, loaded, task_arns, None, now).await?;
+            record_launch(
+                (ports, ledger),
+                &plan,
+                &identity,
+                loaded,
+                task_arns,
+                None,
+                now,
+            )
+            .await?;
         }
         Ok(Outcome::Skipped { reason }) => {
             ledger
@@ -327,7 +336,7 @@ async fn run(ports: &impl LaunchPorts, plan: &LaunchPlan) -> Result<Outcome, Err
 
 /// The run's task in the ledger, and, for an object, the key's latest run.
 async fn record_launch<P: LaunchPorts>(
-    ledger: &Ledger<'_, P>,
+    (ledger_ports, ledger): (&P, &Ledger<'_, P>),
     plan: &LaunchPlan,
     identity: &Identity,
     loaded: crate::ledger::Loaded<Run>,
@@ -351,7 +360,7 @@ async fn record_launch<P: LaunchPorts>(
             .as_deref()
             .and_then(|m| m.parse().ok()),
     };
-    ledger
+    let run = ledger
         .update(
             &keys::run_key(&identity.run_id),
             Some(loaded),
@@ -364,6 +373,15 @@ async fn record_launch<P: LaunchPorts>(
             },
         )
         .await?;
+    // Cancelled while it launched (`jobrunner run cancel` found no task yet): stop it now.
+    if let Some(run) = run.filter(|r| r.state == RunState::Cancelled) {
+        let reason = run.reason.clone().unwrap_or_else(|| "cancelled".into());
+        let reason = format!("jobrunner: {reason}");
+        info!(run_id = %run.run_id, %task_arn, "run was cancelled while it launched: stopping its task");
+        ledger_ports
+            .stop_task(&input.cluster, task_arn, policy::stop_reason(&reason))
+            .await?;
+    }
     if let RunInput::S3 { bucket, key, .. } = &identity.input {
         let pointer = ObjectPointer {
             run_id: identity.run_id.clone(),

@@ -129,6 +129,46 @@ impl Tasks for FakeEcs {
         if key.contains("broken") {
             return Ok(failure("MISSING"));
         }
+        if key.contains("cancelme") {
+            // `jobrunner run cancel` lands while RunTask is in flight.
+            let run_id = crate::token::run_id(&input.client_token);
+            let mut run = crate::run::Run::new(
+                &run_id,
+                "capped",
+                crate::run::RunInput::S3 {
+                    bucket: "uploads".into(),
+                    key: key.clone(),
+                    version_id: None,
+                    etag: None,
+                    size: None,
+                },
+                now(),
+                now(),
+            );
+            run.cancel("arn:aws:iam::123456789012:user/ops", now())
+                .unwrap();
+            let data = serde_json::to_string(&run).unwrap();
+            let put = Put {
+                key: &format!("run/{run_id}"),
+                data: &data,
+                expected: self
+                    .table
+                    .items
+                    .lock()
+                    .unwrap()
+                    .get(&format!("run/{run_id}"))
+                    .map(|(r, _)| r.version),
+                expires_at: now(),
+                now: now(),
+                listing: None,
+            };
+            assert_eq!(
+                self.table.put(&put).await.unwrap(),
+                Saved::Written {
+                    version: put.expected.map_or(1, |v| v + 1)
+                }
+            );
+        }
         if key.contains("nocap") && (provider == "FARGATE_SPOT" || key.contains("nocapall")) {
             return Ok(failure("Capacity is unavailable at this time"));
         }
@@ -724,4 +764,33 @@ async fn without_a_queue_for_waiting_the_event_fails_back_as_before() {
         err.is_retryable() && err.to_string().contains("at its cap"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_run_cancelled_while_it_launches_has_its_task_stopped() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let outcome = process(&config, &ecs, &object("capped/cancelme.jpg", 0), now()).await;
+    assert!(
+        matches!(outcome, Ok(Outcome::Launched { .. })),
+        "{outcome:?}"
+    );
+    let calls = ecs.calls.lock().unwrap();
+    let stop = calls
+        .iter()
+        .find(|c| c.starts_with("StopTask"))
+        .expect("the task is stopped");
+    assert!(
+        stop.ends_with("jobrunner: cancelled by arn:aws:iam::123456789012:user/ops"),
+        "{stop}"
+    );
+    let runs: Vec<String> = ecs
+        .table
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("run/"))
+        .collect();
+    let run: crate::run::Run = ecs.table.data(&runs[0]).unwrap();
+    assert_eq!(run.state, crate::run::RunState::Cancelled);
+    assert!(run.task_arn().is_some(), "the task is on record");
 }
