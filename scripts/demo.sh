@@ -73,6 +73,16 @@ for event in ecs-task-stopped-oom ecs-task-stopped-succeeded; do
 done
 echo "-- what arrived on the topic's SQS subscription (the clean exit is not worth an alert by default):"
 python scripts/demo_moto.py alerts
+echo "-- the demo's tasks finish: each STOPPED event goes to the tracker, which records the run's outcome"
+python scripts/demo_moto.py stop "$DEMO/stops"
+for event in "$DEMO"/stops/*.json; do
+  cargo lambda invoke tracker --invoke-port "$INVOKE_PORT" --data-file "$event" >/dev/null 2>&1 || true
+done
+echo "-- the run ledger: jobrunner run list (newest first), then one run in full"
+target/debug/jobrunner run list --config "$DEMO/jobrunner.toml" --since 30d | sed -E 's/^/   /'
+run_id=$(target/debug/jobrunner run list --config "$DEMO/jobrunner.toml" --since 30d --job thumbnails --json \
+  | python -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
+target/debug/jobrunner run view "$run_id" --config "$DEMO/jobrunner.toml" | sed -E 's/^/   /'
 echo "-- what the tracker calls for that stop, from the dry run (jobrunner plan runs the tracker's own code):"
 target/debug/jobrunner plan --config "$DEMO/jobrunner.toml" --event events/ecs-task-stopped-oom.json \
   | python -c 'import json,sys; [print("   %-5s %s %s" % (a["kind"], a["service"], a["operation"])) for a in json.load(sys.stdin)["actions"]]'

@@ -5,7 +5,10 @@
   demo_moto.py report                       the tasks ECS started, read back from moto
   demo_moto.py logs FILE                    the launcher's JSON log lines, one per event
   demo_moto.py alerts                       the alerts that reached the SQS subscription of the topic
+  demo_moto.py stop DIR                     stops every running task in moto and writes the ECS Task
+                                            State Change event of each stop to DIR (for the tracker)
 """
+import datetime
 import json
 import os
 import sys
@@ -58,12 +61,25 @@ def setup(config_in, config_out):
     inbox = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    # The state table as the CDK construct creates it: `pk`, and the listing index of the run
+    # ledger. The launcher's queue, where events wait their turn at a job's cap.
     client("dynamodb").create_table(
         TableName="jobrunner-state",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "list_pk", "list_sk")
+        ],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "runs-by-day",
+            "KeySchema": [
+                {"AttributeName": "list_pk", "KeyType": "HASH"},
+                {"AttributeName": "list_sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
         BillingMode="PAY_PER_REQUEST",
     )
+    launcher_queue = sqs.create_queue(QueueName="jobrunner-launcher")["QueueUrl"]
 
     ec2 = client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
@@ -72,10 +88,15 @@ def setup(config_in, config_out):
         text = f.read()
     text = text.replace('subnets = ["subnet-0abc", "subnet-0def"]', f'subnets = ["{subnet}"]')
     text = text.replace('security_groups = ["sg-0123"]', f'security_groups = ["{group}"]')
+    text = text.replace(
+        'queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/jobrunner-launcher"',
+        f'queue_url = "{launcher_queue}"',
+    )
     with open(config_out, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"   cluster 'jobs', task definitions 'thumbnails' and 'report', bucket 'uploads' with {len(OBJECTS)} objects")
     print(f"   SNS topic {topic} with SQS queue 'alerts-inbox' subscribed; DynamoDB table 'jobrunner-state'")
+    print("   (with the run ledger's index 'runs-by-day'); SQS queue 'jobrunner-launcher' for events that wait")
     print(f"   network from moto's default VPC: subnet {subnet}, security group {group}")
 
 
@@ -119,6 +140,7 @@ def report():
 
 def logs(path):
     tokens = {}
+    again = 0
     with open(path, encoding="utf-8") as f:
         for line in f:
             start = line.find("{")
@@ -130,16 +152,16 @@ def logs(path):
                 continue
             fields = entry.get("fields", {})
             message = fields.get("message", "")
-            if message.startswith(("task started", "already started", "skipped", "will retry", "permanent failure")):
+            if message.startswith("run already launched"):
+                again += 1
+            if message.startswith(("task started", "already started", "run already launched", "skipped", "waiting", "permanent failure")):
                 detail = {k: v for k, v in fields.items() if k not in ("message", "task_arns")}
                 print(f"   {entry.get('level', ''):5} {message[:60]:60} {json.dumps(detail, ensure_ascii=False)[:150]}")
                 if "client_token" in fields:
                     tokens[fields["client_token"]] = tokens.get(fields["client_token"], 0) + 1
-    for token, count in tokens.items():
-        if count > 1:
-            print(f"\n   One S3 event arrived {count} times (directly, then again in the SQS batch): every RunTask for it")
-            print(f"   carried clientToken {token}, so ECS starts one task for it.")
-            print("   moto ignores clientToken and started one per call: the duplicate rows above are moto's, not AWS's.")
+    if again:
+        print(f"\n   One S3 event arrived twice (directly, then again in the SQS batch): the second found its run")
+        print("   in the ledger with its task and launched nothing (RunTask's clientToken guards it too).")
 
 
 def alerts():
@@ -159,6 +181,55 @@ def alerts():
     return 0
 
 
+def stop(directory):
+    """Stops every running task and writes the STOPPED event ECS would send for it: exit 0, but
+    exit 1 for the first task of the `report` job (a failure, to be alerted and seen in the ledger)."""
+    ecs = client("ecs")
+    arns = ecs.list_tasks(cluster="jobs", desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(cluster="jobs", tasks=arns)["tasks"] if arns else []
+    tasks.sort(key=lambda t: t.get("createdAt") or 0)
+    os.makedirs(directory, exist_ok=True)
+    failed_one = False
+    for i, task in enumerate(tasks):
+        ecs.stop_task(cluster="jobs", task=task["taskArn"], reason="demo: the job finished")
+        env = {kv["name"]: kv["value"] for kv in task["overrides"]["containerOverrides"][0].get("environment", [])}
+        exit_code = 0
+        if env.get("JOB_NAME") == "report" and not failed_one:
+            exit_code, failed_one = 1, True
+        created = task.get("createdAt") or task.get("startedAt") or datetime.datetime.now(datetime.timezone.utc)
+        detail = {
+            "taskArn": task["taskArn"],
+            "clusterArn": task["clusterArn"],
+            "taskDefinitionArn": task["taskDefinitionArn"],
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "version": 5,
+            "startedBy": task.get("startedBy"),
+            "group": task.get("group"),
+            "launchType": "FARGATE",
+            "capacityProviderName": task.get("capacityProviderName") or "FARGATE",
+            "cpu": task["overrides"].get("cpu", "256"),
+            "memory": task["overrides"].get("memory", "512"),
+            "createdAt": created.isoformat(),
+            "pullStartedAt": created.isoformat(),
+            "startedAt": created.isoformat(),
+            "stoppedAt": (created + datetime.timedelta(minutes=3 + i)).isoformat(),
+            "stopCode": "EssentialContainerExited",
+            "stoppedReason": "Essential container in task exited",
+            "overrides": task["overrides"],
+            "containers": [{"name": "app", "exitCode": exit_code, "lastStatus": "STOPPED"}],
+        }
+        event = {
+            "version": "0", "id": f"demo-stop-{i}", "detail-type": "ECS Task State Change", "source": "aws.ecs",
+            "account": "123456789012", "time": detail["stoppedAt"], "region": "us-east-1",
+            "resources": [task["taskArn"]], "detail": detail,
+        }
+        with open(os.path.join(directory, f"stop-{i:02}.json"), "w", encoding="utf-8") as f:
+            json.dump(event, f, default=str)
+    print(f"   {len(tasks)} tasks stopped; their Task State Change events are in {directory}/")
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "setup":
         setup(sys.argv[2], sys.argv[3])
@@ -168,3 +239,5 @@ if __name__ == "__main__":
         sys.exit(alerts())
     elif sys.argv[1] == "logs":
         logs(sys.argv[2])
+    elif sys.argv[1] == "stop":
+        sys.exit(stop(sys.argv[2]))

@@ -15,6 +15,8 @@
 //! for log links and essential containers, group the stops into one alert per job and class,
 //! publish, and mark each alerted task in the state table.
 
+use std::collections::HashMap;
+
 mod limits;
 mod record;
 pub mod sweep;
@@ -31,7 +33,7 @@ use crate::config::{Alerts, Config};
 use crate::error::Error;
 use crate::event::{self, Event, Invocation, TaskStateChange};
 use crate::handled::{Failure, Handled};
-use crate::ports::{Put, StateTable, TaskDefinitions, Tasks, Topic};
+use crate::ports::{Put, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue};
 use crate::run::CANCEL_REASON_PREFIX;
 use record::Definitions;
 pub use sweep::Sweep;
@@ -65,15 +67,18 @@ pub struct Summary {
     pub recorded: usize,
     /// Overdue tasks stopped (`max_runtime`, `start_timeout`).
     pub timeouts: usize,
+    /// Failed attempts whose run is retried (recorded, not alerted).
+    pub retries: usize,
     /// What the sweep found, when the invocation was the tracker's scheduled tick.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
 }
 
 /// The ports the tracker needs: task definitions (log links, essential containers), the alert
-/// topic, the state table (ledger, dedupe) and ECS tasks (stopping overdue ones).
-pub trait TrackerPorts: TaskDefinitions + Topic + StateTable + Tasks {}
-impl<T: TaskDefinitions + Topic + StateTable + Tasks> TrackerPorts for T {}
+/// topic, the state table (ledger, dedupe), ECS tasks (stopping overdue ones) and the
+/// launcher's queue (retry requests).
+pub trait TrackerPorts: TaskDefinitions + Topic + StateTable + Tasks + WaitQueue {}
+impl<T: TaskDefinitions + Topic + StateTable + Tasks + WaitQueue> TrackerPorts for T {}
 
 /// What the tracker works for: the `[alerts]` section (alerts) and the `[state]` table (the
 /// ledger). With neither it has nothing to do (checked at init).
@@ -128,6 +133,7 @@ pub async fn handle(
         }
     }
     let mut definitions = Definitions::new();
+    let mut histories: HashMap<String, Vec<String>> = HashMap::new();
     let mut stops = vec![];
     for (message_id, change) in changes {
         if !change.is_stopped() {
@@ -141,14 +147,34 @@ pub async fn handle(
                 Err(error) => return Err(error),
             }
         }
+        let mut retrying = None;
         match record::record(config, ports, &mut definitions, &change, now).await {
-            Ok(Some(_)) => handled.summary.recorded += 1,
-            Ok(None) => {}
+            Ok(recorded) => {
+                handled.summary.recorded += usize::from(recorded.run.is_some());
+                if !recorded.history.is_empty() {
+                    histories.insert(change.task_arn.clone(), recorded.history);
+                }
+                retrying = recorded.retry;
+            }
             Err(error) if batch => handled.failed.push(Failure {
                 message_id: Some(message_id.clone()),
                 error,
             }),
             Err(error) => return Err(error),
+        }
+        let notify_on_retry = config.alerts.as_ref().is_some_and(|a| a.notify_on_retry);
+        if let (Some(request), false) = (&retrying, notify_on_retry) {
+            handled.summary.retries += 1;
+            handled.skipped.push(format!(
+                "task {} failed; attempt {} of run {} is due at {}: no alert",
+                change.task_arn,
+                request.attempt,
+                request.run_id,
+                request
+                    .not_before
+                    .to_rfc3339_opts(SecondsFormat::Secs, true)
+            ));
+            continue;
         }
         let cancelled = change
             .stopped_reason
@@ -170,7 +196,8 @@ pub async fn handle(
         handled.summary.sweep = Some(found);
     }
     if let Some(alerts) = &config.alerts {
-        alert_all(config, alerts, ports, stops, definitions, now, &mut handled).await;
+        let looked_up = (definitions, histories);
+        alert_all(config, alerts, ports, stops, looked_up, now, &mut handled).await;
     }
     // Failures in the batch's own message order.
     handled.failed.sort_by_key(|f| {
@@ -220,7 +247,7 @@ async fn alert_all(
     alerts: &Alerts,
     ports: &impl TrackerPorts,
     stops: Vec<(String, TaskStateChange)>,
-    mut definitions: Definitions,
+    (mut definitions, histories): (Definitions, HashMap<String, Vec<String>>),
     now: DateTime<Utc>,
     handled: &mut Handled<Summary>,
 ) {
@@ -266,7 +293,12 @@ async fn alert_all(
             }
         }
         let definition = record::definition(ports, &mut definitions, &change).await;
-        tasks.push(StoppedTask::new(config, change, definition).with_deliveries(deliveries));
+        let history = histories.get(&change.task_arn).cloned().unwrap_or_default();
+        tasks.push(
+            StoppedTask::new(config, change, definition)
+                .with_deliveries(deliveries)
+                .with_history(history),
+        );
     }
     let (groups, not_wanted) = group(alerts, tasks);
     quiet.extend(not_wanted);

@@ -473,6 +473,9 @@ pub struct Alerts {
     /// A schedule tick with no run this long after its time is a `missed_schedule` alert.
     #[serde(default = "default_missed_schedule_after")]
     pub missed_schedule_after: HumanDuration,
+    /// Alert a failed attempt that will be retried too (by default only the final failure).
+    #[serde(default)]
+    pub notify_on_retry: bool,
 }
 
 fn default_missed_schedule_after() -> HumanDuration {

@@ -794,3 +794,88 @@ async fn a_run_cancelled_while_it_launches_has_its_task_stopped() {
     assert_eq!(run.state, crate::run::RunState::Cancelled);
     assert!(run.task_arn().is_some(), "the task is on record");
 }
+
+#[tokio::test]
+async fn a_retry_request_launches_its_planned_attempt_when_due() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let first = object("capped/a.jpg", 0);
+    process(&config, &ecs, &first, now()).await.unwrap();
+    let run_id = crate::token::run_id(&ecs.launched.lock().unwrap()[0].client_token);
+    let base = ecs.launched.lock().unwrap()[0].client_token.clone();
+    // The tracker planned attempt 2 on demand with more memory, due in 60 s.
+    let due = now() + chrono::Duration::seconds(60);
+    let ledger = crate::ledger::Ledger::new(&ecs, config.state.as_ref().unwrap());
+    ledger
+        .update(
+            &format!("run/{run_id}"),
+            None,
+            now(),
+            |run: &mut Option<crate::run::Run>| {
+                let next = crate::retry::NextAttempt {
+                    attempt: 2,
+                    interruptions: 1,
+                    delay: std::time::Duration::from_secs(60),
+                    cpu: Some(512),
+                    memory: Some(2048),
+                    capacity_provider: Some("FARGATE".into()),
+                    why: "spot_interruption: retried on FARGATE".into(),
+                };
+                run.as_mut().unwrap().plan_retry(&next, due, now())
+            },
+        )
+        .await
+        .unwrap();
+    let request = Event::Retry(event::RetryRequest {
+        run_id: run_id.clone(),
+        attempt: 2,
+        not_before: due,
+    });
+    // Early: back to the queue for the rest of the delay.
+    assert!(matches!(
+        process(&config, &ecs, &request, now()).await,
+        Ok(Outcome::Waiting { .. })
+    ));
+    assert_eq!(ecs.sent.lock().unwrap().last().unwrap().2, 60);
+    // Due: attempt 2 runs on FARGATE only, with its own token, size and variables.
+    let later = due + chrono::Duration::seconds(1);
+    assert!(matches!(
+        process(&config, &ecs, &request, later).await,
+        Ok(Outcome::Launched { .. })
+    ));
+    let launched = ecs.launched.lock().unwrap().clone();
+    assert_eq!(launched.len(), 2);
+    let second = &launched[1];
+    assert_eq!(second.client_token, crate::token::for_retry(&base, 2));
+    assert_eq!(
+        second.capacity_provider_strategy[0].capacity_provider,
+        "FARGATE"
+    );
+    assert_eq!(second.overrides.memory.as_deref(), Some("2048"));
+    let env = &second.overrides.container_overrides[0].environment;
+    let var = |name: &str| {
+        env.iter()
+            .find(|kv| kv.name == name)
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(var(job_env::ATTEMPT).as_deref(), Some("2"));
+    assert_eq!(var(job_env::RUN_ID), Some(run_id.clone()));
+    assert_eq!(var(job_env::INTERRUPTIONS).as_deref(), Some("1"));
+    // A redelivered request launches nothing more; the original event neither.
+    assert!(matches!(
+        process(&config, &ecs, &request, later).await,
+        Ok(Outcome::AlreadyLaunched { .. })
+    ));
+    assert!(matches!(
+        process(&config, &ecs, &first, later).await,
+        Ok(Outcome::AlreadyLaunched { .. })
+    ));
+    assert_eq!(ecs.launched.lock().unwrap().len(), 2);
+    let run: crate::run::Run = ecs.table.data(&format!("run/{run_id}")).unwrap();
+    assert_eq!(run.state, crate::run::RunState::Launching);
+    assert_eq!(run.attempts.len(), 2);
+    assert_eq!(
+        run.attempts[1].task_arn.as_deref(),
+        Some("arn:task/capped/a.jpg")
+    );
+}

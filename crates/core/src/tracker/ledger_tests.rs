@@ -23,6 +23,18 @@ struct Ports {
     running: Vec<DescribedTask>,
     /// StopTask calls: (task ARN, reason).
     stopped: Mutex<Vec<(String, String)>>,
+    /// Retry requests sent: (queue URL, body, delay).
+    sent: Mutex<Vec<(String, String, u32)>>,
+}
+
+impl crate::ports::WaitQueue for Ports {
+    async fn send(&self, queue_url: &str, body: &str, delay_seconds: u32) -> CallResult<()> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((queue_url.into(), body.into(), delay_seconds));
+        Ok(())
+    }
 }
 
 impl Tasks for Ports {
@@ -379,4 +391,123 @@ async fn the_sweep_stops_overdue_tasks_that_send_no_event() {
             ),
         ]
     );
+}
+
+fn retry_config() -> Config {
+    Config::parse(
+        r#"
+[defaults]
+cluster = "jobs"
+subnets = ["subnet-1"]
+[jobs.thumbnails]
+task_definition = "thumbnails"
+container = "app"
+[jobs.thumbnails.retry]
+attempts = 3
+backoff = "30s"
+grow_on_oom = true
+[alerts]
+topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+[state]
+table = "state"
+[launcher]
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/launcher"
+"#,
+        Format::Toml,
+    )
+    .unwrap()
+}
+
+fn stop_of_attempt(attempt: u32) -> Value {
+    let mut stop = stopped();
+    let env = stop["detail"]["overrides"]["containerOverrides"][0]["environment"]
+        .as_array_mut()
+        .unwrap();
+    for kv in env.iter_mut() {
+        if kv["name"] == "JOB_ATTEMPT" {
+            kv["value"] = json!(attempt.to_string());
+        }
+    }
+    stop["detail"]["taskArn"] = json!(format!(
+        "arn:aws:ecs:us-east-1:123456789012:task/jobs/{attempt:032x}"
+    ));
+    stop
+}
+
+#[tokio::test]
+async fn a_retried_failure_plans_the_next_attempt_and_is_not_alerted() {
+    let (config, ports) = (retry_config(), Ports::default());
+    let handled = handle(&config, &ports, &stop_of_attempt(1), now())
+        .await
+        .unwrap();
+    assert_eq!(handled.summary.retries, 1);
+    assert!(
+        ports.published.lock().unwrap().is_empty(),
+        "a retried failure is not alerted"
+    );
+    let run = run_of(&ports);
+    assert_eq!(run.state, RunState::Waiting);
+    let planned = run.last_attempt().unwrap();
+    assert_eq!(planned.number, 2);
+    assert!(planned.is_planned());
+    let due = planned.due_at.unwrap();
+    assert!(
+        due > now() && due <= now() + chrono::Duration::seconds(30),
+        "{due}"
+    );
+    let sent = ports.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (queue, body, delay) = &sent[0];
+    assert!(queue.ends_with("/launcher"));
+    assert!((24..=30).contains(delay), "{delay}");
+    let request: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(request["source"], "jobrunner.retry");
+    assert_eq!(request["run_id"], RUN_ID);
+    assert_eq!(request["attempt"], 2);
+    // The same stop again (a redelivery): the same attempt is requested again, nothing new planned.
+    handle(&config, &ports, &stop_of_attempt(1), now())
+        .await
+        .unwrap();
+    assert_eq!(run_of(&ports).attempts.len(), 2);
+    let sent = ports.sent.lock().unwrap();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].1, sent[0].1, "the same request");
+    assert!(ports.published.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_last_attempt_fails_for_good_with_its_history_in_the_alert() {
+    let (config, ports) = (retry_config(), Ports::default());
+    for attempt in 1..=3 {
+        handle(&config, &ports, &stop_of_attempt(attempt), now())
+            .await
+            .unwrap();
+    }
+    let run = run_of(&ports);
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.attempts.len(), 3);
+    assert_eq!(ports.sent.lock().unwrap().len(), 2, "two retries requested");
+    let published = ports.published.lock().unwrap();
+    assert_eq!(published.len(), 1, "only the final failure is alerted");
+    let text = published[0].body("email").unwrap();
+    assert!(text.contains("failed after 3 attempts"), "{text}");
+    assert!(text.contains("#1 non_zero_exit exit 1"), "{text}");
+    let document = crate::alert::parse_document(&published[0]).unwrap();
+    assert_eq!(
+        document["tasks"][0]["attempts"].as_array().unwrap().len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn an_oom_is_retried_with_double_the_memory() {
+    let (config, ports) = (retry_config(), Ports::default());
+    let mut oom = stop_of_attempt(1);
+    oom["detail"]["containers"][0]["exitCode"] = json!(137);
+    oom["detail"]["containers"][0]["reason"] =
+        json!("OutOfMemoryError: Container killed due to memory usage");
+    handle(&config, &ports, &oom, now()).await.unwrap();
+    let planned = run_of(&ports).last_attempt().unwrap().clone();
+    assert_eq!((planned.cpu, planned.memory), (Some(512), Some(2048)));
+    assert!(planned.why.unwrap().starts_with("oom:"));
 }

@@ -13,10 +13,12 @@ use super::TrackerPorts;
 use crate::alert::{TaskDefinitionLookup, classify, console_url, log_links};
 use crate::config::Config;
 use crate::error::Error;
+use crate::event::RetryRequest;
 use crate::event::TaskStateChange;
 use crate::job_env;
 use crate::ledger::{Ledger, Slots, keys};
-use crate::run::{Run, RunInput};
+use crate::retry::{self, Decision, Failed};
+use crate::run::{Run, RunInput, RunState};
 
 /// Task definitions looked up in this invocation, shared with the alerts.
 pub(super) type Definitions = HashMap<String, TaskDefinitionLookup>;
@@ -44,23 +46,40 @@ pub(super) async fn definition(
     lookup
 }
 
-/// Records `change` in its run's ledger record (and frees the run's slot on STOPPED).
-/// Returns the run as it now is when the change moved it forward; `None` for a duplicate or
-/// late change, and for tasks jobrunner did not launch.
+/// What recording a state change did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Recorded {
+    /// The run as it now is, when the change moved it forward.
+    pub run: Option<Run>,
+    /// The attempt that follows this stop (a retry), when one is planned.
+    pub retry: Option<RetryRequest>,
+    /// A stop that ends the run after retries: its attempts, for the final alert.
+    pub history: Vec<String>,
+}
+
+/// Records `change` in its run's ledger record (and frees the run's slot on STOPPED). On a
+/// failed stop, decides whether the run is retried ([`crate::retry`]): the next attempt is
+/// planned in the same conditional write as the stop, then requested from the launcher's
+/// queue, so a crash in between loses nothing (the redelivered stop requests it again).
 pub(super) async fn record(
     config: &Config,
     ports: &impl TrackerPorts,
     definitions: &mut Definitions,
     change: &TaskStateChange,
     now: DateTime<Utc>,
-) -> Result<Option<Run>, Error> {
+) -> Result<Recorded, Error> {
     let (Some(state), Some(run_id), Some(job)) = (
         &config.state,
         change.override_env(job_env::RUN_ID),
         change.override_env(job_env::NAME),
     ) else {
-        return Ok(None);
+        return Ok(Recorded::default());
     };
+    let job_config = config.job(job);
+    let interruptions: u32 = change
+        .override_env(job_env::INTERRUPTIONS)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let ledger = Ledger::new(ports, state);
     let attempt: u32 = change
         .override_env(job_env::ATTEMPT)
@@ -79,6 +98,7 @@ pub(super) async fn record(
         (None, None)
     };
     let mut taken = false;
+    let mut decision = None;
     let run = ledger
         .update(
             &keys::run_key(run_id),
@@ -103,6 +123,27 @@ pub(super) async fn record(
                     config.prices.as_ref(),
                     now,
                 );
+                decision = None;
+                let failed = matches!(run.state, RunState::Failed | RunState::TimedOut);
+                if let (true, true, Some(job), Some(c)) =
+                    (taken, failed, job_config, classification.as_ref())
+                {
+                    let settings = job.resolved(&config.defaults);
+                    let attempt_failed = Failed {
+                        class: c.class,
+                        exit_code: c.exit_code,
+                        attempt,
+                        interruptions,
+                        cpu: change.cpu.as_deref().and_then(|v| v.parse().ok()),
+                        memory: change.memory.as_deref().and_then(|v| v.parse().ok()),
+                    };
+                    let decided = retry::decide(job, &settings, &attempt_failed, run_id);
+                    if let Decision::Retry(next) = &decided {
+                        let due = now + chrono::Duration::from_std(next.delay).unwrap_or_default();
+                        run.plan_retry(next, due, now);
+                    }
+                    decision = Some(decided);
+                }
                 taken
             },
         )
@@ -135,8 +176,66 @@ pub(super) async fn record(
             info!(%run_id, %job, "slot released");
         }
     }
-    // Only a change that moved the run forward counts as recorded.
-    Ok(run.filter(|_| taken))
+    // The planned next attempt, new or (for a redelivered stop) planned before and not yet
+    // launched: request it.
+    let planned = run.as_ref().and_then(|run| {
+        run.attempts
+            .iter()
+            .find(|a| a.number == attempt + 1 && a.is_planned())
+            .map(|a| RetryRequest {
+                run_id: run.run_id.clone(),
+                attempt: a.number,
+                not_before: a.due_at.unwrap_or(now),
+            })
+    });
+    if let (true, Some(request)) = (stopped, &planned) {
+        request_retry(config, ports, request, now).await?;
+    }
+    let history = match (&decision, &run) {
+        (Some(Decision::Final(why)), Some(run)) if run.attempts.len() > 1 => run
+            .attempts
+            .iter()
+            .map(|a| a.describe())
+            .chain([why.clone()])
+            .collect(),
+        _ => vec![],
+    };
+    if let Some(Decision::Final(why)) = &decision {
+        info!(%run_id, %job, %why, "no further attempt");
+    }
+    Ok(Recorded {
+        // Only a change that moved the run forward counts as recorded.
+        run: run.filter(|_| taken),
+        retry: planned.filter(|_| stopped),
+        history,
+    })
+}
+
+/// Sends the retry request to the launcher's queue, delayed until it is due (at most SQS's 15
+/// minutes: the launcher sends an early request back for the rest).
+async fn request_retry(
+    config: &Config,
+    ports: &impl TrackerPorts,
+    request: &RetryRequest,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Some(launcher) = &config.launcher else {
+        return Err(Error::Config {
+            path: "launcher.queue_url".into(),
+            reason: "a retry is requested through the launcher's queue".into(),
+        });
+    };
+    let delay = (request.not_before - now).num_seconds().clamp(0, 900);
+    let delay = u32::try_from(delay).unwrap_or(900);
+    ports
+        .send(
+            &launcher.queue_url,
+            &request.to_document().to_string(),
+            delay,
+        )
+        .await?;
+    info!(run_id = %request.run_id, attempt = request.attempt, delay_seconds = delay, "retry requested");
+    Ok(())
 }
 
 /// A rebuilt run's place in line: its event's time.

@@ -46,6 +46,13 @@ impl TaskDefinitions for FakePorts {
     }
 }
 
+/// No retries here: the tracker never requests one.
+impl crate::ports::WaitQueue for FakePorts {
+    async fn send(&self, _queue_url: &str, _body: &str, _delay_seconds: u32) -> CallResult<()> {
+        unreachable!("no retries configured")
+    }
+}
+
 /// No jobs with time limits here: the tracker never calls ECS.
 impl Tasks for FakePorts {
     async fn list_tasks(&self, _cluster: &str, _started_by: &str) -> CallResult<Vec<String>> {
