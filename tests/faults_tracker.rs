@@ -171,8 +171,8 @@ async fn every_failure_is_alerted_once_under_sns_throttling_and_errors() {
     let limits = Limits::unthrottled().with_api(
         "Publish",
         Rate {
-            burst: 2.0,
-            per_second: 4.0,
+            burst: 1.0,
+            per_second: 1.0,
         },
     );
     let faults = Faults {

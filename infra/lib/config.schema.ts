@@ -684,6 +684,10 @@ export interface Alerts {
    * The alert classes worth an alert.
    */
   notify_on?: Class[];
+  /**
+   * Alert a failed attempt that will be retried too (by default only the final failure).
+   */
+  notify_on_retry?: boolean;
   topic_arn: string;
 }
 /**

@@ -41,6 +41,30 @@ export interface LaunchSettings {
   readonly platformVersion?: string;
   /** `propagate_tags`: copy the task definition's tags to each task. */
   readonly propagateTags?: boolean;
+  /** `max_runtime`: a task still running this long after it started is stopped (class `timeout`). */
+  readonly maxRuntime?: Duration;
+  /** `start_timeout`: a task not yet running this long after its launch is stopped. */
+  readonly startTimeout?: Duration;
+  /** `retry`: retries of failed attempts (none without it). */
+  readonly retry?: RetryProps;
+}
+
+/** `[jobs.NAME.retry]` / `[defaults.retry]`: which failures are retried, and how. */
+export interface RetryProps {
+  /** `attempts`: total attempts, the first included (1-10). */
+  readonly attempts: number;
+  /** `backoff`: delay before attempt 2, doubling after. @default 30 seconds */
+  readonly backoff?: Duration;
+  /** `max_backoff`: the longest delay (at most 12 h). @default 15 minutes */
+  readonly maxBackoff?: Duration;
+  /** `on`: the failure classes retried. @default failed_to_start, oom, non_zero_exit, timeout, unhealthy */
+  readonly on?: string[];
+  /** `exit_codes`: only these exit codes count as a retryable non_zero_exit. */
+  readonly exitCodes?: number[];
+  /** `on_interruption`: Spot interruptions retry on demand (`on_demand`) or as before (`same`). @default on_demand */
+  readonly onInterruption?: 'on_demand' | 'same';
+  /** `grow_on_oom`: an OOM retries at the next size tier, or double memory. @default false */
+  readonly growOnOom?: boolean;
 }
 
 /** `[defaults]`: inherited by every job that does not set its own. */
@@ -402,6 +426,25 @@ function launchSettings(s: LaunchSettings, cluster: ecs.ICluster): RenderedLaunc
     launch_type: s.launchType,
     platform_version: s.platformVersion,
     propagate_tags: s.propagateTags,
+    max_runtime: s.maxRuntime && `${s.maxRuntime.toSeconds()}s`,
+    start_timeout: s.startTimeout && `${s.startTimeout.toSeconds()}s`,
+    retry: s.retry && {
+      attempts: s.retry.attempts,
+      backoff: s.retry.backoff && `${s.retry.backoff.toSeconds()}s`,
+      max_backoff: s.retry.maxBackoff && `${s.retry.maxBackoff.toSeconds()}s`,
+      on: s.retry.on as schema.Retry['on'],
+      exit_codes: s.retry.exitCodes,
+      on_interruption: s.retry.onInterruption,
+      grow_on_oom: s.retry.growOnOom,
+    },
+  };
+}
+
+/** Whether the job (with `[defaults]`) has a time limit, or retries. */
+export function jobNeeds(job: LaunchSettings, defaults: LaunchSettings): { limits: boolean; retries: boolean } {
+  return {
+    limits: Boolean(job.maxRuntime ?? job.startTimeout ?? defaults.maxRuntime ?? defaults.startTimeout),
+    retries: Boolean(job.retry ?? defaults.retry),
   };
 }
 

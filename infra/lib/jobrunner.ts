@@ -21,6 +21,7 @@ import {
   type ConfigDocument,
   type ConfigProps,
   checkConfigProps,
+  jobNeeds,
   jobCluster,
   type StateSettings,
   estimateConfigBytes,
@@ -128,6 +129,10 @@ export class JobRunner extends Construct {
         clusters: [...clusters],
       });
       this.state.grantState(this.tracker.role, keyPrefixes(STATE_ACCESS.tracker));
+      const needs = Object.values(jobs).map((job) => jobNeeds(job, props.defaults));
+      // Retry requests go to the launcher's queue; overdue tasks are stopped by the tracker.
+      if (needs.some((n) => n.retries)) this.launcher.buffer.queue.grantSendMessages(this.tracker.role);
+      if (needs.some((n) => n.limits)) this.tracker.allowStoppingOverdueTasks(this.jobClusters);
     }
 
     this.alarms = new JobRunnerAlarms(this, 'Alarms', {

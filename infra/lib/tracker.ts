@@ -4,7 +4,7 @@
 // jobs, checks the schedules for ticks that never produced a run, and publishes classified alerts
 // to the alert topic.
 
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
@@ -124,5 +124,26 @@ export class Tracker extends Construct {
       '*',
       'ecs:DescribeTaskDefinition supports no resource-level permissions (AWS requires resource "*"); it is read-only.',
     );
+  }
+
+  /**
+   * Lets the tracker enforce `max_runtime` and `start_timeout`: list and describe the jobs'
+   * tasks (its sweep) and stop the overdue ones, only in `clusters` (`ecs:cluster` condition).
+   */
+  allowStoppingOverdueTasks(clusters: ecs.ICluster[]): void {
+    const stack = Stack.of(this);
+    const onClusters = { ArnEquals: { 'ecs:cluster': clusters.map((c) => c.clusterArn) } };
+    const tasks = clusters.map((c) => stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${c.clusterName}/*` }));
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['ecs:StopTask', 'ecs:DescribeTasks'], resources: tasks, conditions: onClusters }),
+    );
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ecs:ListTasks'], resources: ['*'], conditions: onClusters }));
+    for (const arn of tasks) {
+      acknowledgeWildcardResource(
+        this.role,
+        arn,
+        "Stop/describe the jobs' overdue tasks: task IDs are unknown in advance; limited to the jobs' clusters (ecs:cluster condition).",
+      );
+    }
   }
 }

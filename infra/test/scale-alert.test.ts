@@ -4,11 +4,11 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { LIST_INDEX, TRACKED_STATUSES } from '../lib';
 import { existingResources } from './fixtures';
-import { resourcesOfType, statementsWith, synthExample } from './support';
+import { asArray, deployedConfigs, functionRole, resourcesOfType, statementsWith, synthExample } from './support';
 
 const example = synthExample();
 const existing = existingResources();
@@ -239,5 +239,32 @@ describe('tracker', () => {
     const descriptions = resourcesOfType(e.json, 'AWS::Lambda::Function').map(([, r]) => r.Properties.Description);
     assert.ok(descriptions.some((d) => String(d).startsWith('jobrunner tracker')));
     assert.equal(statementsWith(e.json, 'sns:Publish').length, 0);
+  });
+});
+
+describe('tracker: time limits and retries', () => {
+  test('stops overdue tasks and requests retries only when a job asks for them', () => {
+    const plain = existingResources((p) => p);
+    const tracker = functionRole(plain.json, 'jobrunner tracker');
+    const of = (json: Record<string, any>, action: string) =>
+      statementsWith(json, action).filter((s) => s.roles.includes(functionRole(json, 'jobrunner tracker')));
+    assert.equal(of(plain.json, 'ecs:StopTask').length, 0, tracker);
+    assert.equal(of(plain.json, 'sqs:SendMessage').length, 0);
+
+    const limited = existingResources((p) => ({
+      ...p,
+      defaults: { ...p.defaults, maxRuntime: Duration.minutes(30) },
+      jobs: { ...p.jobs, report: { ...p.jobs!.report, retry: { attempts: 3, growOnOom: true } } },
+    }));
+    const [stop] = of(limited.json, 'ecs:StopTask');
+    assert.ok(stop.statement.Condition.ArnEquals['ecs:cluster'], 'only in the jobs\' clusters');
+    assert.equal(of(limited.json, 'ecs:ListTasks').length, 1);
+    const [send] = of(limited.json, 'sqs:SendMessage');
+    const queues = asArray<any>(send.statement.Resource).map((r) => r['Fn::GetAtt'][0]);
+    assert.deepEqual(queues.length, 1);
+    assert.match(queues[0], /^JobRunnerLaunchBufferQueue/);
+    const doc = JSON.parse(Object.values(deployedConfigs(limited.json))[0]);
+    assert.equal(doc.defaults.max_runtime, '1800s');
+    assert.deepEqual(doc.jobs.report.retry, { attempts: 3, grow_on_oom: true });
   });
 });
