@@ -172,7 +172,7 @@ async fn every_failure_is_alerted_once_under_sns_throttling_and_errors() {
         "Publish",
         Rate {
             burst: 1.0,
-            per_second: 1.0,
+            per_second: 2.0,
         },
     );
     let faults = Faults {

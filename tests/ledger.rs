@@ -848,3 +848,92 @@ async fn concurrent_launchers_never_start_more_than_the_cap() {
         );
     }
 }
+
+/// The thumbnails job with two size tiers and retries that grow on OOM.
+fn growing_thumbnails() -> String {
+    "[jobs.thumbnails]\ntask_definition = \"thumbnails\"\ncontainer = \"app\"\n\
+     [[jobs.thumbnails.size_tiers]]\nmax_bytes = 10485760\ncpu = 512\nmemory = 1024\n\
+     [[jobs.thumbnails.size_tiers]]\ncpu = 1024\nmemory = 4096\n\
+     [jobs.thumbnails.retry]\nattempts = 3\nbackoff = \"1s\"\ngrow_on_oom = true\n\n\
+     [[triggers.s3]]\njob = \"thumbnails\"\nbucket = \"uploads\"\nprefix = \"images/\"\n"
+        .into()
+}
+
+#[tokio::test]
+async fn an_oom_at_the_first_tier_is_retried_at_the_second_and_succeeds() {
+    let world = World::new(&growing_thumbnails()).await;
+    world
+        .launcher(object_created("images/big.jpg", 1, at(-2)), at(0))
+        .await;
+    let tasks = world.tasks("jobrunner/thumbnails").await;
+    let first = &tasks[0];
+    let run_id = run_id_of(first);
+    assert_eq!(first.overrides().unwrap().memory(), Some("1024"), "tier 1");
+
+    // Attempt 1 runs out of memory after a minute.
+    let mut oom = task_change(
+        first,
+        3,
+        at(0),
+        Some((
+            at(72),
+            Stop {
+                exit_code: 137,
+                stop_code: "EssentialContainerExited",
+                reason: "Essential container in task exited",
+            },
+        )),
+    );
+    oom["detail"]["containers"][0]["reason"] =
+        json!("OutOfMemoryError: Container killed due to memory usage");
+    let summary = world.tracker(oom.clone(), at(73)).await;
+    assert_eq!(summary["retries"], 1, "{summary}");
+    assert_eq!(summary["published"], 0, "a retried failure is not alerted");
+    let (run, _) = world.run(&run_id).await;
+    assert_eq!(run.state, RunState::Waiting);
+    assert_eq!(run.attempts[1].memory, Some(4096), "the next tier");
+    // The redelivered stop plans nothing new (one attempt 2, one request more).
+    world.tracker(oom, at(74)).await;
+    assert_eq!(world.run(&run_id).await.0.attempts.len(), 2);
+
+    // The retry request is in the launcher's queue, delayed by the backoff.
+    let requests = world.drain(&world.launcher_queue, 2, 5).await;
+    assert_eq!(requests.len(), 2, "one request per delivery of the stop");
+    assert_eq!(requests[0], requests[1], "the same request");
+    let batch = sqs_batch_of_events(&[("r1".into(), serde_json::from_str(&requests[0]).unwrap())]);
+    let summary = world.launcher(batch.clone(), at(80)).await;
+    assert!(failed_ids(&summary).is_empty(), "{summary}");
+    // Delivered twice: the second finds attempt 2 launched.
+    world.launcher(batch, at(81)).await;
+    let tasks = world.tasks("jobrunner/thumbnails").await;
+    assert_eq!(tasks.len(), 2, "one task per attempt");
+    let second = tasks
+        .iter()
+        .find(|t| env_of(t, "JOB_ATTEMPT").as_deref() == Some("2"))
+        .expect("attempt 2");
+    assert_eq!(second.overrides().unwrap().cpu(), Some("1024"));
+    assert_eq!(second.overrides().unwrap().memory(), Some("4096"));
+    assert_eq!(run_id_of(second), run_id);
+
+    // Attempt 2 succeeds: the run too, with both attempts and their costs.
+    let done = task_change(second, 3, at(80), Some((at(380), EXITED)));
+    world.tracker(done, at(381)).await;
+    let (run, _) = world.run(&run_id).await;
+    assert_eq!(run.state, RunState::Succeeded);
+    assert_eq!(run.attempts.len(), 2);
+    assert_eq!(run.attempts[0].class.map(|c| c.as_str()), Some("oom"));
+    assert_eq!(run.attempts[1].class.map(|c| c.as_str()), Some("succeeded"));
+    let cost = run.cost().unwrap();
+    println!(
+        "oom at tier 1 (512/1024) after 70 s, retried at tier 2 (1024/4096): succeeded after {} s; \
+         2 attempts, {:.0} vCPU-s, {:.0} GB-s, ${:.5}",
+        run.attempts[1].run_seconds().unwrap(),
+        cost.vcpu_seconds,
+        cost.gb_seconds,
+        cost.usd
+    );
+    assert!(
+        world.alerts(0).await.is_empty(),
+        "nothing alerted: the run succeeded"
+    );
+}
