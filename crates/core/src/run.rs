@@ -534,6 +534,30 @@ impl Run {
         true
     }
 
+    /// `jobrunner run rerun`: plans a fresh attempt by hand, due `now`, at the last attempt's
+    /// size (outside the retry budget: it is not a retry decision). Only a run that ended, and
+    /// was not cancelled, is rerun. Returns the attempt's number.
+    pub fn plan_rerun(&mut self, who: &str, now: DateTime<Utc>) -> Result<u32, String> {
+        if self.state == RunState::Cancelled || !self.state.is_final() {
+            return Err(format!(
+                "run {} is {}: only a run that ended (and was not cancelled) is rerun",
+                self.run_id, self.state
+            ));
+        }
+        let last = self.last_attempt().cloned().unwrap_or_default();
+        let next = crate::retry::NextAttempt {
+            attempt: (last.number + 1).max(2),
+            interruptions: last.interruptions,
+            delay: std::time::Duration::ZERO,
+            cpu: last.cpu,
+            memory: last.memory,
+            capacity_provider: None,
+            why: format!("rerun by {who}"),
+        };
+        self.plan_retry(&next, now, now);
+        Ok(next.attempt)
+    }
+
     /// The estimated cost of every attempt so far.
     pub fn cost(&self) -> Option<Estimate> {
         self.attempts

@@ -6,6 +6,7 @@
 //! the same `StateStore` adapter the functions use, so it is the same conditional write.
 
 mod render;
+mod rerun;
 mod target;
 
 use std::future::Future;
@@ -76,6 +77,9 @@ enum RunCommand {
     /// Stop a run's task (reason `jobrunner: cancelled by <caller ARN>`) and mark the run
     /// `cancelled`: no retry, no alert.
     Cancel { run_id: String },
+    /// Start a fresh attempt of a run that ended (attempt n+1 with its own clientToken, outside
+    /// the retry budget), through the launcher's queue and under the job's cap.
+    Rerun { run_id: String },
 }
 
 /// Runs one `jobrunner run …` command.
@@ -104,6 +108,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             Checked::Cancel(run_id) => {
                 cancel(&sdk, &config, &state, &path, &run_id, args.json).await
             }
+            Checked::Rerun(run_id) => rerun(&sdk, &config, &state, &run_id, args.json).await,
         }
     })
 }
@@ -117,6 +122,7 @@ enum Checked {
     },
     View(Target),
     Cancel(String),
+    Rerun(String),
 }
 
 impl Checked {
@@ -155,6 +161,12 @@ impl Checked {
             }
             RunCommand::Cancel { run_id } => {
                 Checked::Cancel(target::run_id(run_id).map_err(|reason| CliError::Target {
+                    value: run_id.clone(),
+                    reason,
+                })?)
+            }
+            RunCommand::Rerun { run_id } => {
+                Checked::Rerun(target::run_id(run_id).map_err(|reason| CliError::Target {
                     value: run_id.clone(),
                     reason,
                 })?)
@@ -342,6 +354,29 @@ async fn cancel(
             run.job
         ),
     })
+}
+
+async fn rerun(
+    sdk: &SdkConfig,
+    config: &Config,
+    state: &State,
+    run_id: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let adapters: Adapters = Adapters {
+        state: Some(StateStore::from_sdk_config(sdk, &state.table)),
+        queues: Some(jobrunner_aws::sqs_queue::SqsQueues::from_sdk_config(sdk)),
+        ..Adapters::default()
+    };
+    let who = caller_arn(sdk).await?;
+    let (run, attempt) = rerun::rerun_run(&adapters, (config, state), run_id, &who).await?;
+    if json {
+        return print(&to_json(&run));
+    }
+    print(&format!(
+        "run {run_id} (job {}): attempt {attempt} requested from the launcher's queue",
+        run.job
+    ))
 }
 
 /// What `run cancel` was asked.

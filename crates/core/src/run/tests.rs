@@ -253,3 +253,20 @@ fn a_launch_recorded_after_the_tasks_stop_keeps_the_outcome() {
         Some("jr1-abc")
     );
 }
+
+#[test]
+fn a_rerun_plans_the_next_attempt_of_an_ended_run_only() {
+    let mut run = launched_run();
+    let err = run.plan_rerun("ops", at(1)).unwrap_err();
+    assert!(err.contains("launching"), "{err}");
+    observe(&mut run, &stopped(1));
+    assert_eq!(run.plan_rerun("ops", at(20)), Ok(2));
+    assert_eq!(run.state, RunState::Waiting);
+    let planned = run.last_attempt().unwrap();
+    assert!(planned.is_planned());
+    assert_eq!((planned.cpu, planned.memory), (Some(1024), Some(2048)));
+    assert_eq!(planned.why.as_deref(), Some("rerun by ops"));
+    let mut cancelled = launched_run();
+    cancelled.cancel("ops", at(1)).unwrap();
+    assert!(cancelled.plan_rerun("ops", at(2)).is_err());
+}
