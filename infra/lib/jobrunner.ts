@@ -179,15 +179,21 @@ export class JobRunner extends Construct {
   }
 
   /**
-   * Lets an operator (a role, user or group) use `jobrunner run list|view|cancel`:
+   * Lets an operator (a role, user or group) use `jobrunner run list|view|cancel|rerun`:
    * - `dynamodb:Query` on the state table's `runs-by-day` index (`run list`);
    * - `dynamodb:GetItem`, `dynamodb:PutItem` on the state table, only for the items keyed `run/…`
    *   and `object/…` (`run view` by id or by S3 key; `run cancel` marks the run cancelled);
    * - `ecs:StopTask`, `ecs:DescribeTasks` on the tasks of the jobs' clusters, with the
-   *   `ecs:cluster` condition (`run cancel` stops the run's task).
+   *   `ecs:cluster` condition (`run cancel` stops the run's task);
+   * - `sqs:SendMessage` on the launcher's queue (`run rerun` requests the run's next attempt).
    */
   grantOperator(grantee: iam.IGrantable): iam.Grant {
-    let grant = this.state.grantListRuns(grantee).combine(this.state.grantState(grantee, keyPrefixes(STATE_ACCESS.operator)));
+    let grant = this.state
+      .grantListRuns(grantee)
+      .combine(this.state.grantState(grantee, keyPrefixes(STATE_ACCESS.operator)))
+      .combine(
+        iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage'], resourceArns: [this.launcher.buffer.queue.queueArn] }),
+      );
     if (this.jobClusters.length) {
       const stack = Stack.of(this);
       const tasks = this.jobClusters.map((c) =>

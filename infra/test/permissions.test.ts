@@ -336,11 +336,13 @@ describe('operator permissions (grantOperator)', () => {
 
   const table = Object.keys(e.json.Resources).find((k) => /^JobRunnerStateTable[0-9A-F]{8}$/.test(k))!;
 
-  test('exactly what run list, view and cancel call', () => {
+  test('exactly what run list, view, cancel and rerun call', () => {
     assert.deepEqual(
       statements.flatMap((s) => asArray<string>(s.Action)).sort(),
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'ecs:DescribeTasks', 'ecs:StopTask'],
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'ecs:DescribeTasks', 'ecs:StopTask', 'sqs:SendMessage'],
     );
+    const [send] = statements.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
+    assert.match(send.Resource['Fn::GetAtt'][0], /^JobRunnerLaunchBufferQueue/, 'only the launcher\'s queue');
   });
 
   test('Query only on the runs-by-day index', () => {
