@@ -19,6 +19,8 @@ help:
 	@echo "make synth  full cdk synth of the example stack, with Rust bundling (x86_64)"
 	@echo "make bench  cold start, hot path, sizes, scaling simulations -> bench/RESULTS.md (~20 min)"
 	@echo "make burst  10,000 S3 events through the launcher with ECS faults injected"
+	@echo "           BURST_MAX_RUNNING=50 make burst: the same at a job's cap of 50 (ledger, tasks of a"
+	@echo "           simulated 5 minutes stopped through the tracker; max_running_seen=, dlq_good=)"
 	@echo "make fuzz   libFuzzer on event decoding, config parsing, planning and alert rendering (FUZZ_SECONDS each)"
 	@echo "make mutants  cargo-mutants on core's tokens, event decoding, routing and classifier"
 

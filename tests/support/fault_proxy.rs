@@ -17,6 +17,10 @@
 //!   that needs idempotency.
 //! - Counters ([`Stats`], [`FaultProxy::launches`]): calls per operation, throttled answers,
 //!   faults by kind, replays, conflicts, tasks started per token and per object.
+//! - A running-task gauge ([`FaultProxy::running`]): every task moto starts is logged with
+//!   the time it started ([`FaultProxy::started_tasks`]) and counted as running until the test
+//!   reports it stopped ([`FaultProxy::tasks_stopped`]); the gauge's maximum is sampled at
+//!   every start and every stop.
 //!
 //! Fault decisions are a hash of (seed, RunTask client token or operation name, arrival number
 //! of that token or operation), so a given event meets the same faults on every run whatever
@@ -311,6 +315,20 @@ struct State {
     launches: BTreeMap<String, Launch>,
     first_launch: Option<Instant>,
     last_launch: Option<Instant>,
+    /// Every task moto started, in order, with when.
+    task_log: Vec<(Instant, String)>,
+    gauge: Gauge,
+}
+
+/// Tasks started through the proxy and not yet reported stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauge {
+    /// Running now.
+    pub running: u64,
+    /// The most ever running at once, sampled after every start and every stop.
+    pub max_running: u64,
+    /// Reported stopped so far.
+    pub stopped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -446,6 +464,28 @@ impl FaultProxy {
     pub fn launch_window(&self) -> Option<(Instant, Instant)> {
         let state = self.inner.state.lock().unwrap();
         state.first_launch.zip(state.last_launch)
+    }
+
+    /// The tasks moto started, in order, from the `from`-th on, with the time each started.
+    pub fn started_tasks(&self, from: usize) -> Vec<(Instant, String)> {
+        let state = self.inner.state.lock().unwrap();
+        state.task_log.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// Reports `n` tasks started through the proxy as stopped (the test stopped them); returns
+    /// the gauge after the stop.
+    pub fn tasks_stopped(&self, n: u64) -> Gauge {
+        let mut state = self.inner.state.lock().unwrap();
+        let gauge = &mut state.gauge;
+        gauge.running = gauge.running.saturating_sub(n);
+        gauge.stopped += n;
+        gauge.max_running = gauge.max_running.max(gauge.running);
+        *gauge
+    }
+
+    /// Tasks running now (started through the proxy, not reported stopped) and the maximum.
+    pub fn running(&self) -> Gauge {
+        self.inner.state.lock().unwrap().gauge
     }
 
     /// Tasks started per object (`bucket/key` or `schedule@time`), all tokens together.
@@ -787,6 +827,12 @@ impl Inner {
         let at = Instant::now();
         state.first_launch.get_or_insert(at);
         state.last_launch = Some(at);
+        state
+            .task_log
+            .extend(task_arns.iter().map(|arn| (at, arn.clone())));
+        let gauge = &mut state.gauge;
+        gauge.running += task_arns.len() as u64;
+        gauge.max_running = gauge.max_running.max(gauge.running);
         let launch = state.launches.entry(token).or_default();
         launch.launches += 1;
         launch.task_arns.extend(task_arns.iter().cloned());
