@@ -937,3 +937,48 @@ async fn an_oom_at_the_first_tier_is_retried_at_the_second_and_succeeds() {
         "nothing alerted: the run succeeded"
     );
 }
+
+#[tokio::test]
+async fn a_task_past_its_max_runtime_is_stopped_and_the_run_times_out() {
+    let world = World::new(&thumbnails("max_runtime = \"1m\"")).await;
+    world
+        .launcher(object_created("images/slow.jpg", 1, at(-2)), at(0))
+        .await;
+    let task = world.tasks("jobrunner/thumbnails").await.remove(0);
+    let run_id = run_id_of(&task);
+    // RUNNING from +10 s: still within its minute at +60 s, overdue at +75 s. (moto describes
+    // no start time, so the sweep's listing path is unit-tested; this is the event path, with
+    // StopTask on the wire.)
+    let running = task_change(&task, 2, at(0), None);
+    let summary = world.tracker(running.clone(), at(60)).await;
+    assert_eq!(summary["timeouts"], 0, "{summary}");
+    let summary = world.tracker(running, at(75)).await;
+    assert_eq!(summary["timeouts"], 1, "{summary}");
+    let stopped = world.tasks("jobrunner/thumbnails").await.remove(0);
+    assert_eq!(stopped.desired_status(), Some("STOPPED"));
+    assert_eq!(
+        stopped.stopped_reason(),
+        Some("jobrunner: timeout after 1m (max_runtime)")
+    );
+    // ECS's stop event names the reason: the run ends timed_out, class timeout, alerted.
+    let stop = task_change(
+        &task,
+        4,
+        at(0),
+        Some((
+            at(70),
+            Stop {
+                exit_code: 143,
+                stop_code: "UserInitiated",
+                reason: "jobrunner: timeout after 1m (max_runtime)",
+            },
+        )),
+    );
+    world.tracker(stop, at(71)).await;
+    let (run, _) = world.run(&run_id).await;
+    assert_eq!(run.state, RunState::TimedOut);
+    assert_eq!(run.attempts[0].class.map(|c| c.as_str()), Some("timeout"));
+    let alerts = world.alerts(1).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].0, "timeout");
+}

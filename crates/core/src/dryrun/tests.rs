@@ -297,3 +297,50 @@ fn time_comes_from_now() {
         "2026-11-22T06:00:30.000Z"
     );
 }
+
+#[test]
+fn a_failed_stop_of_a_retried_job_plans_the_ledger_write_and_the_retry_request() {
+    let config = Config::parse(
+        &CONFIG.replace(
+            "[jobs.thumbnails]\ntask_definition = \"thumbnails\"\ncontainer = \"app\"\nmax_running = 5\n",
+            "[jobs.thumbnails]\ntask_definition = \"thumbnails\"\ncontainer = \"app\"\nmax_running = 5\nretry = { attempts = 2, backoff = \"1m\" }\n",
+        ),
+        Format::Toml,
+    )
+    .unwrap();
+    assert!(config.job("thumbnails").unwrap().retry.is_some());
+    let stop = sample("ecs-task-stopped-non-zero-exit");
+    let plan = dry_run_now(
+        &config,
+        Function::Tracker,
+        &stop,
+        now(),
+        World::for_config(&config),
+    )
+    .unwrap();
+    let ops: Vec<&str> = plan.actions.iter().map(|a| a.operation).collect();
+    // The run's record (the stop and the planned attempt 2 in one write), the slot, the request.
+    assert_eq!(
+        ops,
+        [
+            "DescribeTaskDefinition",
+            "GetItem",
+            "PutItem",
+            "GetItem",
+            "SendMessage"
+        ],
+        "{ops:?}"
+    );
+    let run: Value =
+        serde_json::from_str(plan.actions[2].input["Item"]["data"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(run["state"], "waiting");
+    assert_eq!(run["attempts"][1]["number"], 2);
+    let request: Value =
+        serde_json::from_str(plan.actions[4].input["MessageBody"].as_str().unwrap()).unwrap();
+    assert_eq!(request["source"], "jobrunner.retry");
+    assert_eq!(request["attempt"], 2);
+    assert!(
+        !ops.contains(&"Publish"),
+        "a retried failure is not alerted"
+    );
+}

@@ -205,7 +205,7 @@ pub(super) async fn launch_run(
             .await?;
         }
         Ok(Outcome::AlreadyLaunched { task_arns, .. }) => {
-            record_launch(
+            let ended = record_launch(
                 (ports, ledger),
                 &plan,
                 &identity,
@@ -215,6 +215,11 @@ pub(super) async fn launch_run(
                 now,
             )
             .await?;
+            // A duplicate that took a slot after the run's task had already stopped (and the
+            // tracker had freed its slot) gives it back.
+            if ended && plan.cap.is_some() {
+                waiting::release(config, ledger, (&identity, plan.attempt), now).await?;
+            }
         }
         Ok(Outcome::Skipped { reason }) => {
             ledger
@@ -334,7 +339,8 @@ async fn run(ports: &impl LaunchPorts, plan: &LaunchPlan) -> Result<Outcome, Err
     })
 }
 
-/// The run's task in the ledger, and, for an object, the key's latest run.
+/// The run's task in the ledger, and, for an object, the key's latest run. Returns whether the
+/// attempt's task has already stopped (the tracker recorded it first).
 async fn record_launch<P: LaunchPorts>(
     (ledger_ports, ledger): (&P, &Ledger<'_, P>),
     plan: &LaunchPlan,
@@ -343,9 +349,9 @@ async fn record_launch<P: LaunchPorts>(
     task_arns: &[String],
     capacity_provider: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let Some(task_arn) = task_arns.first() else {
-        return Ok(());
+        return Ok(false);
     };
     let input = &plan.attempts[0];
     let launched = Launched {
@@ -373,6 +379,11 @@ async fn record_launch<P: LaunchPorts>(
             },
         )
         .await?;
+    let ended = run.as_ref().is_some_and(|r| {
+        r.attempts
+            .iter()
+            .any(|a| a.number == plan.attempt && a.stopped_at.is_some())
+    });
     // Cancelled while it launched (`jobrunner run cancel` found no task yet): stop it now.
     if let Some(run) = run.filter(|r| r.state == RunState::Cancelled) {
         let reason = run.reason.clone().unwrap_or_else(|| "cancelled".into());
@@ -404,7 +415,7 @@ async fn record_launch<P: LaunchPorts>(
             )
             .await?;
     }
-    Ok(())
+    Ok(ended)
 }
 
 /// Notes that a tick of `schedule` arrived (what the sweep compares with the expression).

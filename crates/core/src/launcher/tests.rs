@@ -129,6 +129,52 @@ impl Tasks for FakeEcs {
         if key.contains("broken") {
             return Ok(failure("MISSING"));
         }
+        if key.contains("stoppedfirst") {
+            // A duplicate's RunTask: the token's task ran and stopped, and the tracker recorded
+            // it (and freed the slot) after this launcher had looked the run up.
+            let run_id = crate::token::run_id(&input.client_token);
+            let mut run = crate::run::Run::new(
+                &run_id,
+                "capped",
+                crate::run::RunInput::S3 {
+                    bucket: "uploads".into(),
+                    key: key.clone(),
+                    version_id: None,
+                    etag: None,
+                    size: None,
+                },
+                now(),
+                now(),
+            );
+            run.attempts.push(crate::run::Attempt {
+                number: 1,
+                task_arn: Some("arn:task/stopped".into()),
+                stopped_at: Some(now()),
+                ..crate::run::Attempt::default()
+            });
+            run.state = crate::run::RunState::Succeeded;
+            let data = serde_json::to_string(&run).unwrap();
+            let key = format!("run/{run_id}");
+            let expected = self
+                .table
+                .items
+                .lock()
+                .unwrap()
+                .get(&key)
+                .map(|(r, _)| r.version);
+            let put = Put {
+                key: &key,
+                data: &data,
+                expected,
+                expires_at: now(),
+                now: now(),
+                listing: None,
+            };
+            self.table.put(&put).await.unwrap();
+            return Ok(RunTaskAnswer::Conflict {
+                task_arns: vec!["arn:task/stopped".into()],
+            });
+        }
         if key.contains("cancelme") {
             // `jobrunner run cancel` lands while RunTask is in flight.
             let run_id = crate::token::run_id(&input.client_token);
@@ -877,5 +923,33 @@ async fn a_retry_request_launches_its_planned_attempt_when_due() {
     assert_eq!(
         run.attempts[1].task_arn.as_deref(),
         Some("arn:task/capped/a.jpg")
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_that_finds_its_task_already_stopped_gives_its_slot_back() {
+    let config = ledger_config();
+    let ecs = FakeEcs::default();
+    let outcome = process(&config, &ecs, &object("capped/stoppedfirst.jpg", 0), now()).await;
+    assert!(
+        matches!(outcome, Ok(Outcome::AlreadyLaunched { .. })),
+        "{outcome:?}"
+    );
+    let slots: crate::ledger::Slots = ecs.table.data("slots/capped").unwrap();
+    assert!(
+        slots.holders.is_empty(),
+        "no slot kept for a stopped task: {slots:?}"
+    );
+    let runs: Vec<String> = ecs
+        .table
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("run/"))
+        .collect();
+    let run: crate::run::Run = ecs.table.data(&runs[0]).unwrap();
+    assert_eq!(
+        run.state,
+        crate::run::RunState::Succeeded,
+        "the outcome stays"
     );
 }

@@ -511,3 +511,28 @@ async fn an_oom_is_retried_with_double_the_memory() {
     assert_eq!((planned.cpu, planned.memory), (Some(512), Some(2048)));
     assert!(planned.why.unwrap().starts_with("oom:"));
 }
+
+#[tokio::test]
+async fn a_stop_without_jobrunners_variables_is_alerted_and_never_retried() {
+    let (config, ports) = (retry_config(), Ports::default());
+    let mut stop = stop_of_attempt(1);
+    // Overrides tampered with: no run id, a nonsense attempt.
+    let env = stop["detail"]["overrides"]["containerOverrides"][0]["environment"]
+        .as_array_mut()
+        .unwrap();
+    env.retain(|kv| kv["name"] != "JOB_RUN_ID");
+    for kv in env.iter_mut() {
+        if kv["name"] == "JOB_ATTEMPT" {
+            kv["value"] = json!("-3");
+        }
+    }
+    let handled = handle(&config, &ports, &stop, now()).await.unwrap();
+    assert_eq!(handled.summary.retries, 0);
+    assert!(ports.sent.lock().unwrap().is_empty(), "never retried");
+    assert_eq!(
+        ports.published.lock().unwrap().len(),
+        1,
+        "alerted as before"
+    );
+    assert!(ports.table.keys().iter().all(|k| !k.starts_with("run/")));
+}
