@@ -111,6 +111,10 @@ pub struct DryRun {
     pub failed: Vec<Failed>,
     /// What the function returns to Lambda (or the error it fails with).
     pub response: Value,
+    /// For a stop that is retried: what the launcher does with each retry request once it is
+    /// due (the next attempt's RunTask: its attempt number, token, size and capacity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<DryRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,6 +152,7 @@ pub async fn dry_run(
         skipped: vec![],
         failed: vec![],
         response: Value::Null,
+        retries: vec![],
     };
     match function {
         Function::Launcher => {
@@ -157,6 +162,35 @@ pub async fn dry_run(
         Function::Tracker => {
             let handled = tracker::handle(config, &ports, payload, now).await?;
             out.fill(handled);
+            out.actions = ports.take();
+            // Each retry request, delivered when due, to the launcher in the same world (which
+            // remembers the run the tracker just wrote).
+            let requests: Vec<Value> = out
+                .actions
+                .iter()
+                .filter(|a| a.operation == "SendMessage")
+                .filter_map(|a| a.input["MessageBody"].as_str())
+                .filter_map(|body| serde_json::from_str::<Value>(body).ok())
+                .filter(|doc| doc["source"] == event::retry::SOURCE)
+                .collect();
+            for request in requests {
+                let due = request["not_before"]
+                    .as_str()
+                    .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                    .unwrap_or(now);
+                let mut retry = DryRun {
+                    function: Function::Launcher,
+                    actions: vec![],
+                    skipped: vec![],
+                    failed: vec![],
+                    response: Value::Null,
+                    retries: vec![],
+                };
+                retry.fill(launcher::handle(config, &ports, &request, due).await?);
+                retry.actions = ports.take();
+                out.retries.push(retry);
+            }
+            return Ok(out);
         }
         Function::Scaler => {
             let report = scaler::run_once(config, &ports, payload).await;
