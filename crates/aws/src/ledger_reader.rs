@@ -158,20 +158,18 @@ impl LedgerReader {
         self.get(&keys::object_key(job, bucket, key)).await
     }
 
+    /// One item's document, read (strongly consistent) through the functions' own state store.
     async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| crate::error::from_sdk("GetItem", e))?;
-        output
-            .item()
-            .map(|item| document("GetItem", item))
-            .transpose()
+        let store = crate::state_store::StateStore::new(self.client.clone(), &self.table);
+        let Some(record) = store.get(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&record.data)
+            .map(Some)
+            .map_err(|e| Error::Rejected {
+                operation: "GetItem",
+                message: format!("ledger item '{key}' cannot be read: {e}"),
+            })
     }
 }
 
@@ -390,6 +388,7 @@ mod tests {
                 GetItemOutput::builder()
                     .item(PK, s("run/abc"))
                     .item(DATA, AttributeValue::S(data.clone()))
+                    .item(crate::state_store::VERSION, AttributeValue::N("3".into()))
                     .build()
             });
         let pointer = mock!(aws_sdk_dynamodb::Client::get_item)
@@ -402,6 +401,7 @@ mod tests {
                         DATA,
                         s(r#"{"run_id":"def","event_time":"2026-11-25T10:00:00Z"}"#),
                     )
+                    .item(crate::state_store::VERSION, AttributeValue::N("1".into()))
                     .build()
             });
         let missing = mock!(aws_sdk_dynamodb::Client::get_item)
@@ -432,7 +432,7 @@ mod tests {
         assert!(!err.is_retryable());
         assert!(
             err.to_string()
-                .contains("ledger item 'run/bad' cannot be read: no string attribute 'data'"),
+                .contains("state item 'run/bad' has no valid data"),
             "{err}"
         );
     }

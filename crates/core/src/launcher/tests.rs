@@ -33,6 +33,50 @@ struct FakeEcs {
     published: Mutex<Vec<Publish>>,
 }
 
+/// A run of the `capped` job for `key`, as the tracker or the CLI would have written it.
+fn capped_run(run_id: &str, key: &str) -> crate::run::Run {
+    crate::run::Run::new(
+        run_id,
+        "capped",
+        crate::run::RunInput::S3 {
+            bucket: "uploads".into(),
+            key: key.into(),
+            version_id: None,
+            etag: None,
+            size: None,
+        },
+        now(),
+        now(),
+    )
+}
+
+impl FakeEcs {
+    /// Writes `run` into the ledger as another function would (a conditional write).
+    async fn store(&self, run: &crate::run::Run) {
+        let data = serde_json::to_string(run).unwrap();
+        let key = format!("run/{}", run.run_id);
+        let expected = self
+            .table
+            .items
+            .lock()
+            .unwrap()
+            .get(&key)
+            .map(|(r, _)| r.version);
+        let put = Put {
+            key: &key,
+            data: &data,
+            expected,
+            expires_at: now(),
+            now: now(),
+            listing: None,
+        };
+        assert!(matches!(
+            self.table.put(&put).await.unwrap(),
+            Saved::Written { .. }
+        ));
+    }
+}
+
 impl StateTable for FakeEcs {
     fn table(&self) -> &str {
         self.table.table()
@@ -132,20 +176,7 @@ impl Tasks for FakeEcs {
         if key.contains("stoppedfirst") {
             // A duplicate's RunTask: the token's task ran and stopped, and the tracker recorded
             // it (and freed the slot) after this launcher had looked the run up.
-            let run_id = crate::token::run_id(&input.client_token);
-            let mut run = crate::run::Run::new(
-                &run_id,
-                "capped",
-                crate::run::RunInput::S3 {
-                    bucket: "uploads".into(),
-                    key: key.clone(),
-                    version_id: None,
-                    etag: None,
-                    size: None,
-                },
-                now(),
-                now(),
-            );
+            let mut run = capped_run(&crate::token::run_id(&input.client_token), &key);
             run.attempts.push(crate::run::Attempt {
                 number: 1,
                 task_arn: Some("arn:task/stopped".into()),
@@ -153,67 +184,17 @@ impl Tasks for FakeEcs {
                 ..crate::run::Attempt::default()
             });
             run.state = crate::run::RunState::Succeeded;
-            let data = serde_json::to_string(&run).unwrap();
-            let key = format!("run/{run_id}");
-            let expected = self
-                .table
-                .items
-                .lock()
-                .unwrap()
-                .get(&key)
-                .map(|(r, _)| r.version);
-            let put = Put {
-                key: &key,
-                data: &data,
-                expected,
-                expires_at: now(),
-                now: now(),
-                listing: None,
-            };
-            self.table.put(&put).await.unwrap();
+            self.store(&run).await;
             return Ok(RunTaskAnswer::Conflict {
                 task_arns: vec!["arn:task/stopped".into()],
             });
         }
         if key.contains("cancelme") {
             // `jobrunner run cancel` lands while RunTask is in flight.
-            let run_id = crate::token::run_id(&input.client_token);
-            let mut run = crate::run::Run::new(
-                &run_id,
-                "capped",
-                crate::run::RunInput::S3 {
-                    bucket: "uploads".into(),
-                    key: key.clone(),
-                    version_id: None,
-                    etag: None,
-                    size: None,
-                },
-                now(),
-                now(),
-            );
+            let mut run = capped_run(&crate::token::run_id(&input.client_token), &key);
             run.cancel("arn:aws:iam::123456789012:user/ops", now())
                 .unwrap();
-            let data = serde_json::to_string(&run).unwrap();
-            let put = Put {
-                key: &format!("run/{run_id}"),
-                data: &data,
-                expected: self
-                    .table
-                    .items
-                    .lock()
-                    .unwrap()
-                    .get(&format!("run/{run_id}"))
-                    .map(|(r, _)| r.version),
-                expires_at: now(),
-                now: now(),
-                listing: None,
-            };
-            assert_eq!(
-                self.table.put(&put).await.unwrap(),
-                Saved::Written {
-                    version: put.expected.map_or(1, |v| v + 1)
-                }
-            );
+            self.store(&run).await;
         }
         if key.contains("nocap") && (provider == "FARGATE_SPOT" || key.contains("nocapall")) {
             return Ok(failure("Capacity is unavailable at this time"));
