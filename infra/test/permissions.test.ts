@@ -375,14 +375,14 @@ describe('operator permissions (grantOperator)', () => {
     });
   });
 
-  test('without jobs there is no task to stop: only the ledger reads', () => {
+  test('without jobs there is no task to stop: only the ledger and the rerun request', () => {
     const bare = existingResources(
       (p) => ({ defaults: p.defaults, workers: p.workers }),
       (jobRunner, stack) => jobRunner.grantOperator(new iam.User(stack, 'Person')),
     );
     const userId = Object.keys(bare.json.Resources).find((k) => /^Person[0-9A-F]{8}$/.test(k))!;
     const actions = resourcesOfPolicy(bare.json, userId);
-    assert.deepEqual(actions.sort(), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query']);
+    assert.deepEqual(actions.sort(), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'sqs:SendMessage']);
   });
 });
 
