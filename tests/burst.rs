@@ -11,7 +11,7 @@
 //!   = the burst queue itself. Events that find no free slot are put back in that queue with a
 //!   delay and acknowledged; the test plays ECS's part for the running tasks: each task "runs"
 //!   for `BURST_TASK_SECONDS`, then the test stops it in moto (StopTask) and hands its STOPPED
-//!   Task State Change event (built from DescribeTasks) to the tracker, which frees the slot.
+//!   Task State Change event (built from the task as StopTask returns it, the same `Task` as DescribeTasks) to the tracker, which frees the slot.
 //!   The fault proxy counts the tasks running in moto after every start and every stop
 //!   (`max_running_seen`, never above M); good events found in the dead-letter queue
 //!   (`dlq_good`) must be 0.
@@ -236,17 +236,31 @@ async fn task_count(fx: &LaunchFixture, started_by: &str) -> u64 {
     (running.len() + stopped.len()) as u64
 }
 
-async fn describe(fx: &LaunchFixture, arns: &[String]) -> Vec<Task> {
-    fx.account
-        .ecs()
-        .describe_tasks()
-        .cluster(&fx.cluster)
-        .set_tasks(Some(arns.to_vec()))
-        .send()
-        .await
-        .expect("describe tasks")
-        .tasks
-        .unwrap_or_default()
+/// Stops `arn` in moto and returns the task as ECS describes it (StopTask answers with the
+/// same `Task` DescribeTasks does). moto's ECS walks its task dictionary without a lock, so a
+/// call that meets a concurrent RunTask can fail with HTTP 500 ("dictionary changed size during
+/// iteration"): such calls are tried again (StopTask is idempotent). Returns the task and the
+/// number of such retries.
+async fn stop_in_moto(ecs: &aws_sdk_ecs::Client, cluster: &str, arn: &str) -> (Task, u64) {
+    let mut retries = 0;
+    loop {
+        match ecs
+            .stop_task()
+            .cluster(cluster)
+            .task(arn)
+            .reason("Essential container in task exited")
+            .send()
+            .await
+        {
+            Ok(out) => return (out.task.expect("StopTask answers with the task"), retries),
+            Err(e) if retries < 50 => {
+                retries += 1;
+                eprintln!("burst: StopTask {arn} failed in moto, trying again: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("StopTask {arn}: {e:?}"),
+        }
+    }
 }
 
 /// A variable of the task's container overrides.
@@ -637,12 +651,14 @@ struct Stops {
     published: u64,
     /// Deliveries the tracker failed (retried, as SQS would).
     tracker_failures: u64,
-    /// Stopped tasks per `JOB_KEY` (their container overrides, as DescribeTasks shows them).
+    /// Stopped tasks per `JOB_KEY` (their container overrides, as ECS describes them).
     job_keys: BTreeMap<String, u32>,
+    /// StopTask calls moto failed with HTTP 500 and that were tried again.
+    moto_retries: u64,
 }
 
 /// Stops each task moto started once it has run `task_time` (StopTask in moto, then its
-/// STOPPED event to the tracker in SQS batches of 10), until `done` is set and every task
+/// STOPPED event, built from the task StopTask returns, to the tracker in SQS batches of 10), until `done` is set and every task
 /// is stopped. No task stops before `cap` tasks have run at once (or `done`): the first wave
 /// fills the job's cap however slowly this machine launches.
 async fn stop_tasks(
@@ -679,28 +695,20 @@ async fn stop_tasks(
         for arn in due.clone() {
             let (ecs, cluster, proxy) = (ecs.clone(), fx.cluster.clone(), proxy.clone());
             stopping.spawn(async move {
-                ecs.stop_task()
-                    .cluster(cluster)
-                    .task(&arn)
-                    .reason("Essential container in task exited")
-                    .send()
-                    .await
-                    .expect("stop task");
+                let stopped = stop_in_moto(&ecs, &cluster, &arn).await;
                 proxy.tasks_stopped(1);
+                stopped
             });
         }
+        let stopped_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         while let Some(stopped) = stopping.join_next().await {
-            stopped.expect("stopper panicked");
+            let (task, retries) = stopped.expect("stopper panicked");
+            stops.moto_retries += retries;
+            let key = env_of(&task, "JOB_KEY").unwrap_or_default();
+            *stops.job_keys.entry(key).or_insert(0) += 1;
+            undelivered.push(stopped_event(&task, &fx.account.id, &stopped_at));
         }
         stops.stopped += due.len() as u64;
-        let stopped_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        for chunk in due.chunks(100) {
-            for task in describe(fx, chunk).await {
-                let key = env_of(&task, "JOB_KEY").unwrap_or_default();
-                *stops.job_keys.entry(key).or_insert(0) += 1;
-                undelivered.push(stopped_event(&task, &fx.account.id, &stopped_at));
-            }
-        }
         undelivered = track(config, ports, std::mem::take(&mut undelivered), &mut stops).await;
         if done.load(Ordering::Relaxed)
             && pending.is_empty()
@@ -940,7 +948,8 @@ async fn at_the_cap_every_object_waits_its_turn_and_none_is_dead_lettered() {
     let bad: BTreeSet<&String> = burst.bad.iter().collect();
     let dlq_good = dlq_bodies.iter().filter(|b| !bad.contains(b)).count();
     // Every task moto holds was stopped (and described) by the stopper: its JOB_KEYs cover
-    // them all. (DescribeTasks of all 10,000 at the end would cost moto minutes.)
+    // them all. (DescribeTasks of all 10,000 at the end would cost moto minutes: it compares
+    // every task it holds with every ARN asked for.)
     let moto_tasks = task_count(&fx, STARTED_BY).await;
     let job_key_duplicates: u64 = stops
         .job_keys
@@ -984,7 +993,7 @@ async fn at_the_cap_every_object_waits_its_turn_and_none_is_dead_lettered() {
     );
     println!(
         "burst: runtask_calls={} throttled={} (launch bucket {}) faults={:?} replays={} conflicts={} tasks_started={} moto_tasks={moto_tasks} \
-         resends={resends} ({:.1} per object) stopped={} tracker_invocations={} recorded={} alerts={} tracker_failures={} slots_leaked={} first_launch={:.1}s drained={:.1}s",
+         resends={resends} ({:.1} per object) stopped={} tracker_invocations={} recorded={} alerts={} tracker_failures={} slots_leaked={} moto_stop_retries={} first_launch={:.1}s drained={:.1}s",
         s.runtask_calls(),
         s.throttled,
         s.throttled_launches,
@@ -999,6 +1008,7 @@ async fn at_the_cap_every_object_waits_its_turn_and_none_is_dead_lettered() {
         stops.published,
         stops.tracker_failures,
         leaked.len(),
+        stops.moto_retries,
         first.duration_since(started).as_secs_f64(),
         drained.as_secs_f64()
     );
