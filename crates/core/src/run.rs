@@ -91,14 +91,6 @@ pub enum RunInput {
 }
 
 impl RunInput {
-    /// `s3`, `schedule`: the `JOB_TRIGGER` word.
-    pub fn trigger(&self) -> &'static str {
-        match self {
-            RunInput::S3 { .. } => "s3",
-            RunInput::Schedule { .. } => "schedule",
-        }
-    }
-
     /// One line for people: `s3://bucket/key?versionId=v` or `hourly@2026-11-25T10:00:00Z`.
     pub fn describe(&self) -> String {
         match self {

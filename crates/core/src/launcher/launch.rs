@@ -91,14 +91,14 @@ pub async fn launch(
     plan: Result<LaunchPlan, Error>,
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {
-    let ledger = config.state.as_ref().map(|state| Ledger::new(ports, state));
     let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
-            if let (Error::Plan { job, reason }, Some(ledger)) = (&error, &ledger)
+            if let (Error::Plan { job, reason }, Some(state)) = (&error, &config.state)
                 && let Some(identity) = Identity::of(config, event, job)
             {
-                launch_failed(config, ports, ledger, &identity, None, reason, now).await?;
+                let ledger = Ledger::new(ports, state);
+                launch_failed(config, ports, &ledger, &identity, None, reason, now).await?;
             }
             return Err(error);
         }
