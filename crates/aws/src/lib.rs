@@ -12,6 +12,7 @@ pub mod ecs;
 pub mod ecs_service;
 pub mod error;
 pub mod ledger_reader;
+pub mod s3;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;
