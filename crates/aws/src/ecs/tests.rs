@@ -106,19 +106,62 @@ fn client(rules: &[&Rule]) -> EcsTasks {
     EcsTasks::new(client)
 }
 
-/// RunTask for the `jobs` cluster with a deterministic token and jobrunner's `startedBy`.
-fn started(arn: &'static str) -> Rule {
+/// Whether `request` is exactly one of `plan`'s attempts as ECS receives it: cluster, task
+/// definition, count, deterministic token, `startedBy`, capacity provider and subnets.
+fn is_attempt_of(plan: &LaunchPlan, request: &aws_sdk_ecs::operation::run_task::RunTaskInput) -> bool {
+    plan.attempts.iter().any(|attempt| {
+        request.cluster() == Some(attempt.cluster.as_str())
+            && request.task_definition() == Some(attempt.task_definition.as_str())
+            && request.count() == Some(attempt.count)
+            && request.client_token() == Some(attempt.client_token.as_str())
+            && request.started_by() == Some(attempt.started_by.as_str())
+            && request
+                .capacity_provider_strategy()
+                .iter()
+                .map(|item| item.capacity_provider())
+                .eq(attempt
+                    .capacity_provider_strategy
+                    .iter()
+                    .map(|item| item.capacity_provider.as_str()))
+            && request
+                .network_configuration()
+                .and_then(|n| n.awsvpc_configuration())
+                .is_some_and(|vpc| {
+                    vpc.subnets()
+                        == attempt
+                            .network_configuration
+                            .as_ref()
+                            .map(|n| n.awsvpc_configuration.subnets.as_slice())
+                            .unwrap_or_default()
+                })
+    })
+}
+
+/// RunTask answering only one of `plan`'s attempts, with a started task.
+fn started(plan: &LaunchPlan, arn: &'static str) -> Rule {
+    let plan = plan.clone();
     mock!(aws_sdk_ecs::Client::run_task)
-        .match_requests(|r| {
-            r.cluster() == Some("jobs")
-                && r.client_token()
-                    .is_some_and(|t| t.len() == 64 && t.starts_with("jr1-"))
-                && r.started_by().is_some_and(|s| s.starts_with("jobrunner/"))
-                && r.count() == Some(1)
-        })
+        .match_requests(move |r| is_attempt_of(&plan, r))
         .then_output(move || {
             RunTaskOutput::builder()
                 .tasks(Task::builder().task_arn(arn).build())
+                .build()
+        })
+}
+
+/// RunTask answering only one of `plan`'s attempts, with ECS's `failures[]`.
+fn refused(plan: &LaunchPlan, reason: &'static str, detail: Option<&'static str>) -> Rule {
+    let plan = plan.clone();
+    mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(move |r| is_attempt_of(&plan, r))
+        .then_output(move || {
+            RunTaskOutput::builder()
+                .failures(
+                    Failure::builder()
+                        .reason(reason)
+                        .set_detail(detail.map(String::from))
+                        .build(),
+                )
                 .build()
         })
 }
@@ -158,22 +201,37 @@ fn task_with_tick(arn: &str, scheduled_time: &str) -> Task {
         .build()
 }
 
-/// ListTasks finds one running task of the schedule, and DescribeTasks says which tick it ran.
-fn one_running(arn: &'static str, scheduled_time: &'static str) -> (Rule, Rule) {
+/// ListTasks finds one running task of the schedule (asked for RUNNING tasks of the schedule's
+/// `startedBy` in its cluster), and DescribeTasks of exactly that task says which tick it ran.
+fn one_running(plan: &LaunchPlan, arn: &'static str, scheduled_time: &'static str) -> (Rule, Rule) {
+    let started_by = plan
+        .overlap
+        .as_ref()
+        .expect("a schedule's plan")
+        .started_by
+        .clone();
     let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .match_requests(move |r| {
+            r.cluster() == Some("jobs")
+                && r.started_by() == Some(started_by.as_str())
+                && r.desired_status() == Some(&DesiredStatus::Running)
+        })
         .then_output(move || ListTasksOutput::builder().task_arns(arn).build());
-    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
-        DescribeTasksOutput::builder()
-            .tasks(task_with_tick(arn, scheduled_time))
-            .build()
-    });
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
+        .match_requests(move |r| r.cluster() == Some("jobs") && r.tasks() == [arn])
+        .then_output(move || {
+            DescribeTasksOutput::builder()
+                .tasks(task_with_tick(arn, scheduled_time))
+                .build()
+        });
     (list, describe)
 }
 
 #[tokio::test]
 async fn a_launch_counts_when_tasks_holds_it() {
-    let run = started("arn:task/1");
-    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+    let plan = object_plan();
+    let run = started(&plan, "arn:task/1");
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &plan)
         .await
         .unwrap();
     assert_eq!(
@@ -195,16 +253,23 @@ async fn capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
         plan.attempts[1].client_token.clone(),
     );
     let spot = mock!(aws_sdk_ecs::Client::run_task)
-        .match_requests(move |r| r.client_token() == Some(spot_token.as_str()))
+        .match_requests({
+            let plan = plan.clone();
+            move |r| is_attempt_of(&plan, r) && r.client_token() == Some(spot_token.as_str())
+        })
         .then_output(|| {
             RunTaskOutput::builder()
                 .failures(Failure::builder().reason("Capacity is unavailable at this time. Please try again later or in a different availability zone").build())
                 .build()
         });
     let fargate = mock!(aws_sdk_ecs::Client::run_task)
-        .match_requests(move |r| {
-            r.client_token() == Some(fargate_token.as_str())
-                && r.capacity_provider_strategy()[0].capacity_provider() == "FARGATE"
+        .match_requests({
+            let plan = plan.clone();
+            move |r| {
+                is_attempt_of(&plan, r)
+                    && r.client_token() == Some(fargate_token.as_str())
+                    && r.capacity_provider_strategy()[0].capacity_provider() == "FARGATE"
+            }
         })
         .then_output(|| {
             RunTaskOutput::builder()
@@ -227,16 +292,9 @@ async fn capacity_failure_falls_back_to_the_next_provider_with_its_own_token() {
 
 #[tokio::test]
 async fn no_capacity_anywhere_is_retryable() {
-    let none = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-        RunTaskOutput::builder()
-            .failures(
-                Failure::builder()
-                    .reason("Capacity is unavailable at this time.")
-                    .build(),
-            )
-            .build()
-    });
-    let err = launch(&client(&[&no_running_tasks(), &none]), &object_plan())
+    let plan = object_plan();
+    let none = refused(&plan, "Capacity is unavailable at this time.", None);
+    let err = launch(&client(&[&no_running_tasks(), &none]), &plan)
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::NoCapacity { .. }), "{err}");
@@ -246,17 +304,9 @@ async fn no_capacity_anywhere_is_retryable() {
 
 #[tokio::test]
 async fn other_failures_are_permanent_with_ecs_reason() {
-    let missing = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-        RunTaskOutput::builder()
-            .failures(
-                Failure::builder()
-                    .reason("MISSING")
-                    .detail("task definition is INACTIVE")
-                    .build(),
-            )
-            .build()
-    });
-    let err = launch(&client(&[&no_running_tasks(), &missing]), &object_plan())
+    let plan = object_plan();
+    let missing = refused(&plan, "MISSING", Some("task definition is INACTIVE"));
+    let err = launch(&client(&[&no_running_tasks(), &missing]), &plan)
         .await
         .unwrap_err();
     assert_eq!(
@@ -276,15 +326,19 @@ async fn other_failures_are_permanent_with_ecs_reason() {
 
 #[tokio::test]
 async fn token_conflict_means_already_started() {
-    let conflict = mock!(aws_sdk_ecs::Client::run_task).then_error(|| {
-        RunTaskError::ConflictException(
-            ConflictException::builder()
-                .message("same token, other parameters")
-                .resource_ids("arn:task/original")
-                .build(),
-        )
-    });
-    let outcome = launch(&client(&[&no_running_tasks(), &conflict]), &object_plan())
+    let plan = object_plan();
+    let first = plan.clone();
+    let conflict = mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(move |r| is_attempt_of(&first, r))
+        .then_error(|| {
+            RunTaskError::ConflictException(
+                ConflictException::builder()
+                    .message("same token, other parameters")
+                    .resource_ids("arn:task/original")
+                    .build(),
+            )
+        });
+    let outcome = launch(&client(&[&no_running_tasks(), &conflict]), &plan)
         .await
         .unwrap();
     assert_eq!(
@@ -305,7 +359,10 @@ fn throttled() -> HttpResponse {
 
 #[tokio::test]
 async fn throttling_is_retried_by_the_sdk_then_succeeds() {
+    let plan = object_plan();
+    let first = plan.clone();
     let run = mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(move |r| is_attempt_of(&first, r))
         .sequence()
         .http_response(throttled)
         .times(2)
@@ -315,7 +372,7 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
                 .build()
         })
         .build();
-    let outcome = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+    let outcome = launch(&client(&[&no_running_tasks(), &run]), &plan)
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Launched { .. }));
@@ -324,12 +381,15 @@ async fn throttling_is_retried_by_the_sdk_then_succeeds() {
 
 #[tokio::test]
 async fn persistent_throttling_is_a_retryable_error() {
+    let plan = object_plan();
+    let first = plan.clone();
     let run = mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(move |r| is_attempt_of(&first, r))
         .sequence()
         .http_response(throttled)
         .repeatedly()
         .build();
-    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+    let err = launch(&client(&[&no_running_tasks(), &run]), &plan)
         .await
         .unwrap_err();
     assert!(
@@ -348,12 +408,15 @@ async fn persistent_throttling_is_a_retryable_error() {
 
 #[tokio::test]
 async fn server_errors_are_transient() {
+    let plan = object_plan();
+    let first = plan.clone();
     let run = mock!(aws_sdk_ecs::Client::run_task)
+        .match_requests(move |r| is_attempt_of(&first, r))
         .sequence()
         .http_status(503, None)
         .repeatedly()
         .build();
-    let err = launch(&client(&[&no_running_tasks(), &run]), &object_plan())
+    let err = launch(&client(&[&no_running_tasks(), &run]), &plan)
         .await
         .unwrap_err();
     assert!(
@@ -364,16 +427,23 @@ async fn server_errors_are_transient() {
 
 #[tokio::test]
 async fn at_the_cap_nothing_is_launched() {
-    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
-        ListTasksOutput::builder()
-            .task_arns("arn:task/1")
-            .task_arns("arn:task/2")
-            .build()
-    });
-    let run = started("arn:task/3");
-    let err = launch(&client(&[&list, &run]), &object_plan())
-        .await
-        .unwrap_err();
+    let plan = object_plan();
+    let counted = plan.cap.clone().expect("a capped job").started_by;
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .match_requests(move |r| {
+            r.cluster() == Some("jobs")
+                && r.desired_status() == Some(&DesiredStatus::Running)
+                && r.started_by()
+                    .is_some_and(|s| counted.iter().any(|c| c == s))
+        })
+        .then_output(|| {
+            ListTasksOutput::builder()
+                .task_arns("arn:task/1")
+                .task_arns("arn:task/2")
+                .build()
+        });
+    let run = started(&plan, "arn:task/3");
+    let err = launch(&client(&[&list, &run]), &plan).await.unwrap_err();
     assert_eq!(
         err,
         CoreError::AtCap {
@@ -388,9 +458,10 @@ async fn at_the_cap_nothing_is_launched() {
 
 #[tokio::test]
 async fn forbid_skips_while_a_previous_run_is_going() {
-    let (list, describe) = one_running("arn:task/old", "2026-11-21T06:00:00Z");
-    let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &run]), &tick_plan(0))
+    let plan = tick_plan(0);
+    let (list, describe) = one_running(&plan, "arn:task/old", "2026-11-21T06:00:00Z");
+    let run = started(&plan, "arn:task/new");
+    let outcome = launch(&client(&[&list, &describe, &run]), &plan)
         .await
         .unwrap();
     assert!(
@@ -402,15 +473,17 @@ async fn forbid_skips_while_a_previous_run_is_going() {
 
 #[tokio::test]
 async fn replace_stops_the_previous_run_then_launches() {
-    let (list, describe) = one_running("arn:task/old", "2026-11-22T05:00:00Z");
+    let plan = tick_plan(1);
+    let (list, describe) = one_running(&plan, "arn:task/old", "2026-11-22T05:00:00Z");
     let stop = mock!(aws_sdk_ecs::Client::stop_task)
         .match_requests(|r| {
-            r.task() == Some("arn:task/old")
+            r.cluster() == Some("jobs")
+                && r.task() == Some("arn:task/old")
                 && r.reason().is_some_and(|why| why.contains(SCHEDULED))
         })
         .then_output(|| StopTaskOutput::builder().build());
-    let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1))
+    let run = started(&plan, "arn:task/new");
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &plan)
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Launched { .. }));
@@ -419,11 +492,12 @@ async fn replace_stops_the_previous_run_then_launches() {
 
 #[tokio::test]
 async fn a_redelivered_tick_finds_its_own_task_and_launches_nothing() {
-    let (list, describe) = one_running("arn:task/this-tick", SCHEDULED);
+    let plan = tick_plan(1);
+    let (list, describe) = one_running(&plan, "arn:task/this-tick", SCHEDULED);
     let stop =
         mock!(aws_sdk_ecs::Client::stop_task).then_output(|| StopTaskOutput::builder().build());
-    let run = started("arn:task/new");
-    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &tick_plan(1))
+    let run = started(&plan, "arn:task/new");
+    let outcome = launch(&client(&[&list, &describe, &stop, &run]), &plan)
         .await
         .unwrap();
     assert_eq!(
