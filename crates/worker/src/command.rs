@@ -76,21 +76,27 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The environment a message's command gets, besides the worker's own.
+/// The environment a message's command gets, besides the worker's own: one entry per
+/// variable. Attribute names that map to the same variable keep the value of the one sorting
+/// last (as `docs/worker.md` says); a value holding NUL, which no environment can carry (and
+/// SQS never delivers), is left out with a warning rather than failing the command's start.
 pub fn message_env(message: &Message) -> Vec<(String, String)> {
     let mut env = vec![
-        ("JOB_MESSAGE_ID".to_string(), message.id.clone()),
+        ("JOB_MESSAGE_ID".to_string(), message.id.replace('\0', "")),
         (
             "JOB_RECEIVE_COUNT".to_string(),
             message.receive_count.to_string(),
         ),
     ];
-    env.extend(
-        message
-            .attributes
-            .iter()
-            .map(|(name, value)| (attribute_variable(name), value.clone())),
-    );
+    let mut attributes = std::collections::BTreeMap::new();
+    for (name, value) in &message.attributes {
+        if value.contains('\0') {
+            tracing::warn!(attribute = %name.escape_debug(), "attribute value holds NUL: not passed to the command");
+            continue;
+        }
+        attributes.insert(attribute_variable(name), value.clone());
+    }
+    env.extend(attributes);
     env
 }
 
@@ -225,6 +231,23 @@ mod tests {
                 ("JOB_ATTR_Trace_Id".to_string(), "t-9".to_string()),
                 ("JOB_ATTR_tenant_id".to_string(), "acme".to_string()),
             ]
+        );
+    }
+
+    #[test]
+    fn colliding_attribute_names_give_one_variable_the_last_name_wins() {
+        let mut message = message("");
+        message.attributes = BTreeMap::from([
+            ("a-b".to_string(), "dash".to_string()),
+            ("a.b".to_string(), "dot".to_string()),
+            ("nul".to_string(), "x\0y".to_string()),
+        ]);
+        let env = message_env(&message);
+        let named: Vec<_> = env.iter().filter(|(n, _)| n.starts_with("JOB_ATTR_")).collect();
+        assert_eq!(
+            named,
+            [&("JOB_ATTR_a_b".to_string(), "dot".to_string())],
+            "`a.b` sorts after `a-b`; the NUL value is left out"
         );
     }
 
