@@ -23,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export BURST_EVENTS="${BURST_EVENTS:-10000}"
+# The launch rate the uncapped burst must reach: half of ECS's sustained 20 launches/s.
+export BURST_MIN_RATE="${BURST_MIN_RATE:-10}"
 if [[ -n "${BURST_MAX_RUNNING:-}" ]]; then
   export BURST_TASK_SECONDS="${BURST_TASK_SECONDS:-3}"
   scenario=at_the_cap_every_object_waits_its_turn_and_none_is_dead_lettered

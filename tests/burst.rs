@@ -34,7 +34,8 @@
 //! Environment: `BURST_EVENTS` (objects; default 1000 uncapped, 200 at the cap),
 //! `BURST_POLLERS` (concurrent batches, default 2), `BURST_SEED` (fault seed, default 1),
 //! `BURST_FAULT_RATE` (per kind of fault per RunTask call, default 0.002),
-//! `BURST_MAX_RECEIVE_COUNT` (default 3), `BURST_VISIBILITY_TIMEOUT` (seconds, default 5); at the
+//! `BURST_MAX_RECEIVE_COUNT` (default 3), `BURST_VISIBILITY_TIMEOUT` (seconds, default 5),
+//! `BURST_MIN_RATE` (launches/s the uncapped burst must reach, default 0: not asserted); at the
 //! cap also `BURST_MAX_RUNNING` (M, default 20), `BURST_TASK_SECONDS` (default 2),
 //! `BURST_WAIT_SECONDS` (default 1) and `BURST_BACKLOG` (messages the feeder keeps in the queue,
 //! default 2 × M). The ECS clients use jobrunner's own retry config. The last line printed is
@@ -434,6 +435,7 @@ async fn a_burst_launches_every_object_exactly_once() {
     let fault_rate: f64 = env_or("BURST_FAULT_RATE", 0.002);
     let max_receive_count: u32 = env_or("BURST_MAX_RECEIVE_COUNT", 3);
     let visibility_timeout: i32 = env_or("BURST_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT);
+    let min_rate: f64 = env_or("BURST_MIN_RATE", 0.0);
 
     keep_tasks_running();
     let fx = LaunchFixture::new().await;
@@ -598,10 +600,30 @@ async fn a_burst_launches_every_object_exactly_once() {
     outcome.expect("the queue drained");
     tally.assert_exactly_once(&proxy, events);
     assert_eq!(moto_tasks, events, "moto holds one task per object");
+    assert_launch_rate(tally.launched, first, last, rate, min_rate);
     assert_eq!(
         counted(&dlq_bodies),
         counted(&burst.bad),
         "the dead-letter queue holds exactly the bad messages"
+    );
+}
+
+/// The launch rate is what ECS allows, never more: between the first and the last launch no
+/// more tasks than the Fargate launch bucket's burst (100) plus its refill (20/s). With
+/// `BURST_MIN_RATE` set (`make burst` sets it; `make test` leaves it at 0, since speed is
+/// measured, not asserted, in tests) the rate from the first event to the last launch must
+/// reach it.
+fn assert_launch_rate(launched: u64, first: Instant, last: Instant, rate: f64, min_rate: f64) {
+    const LAUNCH_BURST: f64 = 100.0;
+    let window = last.duration_since(first).as_secs_f64();
+    let allowed = LAUNCH_BURST + LIMIT * window;
+    assert!(
+        launched as f64 <= allowed + 1.0,
+        "{launched} tasks in {window:.1}s: more than ECS admits ({allowed:.0})"
+    );
+    assert!(
+        rate >= min_rate,
+        "launch_rate={rate:.1}/s below BURST_MIN_RATE={min_rate}/s"
     );
 }
 
