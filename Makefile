@@ -73,7 +73,7 @@ clean:
 # Each target runs FUZZ_SECONDS, or FUZZ_RUNS executions when set (docs/reliability.md).
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
-FUZZ_TARGETS := decode_event decode_sns decode_destination parse_config plan_event render_stop
+FUZZ_TARGETS := decode_event decode_sns decode_destination parse_config plan_event render_stop track_stop worker_message
 .PHONY: fuzz mutants
 $(VENV)/bin/cargo-fuzz:
 	$(CARGO) install --locked --root $(VENV) cargo-fuzz@0.13.2
@@ -83,6 +83,7 @@ fuzz: $(VENV)/bin/cargo-fuzz
 	  case $$target in \
 	    parse_config) cp examples/jobrunner.toml fuzz/corpus/$$target/ ;; \
 	    render_stop) cp events/ecs-task-stopped-*.json fuzz/corpus/$$target/ ;; \
+	    track_stop|worker_message) ;; \
 	    *) cp events/*.json fuzz/corpus/$$target/ ;; \
 	  esac; \
 	  echo "== fuzzing $$target for $(FUZZ_SECONDS)s (runs: $(FUZZ_RUNS))"; \
