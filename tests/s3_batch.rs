@@ -337,18 +337,15 @@ async fn skip_missing_ends_a_waited_run_of_a_deleted_object_skipped() {
     assert_eq!(later["skipped"], 1, "{later}");
     assert_eq!(fx.tasks("jobrunner/thumbnails").await.len(), 1);
     // The run of b is skipped in the ledger, with the reason.
-    let event = jobrunner_core::event::decode_event(&jobrunner_testkit::s3_event(
-        &bucket, "in/b.jpg", 10,
-    ))
-    .unwrap()
-    .remove(0);
+    let event =
+        jobrunner_core::event::decode_event(&jobrunner_testkit::s3_event(&bucket, "in/b.jpg", 10))
+            .unwrap()
+            .remove(0);
     let jobrunner_core::event::Event::ObjectCreated(object) = event else {
         panic!("an object event");
     };
-    let run_id = jobrunner_core::token::run_id(&jobrunner_core::token::for_object(
-        "thumbnails",
-        &object,
-    ));
+    let run_id =
+        jobrunner_core::token::run_id(&jobrunner_core::token::for_object("thumbnails", &object));
     let record = ports
         .get(&format!("run/{run_id}"))
         .await

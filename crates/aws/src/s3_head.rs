@@ -54,9 +54,9 @@ impl S3Objects {
                 .version_id()
                 .filter(|v| !v.is_empty() && *v != "null")
                 .map(str::to_owned),
-            last_modified: output.last_modified().and_then(|t| {
-                DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
-            }),
+            last_modified: output
+                .last_modified()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
         }))
     }
 }

@@ -173,9 +173,7 @@ fn decode_task(schema: SchemaVersion, task: &Value) -> Result<TaskObject, Error>
         bucket,
         key,
         // S3 writes "null" for objects written before versioning was enabled.
-        version_id: raw
-            .s3_version_id
-            .filter(|v| !v.is_empty() && v != "null"),
+        version_id: raw.s3_version_id.filter(|v| !v.is_empty() && v != "null"),
     })
 }
 

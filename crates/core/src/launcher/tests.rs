@@ -1008,7 +1008,11 @@ async fn skip_missing_ends_a_waited_run_of_a_deleted_object_skipped() {
         "{reason}"
     );
     assert_eq!(heads(&ecs), 1);
-    assert_eq!(ecs.launched.lock().unwrap().len(), 2, "nothing more launched");
+    assert_eq!(
+        ecs.launched.lock().unwrap().len(),
+        2,
+        "nothing more launched"
+    );
     let Event::ObjectCreated(created) = &stale else {
         unreachable!()
     };

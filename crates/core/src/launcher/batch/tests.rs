@@ -39,7 +39,10 @@ impl Objects for Fake {
         key: &str,
         version_id: Option<&str>,
     ) -> CallResult<Option<ObjectHead>> {
-        self.heads.lock().unwrap().push(format!("{key} {version_id:?}"));
+        self.heads
+            .lock()
+            .unwrap()
+            .push(format!("{key} {version_id:?}"));
         if self.throttled.iter().any(|k| k == key) {
             return Err(CallError::Throttled {
                 operation: "HeadObject",
@@ -52,7 +55,9 @@ impl Objects for Fake {
 
 impl Tasks for Fake {
     async fn list_tasks(&self, _cluster: &str, _started_by: &str) -> CallResult<Vec<String>> {
-        Ok((0..self.running).map(|i| format!("arn:task/r{i}")).collect())
+        Ok((0..self.running)
+            .map(|i| format!("arn:task/r{i}"))
+            .collect())
     }
     async fn describe_tasks(&self, _c: &str, arns: &[String]) -> CallResult<Vec<DescribedTask>> {
         Ok(arns
@@ -66,7 +71,10 @@ impl Tasks for Fake {
     async fn run_task(&self, input: &RunTaskInput) -> CallResult<RunTaskAnswer> {
         let mut launched = self.launched.lock().unwrap();
         let arn = format!("arn:task/{}", &input.client_token[4..12]);
-        if launched.iter().any(|i| i.client_token == input.client_token) {
+        if launched
+            .iter()
+            .any(|i| i.client_token == input.client_token)
+        {
             return Ok(RunTaskAnswer::Conflict {
                 task_arns: vec![arn],
             });
@@ -223,22 +231,29 @@ async fn both_schemas_launch_the_run_a_live_event_would() {
     let key = "in/my file+1 été.jpg";
     let ports = fake(&[(key, head(10, Some("v7")))]);
     let encoded = "in/my+file%2B1+%C3%A9t%C3%A9.jpg";
-    for payload in [v1(&[("t1", encoded, Some("v7"))]), v2(&[("t1", encoded, None)])] {
+    for payload in [
+        v1(&[("t1", encoded, Some("v7"))]),
+        v2(&[("t1", encoded, None)]),
+    ] {
         let results = answer(&config(), &ports, &payload).await;
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].task_id, "t1");
-        assert_eq!(
-            results[0].result_code,
-            ResultCode::Succeeded,
-            "{results:?}"
-        );
+        assert_eq!(results[0].result_code, ResultCode::Succeeded, "{results:?}");
     }
     let launched = ports.launched.lock().unwrap();
-    assert_eq!(launched.len(), 1, "schema 2.0's task is the same object version");
+    assert_eq!(
+        launched.len(),
+        1,
+        "schema 2.0's task is the same object version"
+    );
     let input = &launched[0];
     assert_eq!(env(input, job_env::KEY).as_deref(), Some(key));
     assert_eq!(env(input, job_env::SIZE).as_deref(), Some("10"));
-    assert_eq!(input.overrides.cpu.as_deref(), Some("256"), "size tier by HeadObject's size");
+    assert_eq!(
+        input.overrides.cpu.as_deref(),
+        Some("256"),
+        "size tier by HeadObject's size"
+    );
     // The token a live event for this object version makes.
     let live = ObjectCreated {
         bucket: "uploads".into(),
@@ -258,7 +273,10 @@ async fn a_redelivered_invocation_starts_nothing_twice() {
     let payload = v1(&[("t1", "in/a.jpg", None)]);
     let first = answer(&config(), &ports, &payload).await;
     let second = answer(&config(), &ports, &payload).await;
-    assert!(first[0].result_string.starts_with("launched run "), "{first:?}");
+    assert!(
+        first[0].result_string.starts_with("launched run "),
+        "{first:?}"
+    );
     assert_eq!(second[0].result_code, ResultCode::Succeeded);
     assert!(
         second[0].result_string.starts_with("already launched"),
@@ -316,26 +334,42 @@ async fn at_the_cap_a_task_is_a_temporary_failure_and_waits_in_no_queue() {
     // The one slot is held by another run.
     let ledger = crate::ledger::Ledger::new(&ports, config().state.as_ref().unwrap());
     ledger
-        .update("slots/capped", None, now(), |s: &mut Option<crate::ledger::Slots>| {
-            let slots = s.get_or_insert_with(Default::default);
-            slots.acquire("other", 1, modified(), 1, now());
-            true
-        })
+        .update(
+            "slots/capped",
+            None,
+            now(),
+            |s: &mut Option<crate::ledger::Slots>| {
+                let slots = s.get_or_insert_with(Default::default);
+                slots.acquire("other", 1, modified(), 1, now());
+                true
+            },
+        )
         .await
         .unwrap();
     let results = answer(&config(), &ports, &v1(&[("t", "capped/a.jpg", None)])).await;
     assert_eq!(results[0].result_code, ResultCode::TemporaryFailure);
-    assert!(results[0].result_string.contains("at its cap"), "{results:?}");
-    assert!(ports.sent.lock().unwrap().is_empty(), "not re-sent to the launcher queue");
+    assert!(
+        results[0].result_string.contains("at its cap"),
+        "{results:?}"
+    );
+    assert!(
+        ports.sent.lock().unwrap().is_empty(),
+        "not re-sent to the launcher queue"
+    );
     assert!(ports.launched.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_broken_envelope_is_an_error_not_a_panic() {
     let ports = Fake::default();
-    let err = handle_text(&config(), &ports, "{\"invocationSchemaVersion\":\"1.0\",\"tasks\":[]}", now())
-        .await
-        .unwrap_err();
+    let err = handle_text(
+        &config(),
+        &ports,
+        "{\"invocationSchemaVersion\":\"1.0\",\"tasks\":[]}",
+        now(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("invocationId"), "{err}");
     assert!(!err.is_retryable());
 }
