@@ -73,7 +73,7 @@ clean:
 # Each target runs FUZZ_SECONDS, or FUZZ_RUNS executions when set (docs/reliability.md).
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
-FUZZ_TARGETS := decode_event decode_sns decode_destination parse_config plan_event render_stop track_stop worker_message
+FUZZ_TARGETS := decode_event decode_sns decode_destination decode_s3_batch parse_config plan_event render_stop track_stop worker_message
 .PHONY: fuzz mutants
 $(VENV)/bin/cargo-fuzz:
 	$(CARGO) install --locked --root $(VENV) cargo-fuzz@0.13.2

@@ -121,6 +121,7 @@ impl Case {
                     state: Some(StateStore::new(log.dynamodb(account), TABLE)),
                     queues: Some(SqsQueues::new(log.sqs(account))),
                     services: Some(EcsServices::new(log.ecs(account))),
+                    objects: None,
                     clock: ManualClock::new(now),
                 };
                 Scaler::new(&self.config.workers, &ports)
@@ -283,6 +284,11 @@ async fn every_sample_event_plans_exactly_what_the_function_sends() {
     let mut calls = std::collections::BTreeMap::new();
     let mut differences = vec![];
     for name in sample_names() {
+        // A batch task's run depends on HeadObject's real ETag and time, which a dry run
+        // cannot know: tests/s3_batch.rs checks those against moto.
+        if name.starts_with("s3-batch-") {
+            continue;
+        }
         let payload = localized(&jobrunner_testkit::sample(&name));
         let function = function_for(&name, &payload);
         let case = Case::new().await;

@@ -829,6 +829,11 @@ export interface Job {
    * Right-sizing by object size: the first tier whose `max_bytes` fits wins.
    */
   size_tiers?: SizeTier[];
+  /**
+   * Before launching an event that waited (at the cap, or a retry), HeadObject its object
+   * version: a deleted object's run ends `skipped`. S3-triggered jobs only; needs `[state]`.
+   */
+  skip_missing?: boolean;
   start_timeout?: HumanDuration | null;
   subnets?: string[] | null;
   /**

@@ -101,6 +101,12 @@ export interface JobProps extends LaunchSettings {
   readonly memory?: number;
   /** `size_tiers`: right-size by object size; the first tier whose `maxBytes` fits wins. */
   readonly sizeTiers?: SizeTier[];
+  /**
+   * `skip_missing`: before launching an event that waited (at the cap, or a retry), read its
+   * object with HeadObject; a deleted object's run ends `skipped`. S3-triggered jobs only; needs
+   * the state table. The launcher is granted HeadObject on the job's triggers.
+   */
+  readonly skipMissing?: boolean;
   /** `cluster`: overrides the default cluster for this job. */
   readonly cluster?: ecs.ICluster;
 }
@@ -409,6 +415,7 @@ function renderJob(name: string, job: JobProps, props: ConfigProps): schema.Job 
     cpu: job.cpu,
     memory: job.memory,
     size_tiers: job.sizeTiers?.map((t) => ({ max_bytes: t.maxBytes, cpu: t.cpu, memory: t.memory })),
+    skip_missing: job.skipMissing || undefined,
     cluster: job.cluster?.clusterArn,
     ...launchSettings(job, jobCluster(props, job)),
   };

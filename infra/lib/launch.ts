@@ -43,6 +43,14 @@ export interface LauncherOptions {
    * @default the functions' default (60 seconds)
    */
   readonly waitSeconds?: number;
+  /**
+   * Create a role S3 Batch Operations can assume to invoke the launcher (an "Invoke AWS Lambda
+   * function" job over a manifest, schema 1.0 or 2.0): `batchOperationsRole`. The launcher may
+   * then read (HeadObject) the objects of every S3 trigger. Grant the role read access to the
+   * manifest and write access to the completion report's bucket yourself.
+   * @default false
+   */
+  readonly s3BatchOperations?: boolean;
 }
 
 /** Checks the launcher options that go into the config. */
@@ -87,6 +95,8 @@ export class Launcher extends Construct {
   readonly scheduleGroup?: scheduler.ScheduleGroup;
   /** The role EventBridge Scheduler assumes to invoke the launcher, trusted only from `scheduleGroup`. */
   readonly schedulerRole?: iam.Role;
+  /** The role S3 Batch Operations jobs assume to invoke the launcher (with `s3BatchOperations`). */
+  readonly batchOperationsRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: LauncherProps) {
     super(scope, id);
@@ -145,6 +155,50 @@ export class Launcher extends Construct {
       );
     }
     this.grantLaunch(props);
+    if (props.s3BatchOperations) {
+      this.batchOperationsRole = new iam.Role(this, 'BatchOperationsRole', {
+        assumedBy: new iam.ServicePrincipal('batchoperations.s3.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+        }),
+        description: 'jobrunner: S3 Batch Operations jobs invoke the launcher',
+      });
+      this.function.grantInvoke(this.batchOperationsRole);
+      acknowledgeWildcardResource(
+        this.batchOperationsRole,
+        `${this.function.functionArn}:*`,
+        "CDK's grantInvoke covers the launcher's versions and aliases (ARN:*); the role can invoke only this one function.",
+      );
+    }
+    this.grantHeadObject(props);
+  }
+
+  /**
+   * HeadObject on the objects the launcher may have to read: every trigger's with S3 Batch
+   * Operations, else those of jobs with `skipMissing`. `s3:ListBucket` on the bucket makes a
+   * deleted object a 404 rather than a 403 (which would read as a permission error).
+   */
+  private grantHeadObject(props: LauncherProps): void {
+    const triggers = props.s3Triggers.filter((t) => props.s3BatchOperations || props.jobs[t.job]?.skipMissing);
+    const objectArns = new Set<string>();
+    const buckets = new Set<s3.IBucket>();
+    for (const t of triggers) {
+      objectArns.add(t.bucket.arnForObjects(`${t.prefix ?? ''}*${t.suffix ?? ''}`));
+      buckets.add(t.bucket);
+    }
+    if (!objectArns.size) return;
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [...objectArns] }),
+    );
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [...buckets].map((b) => b.bucketArn) }),
+    );
+    for (const arn of objectArns) {
+      acknowledgeWildcardResource(
+        this.role,
+        arn,
+        'HeadObject (s3:GetObject/GetObjectVersion) on the objects one S3 trigger routes (bucket, prefix*suffix): the keys are unknown until an event or a batch task names them.',
+      );
+    }
   }
 
   private addS3Rules(triggers: S3TriggerProps[]): void {

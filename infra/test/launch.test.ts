@@ -1,11 +1,24 @@
 // The launch unit: S3 rules → SQS buffer → launcher; EventBridge Scheduler → launcher.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { scheduleInput } from '../lib';
 import { existingResources } from './fixtures';
-import { resourcesOfType, synthExample } from './support';
+import {
+  asArray,
+  cfnLintBinary,
+  functionRole,
+  policyStatements,
+  resourcesOfType,
+  statementsWith,
+  synthExample,
+} from './support';
 
 const example = synthExample();
 const existing = existingResources();
@@ -198,5 +211,87 @@ describe('EventBridge Scheduler → launcher', () => {
       ScheduleExpressionTimezone: 'Europe/Berlin',
       Target: { Input: Match.serializedJson(Match.objectLike({ schedule: 'nightly-inventory' })) },
     });
+  });
+});
+
+describe('S3 Batch Operations and skip_missing', () => {
+  const readsObjects = (json: Record<string, any>) =>
+    statementsWith(json, 's3:GetObject').filter(({ roles }) => roles.includes(functionRole(json, 'jobrunner launcher')));
+  const batchTrust = (json: Record<string, any>) =>
+    resourcesOfType(json, 'AWS::IAM::Role').filter(([, r]) =>
+      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('batchoperations.s3.amazonaws.com'),
+    );
+
+  test('off by default: no role for S3 Batch Operations and no object reads', () => {
+    for (const { json } of [example, existing]) {
+      assert.deepEqual(batchTrust(json), []);
+      assert.deepEqual(readsObjects(json), []);
+    }
+  });
+
+  test('s3BatchOperations: a role S3 Batch Operations assumes may invoke the launcher only', () => {
+    const { json } = existingResources((p) => ({ ...p, launcher: { s3BatchOperations: true } }));
+    const roles = batchTrust(json);
+    assert.equal(roles.length, 1);
+    const [roleId, role] = roles[0]!;
+    assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement[0].Condition, {
+      StringEquals: { 'aws:SourceAccount': '123456789012' },
+    });
+    const invoke = statementsWith(json, 'lambda:InvokeFunction').filter(({ roles: r }) => r.includes(roleId));
+    assert.equal(invoke.length, 1);
+    const allowed = policyStatements(json).filter(({ roles: r }) => r.includes(roleId));
+    assert.deepEqual(
+      allowed.flatMap(({ statement }) => asArray<string>(statement.Action)),
+      ['lambda:InvokeFunction'],
+    );
+  });
+
+  test('s3BatchOperations: the launcher may HeadObject exactly the trigger prefixes', () => {
+    const { json } = existingResources((p) => ({ ...p, launcher: { s3BatchOperations: true } }));
+    const reads = readsObjects(json);
+    assert.equal(reads.length, 1);
+    const resources = asArray<any>(reads[0]!.statement.Resource).map((r) => JSON.stringify(r));
+    assert.equal(resources.length, 2);
+    assert.ok(resources.some((r) => r.includes('uploads/images/*.jpg')), resources.join());
+    assert.ok(resources.some((r) => r.includes('uploads/raw/*')), resources.join());
+    assert.deepEqual(asArray(reads[0]!.statement.Action).sort(), ['s3:GetObject', 's3:GetObjectVersion']);
+    const list = statementsWith(json, 's3:ListBucket');
+    assert.equal(list.length, 1);
+    assert.ok(!JSON.stringify(list[0]!.statement.Resource).includes('/'), 'the bucket only');
+  });
+
+  test('skipMissing: HeadObject on that job\'s triggers, and skip_missing in the config', () => {
+    const { json } = existingResources((p) => ({
+      ...p,
+      state: {},
+      jobs: { ...p.jobs, thumbnails: { ...p.jobs!.thumbnails!, skipMissing: true } },
+    }));
+    assert.deepEqual(batchTrust(json), []);
+    assert.equal(readsObjects(json).length, 1);
+    const fn = resourcesOfType(json, 'AWS::Lambda::Function').find(([, r]) =>
+      String(r.Properties.Description ?? '').startsWith('jobrunner launcher'),
+    )!;
+    const config = JSON.stringify(fn[1].Properties.Environment.Variables.JOBRUNNER_CONFIG);
+    assert.ok(config.includes('skip_missing'), config.slice(0, 200));
+  });
+
+  test('cdk-nag finds nothing unacknowledged, cfn-lint nothing at all', () => {
+    const { stack, json } = existingResources((p) => ({
+      ...p,
+      state: {},
+      launcher: { s3BatchOperations: true },
+      jobs: { ...p.jobs, thumbnails: { ...p.jobs!.thumbnails!, skipMissing: true } },
+    }));
+    const ours = new AwsSolutionsChecks(stack)
+      .validateScope(stack)
+      .violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)
+      .filter((v) => / at Existing\/(JobRunner|BucketNotificationsHandler)/.test(v));
+    assert.deepEqual(ours, []);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobrunner-batch-'));
+    const file = path.join(dir, 'batch.template.json');
+    fs.writeFileSync(file, JSON.stringify(json, null, 1));
+    const run = spawnSync(cfnLintBinary(), ['--ignore-checks', 'W3005', '--', file], { encoding: 'utf8' });
+    if (run.error) throw run.error;
+    assert.equal(run.status, 0, `cfn-lint findings:\n${run.stdout}${run.stderr}`);
   });
 });

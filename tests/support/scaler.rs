@@ -34,6 +34,7 @@ impl MotoScaler {
                 state: Some(state),
                 queues: Some(queues),
                 services: Some(services),
+                objects: None,
                 clock: ManualClock::new(Utc::now()),
             },
         }

@@ -9,14 +9,15 @@ use chrono::{DateTime, Utc};
 use jobrunner_core::alert::{Publish, TaskDefinitionInfo};
 use jobrunner_core::plan::RunTaskInput;
 use jobrunner_core::ports::{
-    CallError, CallResult, Clock, DescribedTask, Put, Queues, Record, RunTaskAnswer, Saved,
-    Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
+    CallError, CallResult, Clock, DescribedTask, ObjectHead, Objects, Put, Queues, Record,
+    RunTaskAnswer, Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use jobrunner_core::recording::Explain;
 use jobrunner_core::scaling::{QueueDepth, ServiceCounts};
 
 use crate::ecs::EcsTasks;
 use crate::ecs_service::EcsServices;
+use crate::s3::S3Objects;
 use crate::sns::SnsTopic;
 use crate::sqs_queue::SqsQueues;
 use crate::state_store::StateStore;
@@ -32,6 +33,8 @@ pub struct Adapters<C = SystemClock> {
     pub state: Option<StateStore>,
     pub queues: Option<SqsQueues>,
     pub services: Option<EcsServices>,
+    /// S3 HeadObject (the launcher, when a job needs it).
+    pub objects: Option<S3Objects>,
     pub clock: C,
 }
 
@@ -177,6 +180,21 @@ impl<C: Sync> Services for Adapters<C> {
             .as_ref()
             .ok_or_else(|| missing("UpdateService", "ECS service"))?;
         services.set_desired(cluster, service, desired).await
+    }
+}
+
+impl<C: Sync> Objects for Adapters<C> {
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> CallResult<Option<ObjectHead>> {
+        let objects = self
+            .objects
+            .as_ref()
+            .ok_or_else(|| missing("HeadObject", "S3"))?;
+        objects.head(bucket, key, version_id).await
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ecs_service;
 pub mod error;
 pub mod ledger_reader;
 pub mod s3;
+pub mod s3_head;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;

@@ -181,6 +181,15 @@ impl Action {
         )
     }
 
+    /// HeadObject (the request in S3's API shape: `Bucket`, `Key`, `VersionId`).
+    pub fn head_object(bucket: &str, key: &str, version_id: Option<&str>) -> Action {
+        let mut input = json!({"Bucket": bucket, "Key": key});
+        if let Some(version) = version_id {
+            input["VersionId"] = json!(version);
+        }
+        Action::new("s3", "HeadObject", Kind::Read, input)
+    }
+
     /// This action with the dry run's assumed answer attached.
     pub fn assuming(mut self, answer: Value) -> Action {
         self.assumed = Some(answer);

@@ -10,7 +10,8 @@
 //! with no `awslogs` settings; GetItem finds nothing (no earlier run or alert, no scaler
 //! history) except a capped job's slots, held by the `running` tasks; PutItem writes;
 //! SendMessage sends; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
-//! their desired count (`service_running`, 0).
+//! their desired count (`service_running`, 0); HeadObject finds every object, `object_size`
+//! bytes (0) with ETag `"dry-run"`, last modified now.
 
 use std::time::Duration;
 
@@ -27,8 +28,8 @@ use crate::handled::Handled;
 use crate::ledger::{Slots, keys, slots::Holder};
 use crate::plan::RunTaskInput;
 use crate::ports::{
-    CallResult, Clock, DescribedTask, ManualClock, Put, Queues, Record, RunTaskAnswer, Saved,
-    Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
+    CallResult, Clock, DescribedTask, ManualClock, ObjectHead, Objects, Put, Queues, Record,
+    RunTaskAnswer, Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use crate::recording::{Explain, Recorder};
 use crate::scaling::{QueueDepth, ServiceCounts};
@@ -77,6 +78,8 @@ pub struct World {
     pub topic_arn: String,
     /// The state table (from the config).
     pub table: String,
+    /// The size HeadObject reports for every object (it always finds the object).
+    pub object_size: u64,
 }
 
 impl World {
@@ -155,6 +158,10 @@ pub async fn dry_run(
         retries: vec![],
     };
     match function {
+        Function::Launcher if launcher::batch::is_batch(payload) => {
+            let handled = launcher::batch::handle(config, &ports, payload, now).await?;
+            out.fill_batch(handled);
+        }
         Function::Launcher => {
             let handled = launcher::handle(config, &ports, payload, now).await?;
             out.fill(handled);
@@ -227,6 +234,25 @@ pub fn dry_run_now(
 }
 
 impl DryRun {
+    /// An S3 Batch Operations invocation's answer: one result per task.
+    fn fill_batch(&mut self, handled: launcher::batch::BatchHandled) {
+        self.skipped = handled
+            .skipped
+            .into_iter()
+            .map(|reason| Skipped { reason })
+            .collect();
+        self.failed = handled
+            .failed
+            .iter()
+            .map(|(task_id, error)| Failed {
+                message_id: None,
+                reason: format!("task {task_id}: {error}"),
+                retryable: error.is_retryable(),
+            })
+            .collect();
+        self.response = serde_json::to_value(&handled.response).unwrap_or(Value::Null);
+    }
+
     fn fill<S: Serialize>(&mut self, handled: Handled<S>) {
         self.skipped = handled
             .skipped
@@ -312,6 +338,10 @@ impl Explain for Dry {
                     Some(json!({"Item": null}))
                 }
             }
+            "HeadObject" => Some(json!({
+                "ContentLength": self.world.object_size,
+                "ETag": DRY_RUN_ETAG,
+                "note": "the object exists (a live run reads its real size and ETag)"})),
             "GetQueueAttributes" => Some(json!({"Attributes": {
                 "ApproximateNumberOfMessages": self.world.visible.to_string(),
                 "ApproximateNumberOfMessagesNotVisible": self.world.in_flight.to_string(),
@@ -443,6 +473,25 @@ impl Services for Dry {
 
     async fn set_desired(&self, _cluster: &str, _service: &str, _desired: u32) -> CallResult<()> {
         Ok(())
+    }
+}
+
+/// The ETag the dry run's HeadObject reports.
+const DRY_RUN_ETAG: &str = "\"dry-run\"";
+
+impl Objects for Dry {
+    async fn head(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        version_id: Option<&str>,
+    ) -> CallResult<Option<ObjectHead>> {
+        Ok(Some(ObjectHead {
+            size: self.world.object_size,
+            etag: Some(DRY_RUN_ETAG.into()),
+            version_id: version_id.map(str::to_owned),
+            last_modified: Some(self.clock.now()),
+        }))
     }
 }
 

@@ -274,3 +274,40 @@ impl Clock for ManualClock {
         std::future::ready(())
     }
 }
+
+/// What HeadObject tells about one object version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// `Content-Length`, in bytes.
+    pub size: u64,
+    /// `ETag` as S3 reports it (quotes included).
+    pub etag: Option<String>,
+    /// The version HeadObject found (`None` in an unversioned bucket).
+    pub version_id: Option<String>,
+    /// `Last-Modified`.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// S3 objects: their metadata (HeadObject), for a batch task's size and ETag and for an event
+/// that waited whose object may have been deleted since.
+pub trait Objects: Sync {
+    /// The object's metadata, or `None` when the key (or that version) does not exist or is a
+    /// delete marker.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = CallResult<Option<ObjectHead>>> + Send;
+}
+
+impl<T: Objects> Objects for &T {
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = CallResult<Option<ObjectHead>>> + Send {
+        (**self).head(bucket, key, version_id)
+    }
+}

@@ -14,8 +14,8 @@ use crate::action::Action;
 use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::plan::RunTaskInput;
 use crate::ports::{
-    CallResult, Clock, DescribedTask, Put, Queues, Record, RunTaskAnswer, Saved, Services,
-    StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
+    CallResult, Clock, DescribedTask, ObjectHead, Objects, Put, Queues, Record, RunTaskAnswer,
+    Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use crate::scaling::{QueueDepth, ServiceCounts};
 
@@ -172,6 +172,18 @@ impl<P: Services + Explain> Services for Recorder<P> {
     ) -> impl Future<Output = CallResult<()>> + Send {
         self.record(Action::update_service(cluster, service, desired));
         self.inner.set_desired(cluster, service, desired)
+    }
+}
+
+impl<P: Objects + Explain> Objects for Recorder<P> {
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = CallResult<Option<ObjectHead>>> + Send {
+        self.record(Action::head_object(bucket, key, version_id));
+        self.inner.head(bucket, key, version_id)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
+use jobrunner_aws::s3::S3Objects;
 use jobrunner_aws::sns::SnsTopic;
 use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
@@ -15,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = jobrunner_lambda::init::load_config().await?;
     let sdk = jobrunner_aws::client::load().await;
     // Only the clients this config calls: the ledger's table, the queue events wait in, the
-    // topic `launch_failed` alerts go to.
+    // topic `launch_failed` alerts go to, S3 for HeadObject (batch tasks, `skip_missing`).
     let ports: Adapters = Adapters {
         ecs: Some(EcsTasks::new(aws_sdk_ecs::Client::new(&sdk))),
         state: config
@@ -30,6 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .alerts
             .as_ref()
             .map(|a| SnsTopic::new(aws_sdk_sns::Client::new(&sdk), &a.topic_arn)),
+        objects: jobrunner_launcher::needs_s3(&config).then(|| S3Objects::from_config(&sdk)),
         ..Adapters::default()
     };
     let (config, ports) = (&config, &ports);

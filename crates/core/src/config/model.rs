@@ -199,6 +199,10 @@ pub struct Job {
     /// Right-sizing by object size: the first tier whose `max_bytes` fits wins.
     #[serde(default)]
     pub size_tiers: Vec<SizeTier>,
+    /// Before launching an event that waited (at the cap, or a retry), HeadObject its object
+    /// version: a deleted object's run ends `skipped`. S3-triggered jobs only; needs `[state]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_missing: bool,
 
     // Launch settings that override `[defaults]` (listed, not flattened, so unknown fields stay errors).
     pub cluster: Option<String>,

@@ -917,3 +917,20 @@ fn retry_settings_are_checked() {
     assert_eq!(path, "jobs.big.retry.grow_on_oom");
     assert!(reason.contains("cpu 256 / memory 2048"), "{reason}");
 }
+
+#[test]
+fn skip_missing_needs_an_s3_trigger_and_the_ledger() {
+    let skip = VALID.replace("max_running = 5", "max_running = 5\nskip_missing = true");
+    let (path, reason) = error_of(&skip);
+    assert_eq!(path, "jobs.thumbnails.skip_missing");
+    assert!(reason.contains("[state]"), "{reason}");
+    let with_state = format!("{skip}\n[state]\ntable = \"t\"\n");
+    let config = Config::parse(&with_state, Format::Toml).unwrap();
+    assert!(config.jobs["thumbnails"].skip_missing);
+    let scheduled = format!(
+        "{VALID}\n[state]\ntable = \"t\"\n[jobs.report]\ntask_definition = \"r\"\ncontainer = \"c\"\nskip_missing = true\n"
+    );
+    let (path, reason) = error_of(&scheduled);
+    assert_eq!(path, "jobs.report.skip_missing");
+    assert!(reason.contains("only to S3-triggered jobs"), "{reason}");
+}

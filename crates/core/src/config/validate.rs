@@ -402,6 +402,9 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
             "must be at least 1 (omit it for no cap)",
         ));
     }
+    if job.skip_missing {
+        check_skip_missing(config, &path, name)?;
+    }
     check_sizing(&path, job, settings.may_use_fargate())?;
     check_overrides(
         &path,
@@ -431,6 +434,24 @@ fn check_job(config: &Config, name: &str, job: &Job) -> Check {
         return Err(Error::config(
             format!("{path}.task_definition"),
             "must not contain spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// `skip_missing` reads the object an event names, and knows an event waited from the ledger.
+fn check_skip_missing(config: &Config, path: &str, name: &str) -> Check {
+    let path = format!("{path}.skip_missing");
+    if !config.triggers.s3.iter().any(|t| t.job == name) {
+        return Err(Error::config(
+            path,
+            "applies only to S3-triggered jobs: no [[triggers.s3]] routes to this job",
+        ));
+    }
+    if config.state.is_none() {
+        return Err(Error::config(
+            path,
+            "needs the run ledger ([state] table) to know that an event waited",
         ));
     }
     Ok(())

@@ -12,6 +12,7 @@ mod destination;
 mod encode;
 pub mod retry;
 pub mod s3;
+pub mod s3_batch;
 mod sns;
 mod task_state;
 mod tick;
@@ -133,6 +134,11 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
         }
         decode_wrapped(inner, wrapping + 1)
     };
+    if s3_batch::is_invocation(value) {
+        return Err(Error::UnsupportedEvent(
+            "an S3 Batch Operations invocation: only the launcher answers it, invoked directly (not through a queue or envelope)".into(),
+        ));
+    }
     if destination::is_record(object) {
         return unwrap(&destination::unwrap_record(value)?);
     }

@@ -197,7 +197,7 @@ fn object(
 }
 
 /// Keys are passed to containers as data; refuse the ones no job should be started for.
-fn check_key(key: &str) -> Result<(), Error> {
+pub(super) fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() {
         return Err(Error::MalformedEvent("object key is empty".into()));
     }

@@ -182,6 +182,12 @@ pub(super) async fn launch_run(
         }
     }
 
+    if let Some(reason) =
+        super::skip_missing::missing(config, ports, event, &identity, &loaded).await?
+    {
+        let run = (&identity, plan.attempt);
+        return super::skip_missing::skip(config, ledger, run, loaded, &reason, now).await;
+    }
     let outcome = match overlap(ports, &plan).await {
         Ok(None) => run(ports, &plan).await,
         Ok(Some(outcome)) => Ok(outcome),

@@ -10,9 +10,11 @@
 //! `[state]` table there is no ledger: the cap is counted with ListTasks (a soft cap) and an
 //! event at the cap goes back to its queue as a retryable failure.
 
+pub mod batch;
 mod launch;
 pub mod policy;
 mod relaunch;
+mod skip_missing;
 mod waiting;
 
 use chrono::{DateTime, Utc};
@@ -25,14 +27,15 @@ use crate::error::Error;
 use crate::event::{self, Event, Invocation};
 use crate::handled::{Failure, Handled};
 use crate::plan;
-use crate::ports::{StateTable, Tasks, Topic, WaitQueue};
+use crate::ports::{Objects, StateTable, Tasks, Topic, WaitQueue};
 use crate::{routing, schedule};
 pub use launch::launch;
 
 /// The ports the launcher needs: ECS tasks, the ledger's table, its own queue (for events
-/// that wait their turn) and the alert topic (for runs that cannot be launched).
-pub trait LaunchPorts: Tasks + StateTable + WaitQueue + Topic {}
-impl<T: Tasks + StateTable + WaitQueue + Topic> LaunchPorts for T {}
+/// that wait their turn), the alert topic (for runs that cannot be launched) and S3 object
+/// heads (S3 Batch Operations tasks, `skip_missing`).
+pub trait LaunchPorts: Tasks + StateTable + WaitQueue + Topic + Objects {}
+impl<T: Tasks + StateTable + WaitQueue + Topic + Objects> LaunchPorts for T {}
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,6 +99,22 @@ impl WaitQueue for FakeEcs {
     }
 }
 
+/// Every object exists except keys holding `deleted`.
+impl crate::ports::Objects for FakeEcs {
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> CallResult<Option<crate::ports::ObjectHead>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("HeadObject {bucket} {key} {version_id:?}"));
+        Ok((!key.contains("deleted")).then(crate::ports::ObjectHead::default))
+    }
+}
+
 impl Topic for FakeEcs {
     fn topic_arn(&self) -> &str {
         "arn:aws:sns:us-east-1:123456789012:alerts"
@@ -933,4 +949,107 @@ async fn a_duplicate_that_finds_its_task_already_stopped_gives_its_slot_back() {
         crate::run::RunState::Succeeded,
         "the outcome stays"
     );
+}
+
+// --- skip_missing: an event that waited is checked against S3 before it launches ------------
+
+fn skip_missing_config() -> Config {
+    let text = format!(
+        "{CONFIG}\n[state]\ntable = \"state\"\n[launcher]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/launcher\"\n"
+    )
+    .replace("max_running = 2\n", "max_running = 2\nskip_missing = true\n");
+    Config::parse(&text, Format::Toml).unwrap()
+}
+
+fn heads(ecs: &FakeEcs) -> usize {
+    ecs.calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("HeadObject"))
+        .count()
+}
+
+#[tokio::test]
+async fn skip_missing_ends_a_waited_run_of_a_deleted_object_skipped() {
+    let config = skip_missing_config();
+    let ecs = FakeEcs::default();
+    for minute in [0, 1] {
+        let key = format!("capped/run{minute}.jpg");
+        assert!(matches!(
+            process(&config, &ecs, &object(&key, minute), now()).await,
+            Ok(Outcome::Launched { .. })
+        ));
+    }
+    assert_eq!(heads(&ecs), 0, "an event launched at once is not checked");
+    let stale = object("capped/deleted.jpg", 2);
+    assert!(matches!(
+        process(&config, &ecs, &stale, now()).await,
+        Ok(Outcome::Waiting { .. })
+    ));
+    // A slot frees up; the waiting event comes back, but its object was deleted meanwhile.
+    let first = crate::token::run_id(&ecs.launched.lock().unwrap()[0].client_token);
+    let ledger = crate::ledger::Ledger::new(&ecs, config.state.as_ref().unwrap());
+    ledger
+        .update(
+            "slots/capped",
+            None,
+            now(),
+            |s: &mut Option<crate::ledger::Slots>| s.as_mut().unwrap().release(&first, 1),
+        )
+        .await
+        .unwrap();
+    let outcome = process(&config, &ecs, &stale, now()).await.unwrap();
+    let Outcome::Skipped { reason } = outcome else {
+        panic!("expected skipped, got {outcome:?}");
+    };
+    assert!(
+        reason.contains("s3://uploads/capped/deleted.jpg no longer exists"),
+        "{reason}"
+    );
+    assert_eq!(heads(&ecs), 1);
+    assert_eq!(
+        ecs.launched.lock().unwrap().len(),
+        2,
+        "nothing more launched"
+    );
+    let Event::ObjectCreated(created) = &stale else {
+        unreachable!()
+    };
+    let run_id = crate::token::run_id(&crate::token::for_object("capped", created));
+    let run: crate::run::Run = ecs.table.data(&format!("run/{run_id}")).unwrap();
+    assert_eq!(run.state, crate::run::RunState::Skipped);
+    assert_eq!(run.reason.as_deref(), Some(reason.as_str()));
+    let slots: crate::ledger::Slots = ecs.table.data("slots/capped").unwrap();
+    assert!(!slots.holders.contains_key(&run_id), "its slot is free");
+}
+
+#[tokio::test]
+async fn skip_missing_launches_a_waited_run_whose_object_is_still_there() {
+    let config = skip_missing_config();
+    let ecs = FakeEcs::default();
+    for minute in [0, 1] {
+        let key = format!("capped/run{minute}.jpg");
+        process(&config, &ecs, &object(&key, minute), now())
+            .await
+            .unwrap();
+    }
+    let waited = object("capped/kept.jpg", 2);
+    process(&config, &ecs, &waited, now()).await.unwrap();
+    let first = crate::token::run_id(&ecs.launched.lock().unwrap()[0].client_token);
+    let ledger = crate::ledger::Ledger::new(&ecs, config.state.as_ref().unwrap());
+    ledger
+        .update(
+            "slots/capped",
+            None,
+            now(),
+            |s: &mut Option<crate::ledger::Slots>| s.as_mut().unwrap().release(&first, 1),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        process(&config, &ecs, &waited, now()).await,
+        Ok(Outcome::Launched { .. })
+    ));
+    assert_eq!(heads(&ecs), 1);
 }
