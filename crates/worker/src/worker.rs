@@ -50,6 +50,37 @@ pub struct Worker<Q, H, P> {
     handler: Arc<H>,
     protection: Option<P>,
     config: Config,
+    metrics: Option<MetricLines>,
+}
+
+/// Where the worker writes one metric line (Embedded Metric Format) per settled message:
+/// `messages_processed` or `messages_failed`, and `message_duration`, dimension `queue`.
+#[derive(Clone)]
+pub struct MetricLines {
+    queue: String,
+    out: Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>,
+}
+
+impl MetricLines {
+    /// Lines for the queue at `queue_url` (its name is the dimension), written to `out`.
+    pub fn new(queue_url: &str, out: impl std::io::Write + Send + 'static) -> MetricLines {
+        MetricLines {
+            queue: jobrunner_core::metrics::worker::queue_name(queue_url).to_string(),
+            out: Arc::new(std::sync::Mutex::new(Box::new(out))),
+        }
+    }
+
+    fn message(&self, succeeded: bool, duration: Duration) {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let document = jobrunner_core::metrics::worker::message(
+            &self.queue,
+            succeeded,
+            millis,
+            chrono::Utc::now(),
+        );
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        jobrunner_core::metrics::print_to(&[document], &mut *out);
+    }
 }
 
 type Received = (Instant, Result<Vec<Message>, Error>);
@@ -68,7 +99,14 @@ impl<Q: Queue, H: Handler, P: Protection> Worker<Q, H, P> {
             handler: Arc::new(handler),
             protection,
             config,
+            metrics: None,
         })
+    }
+
+    /// Writes one metric line per settled message to `lines` (the binary: stdout).
+    pub fn with_metrics(mut self, lines: MetricLines) -> Self {
+        self.metrics = Some(lines);
+        self
     }
 
     /// Runs until `shutdown` resolves (then drains within the grace) or the idle exit.
@@ -189,6 +227,7 @@ impl<Q: Queue, H: Handler, P: Protection> Worker<Q, H, P> {
                                     started,
                                     self.config.clone(),
                                     stop.clone(),
+                                    self.metrics.clone(),
                                 ));
                             }
                         }
@@ -282,6 +321,7 @@ async fn process<Q: Queue, H: Handler>(
     received: Instant,
     cfg: Config,
     stop: Stop,
+    metrics: Option<MetricLines>,
 ) -> Outcome {
     let id = message.id.clone();
     let receipt = message.receipt_handle.clone();
@@ -325,7 +365,11 @@ async fn process<Q: Queue, H: Handler>(
             }
         }
     };
-    let took_ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    let took_ms = took.as_millis() as u64;
+    if let Some(metrics) = &metrics {
+        metrics.message(matches!(outcome, Outcome::Done), took);
+    }
     let settled = match &outcome {
         Outcome::Done => queue.delete(&receipt).await,
         Outcome::Failed(reason) => {

@@ -11,6 +11,7 @@
 //! event at the cap goes back to its queue as a retryable failure.
 
 mod launch;
+mod observe;
 pub mod policy;
 mod relaunch;
 mod waiting;
