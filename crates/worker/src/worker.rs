@@ -580,6 +580,53 @@ mod tests {
         assert_eq!(log.count(|e| matches!(e, Event::Start(_))), 1);
     }
 
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_settled_message_writes_one_metric_line() {
+        let log = Log::new();
+        let lines = Lines::default();
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders";
+        let summary = Worker::new(
+            FakeQueue::with(&log, &["ok", "fail-1"]),
+            sleeper(&log, 2),
+            None::<NoProtection>,
+            config(),
+        )
+        .unwrap()
+        .with_metrics(MetricLines::new(url, lines.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+        assert_eq!((summary.done, summary.failed), (1, 1));
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let documents: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(documents.len(), 2, "{text}");
+        for document in &documents {
+            jobrunner_core::metrics::check(document).unwrap();
+            assert_eq!(document["queue"], "orders", "the queue's name, not its URL");
+            let took = document["message_duration"].as_u64().unwrap();
+            assert!((2000..2100).contains(&took), "{took} ms");
+        }
+        let count = |metric: &str| documents.iter().filter(|d| d[metric] == 1).count();
+        assert_eq!((count("messages_processed"), count("messages_failed")), (1, 1));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn success_deletes_and_failure_delays() {
         let log = Log::new();

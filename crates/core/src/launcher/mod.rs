@@ -177,3 +177,5 @@ fn skipped(reason: String) -> Outcome {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace_tests;

@@ -191,14 +191,14 @@ fn a_run_s_progress_gives_each_tracker_metric_once() {
         ..attempt(1)
     };
     let running = run(RunState::Running, vec![started_attempt.clone()]);
-    let documents = tracker::run_changed(Some(&launched), &running, 1, t0());
+    let documents = tracker::run_changed(Some(&launched), &running, 1, None, t0());
     assert_eq!(documents.len(), 1);
     let (metrics, dimensions) = shape(&documents[0]);
     assert_eq!(metrics, pairs(&[("time_to_running", "Seconds")]));
     assert_eq!(dimensions, json!([["job"]]));
     assert_eq!(documents[0]["time_to_running"], 35.0);
     // The same change again (a redelivery) counts nothing.
-    assert!(tracker::run_changed(Some(&running), &running, 1, t0()).is_empty());
+    assert!(tracker::run_changed(Some(&running), &running, 1, None, t0()).is_empty());
 
     let stopped_attempt = Attempt {
         stopped_at: Some(t0() + Duration::seconds(95)),
@@ -211,7 +211,7 @@ fn a_run_s_progress_gives_each_tracker_metric_once() {
         ..started_attempt.clone()
     };
     let failed = run(RunState::Failed, vec![stopped_attempt.clone()]);
-    let documents = tracker::run_changed(Some(&running), &failed, 1, t0());
+    let documents = tracker::run_changed(Some(&running), &failed, 1, None, t0());
     assert_eq!(documents.len(), 2, "{documents:?}");
     let (metrics, _) = shape(&documents[0]);
     assert_eq!(
@@ -230,20 +230,20 @@ fn a_run_s_progress_gives_each_tracker_metric_once() {
         (&documents[1]["job"], &documents[1]["outcome"], &documents[1]["class"]),
         (&json!("report"), &json!("failed"), &json!("non_zero_exit"))
     );
-    assert!(tracker::run_changed(Some(&failed), &failed, 1, t0()).is_empty());
+    assert!(tracker::run_changed(Some(&failed), &failed, 1, None, t0()).is_empty());
 
     // A failed attempt with a retry planned: the run waits (not final), `retries` counts.
     let retrying = run(
         RunState::Waiting,
         vec![stopped_attempt, Attempt { number: 2, ..Attempt::default() }],
     );
-    let documents = tracker::run_changed(Some(&running), &retrying, 1, t0());
+    let documents = tracker::run_changed(Some(&running), &retrying, 1, None, t0());
     let names: Vec<String> = documents
         .iter()
         .flat_map(|d| shape(d).0.into_iter().map(|(n, _)| n))
         .collect();
     assert_eq!(names, ["run_duration", "run_cost", "retries"]);
-    assert!(tracker::run_changed(Some(&retrying), &retrying, 1, t0()).is_empty());
+    assert!(tracker::run_changed(Some(&retrying), &retrying, 1, None, t0()).is_empty());
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn a_run_the_ledger_did_not_know_counts_from_nothing() {
             ..attempt(1)
         }],
     );
-    let documents = tracker::run_changed(None, &done, 1, t0());
+    let documents = tracker::run_changed(None, &done, 1, None, t0());
     let names: Vec<String> = documents
         .iter()
         .flat_map(|d| shape(d).0.into_iter().map(|(n, _)| n))
@@ -283,7 +283,7 @@ fn every_final_outcome_is_one_of_the_four_and_skipped_is_none() {
     }
     // A cancelled run without a classified stop still has a class dimension.
     let cancelled = run(RunState::Cancelled, vec![]);
-    let documents = tracker::run_changed(None, &cancelled, 1, t0());
+    let documents = tracker::run_changed(None, &cancelled, 1, None, t0());
     assert_eq!(documents[0]["class"], "unknown");
     shape(&documents[0]);
 }
@@ -321,28 +321,6 @@ fn worker_documents_carry_the_queue_name_not_its_url() {
 }
 
 #[test]
-fn the_scaler_documents_keep_their_shape_on_the_shared_envelope() {
-    let error = crate::scaling::metrics::error("orders", "boom", t0());
-    check(&error).unwrap();
-    assert_eq!(
-        error,
-        json!({
-            "_aws": {
-                "Timestamp": t0().timestamp_millis(),
-                "CloudWatchMetrics": [{
-                    "Namespace": "jobrunner",
-                    "Dimensions": [["worker"]],
-                    "Metrics": [{"Name": "errors", "Unit": "Count"}],
-                }],
-            },
-            "worker": "orders",
-            "errors": 1,
-            "error": "boom",
-        })
-    );
-}
-
-#[test]
 fn lines_are_one_json_document_each() {
     let documents = vec![
         launcher::event("a", launcher::Fate::Waiting, t0()),
@@ -359,4 +337,19 @@ fn lines_are_one_json_document_each() {
     let mut nothing = vec![];
     print_to(&[], &mut nothing);
     assert!(nothing.is_empty());
+}
+
+#[test]
+fn time_to_running_starts_at_the_task_s_created_at_when_the_change_has_it() {
+    let launched = run(RunState::Launching, vec![attempt(1)]);
+    let running = run(
+        RunState::Running,
+        vec![Attempt {
+            started_at: Some(t0() + Duration::seconds(35)),
+            ..attempt(1)
+        }],
+    );
+    let created = Some(t0() + Duration::seconds(5));
+    let documents = tracker::run_changed(Some(&launched), &running, 1, created, t0());
+    assert_eq!(documents[0]["time_to_running"], 30.0);
 }

@@ -31,15 +31,22 @@ fn job_document(job: &str, at: DateTime<Utc>) -> Document {
 }
 
 /// The documents of `run` moving from `before` (absent: a run the ledger did not know) to
-/// `after` through a state change of attempt `attempt`.
-pub fn run_changed(before: Option<&Run>, after: &Run, attempt: u32, at: DateTime<Utc>) -> Vec<Value> {
+/// `after` through a state change of attempt `attempt`. `created_at` is the task's `createdAt`
+/// as the change reports it (else the attempt's launch time is the start of `time_to_running`).
+pub fn run_changed(
+    before: Option<&Run>,
+    after: &Run,
+    attempt: u32,
+    created_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Vec<Value> {
     let mut documents = vec![];
     let job = after.job.as_str();
     let old = before.and_then(|r| r.attempts.iter().find(|a| a.number == attempt));
     if let Some(new) = after.attempts.iter().find(|a| a.number == attempt) {
         let had = |f: fn(&Attempt) -> bool| old.is_some_and(f);
         if new.started_at.is_some() && !had(|a| a.started_at.is_some())
-            && let (Some(started), Some(launched)) = (new.started_at, new.launched_at)
+            && let (Some(started), Some(launched)) = (new.started_at, created_at.or(new.launched_at))
         {
             documents.push(
                 job_document(job, at)

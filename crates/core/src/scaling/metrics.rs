@@ -54,3 +54,36 @@ pub fn error(worker: &str, message: &str, at: DateTime<Utc>) -> Value {
 fn envelope(at: DateTime<Utc>, metrics: &[(&str, Unit)]) -> Value {
     metrics::envelope(at, &[&["worker"]], metrics)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-11-25T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_scaler_documents_keep_their_shape_on_the_shared_envelope() {
+        let error = error("orders", "boom", t0());
+        crate::metrics::check(&error).unwrap();
+        assert_eq!(
+            error,
+            json!({
+                "_aws": {
+                    "Timestamp": t0().timestamp_millis(),
+                    "CloudWatchMetrics": [{
+                        "Namespace": "jobrunner",
+                        "Dimensions": [["worker"]],
+                        "Metrics": [{"Name": "errors", "Unit": "Count"}],
+                    }],
+                },
+                "worker": "orders",
+                "errors": 1,
+                "error": "boom",
+            })
+        );
+    }
+}

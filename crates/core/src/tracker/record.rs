@@ -151,7 +151,13 @@ pub(super) async fn record(
         )
         .await?;
     if let (true, Some(after)) = (taken, &run) {
-        let documents = crate::metrics::tracker::run_changed(before.as_ref(), after, attempt, now);
+        let documents = crate::metrics::tracker::run_changed(
+            before.as_ref(),
+            after,
+            attempt,
+            change.created_at,
+            now,
+        );
         crate::metrics::scope::emit_all(documents);
     }
     match &run {
