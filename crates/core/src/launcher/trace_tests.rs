@@ -258,7 +258,7 @@ async fn with_the_ledger_a_redelivery_never_reaches_run_task() {
 }
 
 #[tokio::test]
-async fn without_a_scope_nothing_is_emitted_and_the_plan_carries_the_run_s_trace() {
+async fn without_a_scope_nothing_is_emitted_and_the_task_gets_the_run_s_trace() {
     let (config, ecs) = (config(false), TokenEcs::default());
     let event = s3_event("uploads", "d.jpg", 3);
     let handled = handle(&config, &ecs, &event, now()).await.unwrap();
@@ -266,28 +266,7 @@ async fn without_a_scope_nothing_is_emitted_and_the_plan_carries_the_run_s_trace
     let traceparent = &ecs.traceparents()[0];
     let parsed = TraceParent::parse(traceparent).expect("a valid traceparent");
     assert!(parsed.sampled);
-    // `jobrunner plan` shows the same TRACEPARENT in the task's environment.
-    let plan = crate::dryrun::dry_run_now(
-        &config,
-        crate::dryrun::Function::Launcher,
-        &event,
-        now(),
-        crate::dryrun::World::for_config(&config),
-    )
-    .unwrap();
-    let run_task = plan
-        .actions
-        .iter()
-        .find(|a| a.operation == "RunTask")
-        .expect("a RunTask action");
-    let environment = &run_task.input["overrides"]["containerOverrides"][0]["environment"];
-    let shown = environment
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|kv| kv["name"] == "TRACEPARENT")
-        .expect("TRACEPARENT in the plan");
-    assert_eq!(shown["value"], traceparent.as_str());
+    // `jobrunner plan` shows the same (crates/core/tests/plan_traceparent.rs).
 }
 
 #[tokio::test]
