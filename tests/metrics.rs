@@ -12,7 +12,9 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_aws::task_definitions::TaskDefinitions;
 use jobrunner_core::Config;
 use jobrunner_integration_tests::REGION;
-use jobrunner_integration_tests::fixtures::{LaunchFixture, create_state_table, keep_tasks_running};
+use jobrunner_integration_tests::fixtures::{
+    LaunchFixture, create_state_table, keep_tasks_running,
+};
 use jobrunner_lambda::Invocation;
 use serde_json::{Value, json};
 
@@ -31,7 +33,10 @@ fn lines(out: &[u8]) -> Vec<Value> {
         .map(|line| {
             let document: Value = serde_json::from_str(line).expect("one JSON document per line");
             jobrunner_core::metrics::check(&document).unwrap_or_else(|e| panic!("{e}: {line}"));
-            assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "jobrunner");
+            assert_eq!(
+                document["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "jobrunner"
+            );
             document
         })
         .collect()
@@ -69,7 +74,12 @@ fn env_of(task: &Task, name: &str) -> Option<String> {
 
 /// An ECS Task State Change of `task`: created at `created`, RUNNING from +12 s, and when
 /// `stopped` is given, STOPPED then with exit code 0.
-fn task_change(task: &Task, version: u64, created: DateTime<Utc>, stopped: Option<DateTime<Utc>>) -> Value {
+fn task_change(
+    task: &Task,
+    version: u64,
+    created: DateTime<Utc>,
+    stopped: Option<DateTime<Utc>>,
+) -> Value {
     let mut event = jobrunner_testkit::sample("ecs-task-running");
     let arn = task.task_arn().unwrap();
     let environment: Vec<Value> = task.overrides().unwrap().container_overrides()[0]
@@ -77,7 +87,11 @@ fn task_change(task: &Task, version: u64, created: DateTime<Utc>, stopped: Optio
         .iter()
         .map(|kv| json!({"name": kv.name(), "value": kv.value()}))
         .collect();
-    let status = if stopped.is_some() { "STOPPED" } else { "RUNNING" };
+    let status = if stopped.is_some() {
+        "STOPPED"
+    } else {
+        "RUNNING"
+    };
     event["id"] = json!(format!("{arn}-{version}"));
     let detail = &mut event["detail"];
     detail["taskArn"] = json!(arn);
@@ -88,7 +102,8 @@ fn task_change(task: &Task, version: u64, created: DateTime<Utc>, stopped: Optio
     detail["cpu"] = json!("512");
     detail["memory"] = json!("1024");
     detail["capacityProviderName"] = json!("FARGATE");
-    detail["overrides"] = json!({"containerOverrides": [{"name": "app", "environment": environment}]});
+    detail["overrides"] =
+        json!({"containerOverrides": [{"name": "app", "environment": environment}]});
     detail["version"] = json!(version);
     detail["lastStatus"] = json!(status);
     detail["desiredStatus"] = json!(status);
@@ -144,9 +159,10 @@ impl World {
             ..Invocation::now(payload)
         };
         let mut out = vec![];
-        let answer = jobrunner_launcher::handle_to(&self.config, &self.ports, &invocation, &mut out)
-            .await
-            .expect("the launcher answers");
+        let answer =
+            jobrunner_launcher::handle_to(&self.config, &self.ports, &invocation, &mut out)
+                .await
+                .expect("the launcher answers");
         (answer, lines(&out))
     }
 
@@ -175,7 +191,10 @@ async fn a_run_s_metric_lines_from_launch_to_finish() {
     assert_eq!(answer["launched"], 1, "{answer}");
     assert_eq!(documents.len(), 2, "{documents:?}");
     let slots = with(&documents, "running");
-    assert_eq!((&slots["job"], &slots["running"], &slots["max_running"]), (&json!("thumbnails"), &json!(1), &json!(2)));
+    assert_eq!(
+        (&slots["job"], &slots["running"], &slots["max_running"]),
+        (&json!("thumbnails"), &json!(1), &json!(2))
+    );
     let launched = with(&documents, "runs_launched");
     assert_eq!(launched["job"], "thumbnails");
     let latency = launched["launch_latency"].as_i64().unwrap();
@@ -206,8 +225,15 @@ async fn a_run_s_metric_lines_from_launch_to_finish() {
     let (answer, documents) = world.launcher(event, XRAY_B).await;
     assert_eq!(answer["already_launched"], 1, "{answer}");
     assert_eq!(documents.len(), 1, "{documents:?}");
-    assert_eq!(with(&documents, "runs_already_launched")["job"], "thumbnails");
-    assert_eq!(world.fx.tasks("jobrunner/thumbnails").await.len(), 1, "one task");
+    assert_eq!(
+        with(&documents, "runs_already_launched")["job"],
+        "thumbnails"
+    );
+    assert_eq!(
+        world.fx.tasks("jobrunner/thumbnails").await.len(),
+        1,
+        "one task"
+    );
 
     // RUNNING: 12 s after the task was created.
     let created = Utc::now();
@@ -222,7 +248,12 @@ async fn a_run_s_metric_lines_from_launch_to_finish() {
 
     // STOPPED after 60 s: duration and cost, the run finished, the slot given back.
     let (answer, documents) = world
-        .tracker(task_change(task, 3, created, Some(created + Duration::seconds(72))))
+        .tracker(task_change(
+            task,
+            3,
+            created,
+            Some(created + Duration::seconds(72)),
+        ))
         .await;
     assert_eq!(answer["recorded"], 1, "{answer}");
     let duration = with(&documents, "run_duration");
@@ -231,13 +262,20 @@ async fn a_run_s_metric_lines_from_launch_to_finish() {
     let finished = with(&documents, "runs_finished");
     assert_eq!(
         (&finished["job"], &finished["outcome"], &finished["class"]),
-        (&json!("thumbnails"), &json!("succeeded"), &json!("succeeded"))
+        (
+            &json!("thumbnails"),
+            &json!("succeeded"),
+            &json!("succeeded")
+        )
     );
     assert_eq!(
         finished["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         json!([["job", "outcome"], ["job", "outcome", "class"]])
     );
     let slots = with(&documents, "running");
-    assert_eq!((&slots["running"], &slots["max_running"]), (&json!(0), &json!(2)));
+    assert_eq!(
+        (&slots["running"], &slots["max_running"]),
+        (&json!(0), &json!(2))
+    );
     assert_eq!(documents.len(), 3, "{documents:?}");
 }

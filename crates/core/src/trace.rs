@@ -41,7 +41,8 @@ impl fmt::Display for TraceParent {
 
 fn is_hex_id(s: &str, len: usize) -> bool {
     s.len() == len
-        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes().any(|b| b != b'0')
 }
 
@@ -111,7 +112,9 @@ impl TraceParent {
         ) else {
             return None;
         };
-        let flags = u8::from_str_radix(flags, 16).ok().filter(|_| flags.len() == 2)?;
+        let flags = u8::from_str_radix(flags, 16)
+            .ok()
+            .filter(|_| flags.len() == 2)?;
         (is_hex_id(trace_id, 32) && is_hex_id(parent_id, 16)).then(|| TraceParent {
             trace_id: trace_id.into(),
             parent_id: parent_id.into(),
@@ -196,7 +199,10 @@ mod tests {
     #[test]
     fn a_derived_trace_is_stable_per_run_and_distinct_per_attempt() {
         let first = TraceParent::for_run("0123456789abcdef0123456789abcdef", 1);
-        assert_eq!(first, TraceParent::for_run("0123456789abcdef0123456789abcdef", 1));
+        assert_eq!(
+            first,
+            TraceParent::for_run("0123456789abcdef0123456789abcdef", 1)
+        );
         let second = TraceParent::for_run("0123456789abcdef0123456789abcdef", 2);
         assert_eq!(first.trace_id, second.trace_id);
         assert_ne!(first.parent_id, second.parent_id);
@@ -221,9 +227,21 @@ mod tests {
 
     #[test]
     fn traceparents_are_validated() {
-        assert_eq!(TraceParent::parse("01-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"), None);
-        assert_eq!(TraceParent::parse("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-1"), None);
-        assert_eq!(TraceParent::parse("00-5759E988BD862E3FE1BE46A994272793-53995c3f42cd8ad8-01"), None);
-        assert_eq!(TraceParent::parse("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01-x"), None);
+        assert_eq!(
+            TraceParent::parse("01-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
+            None
+        );
+        assert_eq!(
+            TraceParent::parse("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-1"),
+            None
+        );
+        assert_eq!(
+            TraceParent::parse("00-5759E988BD862E3FE1BE46A994272793-53995c3f42cd8ad8-01"),
+            None
+        );
+        assert_eq!(
+            TraceParent::parse("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01-x"),
+            None
+        );
     }
 }

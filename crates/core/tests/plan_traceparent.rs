@@ -47,7 +47,14 @@ fn the_plan_shows_the_run_s_traceparent() {
     let event = jobrunner_testkit::s3_event("uploads", "images/a.jpg", 3);
     let now = "2026-11-22T05:00:30Z".parse().unwrap();
     let plan = || {
-        dry_run_now(&config, Function::Launcher, &event, now, World::for_config(&config)).unwrap()
+        dry_run_now(
+            &config,
+            Function::Launcher,
+            &event,
+            now,
+            World::for_config(&config),
+        )
+        .unwrap()
     };
     let first = plan();
     let environment = environment_of_run_task(&first);

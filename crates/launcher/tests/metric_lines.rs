@@ -31,7 +31,9 @@ fn accept(listener: &TcpListener, child: &mut Child) -> TcpStream {
         match listener.accept() {
             Ok((stream, _)) => {
                 stream.set_nonblocking(false).unwrap();
-                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
                 return stream;
             }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
@@ -63,7 +65,11 @@ fn read_request(stream: &TcpStream) -> (String, String) {
     reader.read_exact(&mut body).unwrap();
     let mut parts = request_line.split_whitespace();
     (
-        format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or("")),
+        format!(
+            "{} {}",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        ),
         String::from_utf8_lossy(&body).into_owned(),
     )
 }
@@ -74,7 +80,10 @@ fn one_invocation_prints_its_emf_line_on_stdout() {
     listener.set_nonblocking(true).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_launcher"))
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", listener.local_addr().unwrap().to_string())
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            listener.local_addr().unwrap().to_string(),
+        )
         .env("AWS_LAMBDA_FUNCTION_NAME", "launcher")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -120,16 +129,25 @@ fn one_invocation_prints_its_emf_line_on_stdout() {
     let stream = accept(&listener, &mut child);
     let (request, body) = read_request(&stream);
     let mut stream = stream;
-    let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
+    let _ = stream
+        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
     drop(stream);
-    assert_eq!(request, "POST /2018-06-01/runtime/invocation/req-1/error", "{body}");
+    assert_eq!(
+        request, "POST /2018-06-01/runtime/invocation/req-1/error",
+        "{body}"
+    );
     assert!(body.contains("jobrunner.Permanent"), "{body}");
 
     // The next GET comes after the lines were written: stop the process and read its stdout.
     let _ = accept(&listener, &mut child);
     let _ = child.kill();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let _ = child.wait();
     let documents: Vec<serde_json::Value> = stdout
         .lines()

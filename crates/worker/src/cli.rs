@@ -131,9 +131,7 @@ async fn run(
     if let Some(lines) = lines {
         worker = worker.with_metrics(lines);
     }
-    let summary = worker
-        .run(shutdown)
-        .await?;
+    let summary = worker.run(shutdown).await?;
     tracing::info!(done = summary.done, failed = summary.failed, returned = summary.returned, exit = ?summary.exit, "worker exiting");
     Ok(())
 }

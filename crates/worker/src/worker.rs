@@ -624,7 +624,10 @@ mod tests {
             assert!((2000..2100).contains(&took), "{took} ms");
         }
         let count = |metric: &str| documents.iter().filter(|d| d[metric] == 1).count();
-        assert_eq!((count("messages_processed"), count("messages_failed")), (1, 1));
+        assert_eq!(
+            (count("messages_processed"), count("messages_failed")),
+            (1, 1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

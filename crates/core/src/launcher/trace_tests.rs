@@ -250,7 +250,10 @@ async fn with_the_ledger_a_redelivery_never_reaches_run_task() {
             "queue_wait"
         ]
     );
-    assert_eq!((&documents[0]["running"], &documents[0]["max_running"]), (&1.into(), &3.into()));
+    assert_eq!(
+        (&documents[0]["running"], &documents[0]["max_running"]),
+        (&1.into(), &3.into())
+    );
     let (second, documents) = deliver(&config, &ecs, &event, Some(XRAY_B)).await;
     assert_eq!(second.already_launched, 1);
     assert_eq!(metric_names(&documents), ["runs_already_launched"]);

@@ -119,7 +119,8 @@ pub(super) async fn take_slot<P: LaunchPorts>(
     if (decision == Acquire::Granted || !released.is_empty())
         && let (Some(slots), Some(at)) = (&slots, crate::metrics::scope::now())
     {
-        let gauge = crate::metrics::launcher::slots(&identity.job, slots.used(), cap.max_running, at);
+        let gauge =
+            crate::metrics::launcher::slots(&identity.job, slots.used(), cap.max_running, at);
         crate::metrics::scope::emit(gauge);
     }
     Ok(match decision {

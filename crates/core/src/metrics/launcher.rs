@@ -44,9 +44,10 @@ impl Fate {
 
 /// The document of one event of `job` that ended as `fate`, at `at`.
 pub fn event(job: &str, fate: Fate, at: DateTime<Utc>) -> Value {
-    let document = Document::new(at, &[&["job"]])
-        .dimension("job", job)
-        .metric(fate.metric(), Unit::Count, 1);
+    let document =
+        Document::new(at, &[&["job"]])
+            .dimension("job", job)
+            .metric(fate.metric(), Unit::Count, 1);
     match fate {
         Fate::Launched {
             received,

@@ -141,10 +141,7 @@ impl Document {
     pub fn build(self) -> Value {
         let sets: Vec<&[&str]> = self.sets.iter().map(Vec::as_slice).collect();
         let mut root = Map::new();
-        root.insert(
-            "_aws".into(),
-            envelope(self.at, &sets, &self.metrics),
-        );
+        root.insert("_aws".into(), envelope(self.at, &sets, &self.metrics));
         root.extend(self.members);
         Value::Object(root)
     }
@@ -178,7 +175,9 @@ pub fn print_to(documents: &[Value], out: &mut impl Write) {
 /// every dimension a top-level string of at most 1024 characters and every metric a
 /// top-level number (or array of at most 100 numbers). Returns what is wrong.
 pub fn check(document: &Value) -> Result<(), String> {
-    let root = document.as_object().ok_or("the document is not an object")?;
+    let root = document
+        .as_object()
+        .ok_or("the document is not an object")?;
     let aws = root
         .get("_aws")
         .and_then(Value::as_object)

@@ -179,11 +179,13 @@ mod tests {
 
     #[test]
     fn the_trace_is_visible_inside_only() {
-        let parent = TraceParent::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1").unwrap();
-        let (seen, _) = pollster::block_on(collect(
-            Scope::system(Some(parent.clone())),
-            async { trace() },
-        ));
+        let parent = TraceParent::from_xray(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        .unwrap();
+        let (seen, _) = pollster::block_on(collect(Scope::system(Some(parent.clone())), async {
+            trace()
+        }));
         assert_eq!(seen, Some(parent));
         assert_eq!(trace(), None);
     }

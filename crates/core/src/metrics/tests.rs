@@ -18,7 +18,10 @@ fn shape(document: &Value) -> (Vec<(String, String)>, Value) {
     check(document).unwrap_or_else(|e| panic!("{e}: {document}"));
     let directive = &document["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], "jobrunner");
-    assert_eq!(document["_aws"]["Timestamp"], json!(t0().timestamp_millis()));
+    assert_eq!(
+        document["_aws"]["Timestamp"],
+        json!(t0().timestamp_millis())
+    );
     let metrics = directive["Metrics"]
         .as_array()
         .unwrap()
@@ -53,39 +56,50 @@ fn the_checker_rejects_what_the_specification_forbids() {
     };
     assert!(broken(&|d| d["_aws"]["Timestamp"] = json!("now")).contains("Timestamp"));
     assert!(broken(&|d| d["_aws"]["CloudWatchMetrics"] = json!([])).contains("CloudWatchMetrics"));
-    assert!(broken(&|d| {
-        d.as_object_mut().unwrap().remove("job");
-    })
-    .contains("'job'"));
+    assert!(
+        broken(&|d| {
+            d.as_object_mut().unwrap().remove("job");
+        })
+        .contains("'job'")
+    );
     assert!(broken(&|d| d["job"] = json!(7)).contains("'job'"));
     assert!(broken(&|d| d["job"] = json!("")).contains("printable ASCII"));
     assert!(broken(&|d| d["job"] = json!("naïve")).contains("printable ASCII"));
-    assert!(broken(&|d| {
-        d.as_object_mut().unwrap().remove("runs_launched");
-    })
-    .contains("top-level number"));
+    assert!(
+        broken(&|d| {
+            d.as_object_mut().unwrap().remove("runs_launched");
+        })
+        .contains("top-level number")
+    );
     assert!(broken(&|d| d["runs_launched"] = json!("1")).contains("top-level number"));
     assert!(
         broken(&|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Dollars"))
             .contains("unit")
     );
-    assert!(broken(&|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("")).contains("namespace"));
+    assert!(
+        broken(&|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!(""))
+            .contains("namespace")
+    );
     let many: Vec<String> = (0..31).map(|i| format!("d{i}")).collect();
-    assert!(broken(&|d| {
-        for name in &many {
-            d[name.as_str()] = json!("x");
-        }
-        d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([many]);
-    })
-    .contains("31 dimensions"));
-    assert!(broken(&|d| {
-        let metrics: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
-        for i in 0..101 {
-            d[format!("m{i}")] = json!(1);
-        }
-        d["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
-    })
-    .contains("101 metric definitions"));
+    assert!(
+        broken(&|d| {
+            for name in &many {
+                d[name.as_str()] = json!("x");
+            }
+            d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([many]);
+        })
+        .contains("31 dimensions")
+    );
+    assert!(
+        broken(&|d| {
+            let metrics: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
+            for i in 0..101 {
+                d[format!("m{i}")] = json!(1);
+            }
+            d["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
+        })
+        .contains("101 metric definitions")
+    );
 }
 
 #[test]
@@ -95,7 +109,10 @@ fn dimension_values_are_clipped_to_cloudwatch_s_limit() {
         .dimension("job", &long)
         .metric("runs_waiting", Unit::Count, 1)
         .build();
-    assert_eq!(document["job"].as_str().unwrap().len(), MAX_DIMENSION_VALUE_CHARS);
+    assert_eq!(
+        document["job"].as_str().unwrap().len(),
+        MAX_DIMENSION_VALUE_CHARS
+    );
     check(&document).unwrap();
 }
 
@@ -146,7 +163,13 @@ fn launcher_documents_follow_the_catalogue() {
         },
         t0(),
     );
-    assert_eq!((skewed["launch_latency"].as_i64(), skewed["queue_wait"].as_f64()), (Some(0), Some(0.0)));
+    assert_eq!(
+        (
+            skewed["launch_latency"].as_i64(),
+            skewed["queue_wait"].as_f64()
+        ),
+        (Some(0), Some(0.0))
+    );
 
     let slots = launcher::slots("thumbnails", 3, 5, t0());
     let (metrics, dimensions) = shape(&slots);
@@ -155,7 +178,10 @@ fn launcher_documents_follow_the_catalogue() {
         pairs(&[("running", "Count"), ("max_running", "Count")])
     );
     assert_eq!(dimensions, json!([["job"]]));
-    assert_eq!((slots["running"].as_u64(), slots["max_running"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(
+        (slots["running"].as_u64(), slots["max_running"].as_u64()),
+        (Some(3), Some(5))
+    );
 }
 
 fn run(state: RunState, attempts: Vec<Attempt>) -> Run {
@@ -227,7 +253,11 @@ fn a_run_s_progress_gives_each_tracker_metric_once() {
         json!([["job", "outcome"], ["job", "outcome", "class"]])
     );
     assert_eq!(
-        (&documents[1]["job"], &documents[1]["outcome"], &documents[1]["class"]),
+        (
+            &documents[1]["job"],
+            &documents[1]["outcome"],
+            &documents[1]["class"]
+        ),
         (&json!("report"), &json!("failed"), &json!("non_zero_exit"))
     );
     assert!(tracker::run_changed(Some(&failed), &failed, 1, None, t0()).is_empty());
@@ -235,7 +265,13 @@ fn a_run_s_progress_gives_each_tracker_metric_once() {
     // A failed attempt with a retry planned: the run waits (not final), `retries` counts.
     let retrying = run(
         RunState::Waiting,
-        vec![stopped_attempt, Attempt { number: 2, ..Attempt::default() }],
+        vec![
+            stopped_attempt,
+            Attempt {
+                number: 2,
+                ..Attempt::default()
+            },
+        ],
     );
     let documents = tracker::run_changed(Some(&running), &retrying, 1, None, t0());
     let names: Vec<String> = documents
@@ -305,13 +341,19 @@ fn worker_documents_carry_the_queue_name_not_its_url() {
         worker::queue_name("https://sqs.us-east-1.amazonaws.com/123456789012/orders"),
         "orders"
     );
-    assert_eq!(worker::queue_name("http://127.0.0.1:5000/123456789012/orders/"), "orders");
+    assert_eq!(
+        worker::queue_name("http://127.0.0.1:5000/123456789012/orders/"),
+        "orders"
+    );
     assert_eq!(worker::queue_name("orders"), "orders");
     let done = worker::message("orders", true, 1234, t0());
     let (metrics, dimensions) = shape(&done);
     assert_eq!(
         metrics,
-        pairs(&[("messages_processed", "Count"), ("message_duration", "Milliseconds")])
+        pairs(&[
+            ("messages_processed", "Count"),
+            ("message_duration", "Milliseconds")
+        ])
     );
     assert_eq!(dimensions, json!([["queue"]]));
     assert_eq!(done["queue"], "orders");

@@ -45,12 +45,18 @@ pub fn run_changed(
     let old = before.and_then(|r| r.attempts.iter().find(|a| a.number == attempt));
     if let Some(new) = after.attempts.iter().find(|a| a.number == attempt) {
         let had = |f: fn(&Attempt) -> bool| old.is_some_and(f);
-        if new.started_at.is_some() && !had(|a| a.started_at.is_some())
-            && let (Some(started), Some(launched)) = (new.started_at, created_at.or(new.launched_at))
+        if new.started_at.is_some()
+            && !had(|a| a.started_at.is_some())
+            && let (Some(started), Some(launched)) =
+                (new.started_at, created_at.or(new.launched_at))
         {
             documents.push(
                 job_document(job, at)
-                    .metric("time_to_running", Unit::Seconds, seconds(started - launched))
+                    .metric(
+                        "time_to_running",
+                        Unit::Seconds,
+                        seconds(started - launched),
+                    )
                     .build(),
             );
         }
@@ -58,7 +64,8 @@ pub fn run_changed(
             let mut document = job_document(job, at);
             let mut any = false;
             if let (Some(stopped), Some(started)) = (new.stopped_at, new.started_at) {
-                document = document.metric("run_duration", Unit::Seconds, seconds(stopped - started));
+                document =
+                    document.metric("run_duration", Unit::Seconds, seconds(stopped - started));
                 any = true;
             }
             if let Some(cost) = &new.cost {
@@ -89,14 +96,20 @@ pub fn run_changed(
     }
     let planned = |run: &Run| run.attempts.iter().filter(|a| a.number > attempt).count();
     if planned(after) > before.map_or(0, planned) {
-        documents.push(job_document(job, at).metric("retries", Unit::Count, 1).build());
+        documents.push(
+            job_document(job, at)
+                .metric("retries", Unit::Count, 1)
+                .build(),
+        );
     }
     documents
 }
 
 /// `timeouts`: a task of `job` stopped for `max_runtime` or `start_timeout`.
 pub fn timeout(job: &str, at: DateTime<Utc>) -> Value {
-    job_document(job, at).metric("timeouts", Unit::Count, 1).build()
+    job_document(job, at)
+        .metric("timeouts", Unit::Count, 1)
+        .build()
 }
 
 /// `missed_schedules`: `missed` ticks of a schedule of `job` started no run in time.
