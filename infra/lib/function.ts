@@ -1,6 +1,6 @@
 // One jobrunner Lambda function: a RustFunction built from the repository's Cargo workspace, with
 // its own role (no managed policies: it may write only to its own log group) and a log group
-// with a retention period.
+// with a retention period; X-Ray active tracing on request.
 
 import * as path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CONFIG_ENV } from './config';
+import { acknowledgeWildcardResource } from './nag';
 
 /** Settings shared by the three functions. */
 export interface FunctionOptions {
@@ -34,6 +35,14 @@ export interface FunctionOptions {
   readonly logLevel?: string;
   /** Cargo profile used when bundling. @default 'release' */
   readonly cargoProfile?: string;
+  /**
+   * X-Ray active tracing (`lambda.Tracing.ACTIVE`): each invocation is sampled and traced, and
+   * the launcher passes its sampled trace into the tasks it starts as `TRACEPARENT` (without
+   * it, each task gets a trace context derived from its run; see docs/tracing.md). The role
+   * gets `xray:PutTraceSegments` and `xray:PutTelemetryRecords`, as CDK grants them.
+   * @default false
+   */
+  readonly tracing?: boolean;
 }
 
 /** The repository root's Cargo.toml, relative to this file (infra/lib/). */
@@ -80,8 +89,13 @@ export class JobRunnerFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
       // The whole config inline: Lambda allows 4 KB for all variables (see JobRunner).
       environment: { [CONFIG_ENV]: props.config, RUST_LOG: props.logLevel ?? 'info' },
     });
+    if (props.tracing) {
+      // X-Ray's PutTraceSegments and PutTelemetryRecords take no resource ARN.
+      acknowledgeWildcardResource(this.role, '*', 'X-Ray trace segments and telemetry records have no resource ARN (active tracing was asked for)');
+    }
   }
 }

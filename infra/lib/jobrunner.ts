@@ -36,7 +36,10 @@ import { keyPrefixes, STATE_ACCESS, StateTable, type StateTableProps } from './s
 import { Tracker, type TrackerOptions } from './tracker';
 
 export interface JobRunnerProps extends ConfigProps {
-  /** Settings of all three functions (architecture, memory, log retention, Cargo manifest). */
+  /**
+   * Settings of all three functions (architecture, memory, log retention, Cargo manifest, and
+   * `tracing: true` for X-Ray active tracing, off by default).
+   */
   readonly functions?: FunctionOptions;
   readonly launcher?: LauncherOptions;
   readonly scaler?: ScalerOptions;

@@ -22,3 +22,8 @@ pub const INTERRUPTIONS: &str = "JOB_INTERRUPTIONS";
 
 /// Names a user may not set in `environment` (jobrunner owns the prefix).
 pub const RESERVED_PREFIX: &str = "JOB_";
+
+/// The W3C trace context of the launch (`00-<trace id>-<parent id>-<flags>`): the launcher
+/// invocation's sampled X-Ray trace, or one derived from the run (see `crate::trace`). Not
+/// under the `JOB_` prefix: it is the name OpenTelemetry SDKs read.
+pub const TRACEPARENT: &str = "TRACEPARENT";

@@ -21,8 +21,10 @@
 //! | [`event`], [`token`] | every delivery shape decoded into [`event::Event`]s; deterministic clientTokens |
 //! | [`routing`], [`schedule`] | which job an object or a tick starts |
 //! | [`plan`], [`retry`] | job + event → the exact RunTask request; what follows a failed attempt |
+//! | [`trace`] | the W3C `TRACEPARENT` a task gets: the invocation's sampled X-Ray trace, or the run's |
 //! | [`scaling`], [`alert`] | scaling decisions; alert classification, digests and rendering (pure) |
 //! | [`run`], [`deadline`] | a run's ledger record and the rules that move it forward; tasks' time limits (pure) |
+//! | [`metrics`] | Embedded Metric Format documents of every function, and the invocation's metric scope |
 //! | [`ports`], [`handled`] | the traits the drivers call; what an invocation did → Lambda's answer |
 //! | [`action`], [`recording`] | one AWS call as data; a port wrapper that records calls |
 //! | [`ledger`] | the run ledger, job slots and schedule watches in the state table |
@@ -44,6 +46,7 @@ pub mod handled;
 pub mod job_env;
 pub mod launcher;
 pub mod ledger;
+pub mod metrics;
 pub mod plan;
 pub mod ports;
 pub mod recording;
@@ -56,6 +59,7 @@ pub mod schedule;
 pub mod started_by;
 pub mod template;
 pub mod token;
+pub mod trace;
 pub mod tracker;
 
 pub use config::Config;

@@ -20,6 +20,8 @@ pub struct Invocation {
     pub payload: Value,
     pub now: DateTime<Utc>,
     pub deadline: Option<DateTime<Utc>>,
+    /// The invocation's X-Ray trace header (`Root=…;Parent=…;Sampled=…`), when Lambda gave one.
+    pub xray_trace_id: Option<String>,
 }
 
 impl Invocation {
@@ -29,6 +31,7 @@ impl Invocation {
             payload,
             now,
             deadline: None,
+            xray_trace_id: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl From<LambdaEvent<Value>> for Invocation {
             payload: event.payload,
             now: Utc::now(),
             deadline,
+            xray_trace_id: event.context.xray_trace_id,
         }
     }
 }
@@ -76,6 +80,15 @@ impl From<Error> for lambda_runtime::Diagnostic {
             error_message: e.to_string(),
         }
     }
+}
+
+/// The metric scope of an invocation: the system clock and its X-Ray trace, converted.
+pub fn metric_scope(invocation: &Invocation) -> jobrunner_core::metrics::scope::Scope {
+    let trace = invocation
+        .xray_trace_id
+        .as_deref()
+        .and_then(jobrunner_core::trace::TraceParent::from_xray);
+    jobrunner_core::metrics::scope::Scope::system(trace)
 }
 
 /// Logs each failure and turns what the invocation did into Lambda's answer: an SQS batch's

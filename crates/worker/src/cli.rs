@@ -32,6 +32,10 @@ struct Cli {
     /// How long a failed message stays invisible before it is tried again.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
     retry_delay: Duration,
+    /// Print no metric lines (by default one Embedded Metric Format line per settled message
+    /// goes to stdout: messages_processed / messages_failed, message_duration).
+    #[arg(long)]
+    no_metrics: bool,
     /// The command and its arguments (run directly, never through a shell).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -72,6 +76,7 @@ pub fn main() -> ExitCode {
         )
         .and_then(|config| Ok((config, CommandHandler::new(cli.command.clone())?)))
         .and_then(|(config, handler)| Ok((config, handler, EcsAgent::from_env()?)));
+    let metrics = !cli.no_metrics;
     let (config, handler, agent) = match setup {
         Ok(setup) => setup,
         Err(e) => {
@@ -97,7 +102,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, handler, agent)) {
+    match runtime.block_on(run(config, handler, agent, metrics)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
@@ -110,6 +115,7 @@ async fn run(
     config: Config,
     handler: CommandHandler,
     agent: Option<EcsAgent>,
+    metrics: bool,
 ) -> Result<(), Error> {
     let shutdown = crate::shutdown_signal()?;
     let queue = SqsQueue::new(crate::sqs_client().await, &config.queue_url);
@@ -120,9 +126,12 @@ async fn run(
         task_protection = agent.is_some(),
         "worker started"
     );
-    let summary = Worker::new(queue, handler, agent, config)?
-        .run(shutdown)
-        .await?;
+    let lines = metrics.then(|| crate::MetricLines::new(&config.queue_url, std::io::stdout()));
+    let mut worker = Worker::new(queue, handler, agent, config)?;
+    if let Some(lines) = lines {
+        worker = worker.with_metrics(lines);
+    }
+    let summary = worker.run(shutdown).await?;
     tracing::info!(done = summary.done, failed = summary.failed, returned = summary.returned, exit = ?summary.exit, "worker exiting");
     Ok(())
 }

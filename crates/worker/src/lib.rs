@@ -53,7 +53,7 @@ pub use error::Error;
 pub use handler::{Handler, Outcome, Stop};
 pub use protection::{EcsAgent, NoProtection, Protection};
 pub use queue::{Message, Queue, SqsQueue};
-pub use worker::{Exit, Summary, Worker};
+pub use worker::{Exit, MetricLines, Summary, Worker};
 
 /// An SQS client from the environment (region, credentials, `AWS_ENDPOINT_URL`), with the
 /// retry settings of jobrunner's functions (adaptive mode, 4 attempts, 100 ms–5 s backoff) and

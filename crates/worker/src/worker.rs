@@ -50,6 +50,37 @@ pub struct Worker<Q, H, P> {
     handler: Arc<H>,
     protection: Option<P>,
     config: Config,
+    metrics: Option<MetricLines>,
+}
+
+/// Where the worker writes one metric line (Embedded Metric Format) per settled message:
+/// `messages_processed` or `messages_failed`, and `message_duration`, dimension `queue`.
+#[derive(Clone)]
+pub struct MetricLines {
+    queue: String,
+    out: Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>,
+}
+
+impl MetricLines {
+    /// Lines for the queue at `queue_url` (its name is the dimension), written to `out`.
+    pub fn new(queue_url: &str, out: impl std::io::Write + Send + 'static) -> MetricLines {
+        MetricLines {
+            queue: jobrunner_core::metrics::worker::queue_name(queue_url).to_string(),
+            out: Arc::new(std::sync::Mutex::new(Box::new(out))),
+        }
+    }
+
+    fn message(&self, succeeded: bool, duration: Duration) {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let document = jobrunner_core::metrics::worker::message(
+            &self.queue,
+            succeeded,
+            millis,
+            chrono::Utc::now(),
+        );
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        jobrunner_core::metrics::print_to(&[document], &mut *out);
+    }
 }
 
 type Received = (Instant, Result<Vec<Message>, Error>);
@@ -68,7 +99,14 @@ impl<Q: Queue, H: Handler, P: Protection> Worker<Q, H, P> {
             handler: Arc::new(handler),
             protection,
             config,
+            metrics: None,
         })
+    }
+
+    /// Writes one metric line per settled message to `lines` (the binary: stdout).
+    pub fn with_metrics(mut self, lines: MetricLines) -> Self {
+        self.metrics = Some(lines);
+        self
     }
 
     /// Runs until `shutdown` resolves (then drains within the grace) or the idle exit.
@@ -189,6 +227,7 @@ impl<Q: Queue, H: Handler, P: Protection> Worker<Q, H, P> {
                                     started,
                                     self.config.clone(),
                                     stop.clone(),
+                                    self.metrics.clone(),
                                 ));
                             }
                         }
@@ -282,6 +321,7 @@ async fn process<Q: Queue, H: Handler>(
     received: Instant,
     cfg: Config,
     stop: Stop,
+    metrics: Option<MetricLines>,
 ) -> Outcome {
     let id = message.id.clone();
     let receipt = message.receipt_handle.clone();
@@ -325,7 +365,11 @@ async fn process<Q: Queue, H: Handler>(
             }
         }
     };
-    let took_ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    let took_ms = took.as_millis() as u64;
+    if let Some(metrics) = &metrics {
+        metrics.message(matches!(outcome, Outcome::Done), took);
+    }
     let settled = match &outcome {
         Outcome::Done => queue.delete(&receipt).await,
         Outcome::Failed(reason) => {
@@ -534,6 +578,56 @@ mod tests {
         }
         assert!((4..=8).contains(&beats), "{beats} heartbeats");
         assert_eq!(log.count(|e| matches!(e, Event::Start(_))), 1);
+    }
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_settled_message_writes_one_metric_line() {
+        let log = Log::new();
+        let lines = Lines::default();
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders";
+        let summary = Worker::new(
+            FakeQueue::with(&log, &["ok", "fail-1"]),
+            sleeper(&log, 2),
+            None::<NoProtection>,
+            config(),
+        )
+        .unwrap()
+        .with_metrics(MetricLines::new(url, lines.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+        assert_eq!((summary.done, summary.failed), (1, 1));
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let documents: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(documents.len(), 2, "{text}");
+        for document in &documents {
+            jobrunner_core::metrics::check(document).unwrap();
+            assert_eq!(document["queue"], "orders", "the queue's name, not its URL");
+            let took = document["message_duration"].as_u64().unwrap();
+            assert!((2000..2100).contains(&took), "{took} ms");
+        }
+        let count = |metric: &str| documents.iter().filter(|d| d[metric] == 1).count();
+        assert_eq!(
+            (count("messages_processed"), count("messages_failed")),
+            (1, 1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::policy::{self, Attempt, OverlapDecision};
 use super::waiting::{self, Slot};
-use super::{LaunchPorts, Outcome, skipped};
+use super::{LaunchPorts, Outcome, observe, skipped};
 use crate::alert::{Class, UnstartedRun, render_unstarted, wants};
 use crate::config::Config;
 use crate::error::{CallError, Error};
@@ -94,6 +94,9 @@ pub async fn launch(
     let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
+            if let Error::Plan { job, .. } = &error {
+                observe::record(job, &Err(error.clone()), now, now);
+            }
             if let (Error::Plan { job, reason }, Some(state)) = (&error, &config.state)
                 && let Some(identity) = Identity::of(config, event, job)
             {
@@ -107,8 +110,35 @@ pub async fn launch(
     launch_run(config, ports, event, plan, identity, now).await
 }
 
-/// Launches `plan` for the run `identity` (`None`: no ledger record is kept).
+/// Launches `plan` for the run `identity` (`None`: no ledger record is kept) with its trace
+/// context, and hands what became of the event to the invocation's metric scope.
 pub(super) async fn launch_run(
+    config: &Config,
+    ports: &impl LaunchPorts,
+    event: &Event,
+    mut plan: LaunchPlan,
+    identity: Option<Identity>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
+    let trace = crate::trace::for_launch(
+        crate::metrics::scope::trace().as_ref(),
+        &plan.run_id,
+        plan.attempt,
+    );
+    crate::trace::apply(&mut plan, &trace);
+    let job = plan.job.clone();
+    let queued_at = identity
+        .as_ref()
+        .map(|i| i.queued_at)
+        .or_else(|| observe::event_time(event))
+        .unwrap_or(now);
+    let outcome = launch_planned(config, ports, event, plan, identity, now).await;
+    observe::record(&job, &outcome, queued_at, now);
+    outcome
+}
+
+/// Launches `plan` for the run `identity` (`None`: no ledger record is kept).
+async fn launch_planned(
     config: &Config,
     ports: &impl LaunchPorts,
     event: &Event,
@@ -308,9 +338,12 @@ async fn run(ports: &impl LaunchPorts, plan: &LaunchPlan) -> Result<Outcome, Err
             .first()
             .map(|s| s.capacity_provider.clone());
         let shown = provider.as_deref().unwrap_or("(launch type)");
-        match policy::attempt(ports.run_task(input).await?) {
+        let answer = ports.run_task(input).await?;
+        crate::metrics::scope::mark_answered();
+        match policy::attempt(answer) {
             Attempt::Started(task_arns) => {
-                info!(job = %plan.job, run_id = %plan.run_id, client_token = %input.client_token, ?task_arns, capacity_provider = shown, "task started");
+                let traceparent = observe::traceparent(input);
+                info!(job = %plan.job, run_id = %plan.run_id, traceparent, client_token = %input.client_token, ?task_arns, capacity_provider = shown, "task started");
                 return Ok(Outcome::Launched {
                     job: plan.job.clone(),
                     task_arns,

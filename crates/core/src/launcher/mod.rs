@@ -12,6 +12,7 @@
 
 pub mod batch;
 mod launch;
+mod observe;
 pub mod policy;
 mod relaunch;
 mod skip_missing;
@@ -179,3 +180,5 @@ fn skipped(reason: String) -> Outcome {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace_tests;

@@ -116,6 +116,13 @@ pub(super) async fn take_slot<P: LaunchPorts>(
     if !released.is_empty() {
         info!(job = %identity.job, ?released, "slots whose tasks are gone were released");
     }
+    if (decision == Acquire::Granted || !released.is_empty())
+        && let (Some(slots), Some(at)) = (&slots, crate::metrics::scope::now())
+    {
+        let gauge =
+            crate::metrics::launcher::slots(&identity.job, slots.used(), cap.max_running, at);
+        crate::metrics::scope::emit(gauge);
+    }
     Ok(match decision {
         Acquire::Held | Acquire::Granted => Slot::Taken,
         Acquire::Wait { in_line, .. } => Slot::Wait(Full {
@@ -205,24 +212,26 @@ pub(super) async fn release<P: LaunchPorts>(
     (identity, attempt): (&Identity, u32),
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    if config
-        .job(&identity.job)
-        .and_then(|j| j.max_running)
-        .is_none()
-    {
+    let Some(max_running) = config.job(&identity.job).and_then(|j| j.max_running) else {
         return Ok(());
-    }
-    ledger
+    };
+    let mut changed = false;
+    let slots = ledger
         .update(
             &keys::slots_key(&identity.job),
             None,
             now,
             |slots: &mut Option<Slots>| {
-                slots
+                changed = slots
                     .as_mut()
-                    .is_some_and(|s| s.release(&identity.run_id, attempt))
+                    .is_some_and(|s| s.release(&identity.run_id, attempt));
+                changed
             },
         )
         .await?;
+    if let (true, Some(slots), Some(at)) = (changed, &slots, crate::metrics::scope::now()) {
+        let gauge = crate::metrics::launcher::slots(&identity.job, slots.used(), max_running, at);
+        crate::metrics::scope::emit(gauge);
+    }
     Ok(())
 }

@@ -7,11 +7,12 @@
 //! as properties, searchable in CloudWatch Logs Insights.
 
 use super::{Decision, Observation};
+use crate::metrics::{self, Unit};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-/// The metrics namespace.
-pub const NAMESPACE: &str = "jobrunner";
+/// The metrics namespace (shared by every function's documents).
+pub use crate::metrics::NAMESPACE;
 
 /// The EMF document of one decision.
 pub fn decision(
@@ -21,7 +22,7 @@ pub fn decision(
     at: DateTime<Utc>,
 ) -> Value {
     json!({
-        "_aws": envelope(at, &[("backlog", "Count"), ("in_flight", "Count"), ("desired", "Count"), ("decision", "Count")]),
+        "_aws": envelope(at, &[("backlog", Unit::Count), ("in_flight", Unit::Count), ("desired", Unit::Count), ("decision", Unit::Count)]),
         "worker": worker,
         "backlog": decision.backlog,
         "in_flight": observation.in_flight,
@@ -42,20 +43,47 @@ pub fn decision(
 /// The EMF document of a worker's failure.
 pub fn error(worker: &str, message: &str, at: DateTime<Utc>) -> Value {
     json!({
-        "_aws": envelope(at, &[("errors", "Count")]),
+        "_aws": envelope(at, &[("errors", Unit::Count)]),
         "worker": worker,
         "errors": 1,
         "error": message,
     })
 }
 
-fn envelope(at: DateTime<Utc>, metrics: &[(&str, &str)]) -> Value {
-    json!({
-        "Timestamp": at.timestamp_millis(),
-        "CloudWatchMetrics": [{
-            "Namespace": NAMESPACE,
-            "Dimensions": [["worker"]],
-            "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-        }],
-    })
+/// The shared envelope with the scaler's one dimension set, `[worker]`.
+fn envelope(at: DateTime<Utc>, metrics: &[(&str, Unit)]) -> Value {
+    metrics::envelope(at, &[&["worker"]], metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-11-25T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_scaler_documents_keep_their_shape_on_the_shared_envelope() {
+        let error = error("orders", "boom", t0());
+        crate::metrics::check(&error).unwrap();
+        assert_eq!(
+            error,
+            json!({
+                "_aws": {
+                    "Timestamp": t0().timestamp_millis(),
+                    "CloudWatchMetrics": [{
+                        "Namespace": "jobrunner",
+                        "Dimensions": [["worker"]],
+                        "Metrics": [{"Name": "errors", "Unit": "Count"}],
+                    }],
+                },
+                "worker": "orders",
+                "errors": 1,
+                "error": "boom",
+            })
+        );
+    }
 }

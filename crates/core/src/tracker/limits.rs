@@ -44,6 +44,9 @@ pub(super) async fn on_change(
         .or(settings.cluster.as_deref())
         .unwrap_or_default();
     stop(ports, cluster, &change.task_arn, &overdue).await?;
+    if let Some(name) = change.override_env(job_env::NAME) {
+        crate::metrics::scope::emit(crate::metrics::tracker::timeout(name, now));
+    }
     Ok(Some(overdue))
 }
 
@@ -73,6 +76,7 @@ pub(super) async fn sweep(
                     if let Some(overdue) = deadline::overdue(&settings, clock, now) {
                         stop(ports, cluster, &task.task_arn, &overdue).await?;
                         stopped += 1;
+                        crate::metrics::scope::emit(crate::metrics::tracker::timeout(name, now));
                     }
                 }
             }

@@ -99,12 +99,14 @@ pub(super) async fn record(
     };
     let mut taken = false;
     let mut decision = None;
+    let mut before = None;
     let run = ledger
         .update(
             &keys::run_key(run_id),
             None,
             now,
             |run: &mut Option<Run>| {
+                before = run.clone();
                 if run.is_none() {
                     let Some(input) = RunInput::from_task(change) else {
                         return false;
@@ -148,6 +150,16 @@ pub(super) async fn record(
             },
         )
         .await?;
+    if let (true, Some(after)) = (taken, &run) {
+        let documents = crate::metrics::tracker::run_changed(
+            before.as_ref(),
+            after,
+            attempt,
+            change.created_at,
+            now,
+        );
+        crate::metrics::scope::emit_all(documents);
+    }
     match &run {
         Some(run) if taken => {
             info!(run_id = %run.run_id, job = %run.job, state = %run.state, task_arn = %change.task_arn, last_status = %change.last_status, "run updated");
@@ -159,9 +171,9 @@ pub(super) async fn record(
             warn!(%run_id, task_arn = %change.task_arn, "task names a run but carries no readable JOB_* input: not recorded");
         }
     }
-    if stopped && config.job(job).and_then(|j| j.max_running).is_some() {
+    if let (true, Some(max_running)) = (stopped, config.job(job).and_then(|j| j.max_running)) {
         let mut released = false;
-        ledger
+        let slots = ledger
             .update(
                 &keys::slots_key(job),
                 None,
@@ -174,6 +186,10 @@ pub(super) async fn record(
             .await?;
         if released {
             info!(%run_id, %job, "slot released");
+            if let Some(slots) = &slots {
+                let gauge = crate::metrics::launcher::slots(job, slots.used(), max_running, now);
+                crate::metrics::scope::emit(gauge);
+            }
         }
     }
     // The planned next attempt, new or (for a redelivered stop) planned before and not yet

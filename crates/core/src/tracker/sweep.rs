@@ -85,6 +85,11 @@ pub async fn sweep(
             continue;
         };
         found.missed_ticks += missed.len();
+        crate::metrics::scope::emit(crate::metrics::tracker::missed_schedules(
+            &trigger.job,
+            missed.len(),
+            now,
+        ));
         let tick = first.to_rfc3339_opts(SecondsFormat::Secs, true);
         warn!(schedule = %trigger.name, job = %trigger.job, first_missed = %tick, count = missed.len(), "schedule ticks produced no run");
         if !wants(alerts, Class::MissedSchedule) {
