@@ -2,6 +2,7 @@
 
   report.py OUT_DIR > bench/RESULTS.md
   report.py OUT_DIR --splice bench/RESULTS.md   # only the scaling parts (SIMULATIONS_ONLY=1 run.sh)
+  report.py OUT_DIR --splice-cold bench/RESULTS.md   # only the cold-start parts (COLDSTART_ONLY=1 run.sh)
 
 Every number comes from a file in OUT_DIR; every goal is checked here, met or missed. The goals of
 the scaling benchmark are checked by `jobrunner simulate --trace bench/traces` itself
@@ -134,20 +135,7 @@ def main():
         commands = [line.rstrip("\n").replace(os.path.dirname(os.path.dirname(os.path.abspath(OUT))) + "/", "") for line in f]
 
     goals = []  # (area, goal, met, measured)
-    floor = fns["hello"]["init_ms"]["median"]
-    floor_first = fns["hello"]["first_response_ms"]["median"]
-    for fn in FUNCTIONS:
-        init = fns[fn]["init_ms"]
-        ratio = init["median"] / floor
-        goals.append(("cold start", f"{fn}: init within 1.5× the hello-world floor", ratio <= 1.5,
-                      f"median {init['median']:.1f} ms vs {floor:.1f} ms = {ratio:.2f}×"))
-    for fn in FUNCTIONS:
-        own = fns[fn].get("first_response_less_calls_ms")
-        if own:
-            goals.append(("cold start", f"{fn}: first response within 2× the floor's plus the calls it makes",
-                          own["median"] <= 2 * floor_first,
-                          f"median first response − calls {own['median']:.1f} ms vs 2 × {floor_first:.1f} ms "
-                          f"(calls median {fns[fn]['calls_ms']['median']:.1f} ms)"))
+    goals.extend(cold_goal_rows(fns))
     plan = crit["s3_event_decode_route_plan"]["median"]["point_estimate"] / 1000
     goals.append(("hot path", "decode + route + plan of an S3 event well under 50 µs", plan < 50,
                   f"median {plan:.1f} µs ({plan / 50 * 100:.0f} % of 50 µs)"))
@@ -179,6 +167,63 @@ def main():
     w(f"\n{len(goals) - len(missed)} of {len(goals)} met. The scaling goals are the benchmark's "
       "(every trace, every policy at 0–50 tasks, jobrunner in its better mode); see *What limits the misses* below.\n\n")
 
+    cold_section(w, cold, fns, machine)
+
+    w("\n## Hot path (criterion)\n\n`cargo bench -p jobrunner-core --bench hot_path` (release profile: opt-level \"s\", fat LTO, as deployed), "
+      "1 s warm-up, short measurement; per call:\n\n| benchmark | median | mean | 95 % CI of the mean |\n|---|---:|---:|---:|\n")
+
+    def t(ns):
+        return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+
+    labels = {"s3_event_decode_route_plan": "S3 event: decode + route + plan (events/s3-object-created.json, examples/jobrunner.toml)",
+              "s3_event_decode": "… of which decode (JSON text → typed event)",
+              "s3_event_route_plan": "… of which route + plan (trigger match, templating, token, RunTask plan)",
+              "s3_event_dry_run_json": "S3 event: the whole dry run, RunTask JSON input included",
+              "alert_decode_classify_render": "stopped task: decode + classify + render the SNS alert (events/ecs-task-stopped-non-zero-exit.json)",
+              "scaling_decide": "one scaling decision (`decide`, 10 minutes of history)"}
+    for key, label in labels.items():
+        if key in crit:
+            e = crit[key]
+            ci = e["mean"]["confidence_interval"]
+            w(f"| {label} | {t(e['median']['point_estimate'])} | {t(e['mean']['point_estimate'])} | {t(ci['lower_bound'])} – {t(ci['upper_bound'])} |\n")
+
+    w("\n## Size\n\n`cargo lambda build --release --output-format zip` (x86_64; arm64 needs the aarch64 target, not installed here):\n\n"
+      "| function | bootstrap.zip | bootstrap |\n|---|---:|---:|\n")
+    for fn in FUNCTIONS + ["hello"]:
+        z, raw = sizes[fn]
+        w(f"| {fn} | {z / 1e6:.2f} MB | {raw / 1e6:.2f} MB |\n")
+
+    w("\n")
+    scaling_section(w)
+    misses_section(w, missed)
+
+    w("\n## Commands\n\n```sh\n" + "\n".join(commands) + "\n```\n")
+
+
+def cold_goal_rows(fns):
+    """The cold-start rows of the Goals table."""
+    goals = []
+    floor = fns["hello"]["init_ms"]["median"]
+    floor_first = fns["hello"]["first_response_ms"]["median"]
+    for fn in FUNCTIONS:
+        init = fns[fn]["init_ms"]
+        ratio = init["median"] / floor
+        goals.append(("cold start", f"{fn}: init within 1.5× the hello-world floor", ratio <= 1.5,
+                      f"median {init['median']:.1f} ms vs {floor:.1f} ms = {ratio:.2f}×"))
+    for fn in FUNCTIONS:
+        own = fns[fn].get("first_response_less_calls_ms")
+        if own:
+            goals.append(("cold start", f"{fn}: first response within 2× the floor's plus the calls it makes",
+                          own["median"] <= 2 * floor_first,
+                          f"median first response − calls {own['median']:.1f} ms vs 2 × {floor_first:.1f} ms "
+                          f"(calls median {fns[fn]['calls_ms']['median']:.1f} ms)"))
+    return goals
+
+
+def cold_section(w, cold, fns, machine):
+    """The ## Cold start section."""
+    floor = fns["hello"]["init_ms"]["median"]
+    floor_first = fns["hello"]["first_response_ms"]["median"]
     w(f"## Cold start\n\nEach bootstrap from `cargo lambda build --release --output-format zip` (unzipped), started {cold['runs']} times "
       f"after {cold['warmup']} discarded warm-up runs, under a fake Lambda Runtime API on loopback (`bench/coldstart`). "
       "**Init** = process start → first `GET /2018-06-01/runtime/invocation/next`; **first response** = process start → the "
@@ -235,36 +280,6 @@ def main():
     w("\nFirst responses (first run of each):\n\n")
     for fn in ["hello"] + FUNCTIONS:
         w(f"- {fn}: `{fns[fn]['first_body'][:200]}`\n")
-
-    w("\n## Hot path (criterion)\n\n`cargo bench -p jobrunner-core --bench hot_path` (release profile: opt-level \"s\", fat LTO, as deployed), "
-      "1 s warm-up, short measurement; per call:\n\n| benchmark | median | mean | 95 % CI of the mean |\n|---|---:|---:|---:|\n")
-
-    def t(ns):
-        return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
-
-    labels = {"s3_event_decode_route_plan": "S3 event: decode + route + plan (events/s3-object-created.json, examples/jobrunner.toml)",
-              "s3_event_decode": "… of which decode (JSON text → typed event)",
-              "s3_event_route_plan": "… of which route + plan (trigger match, templating, token, RunTask plan)",
-              "s3_event_dry_run_json": "S3 event: the whole dry run, RunTask JSON input included",
-              "alert_decode_classify_render": "stopped task: decode + classify + render the SNS alert (events/ecs-task-stopped-non-zero-exit.json)",
-              "scaling_decide": "one scaling decision (`decide`, 10 minutes of history)"}
-    for key, label in labels.items():
-        if key in crit:
-            e = crit[key]
-            ci = e["mean"]["confidence_interval"]
-            w(f"| {label} | {t(e['median']['point_estimate'])} | {t(e['mean']['point_estimate'])} | {t(ci['lower_bound'])} – {t(ci['upper_bound'])} |\n")
-
-    w("\n## Size\n\n`cargo lambda build --release --output-format zip` (x86_64; arm64 needs the aarch64 target, not installed here):\n\n"
-      "| function | bootstrap.zip | bootstrap |\n|---|---:|---:|\n")
-    for fn in FUNCTIONS + ["hello"]:
-        z, raw = sizes[fn]
-        w(f"| {fn} | {z / 1e6:.2f} MB | {raw / 1e6:.2f} MB |\n")
-
-    w("\n")
-    scaling_section(w)
-    misses_section(w, missed)
-
-    w("\n## Commands\n\n```sh\n" + "\n".join(commands) + "\n```\n")
 
 
 def misses_section(w, missed):
@@ -416,6 +431,64 @@ def splice(path):
         f.write(text)
 
 
+def splice_cold(path):
+    """Replaces the cold-start parts of an existing RESULTS.md (COLDSTART_ONLY=1 run.sh): the cold-start goal rows, the
+    count of goals met, the cold-start section and its misses, with a note of when."""
+    import re
+    machine = kv("machine.txt")
+    cold = load("coldstart.json")
+    fns = {f["name"]: f for f in cold["functions"]}
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    rows = cold_goal_rows(fns)
+    table = [f"| {a} | {g} | {'met' if m else '**missed**'} | {d} |" for a, g, m, d in rows]
+    out, inserted = [], False
+    for line in text.split("\n"):
+        if line.startswith("| cold start |"):
+            if not inserted:
+                out.extend(table)
+                inserted = True
+            continue
+        out.append(line)
+    text = "\n".join(out)
+    goals_part = text[text.index("## Goals"):text.index("## Cold start")]
+    goal_lines = [l for l in goals_part.split("\n") if "| met |" in l or "| **missed** |" in l]
+    met = sum(1 for l in goal_lines if "| met |" in l)
+    text = re.sub(r"\n\d+ of \d+ met\.", f"\n{met} of {len(goal_lines)} met.", text, count=1)
+    parts = []
+    cold_section(parts.append, cold, fns, machine)
+    a, b = text.index("## Cold start"), text.index("## Hot path")
+    text = text[:a] + "".join(parts) + "\n" + text[b:]
+    a, b = text.index("## What limits the misses"), text.index("## Commands")
+    kept = [l for l in text[a:b].split("\n")[1:] if l.startswith("- ")
+            and not l.startswith("- **init within") and not l.startswith("- **first response within")]
+    missed = [r for r in rows if not r[2]]
+    bullets = []
+    misses_section(bullets.append, missed)
+    new = [l for l in "".join(bullets).split("\n") if l.startswith("- ")]
+    text = text[:a] + "## What limits the misses\n\n" + "\n".join(new + kept) + "\n\n" + text[b:]
+    commands_file = os.path.join(OUT, "commands.txt")
+    if os.path.exists(commands_file):
+        with open(commands_file, encoding="utf-8") as f:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(OUT))) + "/"
+            colds = [l.rstrip("\n").replace(root, "") for l in f if "coldstart" in l]
+        a = text.index("## Commands")
+        block = text[a:].split("\n")
+        at = next((i for i, l in enumerate(block) if "coldstart" in l), None)
+        block = [l for l in block if "coldstart" not in l]
+        if at is not None:
+            block[at:at] = colds
+        text = text[:a] + "\n".join(block)
+    note = (f" The cold-start sections were regenerated on {machine.get('date', '?')} (commit {machine.get('commit', '?')}, "
+            f"load average {machine.get('load_at_start', '?')}) with `COLDSTART_ONLY=1 bench/run.sh`.")
+    first_para_end = text.index("\n\n", text.index("Generated by"))
+    para = re.sub(r" The cold-start sections were regenerated on [^`]*`COLDSTART_ONLY=1 bench/run.sh`\.", "",
+                  text[:first_para_end])
+    text = para + note + text[first_para_end:]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def explain(goal):
     if "within 10 % of keda" in goal:
         return ("Both wait 300 s of an empty queue before scaling to zero, but KEDA counts its cooldown from the last 30-second "
@@ -469,5 +542,7 @@ def explain_first():
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[2] == "--splice":
         splice(sys.argv[3])
+    elif len(sys.argv) > 3 and sys.argv[2] == "--splice-cold":
+        splice_cold(sys.argv[3])
     else:
         main()

@@ -13,6 +13,9 @@
 #      jobrunner in both modes against every peer, goals checked)
 #   6. bench/RESULTS.md (bench/report.py)
 #
+# COLDSTART_ONLY=1 builds the functions, the floor and the harness, runs only step 4 and replaces just
+# the cold-start parts of bench/RESULTS.md (report.py --splice-cold).
+#
 # TARGET (cargo target directory, default target/bench). SIMULATIONS_ONLY=1 builds only the CLI, runs step 5 and replaces just the scaling parts of
 # bench/RESULTS.md (report.py --splice), leaving the other measurements as they were.
 #
@@ -36,6 +39,7 @@ SEED=${SEED:-1}
 MEASUREMENT_SECONDS=${MEASUREMENT_SECONDS:-3}
 MOTO_PORT=${MOTO_PORT:-5077}
 SIMULATIONS_ONLY=${SIMULATIONS_ONLY:-}
+COLDSTART_ONLY=${COLDSTART_ONLY:-}
 BASELINE=${BASELINE:-}
 BASELINE_LABEL=${BASELINE_LABEL:-the baseline}
 TARGET="${TARGET:-$ROOT/target/bench}"
@@ -89,7 +93,9 @@ run env CARGO_TARGET_DIR="$TARGET" cargo lambda build --release -j"$JOBS" --outp
   --output-format zip --lambda-dir "$TARGET/lambda")
 run env CARGO_TARGET_DIR="$TARGET/tools" cargo build -q --release -j"$JOBS" --manifest-path bench/coldstart/Cargo.toml
 fi
-run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
+if [ -z "$COLDSTART_ONLY" ]; then
+  run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
+fi
 JOBRUNNER="$TARGET/debug/jobrunner"
 phase_done builds
 
@@ -115,6 +121,7 @@ fi
 cat "$OUT/sizes.tsv"
 phase_done sizes
 
+if [ -z "$COLDSTART_ONLY" ]; then
 log "3/6 criterion (hot path)"
 run env CARGO_TARGET_DIR="$TARGET" cargo bench -q -j"$JOBS" -p jobrunner-core --bench hot_path -- \
   --warm-up-time 1 --measurement-time "$MEASUREMENT_SECONDS" --noplot 2>&1 | grep -E '^[a-z0-9_]+/|time:' | tee "$OUT/criterion.txt"
@@ -124,6 +131,7 @@ for dir in "$TARGET"/criterion/*/; do
   [ -f "$dir/new/estimates.json" ] && cp "$dir/new/estimates.json" "$OUT/criterion/$name.json"
 done
 phase_done criterion
+fi
 
 log "4/6 cold start ($RUNS runs each after $WARMUP warm-up runs, moto on 127.0.0.1:$MOTO_PORT)"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
@@ -150,6 +158,13 @@ run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoi
   --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - "${AFTER[@]}" \
   >"$OUT/coldstart-system-roots.json"
 phase_done coldstart
+fi
+
+if [ -n "$COLDSTART_ONLY" ]; then
+  log "6/6 bench/RESULTS.md (cold start only)"
+  python3 bench/report.py "$OUT" --splice-cold bench/RESULTS.md
+  log "done in $(($(date +%s) - began)) s: bench/RESULTS.md (cold start)"
+  exit 0
 fi
 
 log "5/6 simulations"
