@@ -13,8 +13,16 @@
 #      jobrunner in both modes against every peer, goals checked)
 #   6. bench/RESULTS.md (bench/report.py)
 #
+# COLDSTART_ONLY=1 builds the functions, the floor and the harness, runs only step 4 and replaces just
+# the cold-start parts of bench/RESULTS.md (report.py --splice-cold).
+#
 # TARGET (cargo target directory, default target/bench). SIMULATIONS_ONLY=1 builds only the CLI, runs step 5 and replaces just the scaling parts of
 # bench/RESULTS.md (report.py --splice), leaving the other measurements as they were.
+#
+# BASELINE (a directory holding launcher/, scaler/, tracker/ bootstrap.zip built from another commit,
+# e.g. `cargo lambda build --release --output-format zip --lambda-dir DIR` there) adds those functions
+# to the cold-start runs as launcher-before etc., interleaved with these, for a before/after table;
+# BASELINE_LABEL names that commit in RESULTS.md.
 #
 # Environment: RUNS (cold starts per function, default 30), WARMUP (discarded, default 2),
 # JOBS (cargo jobs, default 2), SEED (processing times, default 1), MEASUREMENT_SECONDS
@@ -31,6 +39,9 @@ SEED=${SEED:-1}
 MEASUREMENT_SECONDS=${MEASUREMENT_SECONDS:-3}
 MOTO_PORT=${MOTO_PORT:-5077}
 SIMULATIONS_ONLY=${SIMULATIONS_ONLY:-}
+COLDSTART_ONLY=${COLDSTART_ONLY:-}
+BASELINE=${BASELINE:-}
+BASELINE_LABEL=${BASELINE_LABEL:-the baseline}
 TARGET="${TARGET:-$ROOT/target/bench}"
 OUT="$ROOT/bench/out"
 CHARTS="$ROOT/bench/charts"
@@ -71,6 +82,7 @@ trap cleanup EXIT
   echo "moto=$(python3 -c 'import importlib.metadata as m; print(m.version("moto"))')"
   echo "load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  if [ -n "$BASELINE" ]; then echo "baseline=$BASELINE_LABEL"; fi
 } >"$OUT/machine.txt"
 
 if [ -z "$SIMULATIONS_ONLY" ]; then
@@ -81,7 +93,9 @@ run env CARGO_TARGET_DIR="$TARGET" cargo lambda build --release -j"$JOBS" --outp
   --output-format zip --lambda-dir "$TARGET/lambda")
 run env CARGO_TARGET_DIR="$TARGET/tools" cargo build -q --release -j"$JOBS" --manifest-path bench/coldstart/Cargo.toml
 fi
-run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
+if [ -z "$COLDSTART_ONLY" ]; then
+  run env CARGO_TARGET_DIR="$TARGET" cargo build -q -j"$JOBS" -p jobrunner-cli
+fi
 JOBRUNNER="$TARGET/debug/jobrunner"
 phase_done builds
 
@@ -97,9 +111,17 @@ log "2/6 sizes"
     printf '%s\t%s\t%s\n' "$fn" "$(stat -c %s "$zip")" "$(stat -c %s "$OUT/cold/$fn/bootstrap")"
   done
 } >"$OUT/sizes.tsv"
+if [ -n "$BASELINE" ]; then
+  for fn in "${FUNCTIONS[@]}"; do
+    mkdir -p "$OUT/cold/$fn-before"
+    (cd "$OUT/cold/$fn-before" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(".")' "$BASELINE/$fn/bootstrap.zip")
+    chmod +x "$OUT/cold/$fn-before/bootstrap"
+  done
+fi
 cat "$OUT/sizes.tsv"
 phase_done sizes
 
+if [ -z "$COLDSTART_ONLY" ]; then
 log "3/6 criterion (hot path)"
 run env CARGO_TARGET_DIR="$TARGET" cargo bench -q -j"$JOBS" -p jobrunner-core --bench hot_path -- \
   --warm-up-time 1 --measurement-time "$MEASUREMENT_SECONDS" --noplot 2>&1 | grep -E '^[a-z0-9_]+/|time:' | tee "$OUT/criterion.txt"
@@ -109,6 +131,7 @@ for dir in "$TARGET"/criterion/*/; do
   [ -f "$dir/new/estimates.json" ] && cp "$dir/new/estimates.json" "$OUT/criterion/$name.json"
 done
 phase_done criterion
+fi
 
 log "4/6 cold start ($RUNS runs each after $WARMUP warm-up runs, moto on 127.0.0.1:$MOTO_PORT)"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
@@ -116,23 +139,32 @@ pids+=($!)
 for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break; sleep 0.2; done
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
 python3 bench/moto_setup.py "$OUT"
+# Each function's event and config; with BASELINE, the same functions from that build too.
+cold_args() { # SUFFIX: the functions' arguments, their names suffixed
+  echo --function "launcher$1" "$OUT/cold/launcher$1/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml"
+  echo --function "scaler$1" "$OUT/cold/scaler$1/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml"
+  echo --function "tracker$1" "$OUT/cold/tracker$1/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-tracker.toml"
+}
+read -ra AFTER <<<"$(cold_args "" | tr '\n' ' ')"
+BEFORE=()
+if [ -n "$BASELINE" ]; then read -ra BEFORE <<<"$(cold_args -before | tr '\n' ' ')"; fi
 run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoint "$AWS_ENDPOINT_URL" \
-  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
-  --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
-  --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
-  --function tracker "$OUT/cold/tracker/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-tracker.toml" \
+  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - "${AFTER[@]}" "${BEFORE[@]}" \
   >"$OUT/coldstart.json"
 cat "$OUT/coldstart.json"
-# Diagnostic: the same with SSL_CERT_FILE set, so the HTTPS client reads one CA bundle instead of
-# also scanning /etc/ssl/certs (see RESULTS.md: what limits init).
+# The opt-out's cost: the system's certificate store instead of the compiled-in AWS roots.
 run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoint "$AWS_ENDPOINT_URL" \
-  --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - \
-  --function launcher "$OUT/cold/launcher/bootstrap" events/s3-object-created.json "$OUT/config-launcher.toml" \
-  --function scaler "$OUT/cold/scaler/bootstrap" bench/events/scaler-tick.json "$OUT/config-scaler.toml" \
-  --function tracker "$OUT/cold/tracker/bootstrap" events/ecs-task-stopped-non-zero-exit.json "$OUT/config-tracker.toml" \
-  >"$OUT/coldstart-certfile.json"
+  --env JOBRUNNER_TLS_ROOTS=system \
+  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - "${AFTER[@]}" \
+  >"$OUT/coldstart-system-roots.json"
 phase_done coldstart
+fi
+
+if [ -n "$COLDSTART_ONLY" ]; then
+  log "6/6 bench/RESULTS.md (cold start only)"
+  python3 bench/report.py "$OUT" --splice-cold bench/RESULTS.md
+  log "done in $(($(date +%s) - began)) s: bench/RESULTS.md (cold start)"
+  exit 0
 fi
 
 log "5/6 simulations"

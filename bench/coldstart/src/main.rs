@@ -11,7 +11,12 @@
 //! to the config file's text) and a fresh fake Runtime API on a loopback port, then times:
 //! - **init**: process start → its first `GET /2018-06-01/runtime/invocation/next`;
 //! - **first response**: process start → the `POST …/invocation/{id}/response` (or `/error`)
-//!   for the one event handed out.
+//!   for the one event handed out;
+//! - **calls**: with `--endpoint`, the function's AWS calls go through a forwarding proxy of the
+//!   harness (the function's `AWS_ENDPOINT_URL` is the proxy), which times each call from its
+//!   request's first byte to its response's last byte; calls is the time during the first
+//!   invocation when at least one call was under way (overlapping calls count once), so
+//!   first response − calls is the function's own time, init included.
 //!
 //! Functions take turns run by run (so a noisy neighbour hits them all alike); `--warmup` runs
 //! of each are discarded first. Prints JSON: per function the median, p95 and min of both, in
@@ -22,6 +27,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -45,6 +51,7 @@ enum Call {
 struct Measurement {
     init_ms: f64,
     first_response_ms: Option<f64>,
+    calls_ms: Option<f64>,
     ok: bool,
     body: String,
 }
@@ -120,14 +127,21 @@ fn run() -> Result<(), String> {
     for (i, (function, ms)) in functions.iter().zip(&results).enumerate() {
         let init: Vec<f64> = ms.iter().map(|m| m.init_ms).collect();
         let first: Vec<f64> = ms.iter().filter_map(|m| m.first_response_ms).collect();
+        let calls: Vec<f64> = ms.iter().filter_map(|m| m.calls_ms).collect();
+        let own: Vec<f64> = ms
+            .iter()
+            .filter_map(|m| Some(m.first_response_ms? - m.calls_ms?))
+            .collect();
         let ok = ms.iter().filter(|m| m.ok).count();
         let body = ms.first().map(|m| m.body.clone()).unwrap_or_default();
         out.push_str(&format!(
-            "    {{\"name\": {}, \"bootstrap\": {}, \"init_ms\": {}, \"first_response_ms\": {}, \"ok\": {ok}, \"first_body\": {}}}{}\n",
+            "    {{\"name\": {}, \"bootstrap\": {}, \"init_ms\": {}, \"first_response_ms\": {}, \"calls_ms\": {}, \"first_response_less_calls_ms\": {}, \"ok\": {ok}, \"first_body\": {}}}{}\n",
             quote(&function.name),
             quote(&function.bootstrap.display().to_string()),
             stats(&init),
             stats(&first),
+            stats(&calls),
+            stats(&own),
             quote(&body.chars().take(300).collect::<String>()),
             if i + 1 < functions.len() { "," } else { "" }
         ));
@@ -182,8 +196,9 @@ fn measure(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(endpoint) = endpoint {
-        command.env("AWS_ENDPOINT_URL", endpoint);
+    let proxy = endpoint.map(CallsProxy::start).transpose()?;
+    if let Some(proxy) = &proxy {
+        command.env("AWS_ENDPOINT_URL", format!("http://{}", proxy.address));
     }
     if let Some(config) = &function.config {
         command.env("JOBRUNNER_CONFIG", config);
@@ -213,6 +228,7 @@ fn measure(
     stop.store(true, Ordering::SeqCst);
     let _ = TcpStream::connect(address);
     let _ = server.join();
+    let intervals = proxy.map(CallsProxy::finish);
 
     let Some((call, at, body)) = outcome else {
         return Err(format!(
@@ -225,12 +241,171 @@ fn measure(
     }
     let ms = |t: Instant| (t - start).as_secs_f64() * 1000.0;
     let init = init.ok_or("responded before asking for an event")?;
+    let calls_ms = intervals.map(|intervals| busy(&intervals, init, at).as_secs_f64() * 1000.0);
     Ok(Measurement {
         init_ms: ms(init),
         first_response_ms: Some(ms(at)),
+        calls_ms,
         ok: call == Call::Response,
         body,
     })
+}
+
+/// A forwarding proxy in front of the AWS endpoint that records when each call was under way.
+struct CallsProxy {
+    address: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    acceptor: thread::JoinHandle<Vec<thread::JoinHandle<()>>>,
+    intervals: Arc<Mutex<Vec<(Instant, Instant)>>>,
+}
+
+/// One proxied connection: the call under way (its request's first byte) and the last response
+/// byte seen since.
+#[derive(Default)]
+struct ConnectionState {
+    open: Option<Instant>,
+    last_response: Option<Instant>,
+}
+
+impl ConnectionState {
+    /// A request byte at `t`: after a response, the previous call is over and a new one starts.
+    fn request(&mut self, t: Instant, intervals: &Mutex<Vec<(Instant, Instant)>>) {
+        match (self.open, self.last_response) {
+            (Some(start), Some(end)) => {
+                lock(intervals).push((start, end));
+                (self.open, self.last_response) = (Some(t), None);
+            }
+            (None, _) => self.open = Some(t),
+            (Some(_), None) => {}
+        }
+    }
+
+    fn close(&mut self, intervals: &Mutex<Vec<(Instant, Instant)>>) {
+        if let (Some(start), Some(end)) = (self.open.take(), self.last_response.take()) {
+            lock(intervals).push((start, end));
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl CallsProxy {
+    /// Listens on a loopback port and forwards each connection to `endpoint` (`http://host:port`).
+    fn start(endpoint: &str) -> Result<Self, String> {
+        let upstream = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("--endpoint {endpoint}: only http:// endpoints"))?
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let intervals = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = {
+            let (stop, intervals) = (stop.clone(), intervals.clone());
+            thread::spawn(move || {
+                let mut connections = Vec::new();
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
+                        continue;
+                    };
+                    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                    let state = Arc::new(Mutex::new(ConnectionState::default()));
+                    let (Ok(client_read), Ok(server_read)) =
+                        (client.try_clone(), server.try_clone())
+                    else {
+                        continue;
+                    };
+                    let requests = {
+                        let (state, intervals) = (state.clone(), intervals.clone());
+                        let (mut from, mut to) = (client_read, server);
+                        thread::spawn(move || {
+                            copy(&mut from, &mut to, |t| lock(&state).request(t, &intervals));
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                            lock(&state).close(&intervals);
+                        })
+                    };
+                    let responses = {
+                        let (mut from, mut to) = (server_read, client);
+                        thread::spawn(move || {
+                            copy(&mut from, &mut to, |t| lock(&state).last_response = Some(t));
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        })
+                    };
+                    connections.extend([requests, responses]);
+                }
+                connections
+            })
+        };
+        Ok(Self {
+            address,
+            stop,
+            acceptor,
+            intervals,
+        })
+    }
+
+    /// Stops accepting, waits for the connections to close (the process is gone) and returns
+    /// the calls' intervals.
+    fn finish(self) -> Vec<(Instant, Instant)> {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.address);
+        for connection in self.acceptor.join().unwrap_or_default() {
+            let _ = connection.join();
+        }
+        std::mem::take(&mut *lock(&self.intervals))
+    }
+}
+
+/// Copies until EOF, calling `seen` with the time of each chunk read.
+fn copy(from: &mut TcpStream, to: &mut TcpStream, mut seen: impl FnMut(Instant)) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                seen(Instant::now());
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How long within `from..to` at least one interval was under way.
+fn busy(intervals: &[(Instant, Instant)], from: Instant, to: Instant) -> Duration {
+    let mut clipped: Vec<(Instant, Instant)> = intervals
+        .iter()
+        .map(|&(a, b)| (a.max(from), b.min(to)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    clipped.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (a, b) in clipped {
+        current = match current {
+            Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                total += cb - ca;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    if let Some((a, b)) = current {
+        total += b - a;
+    }
+    total
 }
 
 /// Serves one connection of the Runtime API client (HTTP/1.1, keep-alive).

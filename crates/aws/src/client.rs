@@ -5,7 +5,8 @@
 //! slows down after throttling) handles transient errors before they reach jobrunner's own
 //! error classification. Standard mode gives up on sustained throttling within a second and
 //! spends its retry quota over a long burst: the burst test saw good events reach the DLQ. `AWS_ENDPOINT_URL` (the local
-//! emulator) is honoured by the SDK itself.
+//! emulator) is honoured by the SDK itself. The HTTPS client trusts the roots [`crate::tls`]
+//! chooses: by default only those AWS endpoints chain to, so a cold start reads no CA files.
 
 use std::time::Duration;
 
@@ -13,16 +14,25 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::tls::{self, TlsError, TrustRoots};
+
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// Loads region and credentials from the environment with jobrunner's retry and timeouts.
-pub async fn load() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// Loads region and credentials from the environment with jobrunner's retry and timeouts, and
+/// the HTTPS client with the trust store the environment chooses ([`TrustRoots::from_env`]).
+pub async fn load() -> Result<SdkConfig, TlsError> {
+    load_with(TrustRoots::from_env()?).await
+}
+
+/// [`load`] with the given trust store.
+pub async fn load_with(roots: TrustRoots) -> Result<SdkConfig, TlsError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tls::http_client(roots)?)
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
-        .await
+        .await)
 }
 
 /// Adaptive retry mode: exponential backoff with jitter, and a token-bucket rate limiter that

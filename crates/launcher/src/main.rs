@@ -14,7 +14,9 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
-    let sdk = jobrunner_aws::client::load().await;
+    let sdk =
+        jobrunner_lambda::init::required(jobrunner_aws::client::load().await.map_err(Into::into))
+            .await?;
     // Only the clients this config calls: the ledger's table, the queue events wait in, the
     // topic `launch_failed` alerts go to, S3 for HeadObject (batch tasks, `skip_missing`).
     let ports: Adapters = Adapters {

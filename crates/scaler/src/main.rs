@@ -25,7 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
-    let sdk = jobrunner_aws::client::load().await;
+    let sdk =
+        jobrunner_lambda::init::required(jobrunner_aws::client::load().await.map_err(Into::into))
+            .await?;
     let ports: Adapters = Adapters {
         queues: Some(SqsQueues::from_sdk_config(&sdk)),
         services: Some(EcsServices::from_sdk_config(&sdk)),

@@ -14,7 +14,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
     jobrunner_lambda::init::required(jobrunner_core::tracker::check(&config)).await?;
-    let sdk = jobrunner_aws::client::load().await;
+    let sdk =
+        jobrunner_lambda::init::required(jobrunner_aws::client::load().await.map_err(Into::into))
+            .await?;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let ports: Adapters = Adapters {
         // Stopping overdue tasks, and listing them in the sweep.
