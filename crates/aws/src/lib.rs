@@ -16,6 +16,7 @@ pub mod s3;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;
+pub mod status_reader;
 pub mod task_definitions;
 
 pub use adapters::{Adapters, SystemClock};

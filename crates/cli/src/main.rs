@@ -13,6 +13,7 @@ use jobrunner_core::{Config, schedule};
 
 mod runs;
 mod simulate;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// The run ledger: list runs, view one with its attempts, cancel one (calls AWS).
     Run(runs::RunArgs),
+    /// One screen of the deployment now: jobs' slots, last failures, workers, dead letters
+    /// (calls AWS; reads only).
+    Status(status::StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -133,6 +137,8 @@ enum CliError {
     NoRegion,
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
+    #[error("--watch {seconds}: refresh every 1 to {max} seconds")]
+    Watch { seconds: u64, max: u64 },
     #[error("--limit 0: list at least 1 run")]
     Limit,
     #[error("--state '{0}': not a run state (one of {states})", states = jobrunner_core::run::RunState::NAMES.join(", "))]
@@ -174,6 +180,7 @@ fn main() -> ExitCode {
         Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
         Command::Run(args) => runs::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
