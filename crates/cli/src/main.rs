@@ -1,6 +1,7 @@
 //! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
 //! decision path, list schedule fire times, simulate scaling policies (none of these calls an
-//! AWS API), and list, view and cancel runs in the run ledger (`run`, which does).
+//! AWS API), list, view and cancel runs in the run ledger (`run`, which does), and show the
+//! deployment's state on one screen (`status`, which reads).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
