@@ -3,6 +3,7 @@ export * from './alarms';
 export * from './alert';
 export * from './buffer';
 export * from './config';
+export * from './dashboard';
 export * from './function';
 export * from './jobrunner';
 export * from './launch';

@@ -16,6 +16,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AlertTopic } from './alert';
 import { type AlarmChannel, JobRunnerAlarms, type JobRunnerAlarmsOptions } from './alarms';
+import { JobRunnerDashboard, type JobRunnerDashboardOptions } from './dashboard';
 import {
   CONFIG_ENV,
   type ConfigDocument,
@@ -48,6 +49,8 @@ export interface JobRunnerProps extends ConfigProps {
   readonly state?: StateTableProps & StateSettings;
   /** The CloudWatch alarms: each is on by default and can be tuned or turned off (`false`). */
   readonly alarms?: JobRunnerAlarmsOptions;
+  /** The CloudWatch dashboard (jobs, workers, dead letters, functions); `false` leaves it out. */
+  readonly dashboard?: JobRunnerDashboardOptions | false;
 }
 
 /** Bytes the other variables and the keys take besides the config value. */
@@ -64,6 +67,8 @@ export class JobRunner extends Construct {
   readonly state: StateTable;
   /** Dead-letter and Lambda error alarms; they publish when `alerts` is set. */
   readonly alarms: JobRunnerAlarms;
+  /** Absent with `dashboard: false`. */
+  readonly dashboard?: JobRunnerDashboard;
   /** The generated config document (tokens where values are known only at deploy time). */
   readonly config: ConfigDocument;
   /** The document as the JSON string each function receives in JOBRUNNER_CONFIG. */
@@ -143,7 +148,26 @@ export class JobRunner extends Construct {
       launcher: { function: this.launcher.function, deadLetterQueue: this.launcher.buffer.deadLetterQueue },
       scaler: this.scaler,
       tracker: { function: this.tracker.function, deadLetterQueue: this.tracker.buffer.deadLetterQueue },
+      jobs: Object.keys(jobs),
+      scheduledJobs: (props.schedules ?? []).map((s) => s.job),
+      workers: Object.keys(workers),
     });
+    if (props.dashboard !== false) {
+      this.dashboard = new JobRunnerDashboard(this, 'Dashboard', {
+        ...props.dashboard,
+        jobs: Object.keys(jobs),
+        workers: Object.keys(workers),
+        functions: {
+          launcher: this.launcher.function,
+          ...(this.scaler ? { scaler: this.scaler.function } : {}),
+          tracker: this.tracker.function,
+        },
+        deadLetterQueues: {
+          launcher: this.launcher.buffer.deadLetterQueue,
+          tracker: this.tracker.buffer.deadLetterQueue,
+        },
+      });
+    }
     if (this.alertTopic) {
       // Alarms about the alert path go to the alarm channel, every other alarm to the alert topic.
       const channels: [AlarmChannel, sns.ITopic][] = [

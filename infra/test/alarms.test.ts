@@ -1,5 +1,6 @@
-// The alarms (dead letters, each function's Lambda errors), where they publish, and that the
-// topics and the key let CloudWatch publish exactly those alarms and nothing else.
+// The alarms (dead letters, each function's Lambda errors, jobs' failure rates and missed
+// schedules, the scaler's errors per worker), where they publish, and that the topics and the
+// key let CloudWatch publish exactly those alarms and nothing else.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -69,7 +70,7 @@ for (const [name, stack] of [['example', example], ['existing resources', existi
     const t = topics(json);
 
     test('every alarm publishes to one of the two topics', () => {
-      assert.equal(alarms(json).size, 5);
+      assert.equal(alarms(json).size, 9);
       for (const [kind, a] of alarms(json)) assert.equal(a.actions.length, 1, kind);
       assert.ok(t.alarms, 'a second topic for the alert-path alarms');
     });
@@ -207,7 +208,10 @@ describe('alarm props', () => {
       },
     }));
     const a = alarms(e.json);
-    assert.deepEqual([...a.keys()].sort(), ['launcher-errors', 'scaler-errors', 'tracker-dead-letters']);
+    assert.deepEqual([...a.keys()].sort(), [
+      'job-report-failure-rate', 'job-report-missed-schedules', 'job-thumbnails-failure-rate', 'launcher-errors',
+      'scaler-errors', 'tracker-dead-letters', 'worker-orders-scaler-errors',
+    ]);
     const scaler = a.get('scaler-errors')!.props;
     assert.deepEqual([scaler.Threshold, scaler.Period, scaler.EvaluationPeriods, scaler.DatapointsToAlarm], [2, 120, 10, 4]);
     const launcher = a.get('launcher-errors')!.props;
@@ -260,8 +264,116 @@ describe('alarm props', () => {
   test('without alerts the alarms exist and publish nowhere; without workers there is no scaler alarm', () => {
     const e = existingResources((p) => ({ ...p, alerts: undefined, workers: undefined }));
     const a = alarms(e.json);
-    assert.deepEqual([...a.keys()].sort(), ['launcher-dead-letters', 'launcher-errors', 'tracker-dead-letters', 'tracker-errors']);
+    assert.deepEqual([...a.keys()].sort(), [
+      'job-report-failure-rate', 'job-report-missed-schedules', 'job-thumbnails-failure-rate',
+      'launcher-dead-letters', 'launcher-errors', 'tracker-dead-letters', 'tracker-errors',
+    ]);
     for (const [, alarm] of a) assert.deepEqual(alarm.actions, []);
     assert.equal(resourcesOfType(e.json, 'AWS::KMS::Key').length, 0);
+  });
+});
+
+describe('alarms on jobrunner metrics', () => {
+  const a = alarms(example.json);
+  const t = topics(example.json);
+  const metricsById = (p: any) => Object.fromEntries((p.Metrics ?? []).map((m: any) => [m.Id, m]));
+
+  test('each job has a failure-rate alarm: (failed + timed_out) / all outcomes, judged from 3 runs, 50% over 15 minutes', () => {
+    for (const job of ['process-upload', 'inventory']) {
+      const p = a.get(`job-${job}-failure-rate`)!.props;
+      assert.deepEqual(
+        [p.Threshold, p.EvaluationPeriods, p.DatapointsToAlarm, p.ComparisonOperator, p.TreatMissingData],
+        [50, 1, 1, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+      );
+      assert.equal(p.MetricName, undefined, 'a metric-math alarm');
+      const m = metricsById(p);
+      for (const [id, outcome] of [['failed', 'failed'], ['timedOut', 'timed_out'], ['succeeded', 'succeeded'], ['cancelled', 'cancelled']]) {
+        assert.deepEqual(m[id].MetricStat, {
+          Metric: {
+            Namespace: 'jobrunner',
+            MetricName: 'runs_finished',
+            Dimensions: [{ Name: 'job', Value: job }, { Name: 'outcome', Value: outcome }],
+          },
+          Period: 900,
+          Stat: 'Sum',
+        }, `${job} ${id}`);
+        assert.equal(m[id].ReturnData, false);
+      }
+      const [expression] = (p.Metrics as any[]).filter((x) => x.Expression);
+      assert.equal(
+        expression.Expression,
+        'IF((FILL(failed, 0) + FILL(timedOut, 0) + FILL(succeeded, 0) + FILL(cancelled, 0)) >= 3, ' +
+          '100 * (FILL(failed, 0) + FILL(timedOut, 0)) / (FILL(failed, 0) + FILL(timedOut, 0) + FILL(succeeded, 0) + FILL(cancelled, 0)), 0)',
+      );
+      assert.deepEqual(a.get(`job-${job}-failure-rate`)!.actions, [{ Ref: t.alerts }]);
+    }
+  });
+
+  test('a job with schedules has a missed-schedule alarm; one without has none', () => {
+    const p = a.get('job-inventory-missed-schedules')!.props;
+    assert.deepEqual(
+      [p.Namespace, p.MetricName, p.Dimensions, p.Statistic, p.Period, p.Threshold, p.EvaluationPeriods, p.DatapointsToAlarm],
+      ['jobrunner', 'missed_schedules', [{ Name: 'job', Value: 'inventory' }], 'Sum', 300, 1, 1, 1],
+    );
+    assert.equal(a.has('job-process-upload-missed-schedules'), false);
+    assert.deepEqual(a.get('job-inventory-missed-schedules')!.actions, [{ Ref: t.alerts }]);
+  });
+
+  test("each worker has an alarm on the scaler's own errors metric: 3 of 5 one-minute periods", () => {
+    const p = a.get('worker-orders-scaler-errors')!.props;
+    assert.deepEqual(
+      [p.Namespace, p.MetricName, p.Dimensions, p.Statistic, p.Period, p.Threshold, p.EvaluationPeriods, p.DatapointsToAlarm],
+      ['jobrunner', 'errors', [{ Name: 'worker', Value: 'orders' }], 'Sum', 60, 1, 5, 3],
+    );
+    assert.deepEqual(a.get('worker-orders-scaler-errors')!.actions, [{ Ref: t.alerts }]);
+  });
+
+  test('the new alarms are tuned or turned off by their props, per job too', () => {
+    const e = existingResources((p) => ({
+      ...p,
+      alarms: {
+        jobFailureRate: { threshold: 25, minimumRuns: 10, period: Duration.minutes(30) },
+        jobFailureRateByJob: { report: false },
+        missedSchedules: { evaluationPeriods: 2, datapointsToAlarm: 2 },
+        workerScalerErrors: false,
+      },
+    }));
+    const x = alarms(e.json);
+    assert.equal(x.has('job-report-failure-rate'), false);
+    assert.equal(x.has('worker-orders-scaler-errors'), false);
+    const rate = x.get('job-thumbnails-failure-rate')!.props;
+    assert.equal(rate.Threshold, 25);
+    const [expression] = (rate.Metrics as any[]).filter((m) => m.Expression);
+    assert.match(expression.Expression, /^IF\(.* >= 10, /);
+    assert.ok((rate.Metrics as any[]).filter((m) => m.MetricStat).every((m) => m.MetricStat.Period === 1800));
+    const missed = x.get('job-report-missed-schedules')!.props;
+    assert.deepEqual([missed.EvaluationPeriods, missed.DatapointsToAlarm], [2, 2]);
+    // The policies follow: exactly the alarms that exist, by ARN.
+    const cloudwatchArns = keyStatements(e.json)
+      .filter((s) => s.Principal?.Service === CLOUDWATCH.Service)
+      .flatMap((s) => asArray<string>(s.Condition.ArnEquals['aws:SourceArn']))
+      .sort();
+    assert.deepEqual(cloudwatchArns, [...x.values()].map((v) => v.arn).sort());
+  });
+
+  test('a per-job setting merges over the general one', () => {
+    const e = existingResources((p) => ({
+      ...p,
+      alarms: { jobFailureRate: { threshold: 20 }, jobFailureRateByJob: { report: { minimumRuns: 1 } } },
+    }));
+    const report = alarms(e.json).get('job-report-failure-rate')!.props;
+    assert.equal(report.Threshold, 20);
+    assert.match((report.Metrics as any[]).find((m) => m.Expression).Expression, /^IF\(.* >= 1, /);
+  });
+
+  test('bad settings fail at synth, naming the prop', () => {
+    assert.throws(
+      () => existingResources((p) => ({ ...p, alarms: { jobFailureRate: { minimumRuns: 0 } } })),
+      /alarms\.jobFailureRate \(job thumbnails\): minimumRuns must be 1 or more/,
+    );
+    assert.throws(
+      () => existingResources((p) => ({ ...p, alarms: { missedSchedules: { evaluationPeriods: 1, datapointsToAlarm: 2 } } })),
+      /alarms\.missedSchedules: datapointsToAlarm \(2\) exceeds evaluationPeriods \(1\)/,
+    );
   });
 });

@@ -18,6 +18,7 @@ pub mod s3_head;
 pub mod sns;
 pub mod sqs_queue;
 pub mod state_store;
+pub mod status_reader;
 pub mod task_definitions;
 pub mod tls;
 

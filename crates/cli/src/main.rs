@@ -1,6 +1,7 @@
 //! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
 //! decision path, list schedule fire times, simulate scaling policies (none of these calls an
-//! AWS API), and list, view and cancel runs in the run ledger (`run`, which does).
+//! AWS API), list, view and cancel runs in the run ledger (`run`, which does), and show the
+//! deployment's state on one screen (`status`, which reads).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use jobrunner_core::{Config, schedule};
 
 mod runs;
 mod simulate;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// The run ledger: list runs, view one with its attempts, cancel one (calls AWS).
     Run(runs::RunArgs),
+    /// One screen of the deployment now: jobs' slots, last failures, workers, dead letters
+    /// (calls AWS; reads only).
+    Status(status::StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -133,6 +138,8 @@ enum CliError {
     NoRegion,
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
+    #[error("--watch {seconds}: refresh every 1 to {max} seconds")]
+    Watch { seconds: u64, max: u64 },
     #[error("--limit 0: list at least 1 run")]
     Limit,
     #[error("--state '{0}': not a run state (one of {states})", states = jobrunner_core::run::RunState::NAMES.join(", "))]
@@ -174,6 +181,7 @@ fn main() -> ExitCode {
         Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
         Command::Run(args) => runs::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
