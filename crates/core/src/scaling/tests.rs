@@ -24,6 +24,7 @@ fn worker(
         sample_every_seconds: None,
         windows: Vec::new(),
         mode: Default::default(),
+        ..Worker::default()
     }
 }
 
