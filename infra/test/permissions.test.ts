@@ -45,12 +45,12 @@ describe('each function may do exactly its job', () => {
     );
   });
 
-  test('scaler: queue attributes, describe/update services, its state', () => {
+  test('scaler: queue attributes, describe/update services, read their tasks\' protection, its state', () => {
     assert.deepEqual(
       [...actionsOf(example.json, scaler)].sort(),
       [
         'dynamodb:GetItem', 'dynamodb:PutItem',
-        'ecs:DescribeServices', 'ecs:UpdateService', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:GetQueueAttributes',
+        'ecs:DescribeServices', 'ecs:GetTaskProtection', 'ecs:ListTasks', 'ecs:UpdateService', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:GetQueueAttributes',
       ].sort(),
     );
   });

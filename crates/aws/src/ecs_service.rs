@@ -217,7 +217,13 @@ mod tests {
         );
         assert!(!protections[1].enabled);
         // No tasks, no call.
-        assert!(services.task_protection("jobs", &[]).await.unwrap().is_empty());
+        assert!(
+            services
+                .task_protection("jobs", &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(get.num_calls(), 1);
     }
 

@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{Config, LaunchSettings, Worker, WorkerMode};
-use crate::ports::{CallError, Clock, Put, Queues, RunTaskAnswer, Saved, Services, StateTable, Tasks};
+use crate::ports::{
+    CallError, Clock, Put, Queues, RunTaskAnswer, Saved, Services, StateTable, Tasks,
+};
 use crate::scaling::jobs::{self, JobsDecision};
 use crate::scaling::metrics;
 use crate::scaling::{
@@ -495,13 +497,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
             reason = %decision.reason,
             "scaling decision"
         );
-        documents.push(metrics::jobs(
-            name,
-            &queue,
-            &decision,
-            launched.len(),
-            now,
-        ));
+        documents.push(metrics::jobs(name, &queue, &decision, launched.len(), now));
         let mut report = SampleReport::jobs(now, &decision, launched);
         report.visible = queue.visible;
         report.in_flight = queue.in_flight;

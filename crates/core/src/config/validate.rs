@@ -783,7 +783,10 @@ fn launch_fields(worker: &Worker) -> [(&'static str, bool); 9] {
         ("capacity", worker.capacity.is_some()),
         ("launch_type", worker.launch_type.is_some()),
         ("platform_version", worker.platform_version.is_some()),
-        ("placement_constraints", worker.placement_constraints.is_some()),
+        (
+            "placement_constraints",
+            worker.placement_constraints.is_some(),
+        ),
         ("placement_strategy", worker.placement_strategy.is_some()),
         ("propagate_tags", worker.propagate_tags.is_some()),
     ]
@@ -863,7 +866,10 @@ fn check_jobs_worker(config: &Config, path: &str, name: &str, worker: &Worker) -
     }
     validate_started_by(&crate::scaling::jobs::started_by(name))
         .map_err(|reason| Error::config(path, reason))?;
-    if config.jobs.contains_key(crate::scaling::jobs::STARTED_BY_SEGMENT) {
+    if config
+        .jobs
+        .contains_key(crate::scaling::jobs::STARTED_BY_SEGMENT)
+    {
         return Err(Error::config(
             format!("jobs.{}", crate::scaling::jobs::STARTED_BY_SEGMENT),
             format!(

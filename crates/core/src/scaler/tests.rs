@@ -809,7 +809,11 @@ async fn jobs_mode_launches_what_the_backlog_needs_and_counts_live_tasks_next_ti
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(
-        (call.count, call.started_by.as_str(), call.task_definition.as_str()),
+        (
+            call.count,
+            call.started_by.as_str(),
+            call.task_definition.as_str()
+        ),
         (3, "jobrunner/worker/thumbs", "thumbs:3")
     );
     assert_eq!(
@@ -835,7 +839,10 @@ async fn jobs_mode_launches_what_the_backlog_needs_and_counts_live_tasks_next_ti
     assert_eq!((sample.previous, sample.desired), (0, 3));
     // The EMF line carries the decision.
     let doc = report.metrics.last().unwrap();
-    assert_eq!((doc["mode"].as_str(), doc["decision"].as_u64()), (Some("jobs"), Some(3)));
+    assert_eq!(
+        (doc["mode"].as_str(), doc["decision"].as_u64()),
+        (Some("jobs"), Some(3))
+    );
 
     // A minute later 12 more messages arrived (37 in all): the 3 live tasks count.
     s.clock.advance(Duration::from_secs(60));
@@ -843,7 +850,11 @@ async fn jobs_mode_launches_what_the_backlog_needs_and_counts_live_tasks_next_ti
     let report = tick(&s).await;
     assert_eq!(launched(&report, "thumbs"), 1);
     let sample = &report.workers["thumbs"].samples[0];
-    assert!(sample.reason.contains("3 pending or running"), "{}", sample.reason);
+    assert!(
+        sample.reason.contains("3 pending or running"),
+        "{}",
+        sample.reason
+    );
 
     // The queue is empty: nothing is launched (the tasks leave by themselves).
     s.clock.advance(Duration::from_secs(60));
@@ -868,8 +879,12 @@ async fn jobs_mode_never_exceeds_max_tasks_and_batches_ten_per_call() {
     assert_eq!(launched(&report, "thumbs"), 25);
     let counts: Vec<i32> = s.tasks.calls().iter().map(|c| c.count).collect();
     assert_eq!(counts, [10, 10, 5]);
-    let tokens: std::collections::BTreeSet<String> =
-        s.tasks.calls().iter().map(|c| c.client_token.clone()).collect();
+    let tokens: std::collections::BTreeSet<String> = s
+        .tasks
+        .calls()
+        .iter()
+        .map(|c| c.client_token.clone())
+        .collect();
     assert_eq!(tokens.len(), 3, "one token per call");
     assert!(
         report.workers["thumbs"].samples[0]
@@ -895,24 +910,41 @@ async fn jobs_mode_redelivered_tick_starts_nothing_twice() {
     let calls = s.tasks.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].client_token, calls[1].client_token);
-    assert_eq!(s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(), 3);
-    assert_eq!(launched(&again, "thumbs"), 3, "the original tasks are reported");
+    assert_eq!(
+        s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(),
+        3
+    );
+    assert_eq!(
+        launched(&again, "thumbs"),
+        3,
+        "the original tasks are reported"
+    );
     // A redelivery that sees more messages asks for more with the same token: ECS refuses
     // (ConflictException naming the tasks) and nothing more starts.
     s.queues.script(JOBS, &[(45, 0)]);
     let conflict = tick(&s).await;
     assert!(conflict.failed.is_empty());
-    assert_eq!(s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(), 3);
+    assert_eq!(
+        s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(),
+        3
+    );
     // The next slot is a new decision with new tokens.
     s.clock.advance(Duration::from_secs(60));
     tick(&s).await;
-    assert_ne!(s.tasks.calls().last().unwrap().client_token, calls[0].client_token);
+    assert_ne!(
+        s.tasks.calls().last().unwrap().client_token,
+        calls[0].client_token
+    );
 }
 
 #[tokio::test]
 async fn jobs_mode_falls_back_to_the_next_capacity_provider() {
     let s = jobs_scaler(r#"capacity = ["FARGATE_SPOT", "FARGATE"]"#);
-    s.tasks.exhausted.lock().unwrap().push("FARGATE_SPOT".into());
+    s.tasks
+        .exhausted
+        .lock()
+        .unwrap()
+        .push("FARGATE_SPOT".into());
     s.queues.script(JOBS, &[(15, 0)]);
     let report = tick(&s).await;
     assert!(report.failed.is_empty(), "{report:?}");
@@ -931,18 +963,29 @@ async fn jobs_mode_falls_back_to_the_next_capacity_provider() {
 
     // With no capacity anywhere the worker's sample fails, naming the reason.
     let s = jobs_scaler(r#"capacity = ["FARGATE_SPOT"]"#);
-    s.tasks.exhausted.lock().unwrap().push("FARGATE_SPOT".into());
+    s.tasks
+        .exhausted
+        .lock()
+        .unwrap()
+        .push("FARGATE_SPOT".into());
     s.queues.script(JOBS, &[(15, 0)]);
     let report = tick(&s).await;
     let error = report.workers["thumbs"].error.as_deref().unwrap();
-    assert!(error.contains("2 of 2 tasks not started") && error.contains("Capacity"), "{error}");
+    assert!(
+        error.contains("2 of 2 tasks not started") && error.contains("Capacity"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn scale_in_stops_at_the_protected_tasks() {
     let s = scaler(&["orders"]);
     s.services.add("orders", 15);
-    s.services.protected.lock().unwrap().insert("orders".into(), 4);
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 4);
     s.queues.script(ORDERS, &[(0, 0)]);
     // No scale-in before a whole window of observations: protection is not read.
     tick(&s).await;
@@ -961,7 +1004,11 @@ async fn scale_in_stops_at_the_protected_tasks() {
     );
     assert_eq!(report.metrics.last().unwrap()["protected"], 4);
     // Once the tasks released protection, the next tick goes on to zero.
-    s.services.protected.lock().unwrap().insert("orders".into(), 0);
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 0);
     s.clock.advance(Duration::from_secs(60));
     tick(&s).await;
     assert_eq!(s.services.desired("orders"), 0);
@@ -971,7 +1018,11 @@ async fn scale_in_stops_at_the_protected_tasks() {
 async fn protection_holds_the_count_when_every_task_is_protected() {
     let s = scaler(&["orders"]);
     s.services.add("orders", 3);
-    s.services.protected.lock().unwrap().insert("orders".into(), 3);
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 3);
     s.queues.script(ORDERS, &[(0, 0)]);
     tick(&s).await;
     s.clock.advance(Duration::from_secs(61));
@@ -979,5 +1030,74 @@ async fn protection_holds_the_count_when_every_task_is_protected() {
     assert!(s.services.updates().is_empty(), "no UpdateService");
     let sample = &report.workers["orders"].samples[0];
     assert_eq!(sample.direction, Direction::Hold);
-    assert!(sample.reason.contains("desiredCount stays 3"), "{}", sample.reason);
+    assert!(
+        sample.reason.contains("desiredCount stays 3"),
+        "{}",
+        sample.reason
+    );
+}
+
+#[test]
+fn the_dry_run_plans_the_run_tasks_of_jobs_mode() {
+    use crate::dryrun::{Function, World, dry_run_now};
+    let config = Config::parse(
+        &format!(
+            r#"
+[defaults]
+subnets = ["subnet-1"]
+[state]
+table = "jobrunner-state"
+[workers.thumbs]
+mode = "jobs"
+cluster = "jobs"
+queue_url = "{JOBS}"
+task_definition = "thumbs"
+container = "app"
+command = ["thumbs"]
+messages_per_task = 10
+max_tasks = 30
+"#
+        ),
+        Format::Toml,
+    )
+    .unwrap();
+    let world = World {
+        visible: 150,
+        running: 2,
+        ..World::for_config(&config)
+    };
+    let payload = json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2024-01-01T12:00:00Z", "detail": {}});
+    let plan = dry_run_now(&config, Function::Scaler, &payload, t0(), world).unwrap();
+    let operations: Vec<&str> = plan.actions.iter().map(|a| a.operation).collect();
+    assert_eq!(
+        operations,
+        [
+            "GetItem",
+            "GetQueueAttributes",
+            "ListTasks",
+            "PutItem",
+            "RunTask",
+            "RunTask"
+        ]
+    );
+    let list = &plan.actions[2];
+    assert_eq!(list.input["startedBy"], "jobrunner/worker/thumbs");
+    let runs: Vec<&crate::action::Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "RunTask")
+        .collect();
+    // 150 messages need 15 tasks; 2 are running: 13, in calls of 10 and 3.
+    assert_eq!(
+        (
+            runs[0].input["count"].as_i64(),
+            runs[1].input["count"].as_i64()
+        ),
+        (Some(10), Some(3))
+    );
+    assert_eq!(
+        runs[0].input["overrides"]["containerOverrides"][0]["command"][0],
+        "jobrunner-worker"
+    );
+    assert_eq!(runs[0].input["startedBy"], "jobrunner/worker/thumbs");
 }

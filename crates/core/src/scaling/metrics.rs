@@ -22,7 +22,7 @@ pub fn decision(
     decision: &Decision,
     at: DateTime<Utc>,
 ) -> Value {
-    json!({
+    let mut document = json!({
         "_aws": envelope(at, &[("backlog", "Count"), ("in_flight", "Count"), ("desired", "Count"), ("decision", "Count")]),
         "worker": worker,
         "backlog": decision.backlog,
@@ -38,8 +38,11 @@ pub fn decision(
         "min_tasks": decision.bounds.min,
         "max_tasks": decision.bounds.max,
         "reason": decision.reason,
-        "protected": decision.protected,
-    })
+    });
+    if let Some(protected) = decision.protected {
+        document["protected"] = protected.into();
+    }
+    document
 }
 
 /// The EMF document of one jobs-mode decision; `launched` is how many tasks RunTask started.
