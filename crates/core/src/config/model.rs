@@ -454,6 +454,17 @@ pub struct Worker {
     pub propagate_tags: Option<bool>,
 }
 
+/// The segment after `jobrunner/` in a jobs-mode worker's `startedBy`.
+pub const WORKER_STARTED_BY_SEGMENT: &str = "worker";
+
+/// `startedBy` of a jobs-mode worker's tasks: `jobrunner/worker/<name>`.
+pub fn worker_started_by(worker: &str) -> String {
+    format!(
+        "{}{WORKER_STARTED_BY_SEGMENT}/{worker}",
+        crate::started_by::PREFIX
+    )
+}
+
 /// A jobs-mode task exits after this long without a message unless `idle_exit` says otherwise.
 pub const DEFAULT_IDLE_EXIT_SECONDS: u64 = 60;
 

@@ -864,18 +864,14 @@ fn check_jobs_worker(config: &Config, path: &str, name: &str, worker: &Worker) -
             "placement settings apply to EC2 only, not Fargate",
         ));
     }
-    validate_started_by(&crate::scaling::jobs::started_by(name))
-        .map_err(|reason| Error::config(path, reason))?;
-    if config
-        .jobs
-        .contains_key(crate::scaling::jobs::STARTED_BY_SEGMENT)
-    {
+    validate_started_by(&worker_started_by(name)).map_err(|reason| Error::config(path, reason))?;
+    if config.jobs.contains_key(WORKER_STARTED_BY_SEGMENT) {
         return Err(Error::config(
-            format!("jobs.{}", crate::scaling::jobs::STARTED_BY_SEGMENT),
+            format!("jobs.{}", WORKER_STARTED_BY_SEGMENT),
             format!(
                 "a job named '{}' would share startedBy '{}' with jobs-mode worker '{name}': rename the job",
-                crate::scaling::jobs::STARTED_BY_SEGMENT,
-                crate::scaling::jobs::started_by(name)
+                WORKER_STARTED_BY_SEGMENT,
+                worker_started_by(name)
             ),
         ));
     }

@@ -29,10 +29,9 @@ use crate::plan::{
     CapacityProviderStrategyItem, ContainerOverride, PlacementConstraint, PlacementStrategy,
     RunTaskInput, Tag, TaskOverride,
 };
-use crate::started_by::PREFIX;
 
 /// The segment after `jobrunner/` in a jobs-mode worker's `startedBy`.
-pub const STARTED_BY_SEGMENT: &str = "worker";
+pub use crate::config::WORKER_STARTED_BY_SEGMENT as STARTED_BY_SEGMENT;
 
 /// RunTask starts at most this many tasks per call.
 pub const MAX_PER_CALL: u32 = 10;
@@ -44,9 +43,7 @@ pub const WORKER_PROGRAM: &str = "jobrunner-worker";
 pub const WORKER_TAG: &str = "jobrunner:worker";
 
 /// `startedBy` of a jobs-mode worker's tasks: `jobrunner/worker/<name>`.
-pub fn started_by(worker: &str) -> String {
-    format!("{PREFIX}{STARTED_BY_SEGMENT}/{worker}")
-}
+pub use crate::config::worker_started_by as started_by;
 
 /// What one jobs-mode decision decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
