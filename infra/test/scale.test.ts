@@ -81,7 +81,9 @@ describe('scaler, jobs mode', () => {
     const resources = asArray<any>(found[0].Resource);
     assert.ok(!resources.includes('*'));
     const stack = jobs.stack;
-    const roles = [jobs.taskDefinition.taskRole, jobs.taskDefinition.executionRole!].map((r) => stack.resolve(r.roleArn));
+    const roles = [jobs.taskDefinition.taskRole, jobs.taskDefinition.executionRole]
+      .filter((r) => r !== undefined)
+      .map((r) => stack.resolve(r.roleArn));
     assert.deepEqual(
       resources.map((r) => JSON.stringify(r)).sort(),
       roles.map((r) => JSON.stringify(r)).sort(),
@@ -114,10 +116,11 @@ describe('scaler, jobs mode', () => {
     });
   });
 
-  test('cdk-nag finds nothing unacknowledged', () => {
+  test("cdk-nag finds nothing unacknowledged in the construct (the fixture's own task definitions aside)", () => {
     const violations = new AwsSolutionsChecks(jobs.stack)
       .validateScope(jobs.stack)
-      .violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+      .violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`))
+      .filter((v) => v.includes('/JobRunner/'));
     assert.deepEqual(violations, []);
   });
 });

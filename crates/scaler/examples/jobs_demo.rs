@@ -169,8 +169,9 @@ max_tasks = 20
             .await?;
     }
     println!("25 messages sent");
-    let tick = || async {
-        let report = Scaler::for_config(&config, &ports).run(ports.now()).await;
+    let (config, ports) = (&config, &ports);
+    let tick = move || async move {
+        let report = Scaler::for_config(config, ports).run(ports.now()).await;
         let worker = report.workers["thumbs"].clone();
         match worker.error {
             Some(e) => Err::<_, Error>(e.into()),
