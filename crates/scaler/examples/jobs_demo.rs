@@ -155,7 +155,7 @@ max_tasks = 20
         "policy: 10 messages per task, at most 20 tasks, each exits after 2 s without a message\n"
     );
 
-    let ports = Recorder::new(Adapters {
+    let ports = Recorder::new(Adapters::<jobrunner_aws::SystemClock> {
         ecs: Some(EcsTasks::new(ecs.clone())),
         queues: Some(SqsQueues::new(sqs.clone())),
         state: Some(StateStore::new(dynamodb.clone(), &table)),
