@@ -27,7 +27,7 @@ wait_for_port() {
 }
 
 echo "== jobrunner demo: S3 uploads and a schedule tick become ECS tasks; a stopped task becomes an alert;"
-echo "   a worker service scales with its queue"
+echo "   a worker service scales with its queue; a jobs-mode worker's tasks drain a queue"
 echo "-- starting moto server (local AWS) on 127.0.0.1:${MOTO_PORT}"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
 pids+=($!)
@@ -93,4 +93,7 @@ echo
 echo "-- the scaler: a worker service follows its queue from 0 tasks up and back to 0"
 echo "   (scale_in_after_seconds compressed to seconds for the demo; see docs/scaling.md)"
 cargo run -q -p jobrunner-scaler --example demo 2>/dev/null | sed -E 's/^/   /'
+echo "-- jobs mode: the scaler launches worker tasks for a queue's backlog; they drain it and exit when idle"
+cargo build -q -p jobrunner-worker
+cargo run -q -p jobrunner-scaler --example jobs_demo -- "$DEMO/jobrunner.toml" 2>/dev/null | sed -E 's/^/   /'
 echo "== done: moto and the functions are stopped; logs are in $DEMO/"

@@ -939,14 +939,36 @@ export interface ScheduleTrigger {
   timezone?: TimeZone | null;
 }
 /**
- * An ECS service of queue workers whose `desiredCount` follows its SQS backlog.
+ * Queue workers scaled on their SQS backlog: an ECS service whose `desiredCount` follows it
+ * (`mode = "service"`), or standalone tasks launched per backlog that exit when the queue is
+ * idle (`mode = "jobs"`).
  */
 export interface Worker {
+  assign_public_ip?: boolean | null;
+  capacity?: string[] | null;
+  /**
+   * Cluster name or ARN (required in both modes; `[defaults]` does not apply to it).
+   */
   cluster: string;
+  /**
+   * Jobs mode: the command `jobrunner-worker` runs once per message (never through a shell).
+   * The task's command override is `jobrunner-worker --queue-url <queue_url> --idle-exit
+   * <idle_exit> -- <command…>`: the image needs `jobrunner-worker` on its PATH.
+   */
+  command?: string[] | null;
+  /**
+   * Jobs mode: the container whose command runs `jobrunner-worker`.
+   */
+  container?: string | null;
   /**
    * Count delayed messages as backlog too.
    */
   count_delayed?: boolean;
+  /**
+   * Jobs mode: a task exits once the queue has given it nothing for this long (default 60s).
+   */
+  idle_exit?: HumanDuration | null;
+  launch_type?: LaunchType | null;
   /**
    * At most this many tasks removed per decision.
    */
@@ -965,7 +987,11 @@ export interface Worker {
    * How the worker's tasks run: an ECS service scaled by desiredCount, or standalone tasks
    * launched per backlog that exit when idle.
    */
-  mode?: 'service';
+  mode?: 'service' | 'jobs';
+  placement_constraints?: PlacementConstraint[] | null;
+  placement_strategy?: PlacementStrategy[] | null;
+  platform_version?: string | null;
+  propagate_tags?: boolean | null;
   queue_url: string;
   /**
    * Re-sample within one invocation every this many seconds (sub-minute reaction).
@@ -975,7 +1001,17 @@ export interface Worker {
    * Stabilization window before removing tasks.
    */
   scale_in_after_seconds?: number;
-  service: string;
+  security_groups?: string[] | null;
+  /**
+   * Service mode: the ECS service whose desiredCount follows the backlog. Not set in jobs
+   * mode.
+   */
+  service?: string;
+  subnets?: string[] | null;
+  /**
+   * Jobs mode: family, `family:revision`, or ARN of the workers' task definition.
+   */
+  task_definition?: string | null;
   /**
    * Scheduled capacity: while a window is active its min/max apply.
    */

@@ -174,10 +174,8 @@ export interface ScalingWindowProps {
   readonly maxTasks?: number;
 }
 
-/** A worker service scaled on its queue's backlog (`[workers.NAME]`). */
-export interface WorkerProps {
-  /** The ECS service of workers (a `FargateService`, or one imported with its cluster). */
-  readonly service: ecs.IBaseService;
+/** What every worker scales on (`[workers.NAME]`), in either mode. */
+export interface WorkerScalingProps {
   /** The queue the workers poll. */
   readonly queue: sqs.IQueue;
   /** `messages_per_task`: target backlog per task. */
@@ -198,6 +196,42 @@ export interface WorkerProps {
   readonly sampleEverySeconds?: number;
   /** `windows`: scheduled capacity. */
   readonly windows?: ScalingWindowProps[];
+}
+
+/** A worker service scaled on its queue's backlog (`[workers.NAME]`, `mode = "service"`). */
+export interface ServiceWorkerProps extends WorkerScalingProps {
+  /** @default 'service' */
+  readonly mode?: 'service';
+  /** The ECS service of workers (a `FargateService`, or one imported with its cluster). */
+  readonly service: ecs.IBaseService;
+}
+
+/**
+ * Workers as standalone tasks launched per backlog (`[workers.NAME] mode = "jobs"`): each task
+ * runs `jobrunner-worker --queue-url … --idle-exit … -- <command…>` (the image needs
+ * `jobrunner-worker` on its PATH) and exits once the queue is idle. Launch settings not set
+ * here come from `defaults`; `minTasks` must be 0.
+ */
+export interface JobsWorkerProps extends WorkerScalingProps, Omit<LaunchSettings, 'maxRuntime' | 'startTimeout' | 'retry'> {
+  readonly mode: 'jobs';
+  /** `cluster`: where the tasks run. */
+  readonly cluster: ecs.ICluster;
+  /** `task_definition`: the workers' task definition; the config names its family. */
+  readonly taskDefinition: ecs.TaskDefinition;
+  /** `container`: the container whose command runs `jobrunner-worker`. */
+  readonly container: string | ecs.ContainerDefinition;
+  /** `command`: what `jobrunner-worker` runs once per message. */
+  readonly command: string[];
+  /** `idle_exit`: a task exits after this long without a message. @default 60 seconds */
+  readonly idleExit?: Duration;
+}
+
+/** A worker in either mode. */
+export type WorkerProps = ServiceWorkerProps | JobsWorkerProps;
+
+/** The cluster a worker's tasks run in. */
+export function workerCluster(w: WorkerProps): ecs.ICluster {
+  return w.mode === 'jobs' ? w.cluster : w.service.cluster;
 }
 
 /** The alert classes of the config's `notify_on` (why a task stopped, or why a run never started). */
@@ -382,7 +416,7 @@ export function renderConfig(props: ConfigProps, created: CreatedResources): Con
 
   const workers = Object.entries(props.workers ?? {});
   if (workers.length) {
-    config.workers = Object.fromEntries(workers.map(([name, w]) => [name, renderWorker(w)]));
+    config.workers = Object.fromEntries(workers.map(([name, w]) => [name, renderWorker(name, w)]));
   }
   if (created.topicArn) {
     config.alerts = {
@@ -455,10 +489,8 @@ export function jobNeeds(job: LaunchSettings, defaults: LaunchSettings): { limit
   };
 }
 
-function renderWorker(w: WorkerProps): schema.Worker {
-  return {
-    cluster: w.service.cluster.clusterArn,
-    service: w.service.serviceName,
+function renderWorker(name: string, w: WorkerProps): schema.Worker {
+  const scaling = {
     queue_url: w.queue.queueUrl,
     messages_per_task: w.messagesPerTask,
     min_tasks: w.minTasks ?? 0,
@@ -476,6 +508,20 @@ function renderWorker(w: WorkerProps): schema.Worker {
       min_tasks: x.minTasks,
       max_tasks: x.maxTasks,
     })),
+  };
+  if (w.mode !== 'jobs') {
+    return { cluster: w.service.cluster.clusterArn, service: w.service.serviceName, ...scaling };
+  }
+  const { max_runtime: _r, start_timeout: _s, retry: _t, ...launch } = launchSettings(w, w.cluster);
+  return {
+    mode: 'jobs',
+    cluster: w.cluster.clusterArn,
+    task_definition: w.taskDefinition.family,
+    container: containerName(w, `workers.${name}`),
+    command: w.command,
+    idle_exit: w.idleExit && `${w.idleExit.toSeconds()}s`,
+    ...launch,
+    ...scaling,
   };
 }
 

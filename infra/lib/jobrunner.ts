@@ -28,6 +28,7 @@ import {
   estimateConfigBytes,
   LAMBDA_ENV_LIMIT_BYTES,
   renderConfig,
+  workerCluster,
 } from './config';
 import type { FunctionOptions } from './function';
 import { checkLauncherOptions, Launcher, type LauncherOptions } from './launch';
@@ -128,7 +129,7 @@ export class JobRunner extends Construct {
     {
       const clusters = new Set<ecs.ICluster>([props.defaults.cluster]);
       for (const job of Object.values(jobs)) if (job.cluster) clusters.add(job.cluster);
-      for (const w of Object.values(workers)) clusters.add(w.service.cluster);
+      for (const w of Object.values(workers)) clusters.add(workerCluster(w));
       this.tracker = new Tracker(this, 'Track', {
         ...props.tracker,
         config,

@@ -1,14 +1,17 @@
 // The scale unit: once a minute an EventBridge rule invokes the scaler, which matches each
-// worker service's desiredCount to its queue's backlog. It may read only the worker queues'
-// attributes and describe/update only the worker services.
+// worker service's desiredCount to its queue's backlog, or launches a jobs-mode worker's tasks.
+// It may read only the worker queues' attributes, describe/update only the worker services and
+// read their tasks' scale-in protection, and run only the jobs-mode workers' task definitions
+// in their clusters.
 
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import type { WorkerProps } from './config';
+import type { JobsWorkerProps, ServiceWorkerProps, WorkerProps } from './config';
+import { acknowledgeWildcardResource } from './nag';
 import { type FunctionOptions, JobRunnerFunction } from './function';
 
 /** Tuning of the scaler. */
@@ -61,13 +64,123 @@ export class Scaler extends Construct {
 
     const workers = Object.values(props.workers);
     for (const w of workers) w.queue.grant(this.role, 'sqs:GetQueueAttributes');
-    if (workers.length) {
+    const services = workers.filter((w): w is ServiceWorkerProps => w.mode !== 'jobs');
+    const jobs = workers.filter((w): w is JobsWorkerProps => w.mode === 'jobs');
+    if (services.length) this.grantServices(services);
+    if (jobs.length) this.grantJobs(jobs);
+  }
+
+  /**
+   * Service mode: describe/update the worker services, and read their tasks' scale-in
+   * protection (ListTasks by serviceName, GetTaskProtection) before scaling in.
+   */
+  private grantServices(services: ServiceWorkerProps[]): void {
+    const stack = Stack.of(this);
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ecs:DescribeServices', 'ecs:UpdateService'],
+        resources: services.map((w) => w.service.serviceArn),
+      }),
+    );
+    const clusters = new Map(services.map((w) => [w.service.cluster.clusterArn, w.service.cluster]));
+    for (const cluster of clusters.values()) {
+      const tasks = stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${cluster.clusterName}/*` });
       this.role.addToPrincipalPolicy(
         new iam.PolicyStatement({
-          actions: ['ecs:DescribeServices', 'ecs:UpdateService'],
-          resources: workers.map((w) => w.service.serviceArn),
+          actions: ['ecs:GetTaskProtection'],
+          resources: [tasks],
+          conditions: { ArnEquals: { 'ecs:cluster': cluster.clusterArn } },
+        }),
+      );
+      acknowledgeWildcardResource(
+        this.role,
+        tasks,
+        "GetTaskProtection reads the scale-in protection of the worker services' tasks, whose IDs are unknown until ECS starts them; one configured cluster, with the ecs:cluster condition.",
+      );
+    }
+    this.grantListTasks([...clusters.values()]);
+  }
+
+  /**
+   * Jobs mode: RunTask on exactly each worker's task-definition family (every revision) in its
+   * cluster, tagging only at creation, ListTasks in those clusters, and PassRole on exactly the
+   * task definitions' task and execution roles.
+   */
+  private grantJobs(jobs: JobsWorkerProps[]): void {
+    const stack = Stack.of(this);
+    const byCluster = new Map<string, { cluster: JobsWorkerProps['cluster']; families: Set<string> }>();
+    const passRoles = new Map<string, iam.IRole>();
+    for (const w of jobs) {
+      const entry = byCluster.get(w.cluster.clusterArn) ?? { cluster: w.cluster, families: new Set<string>() };
+      entry.families.add(w.taskDefinition.family);
+      byCluster.set(w.cluster.clusterArn, entry);
+      for (const role of [w.taskDefinition.taskRole, w.taskDefinition.executionRole]) {
+        if (role) passRoles.set(role.node.path, role);
+      }
+    }
+    for (const { cluster, families } of byCluster.values()) {
+      const onCluster = { ArnEquals: { 'ecs:cluster': cluster.clusterArn } };
+      const taskDefinitions = [...families].sort().map((family) =>
+        stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${family}:*` }),
+      );
+      const tasks = stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${cluster.clusterName}/*` });
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['ecs:RunTask'], resources: taskDefinitions, conditions: onCluster }),
+      );
+      // RunTask tags each task (jobrunner:worker) at creation.
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['ecs:TagResource'],
+          resources: [tasks],
+          conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+        }),
+      );
+      for (const arn of taskDefinitions) {
+        acknowledgeWildcardResource(
+          this.role,
+          arn,
+          "RunTask on every revision (:*) of one jobs-mode worker's task-definition family, only in its cluster (ecs:cluster condition).",
+        );
+      }
+      acknowledgeWildcardResource(
+        this.role,
+        tasks,
+        "Tag the jobs-mode workers' tasks of one cluster at creation only (ecs:CreateAction=RunTask): task IDs are unknown until launch.",
+      );
+    }
+    this.grantListTasks([...byCluster.values()].map((e) => e.cluster));
+    if (passRoles.size) {
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['iam:PassRole'],
+          resources: [...passRoles.values()].map((r) => r.roleArn),
+          conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
         }),
       );
     }
   }
+
+  /** ListTasks, which has no resource-level scope: only in these clusters (ecs:cluster). */
+  private grantListTasks(clusters: JobsWorkerProps['cluster'][]): void {
+    const arns = [...new Set(clusters.map((c) => c.clusterArn))];
+    if (this.listTasksClusters.size === 0) {
+      acknowledgeWildcardResource(
+        this.role,
+        '*',
+        'ecs:ListTasks has no resource-level scope (AWS: resource "*"); the statement is limited to the worker clusters with the ecs:cluster condition.',
+      );
+    }
+    const fresh = arns.filter((a) => !this.listTasksClusters.has(a));
+    for (const a of fresh) this.listTasksClusters.add(a);
+    if (!fresh.length) return;
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ecs:ListTasks'],
+        resources: ['*'],
+        conditions: { ArnEquals: { 'ecs:cluster': fresh } },
+      }),
+    );
+  }
+
+  private readonly listTasksClusters = new Set<string>();
 }

@@ -45,12 +45,12 @@ describe('each function may do exactly its job', () => {
     );
   });
 
-  test('scaler: queue attributes, describe/update services, its state', () => {
+  test('scaler: queue attributes, describe/update services, read their tasks\' protection, its state', () => {
     assert.deepEqual(
       [...actionsOf(example.json, scaler)].sort(),
       [
         'dynamodb:GetItem', 'dynamodb:PutItem',
-        'ecs:DescribeServices', 'ecs:UpdateService', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:GetQueueAttributes',
+        'ecs:DescribeServices', 'ecs:GetTaskProtection', 'ecs:ListTasks', 'ecs:UpdateService', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:GetQueueAttributes',
       ].sort(),
     );
   });
@@ -104,8 +104,11 @@ describe('launch permissions', () => {
   });
 
   test('StopTask, DescribeTasks and ListTasks carry the ecs:cluster condition', () => {
+    const launcherRole = functionRole(existing.json, 'jobrunner launcher');
     for (const action of ['ecs:StopTask', 'ecs:DescribeTasks', 'ecs:ListTasks']) {
-      const found = statementsWith(existing.json, action).map((s) => s.statement);
+      const found = statementsWith(existing.json, action)
+        .filter((s) => s.roles.includes(launcherRole))
+        .map((s) => s.statement);
       assert.equal(found.length, 2, `${action}: one statement per cluster`);
       for (const s of found) assert.match(s.Condition.ArnEquals['ecs:cluster'], /^arn:aws:ecs:eu-central-1:123456789012:cluster\/(jobs|batch)$/);
     }

@@ -13,7 +13,7 @@ use jobrunner_core::ports::{
     RunTaskAnswer, Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use jobrunner_core::recording::Explain;
-use jobrunner_core::scaling::{QueueDepth, ServiceCounts};
+use jobrunner_core::scaling::{QueueDepth, ServiceCounts, TaskProtection};
 
 use crate::ecs::EcsTasks;
 use crate::ecs_service::EcsServices;
@@ -180,6 +180,26 @@ impl<C: Sync> Services for Adapters<C> {
             .as_ref()
             .ok_or_else(|| missing("UpdateService", "ECS service"))?;
         services.set_desired(cluster, service, desired).await
+    }
+
+    async fn service_tasks(&self, cluster: &str, service: &str) -> CallResult<Vec<String>> {
+        let services = self
+            .services
+            .as_ref()
+            .ok_or_else(|| missing("ListTasks", "ECS service"))?;
+        services.service_tasks(cluster, service).await
+    }
+
+    async fn task_protection(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<TaskProtection>> {
+        let services = self
+            .services
+            .as_ref()
+            .ok_or_else(|| missing("GetTaskProtection", "ECS service"))?;
+        services.task_protection(cluster, task_arns).await
     }
 }
 

@@ -63,6 +63,25 @@ impl Action {
         )
     }
 
+    /// ListTasks of a service's tasks (the scaler reads their protection before scaling in).
+    pub fn list_service_tasks(cluster: &str, service: &str) -> Action {
+        Action::new(
+            "ecs",
+            "ListTasks",
+            Kind::Read,
+            json!({"cluster": cluster, "serviceName": service, "desiredStatus": "RUNNING"}),
+        )
+    }
+
+    pub fn get_task_protection(cluster: &str, task_arns: &[String]) -> Action {
+        Action::new(
+            "ecs",
+            "GetTaskProtection",
+            Kind::Read,
+            json!({"cluster": cluster, "tasks": task_arns}),
+        )
+    }
+
     pub fn describe_tasks(cluster: &str, task_arns: &[String]) -> Action {
         Action::new(
             "ecs",

@@ -10,8 +10,9 @@
 //! with no `awslogs` settings; GetItem finds nothing (no earlier run or alert, no scaler
 //! history) except a capped job's slots, held by the `running` tasks; PutItem writes;
 //! SendMessage sends; SQS queues hold `visible` messages (0) and `in_flight` (0); services run
-//! their desired count (`service_running`, 0); HeadObject finds every object, `object_size`
-//! bytes (0) with ETag `"dry-run"`, last modified now.
+//! their desired count (`service_running`, 0), none of their tasks protected from scale-in; a
+//! jobs-mode worker's ListTasks finds `running` tasks, as a job's does; HeadObject finds every
+//! object, `object_size` bytes (0) with ETag `"dry-run"`, last modified now.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use crate::ports::{
     RunTaskAnswer, Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
 use crate::recording::{Explain, Recorder};
-use crate::scaling::{QueueDepth, ServiceCounts};
+use crate::scaling::{QueueDepth, ServiceCounts, TaskProtection};
 use crate::{job_env, launcher, scaler, tracker};
 
 /// Which function's decision path to run.
@@ -295,6 +296,13 @@ impl Dry {
             .collect()
     }
 
+    /// A service's tasks: `service_running` of them.
+    fn service_arns(&self, service: &str) -> Vec<String> {
+        (0..self.world.service_running)
+            .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/dry-run/{service}/{i}"))
+            .collect()
+    }
+
     /// A capped job's slots: one held by each running task (run ids `dry-run-<i>`).
     fn slots(&self) -> Slots {
         Slots {
@@ -315,6 +323,13 @@ impl Dry {
 impl Explain for Dry {
     fn assumed(&self, action: &Action) -> Option<Value> {
         match action.operation {
+            "ListTasks" if action.input.get("serviceName").is_some() => {
+                let service = action.input["serviceName"].as_str().unwrap_or_default();
+                Some(json!({"taskArns": self.service_arns(service)}))
+            }
+            "GetTaskProtection" => Some(
+                json!({"protectedTasks": "none protected (a live run reads each task's scale-in protection)"}),
+            ),
             "ListTasks" => {
                 let started_by = action.input["startedBy"].as_str().unwrap_or_default();
                 Some(json!({"taskArns": self.running_arns(started_by)}))
@@ -473,6 +488,25 @@ impl Services for Dry {
 
     async fn set_desired(&self, _cluster: &str, _service: &str, _desired: u32) -> CallResult<()> {
         Ok(())
+    }
+
+    async fn service_tasks(&self, _cluster: &str, service: &str) -> CallResult<Vec<String>> {
+        Ok(self.service_arns(service))
+    }
+
+    async fn task_protection(
+        &self,
+        _cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<TaskProtection>> {
+        Ok(task_arns
+            .iter()
+            .map(|arn| TaskProtection {
+                task_arn: arn.clone(),
+                enabled: false,
+                expires_at: None,
+            })
+            .collect())
     }
 }
 

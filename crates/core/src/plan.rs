@@ -445,7 +445,7 @@ fn sizing(job: &Job, size: Option<u64>) -> (Option<u32>, Option<u32>) {
     }
 }
 
-fn network(settings: &LaunchSettings) -> Option<NetworkConfiguration> {
+pub(crate) fn network(settings: &LaunchSettings) -> Option<NetworkConfiguration> {
     let subnets = settings.subnets.clone().filter(|s| !s.is_empty())?;
     Some(NetworkConfiguration {
         awsvpc_configuration: AwsVpcConfiguration {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::{Publish, TaskDefinitionInfo};
 use crate::plan::RunTaskInput;
-use crate::scaling::{QueueDepth, ServiceCounts};
+use crate::scaling::{QueueDepth, ServiceCounts, TaskProtection};
 
 pub use crate::error::CallError;
 
@@ -178,7 +178,8 @@ pub trait Queues: Sync {
     fn depth(&self, queue_url: &str) -> impl Future<Output = CallResult<QueueDepth>> + Send;
 }
 
-/// ECS service counts (DescribeServices) and desired count (UpdateService).
+/// ECS service counts (DescribeServices), desired count (UpdateService) and the scale-in
+/// protection of the service's tasks (ListTasks, GetTaskProtection).
 pub trait Services: Sync {
     fn counts(
         &self,
@@ -192,6 +193,21 @@ pub trait Services: Sync {
         service: &str,
         desired: u32,
     ) -> impl Future<Output = CallResult<()>> + Send;
+
+    /// ARNs of the service's tasks whose desired status is RUNNING (ListTasks by serviceName).
+    fn service_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = CallResult<Vec<String>>> + Send;
+
+    /// The scale-in protection of `task_arns` (at most 10: GetTaskProtection). Tasks ECS
+    /// cannot answer for (stopped meanwhile) are left out.
+    fn task_protection(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> impl Future<Output = CallResult<Vec<TaskProtection>>> + Send;
 }
 
 /// The time, and a way to wait (a manual clock in tests and the dry run).

@@ -17,7 +17,7 @@ use crate::ports::{
     CallResult, Clock, DescribedTask, ObjectHead, Objects, Put, Queues, Record, RunTaskAnswer,
     Saved, Services, StateTable, TaskDefinitions, Tasks, Topic, WaitQueue,
 };
-use crate::scaling::{QueueDepth, ServiceCounts};
+use crate::scaling::{QueueDepth, ServiceCounts, TaskProtection};
 
 /// What a wrapped port can tell about the answer it is about to give (the dry run's world
 /// does; real adapters do not, and the default says nothing).
@@ -172,6 +172,24 @@ impl<P: Services + Explain> Services for Recorder<P> {
     ) -> impl Future<Output = CallResult<()>> + Send {
         self.record(Action::update_service(cluster, service, desired));
         self.inner.set_desired(cluster, service, desired)
+    }
+
+    fn service_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = CallResult<Vec<String>>> + Send {
+        self.record(Action::list_service_tasks(cluster, service));
+        self.inner.service_tasks(cluster, service)
+    }
+
+    fn task_protection(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> impl Future<Output = CallResult<Vec<TaskProtection>>> + Send {
+        self.record(Action::get_task_protection(cluster, task_arns));
+        self.inner.task_protection(cluster, task_arns)
     }
 }
 

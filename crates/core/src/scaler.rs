@@ -1,5 +1,6 @@
-//! The scaler function's decision path: keeps each worker service's `desiredCount` matched to its SQS
-//! backlog, through the ports. The scaler Lambda drives it with the AWS adapters; `jobrunner
+//! The scaler function's decision path: keeps each worker's tasks matched to its SQS backlog,
+//! through the ports: a service's `desiredCount` (`mode = "service"`), or standalone tasks
+//! launched per backlog (`mode = "jobs"`, see [`crate::scaling::jobs`]). The scaler Lambda drives it with the AWS adapters; `jobrunner
 //! plan --function scaler` drives the very same code with the dry run's recorded world.
 //!
 //! Every invocation (an EventBridge schedule, once a minute) handles every configured worker:
@@ -8,6 +9,16 @@
 //! conditional write, and calls UpdateService only when the count changes. Workers with
 //! `sample_every_seconds` are sampled again within the invocation until just before the next
 //! minute, so reaction time is not bound to the one-minute schedule.
+//!
+//! Before lowering a service's count it reads which of the service's tasks hold scale-in
+//! protection (ListTasks by serviceName, GetTaskProtection per 10 tasks) and never goes below
+//! them ([`crate::scaling::respect_protection`]).
+//!
+//! A jobs-mode worker is sampled the same way: it reads the queue, lists the worker's tasks
+//! (ListTasks by `startedBy jobrunner/worker/<name>`), decides with
+//! [`crate::scaling::decide_jobs`], saves its state with the same conditional write (so two
+//! invocations never both launch), then starts the tasks with RunTask (deterministic client
+//! tokens per decision; a capacity failure falls back to the next provider of `capacity`).
 //!
 //! A failure on one worker does not stop the others; the [`Report`] names the workers that
 //! failed. Every decision is one `tracing` line and one EMF metrics document ([`metrics`]),
@@ -20,14 +31,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Config, Worker};
-use crate::ports::{CallError, Clock, Put, Queues, Saved, Services, StateTable};
+use crate::config::{Config, LaunchSettings, Worker, WorkerMode};
+use crate::ports::{
+    CallError, Clock, Put, Queues, RunTaskAnswer, Saved, Services, StateTable, Tasks,
+};
+use crate::scaling::jobs::{self, JobsDecision};
 use crate::scaling::metrics;
-use crate::scaling::{Decision, Direction, History, Observation, decide};
+use crate::scaling::{
+    Decision, Direction, History, Observation, decide, decide_jobs, protected_count, protection,
+    respect_protection,
+};
 
-/// The ports the scaler needs.
-pub trait ScalerPorts: Queues + Services + StateTable + Clock {}
-impl<T: Queues + Services + StateTable + Clock> ScalerPorts for T {}
+/// The ports the scaler needs (Tasks for jobs mode's ListTasks and RunTask).
+pub trait ScalerPorts: Queues + Services + Tasks + StateTable + Clock {}
+impl<T: Queues + Services + Tasks + StateTable + Clock> ScalerPorts for T {}
 
 /// The last sample of an invocation is taken at least this long before the next minute's
 /// invocation (and before the Lambda's own deadline).
@@ -110,6 +127,12 @@ pub struct SampleReport {
     pub reason: String,
     /// Whether UpdateService was called.
     pub updated: bool,
+    /// Service mode: the tasks holding scale-in protection, when read (before a scale-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<u32>,
+    /// Jobs mode: the tasks RunTask started (or had started for this decision before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launched: Vec<String>,
 }
 
 impl SampleReport {
@@ -128,6 +151,30 @@ impl SampleReport {
             direction: d.direction,
             reason: d.reason.clone(),
             updated: d.changed(),
+            protected: d.protected,
+            launched: vec![],
+        }
+    }
+
+    /// A jobs-mode sample: `running` counts the worker's listed tasks (pending ones included),
+    /// `previous` is that count and `desired` what it becomes with the launches asked for.
+    fn jobs(at: DateTime<Utc>, d: &JobsDecision, launched: Vec<String>) -> Self {
+        SampleReport {
+            at,
+            visible: 0,
+            in_flight: 0,
+            delayed: 0,
+            running: d.live,
+            pending: 0,
+            backlog: d.backlog,
+            recommended: d.recommended,
+            previous: d.live,
+            desired: d.target(),
+            direction: d.direction,
+            reason: d.reason.clone(),
+            updated: false,
+            protected: None,
+            launched,
         }
     }
 }
@@ -152,6 +199,8 @@ impl Report {
 pub struct Scaler<'a, P> {
     pub workers: &'a BTreeMap<String, Worker>,
     pub ports: &'a P,
+    /// `[defaults]`: jobs-mode workers launch with them where they are silent.
+    pub defaults: Option<&'a LaunchSettings>,
 }
 
 /// Where one worker stands within an invocation.
@@ -165,7 +214,20 @@ struct Slot<'a> {
 
 impl<'a, P: ScalerPorts> Scaler<'a, P> {
     pub fn new(workers: &'a BTreeMap<String, Worker>, ports: &'a P) -> Self {
-        Scaler { workers, ports }
+        Scaler {
+            workers,
+            ports,
+            defaults: None,
+        }
+    }
+
+    /// The scaler of every worker of `config`, with its `[defaults]`.
+    pub fn for_config(config: &'a Config, ports: &'a P) -> Self {
+        Scaler {
+            workers: &config.workers,
+            ports,
+            defaults: Some(&config.defaults),
+        }
     }
 
     /// Handles every worker once, then again every `sample_every_seconds` (for the workers
@@ -238,6 +300,9 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         if slot.loaded.is_none() {
             slot.loaded = Some(self.load(name, &key).await?);
         }
+        if worker.mode == WorkerMode::Jobs {
+            return self.sample_jobs(slot, documents).await;
+        }
         let queue = self.ports.depth(&worker.queue_url).await?;
         let service = self.ports.counts(&worker.cluster, &worker.service).await?;
         let observation = Observation::new(queue, service);
@@ -245,7 +310,11 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         let Some((state, version)) = slot.loaded.as_ref() else {
             return Ok(());
         };
-        let decision = decide(worker, &observation, &state.history, now);
+        let mut decision = decide(worker, &observation, &state.history, now);
+        if decision.direction == Direction::In {
+            let protected = self.protected(worker, now).await?;
+            decision = respect_protection(decision, protected);
+        }
 
         let mut next = WorkerState {
             history: decision.history.clone(),
@@ -301,6 +370,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
             backlog = decision.backlog,
             previous = decision.previous,
             desired = decision.desired,
+            protected = decision.protected,
             decision = decision.direction.as_str(),
             reason = %decision.reason,
             "scaling decision"
@@ -309,6 +379,142 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         slot.report
             .samples
             .push(SampleReport::new(now, &observation, &decision));
+        Ok(())
+    }
+
+    /// How many of the service's tasks hold scale-in protection at `now`.
+    async fn protected(&self, worker: &Worker, now: DateTime<Utc>) -> Result<u32, CallError> {
+        let arns = self
+            .ports
+            .service_tasks(&worker.cluster, &worker.service)
+            .await?;
+        let mut protections = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(protection::MAX_PER_CALL) {
+            protections.extend(self.ports.task_protection(&worker.cluster, chunk).await?);
+        }
+        Ok(protected_count(&protections, now))
+    }
+
+    /// One sample of a jobs-mode worker: observe (queue, the worker's tasks), decide, save,
+    /// launch.
+    async fn sample_jobs(
+        &self,
+        slot: &mut Slot<'_>,
+        documents: &mut Vec<Value>,
+    ) -> Result<(), CallError> {
+        let (name, worker) = (slot.name, slot.worker);
+        let key = state_key(name);
+        let queue = self.ports.depth(&worker.queue_url).await?;
+        let live = self
+            .ports
+            .list_tasks(&worker.cluster, &jobs::started_by(name))
+            .await?;
+        let live = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let now = self.ports.now();
+        let Some((state, version)) = slot.loaded.as_ref() else {
+            return Ok(());
+        };
+        let decision = decide_jobs(worker, &queue, live, now);
+        let mut next = WorkerState {
+            history: History::default(),
+            last_action: state.last_action.clone(),
+        };
+        if decision.launch > 0 {
+            next.last_action = Some(LastAction {
+                at: now,
+                from: decision.live,
+                to: decision.target(),
+                reason: decision.reason.clone(),
+            });
+        }
+        let data = serde_json::to_string(&next).unwrap_or_default();
+        let put = Put {
+            key: &key,
+            data: &data,
+            expected: *version,
+            expires_at: now + chrono::Duration::seconds(STATE_TTL.as_secs() as i64),
+            now,
+            listing: None,
+        };
+        match self.ports.put(&put).await? {
+            Saved::Written { version } => slot.loaded = Some((next, Some(version))),
+            Saved::Conflict => {
+                tracing::warn!(
+                    worker = name,
+                    "state changed by another invocation; sample skipped"
+                );
+                slot.report.conflicts += 1;
+                slot.loaded = Some(self.load(name, &key).await?);
+                return Ok(());
+            }
+        }
+        let empty = LaunchSettings::default();
+        let defaults = self.defaults.unwrap_or(&empty);
+        let mut launched = Vec::new();
+        let mut failures = Vec::new();
+        let mut short = 0u32;
+        for input in jobs::launches(name, worker, defaults, &decision) {
+            let mut call = Some(input);
+            while let Some(input) = call.take() {
+                match self.ports.run_task(&input).await? {
+                    // The token was used with another count: this slot's decision was already
+                    // carried out (a redelivery); those tasks are the ones it started.
+                    RunTaskAnswer::Conflict { task_arns } => launched.extend(task_arns),
+                    RunTaskAnswer::Response {
+                        task_arns,
+                        failures: failed,
+                    } => {
+                        let missing = u32::try_from(input.count)
+                            .unwrap_or(0)
+                            .saturating_sub(u32::try_from(task_arns.len()).unwrap_or(u32::MAX));
+                        launched.extend(task_arns);
+                        if missing > 0 {
+                            failures.extend(failed.into_iter().map(|f| match f.detail {
+                                Some(detail) => format!("{}: {detail}", f.reason),
+                                None => f.reason,
+                            }));
+                            call = jobs::fallback(worker, defaults, &input, missing);
+                            if call.is_none() {
+                                short += missing;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            worker = name,
+            cluster = %worker.cluster,
+            mode = "jobs",
+            visible = queue.visible,
+            in_flight = queue.in_flight,
+            delayed = queue.delayed,
+            live = decision.live,
+            backlog = decision.backlog,
+            launch = decision.launch,
+            launched = launched.len(),
+            decision = decision.direction.as_str(),
+            reason = %decision.reason,
+            "scaling decision"
+        );
+        documents.push(metrics::jobs(name, &queue, &decision, launched.len(), now));
+        let mut report = SampleReport::jobs(now, &decision, launched);
+        report.visible = queue.visible;
+        report.in_flight = queue.in_flight;
+        report.delayed = queue.delayed;
+        report.updated = !report.launched.is_empty();
+        slot.report.samples.push(report);
+        if short > 0 {
+            // Capacity ran out on every provider: the next sample asks again.
+            return Err(CallError::Rejected {
+                operation: "RunTask",
+                message: format!(
+                    "{short} of {} tasks not started: {}",
+                    decision.launch,
+                    failures.join("; ")
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -346,7 +552,7 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
 
 /// One invocation for the workers of `config` (the dry run's entry point).
 pub async fn run_once(config: &Config, ports: &impl ScalerPorts, payload: &Value) -> Report {
-    Scaler::new(&config.workers, ports)
+    Scaler::for_config(config, ports)
         .handle(payload, None)
         .await
 }

@@ -1,4 +1,5 @@
-//! The scaler function: keeps each worker service's `desiredCount` matched to its SQS backlog.
+//! The scaler function: keeps each worker's tasks matched to its SQS backlog (a service's
+//! `desiredCount`, or standalone tasks launched per backlog in jobs mode).
 //!
 //! The decisions are `jobrunner_core::scaler` (shared with `jobrunner plan --function
 //! scaler`); this is the function's one `handle`, as every jobrunner function has it. It
@@ -29,7 +30,7 @@ pub async fn handle(
 
 /// [`handle`], returning the report itself.
 pub async fn run(config: &Config, ports: &impl ScalerPorts, invocation: &Invocation) -> Report {
-    let report = Scaler::new(&config.workers, ports)
+    let report = Scaler::for_config(config, ports)
         .handle(&invocation.payload, invocation.deadline)
         .await;
     for document in &report.metrics {

@@ -2,6 +2,7 @@
 #![recursion_limit = "256"]
 
 use jobrunner_aws::Adapters;
+use jobrunner_aws::ecs::EcsTasks;
 use jobrunner_aws::ecs_service::EcsServices;
 use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
@@ -28,9 +29,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk =
         jobrunner_lambda::init::required(jobrunner_aws::client::load().await.map_err(Into::into))
             .await?;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
     let ports: Adapters = Adapters {
         queues: Some(SqsQueues::from_sdk_config(&sdk)),
-        services: Some(EcsServices::from_sdk_config(&sdk)),
+        services: Some(EcsServices::new(ecs.clone())),
+        // Jobs-mode workers: ListTasks by startedBy and RunTask.
+        ecs: Some(EcsTasks::new(ecs)),
         state: table.map(|table| StateStore::from_sdk_config(&sdk, table)),
         ..Adapters::default()
     };

@@ -6,8 +6,8 @@ use jobrunner_core::config::{Format, Worker};
 use super::*;
 use crate::trace::generate;
 
-/// A worker in jobs mode, as `simulate --mode jobs` runs it (the config itself may not say
-/// `mode = "jobs"` until the scaler launches jobs).
+/// A worker in jobs mode, as `simulate --mode jobs` runs it (the service-mode config with
+/// its mode switched: the simulator needs no task definition).
 fn jobs_worker(extra: &str) -> Worker {
     Worker {
         mode: jobrunner_core::config::WorkerMode::Jobs,
@@ -573,16 +573,27 @@ fn runs_too_large_to_simulate_are_one_line_errors() {
 #[test]
 fn worker_mode_comes_from_the_config_and_is_checked() {
     assert_eq!(worker("").mode, jobrunner_core::config::WorkerMode::Service);
-    // The scaler runs services only so far: jobs mode is the simulator's `--mode jobs`.
-    let jobs = "[workers.orders]\ncluster = \"jobs\"\nservice = \"s\"\n\
+    // A jobs-mode worker from the config runs jobrunner in jobs mode.
+    let jobs = "[defaults]\nsubnets = [\"subnet-1\"]\n\
+                [workers.orders]\ncluster = \"jobs\"\n\
                 queue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n\
+                task_definition = \"w\"\ncontainer = \"app\"\ncommand = [\"run\"]\n\
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"jobs\"\n\
                 [state]\ntable = \"t\"\n";
-    let e = Config::parse(jobs, Format::Toml).unwrap_err().to_string();
-    assert!(
-        e.contains("workers.orders.mode") && e.contains("--mode jobs"),
-        "{e}"
+    let w = Config::parse(jobs, Format::Toml)
+        .unwrap()
+        .workers
+        .remove("orders")
+        .unwrap();
+    assert_eq!(w.mode, jobrunner_core::config::WorkerMode::Jobs);
+    let r = run(
+        PolicyKind::Jobrunner,
+        &Trace::new([(60, 25)]),
+        &w,
+        same_bounds(),
+        &Settings::default(),
     );
+    assert_eq!(r.policy, "jobrunner (jobs)");
     let text = "[workers.orders]\ncluster = \"jobs\"\nservice = \"s\"\n\
                 queue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n\
                 messages_per_task = 10\nmax_tasks = 5\nmode = \"cron\"\n\

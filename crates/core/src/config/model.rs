@@ -396,11 +396,17 @@ pub enum Overlap {
     Replace,
 }
 
-/// An ECS service of queue workers whose `desiredCount` follows its SQS backlog.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// Queue workers scaled on their SQS backlog: an ECS service whose `desiredCount` follows it
+/// (`mode = "service"`), or standalone tasks launched per backlog that exit when the queue is
+/// idle (`mode = "jobs"`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Worker {
+    /// Cluster name or ARN (required in both modes; `[defaults]` does not apply to it).
     pub cluster: String,
+    /// Service mode: the ECS service whose desiredCount follows the backlog. Not set in jobs
+    /// mode.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
     pub queue_url: String,
     /// Target backlog per task.
@@ -427,6 +433,95 @@ pub struct Worker {
     /// launched per backlog that exit when idle.
     #[serde(default)]
     pub mode: WorkerMode,
+
+    // Jobs mode: what each task runs, and how it is launched.
+    /// Jobs mode: family, `family:revision`, or ARN of the workers' task definition.
+    pub task_definition: Option<String>,
+    /// Jobs mode: the container whose command runs `jobrunner-worker`.
+    pub container: Option<String>,
+    /// Jobs mode: the command `jobrunner-worker` runs once per message (never through a shell).
+    /// The task's command override is `jobrunner-worker --queue-url <queue_url> --idle-exit
+    /// <idle_exit> -- <command…>`: the image needs `jobrunner-worker` on its PATH.
+    pub command: Option<Vec<String>>,
+    /// Jobs mode: a task exits once the queue has given it nothing for this long (default 60s).
+    pub idle_exit: Option<HumanDuration>,
+    // Jobs mode launch settings, as a job's (listed, not flattened, so unknown fields stay
+    // errors); unset ones come from `[defaults]`.
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: Option<bool>,
+    pub capacity: Option<Vec<String>>,
+    pub launch_type: Option<LaunchType>,
+    pub platform_version: Option<String>,
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    pub propagate_tags: Option<bool>,
+}
+
+/// The segment after `jobrunner/` in a jobs-mode worker's `startedBy`.
+pub const WORKER_STARTED_BY_SEGMENT: &str = "worker";
+
+/// `startedBy` of a jobs-mode worker's tasks: `jobrunner/worker/<name>`.
+pub fn worker_started_by(worker: &str) -> String {
+    format!(
+        "{}{WORKER_STARTED_BY_SEGMENT}/{worker}",
+        crate::started_by::PREFIX
+    )
+}
+
+/// A jobs-mode task exits after this long without a message unless `idle_exit` says otherwise.
+pub const DEFAULT_IDLE_EXIT_SECONDS: u64 = 60;
+
+impl Worker {
+    /// The launch settings the worker sets itself (jobs mode), its cluster included.
+    pub fn own_settings(&self) -> LaunchSettings {
+        LaunchSettings {
+            cluster: Some(self.cluster.clone()),
+            subnets: self.subnets.clone(),
+            security_groups: self.security_groups.clone(),
+            assign_public_ip: self.assign_public_ip,
+            capacity: self.capacity.clone(),
+            launch_type: self.launch_type,
+            platform_version: self.platform_version.clone(),
+            placement_constraints: self.placement_constraints.clone(),
+            placement_strategy: self.placement_strategy.clone(),
+            propagate_tags: self.propagate_tags,
+            ..LaunchSettings::default()
+        }
+    }
+
+    /// The worker's launch settings with `[defaults]` filled in where it is silent, by the
+    /// same rules as a job's ([`Job::resolved`]). Time limits and retries are the tracker's,
+    /// for jobs: a worker's tasks have none.
+    pub fn resolved(&self, defaults: &LaunchSettings) -> LaunchSettings {
+        let own = self.own_settings();
+        let as_job = Job {
+            cluster: own.cluster,
+            subnets: own.subnets,
+            security_groups: own.security_groups,
+            assign_public_ip: own.assign_public_ip,
+            capacity: own.capacity,
+            launch_type: own.launch_type,
+            platform_version: own.platform_version,
+            placement_constraints: own.placement_constraints,
+            placement_strategy: own.placement_strategy,
+            propagate_tags: own.propagate_tags,
+            ..Job::default()
+        };
+        LaunchSettings {
+            max_runtime: None,
+            start_timeout: None,
+            retry: None,
+            ..as_job.resolved(defaults)
+        }
+    }
+
+    /// Jobs mode: how long a task waits for a message before it exits.
+    pub fn idle_exit_seconds(&self) -> u64 {
+        self.idle_exit
+            .as_ref()
+            .map_or(DEFAULT_IDLE_EXIT_SECONDS, HumanDuration::as_secs)
+    }
 }
 
 /// How a worker's tasks are run (`[workers.<name>] mode`).
@@ -439,9 +534,8 @@ pub enum WorkerMode {
     /// An ECS service whose desiredCount follows the backlog.
     #[default]
     Service,
-    /// Standalone tasks launched per backlog; each exits once the queue is idle. Left out of
-    /// the schema while validation refuses it (the scaler drives services only so far).
-    #[schemars(skip)]
+    /// Standalone tasks (RunTask) launched per backlog; each runs `jobrunner-worker
+    /// --idle-exit` and exits once the queue is idle.
     Jobs,
 }
 

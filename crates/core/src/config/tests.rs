@@ -934,3 +934,137 @@ fn skip_missing_needs_an_s3_trigger_and_the_ledger() {
     assert_eq!(path, "jobs.report.skip_missing");
     assert!(reason.contains("only to S3-triggered jobs"), "{reason}");
 }
+
+/// A jobs-mode worker `thumbs` with `extra` lines, `[defaults]` subnets and a state table.
+fn jobs_worker(extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+subnets = ["subnet-1"]
+security_groups = ["sg-1"]
+
+[state]
+table = "t"
+
+[workers.thumbs]
+mode = "jobs"
+cluster = "jobs"
+queue_url = "https://sqs.us-east-1.amazonaws.com/1/thumbs"
+task_definition = "thumbs"
+container = "app"
+command = ["thumbs"]
+messages_per_task = 5
+max_tasks = 10
+{extra}
+"#
+    )
+}
+
+#[test]
+fn jobs_mode_workers_validate_and_inherit_defaults() {
+    let config = Config::parse(
+        &jobs_worker("idle_exit = \"2m\"\ncapacity = [\"FARGATE_SPOT\", \"FARGATE\"]"),
+        Format::Toml,
+    )
+    .unwrap();
+    let worker = &config.workers["thumbs"];
+    assert_eq!(worker.mode, WorkerMode::Jobs);
+    assert_eq!(worker.idle_exit_seconds(), 120);
+    let settings = worker.resolved(&config.defaults);
+    assert_eq!(settings.cluster.as_deref(), Some("jobs"));
+    assert_eq!(settings.subnets, Some(vec!["subnet-1".to_string()]));
+    assert_eq!(settings.capacity.as_ref().map(Vec::len), Some(2));
+    // The default idle exit.
+    let config = Config::parse(&jobs_worker(""), Format::Toml).unwrap();
+    assert_eq!(config.workers["thumbs"].idle_exit_seconds(), 60);
+}
+
+#[test]
+fn jobs_mode_workers_refuse_what_cannot_run() {
+    let remove = |text: String, line: &str| text.replace(line, "");
+    let cases = [
+        (
+            remove(jobs_worker(""), "task_definition = \"thumbs\"\n"),
+            "workers.thumbs.task_definition",
+            "required",
+        ),
+        (
+            remove(jobs_worker(""), "container = \"app\"\n"),
+            "workers.thumbs.container",
+            "required",
+        ),
+        (
+            remove(jobs_worker(""), "command = [\"thumbs\"]\n"),
+            "workers.thumbs.command",
+            "required",
+        ),
+        (
+            jobs_worker("service = \"s\""),
+            "workers.thumbs.service",
+            "standalone",
+        ),
+        (
+            jobs_worker("min_tasks = 1"),
+            "workers.thumbs.min_tasks",
+            "exit",
+        ),
+        (
+            jobs_worker("max_step_in = 1"),
+            "workers.thumbs.max_step_in",
+            "service",
+        ),
+        (
+            jobs_worker("idle_exit = \"0s\""),
+            "workers.thumbs.idle_exit",
+            "second",
+        ),
+        (
+            jobs_worker("launch_type = \"FARGATE\"\ncapacity = [\"FARGATE\"]"),
+            "workers.thumbs.launch_type",
+            "exclusive",
+        ),
+        (
+            remove(jobs_worker(""), "subnets = [\"subnet-1\"]\n"),
+            "workers.thumbs.subnets",
+            "subnet",
+        ),
+        (
+            jobs_worker(
+                "[[workers.thumbs.windows]]\nstart = \"09:00\"\nend = \"17:00\"\nmin_tasks = 2",
+            ),
+            "workers.thumbs.windows[0].min_tasks",
+            "idle",
+        ),
+        (
+            jobs_worker(
+                "[jobs.worker]\ntask_definition = \"x\"\ncontainer = \"x\"\ncluster = \"c\"",
+            ),
+            "jobs.worker",
+            "startedBy",
+        ),
+    ];
+    for (text, path, word) in cases {
+        let (got, reason) = error_of(&text);
+        assert_eq!(got, path, "{reason}");
+        assert!(reason.contains(word), "{path}: {reason}");
+    }
+}
+
+#[test]
+fn service_mode_workers_refuse_jobs_fields_and_need_a_service() {
+    let text = windowed_worker("start = \"09:00\"\nend = \"17:00\"\nmin_tasks = 1");
+    let with = |field: &str| {
+        text.replace(
+            "[[workers.orders.windows]]",
+            &format!("{field}\n[[workers.orders.windows]]"),
+        )
+    };
+    let (path, reason) = error_of(&with("task_definition = \"x\""));
+    assert_eq!(path, "workers.orders.task_definition");
+    assert!(reason.contains("jobs"), "{reason}");
+    let (path, _) = error_of(&with("subnets = [\"s\"]"));
+    assert_eq!(path, "workers.orders.subnets");
+    let (path, reason) = error_of(&text.replace("service = \"order-workers\"\n", ""));
+    assert_eq!(path, "workers.orders.service");
+    assert!(reason.contains("empty"), "{reason}");
+}

@@ -37,7 +37,7 @@ pub(super) fn validate(config: &Config) -> Check {
     }
     check_rule_names(config)?;
     for (name, worker) in &config.workers {
-        check_worker(&format!("workers.{name}"), name, worker)?;
+        check_worker(config, &format!("workers.{name}"), name, worker)?;
     }
     if !config.workers.is_empty() && config.state.is_none() {
         let first = config.workers.keys().next().map_or("", String::as_str);
@@ -724,17 +724,13 @@ fn check_overrides_fit(
     Ok(())
 }
 
-fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
+fn check_worker(config: &Config, path: &str, name: &str, worker: &Worker) -> Check {
     check_name(path, name)?;
-    if worker.mode == super::WorkerMode::Jobs {
-        // A config that validates must run: the scaler drives services only so far.
-        return Err(Error::config(
-            format!("{path}.mode"),
-            "\"jobs\" is modelled by `jobrunner simulate --mode jobs` only; the scaler runs workers as services (mode = \"service\")",
-        ));
+    match worker.mode {
+        WorkerMode::Service => check_service_worker(path, worker)?,
+        WorkerMode::Jobs => check_jobs_worker(config, path, name, worker)?,
     }
     require_non_empty(&format!("{path}.cluster"), &worker.cluster)?;
-    require_non_empty(&format!("{path}.service"), &worker.service)?;
     if !worker.queue_url.starts_with("https://") && !worker.queue_url.starts_with("http://") {
         return Err(Error::config(
             format!("{path}.queue_url"),
@@ -777,6 +773,130 @@ fn check_worker(path: &str, name: &str, worker: &Worker) -> Check {
         }
     }
     check_windows(path, worker)
+}
+
+/// Service mode: a service to scale, and none of jobs mode's fields.
+fn check_service_worker(path: &str, worker: &Worker) -> Check {
+    require_non_empty(&format!("{path}.service"), &worker.service)?;
+    let jobs_only = [
+        ("task_definition", worker.task_definition.is_some()),
+        ("container", worker.container.is_some()),
+        ("command", worker.command.is_some()),
+        ("idle_exit", worker.idle_exit.is_some()),
+    ];
+    for (field, set) in jobs_only.into_iter().chain(launch_fields(worker)) {
+        if set {
+            return Err(Error::config(
+                format!("{path}.{field}"),
+                "applies to mode = \"jobs\" only (a service's tasks come from the service)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The launch settings a worker may set (jobs mode), and whether each is set.
+fn launch_fields(worker: &Worker) -> [(&'static str, bool); 9] {
+    [
+        ("subnets", worker.subnets.is_some()),
+        ("security_groups", worker.security_groups.is_some()),
+        ("assign_public_ip", worker.assign_public_ip.is_some()),
+        ("capacity", worker.capacity.is_some()),
+        ("launch_type", worker.launch_type.is_some()),
+        ("platform_version", worker.platform_version.is_some()),
+        (
+            "placement_constraints",
+            worker.placement_constraints.is_some(),
+        ),
+        ("placement_strategy", worker.placement_strategy.is_some()),
+        ("propagate_tags", worker.propagate_tags.is_some()),
+    ]
+}
+
+/// Jobs mode: what to run and where, bounds that make sense for tasks that exit when idle,
+/// and a `startedBy` no job shares.
+fn check_jobs_worker(config: &Config, path: &str, name: &str, worker: &Worker) -> Check {
+    if !worker.service.is_empty() {
+        return Err(Error::config(
+            format!("{path}.service"),
+            "mode = \"jobs\" launches standalone tasks: remove service (or use mode = \"service\")",
+        ));
+    }
+    let required = |field: &str, value: &Option<String>| match value {
+        Some(value) => require_non_empty(&format!("{path}.{field}"), value),
+        None => Err(Error::config(
+            format!("{path}.{field}"),
+            "is required in mode = \"jobs\"",
+        )),
+    };
+    required("task_definition", &worker.task_definition)?;
+    required("container", &worker.container)?;
+    match worker.command.as_deref() {
+        None | Some([]) => {
+            return Err(Error::config(
+                format!("{path}.command"),
+                "is required in mode = \"jobs\": the command jobrunner-worker runs per message",
+            ));
+        }
+        Some(command) => require_non_empty(&format!("{path}.command[0]"), &command[0])?,
+    }
+    if worker.idle_exit.as_ref().is_some_and(|d| d.as_secs() == 0) {
+        return Err(Error::config(
+            format!("{path}.idle_exit"),
+            "must be at least one second",
+        ));
+    }
+    let warm = |min: u32| min > 0;
+    if warm(worker.min_tasks) {
+        return Err(Error::config(
+            format!("{path}.min_tasks"),
+            "must be 0 in mode = \"jobs\": its tasks exit when the queue is idle, so none stay warm (use mode = \"service\")",
+        ));
+    }
+    if let Some(i) = worker
+        .windows
+        .iter()
+        .position(|w| w.min_tasks.is_some_and(warm))
+    {
+        return Err(Error::config(
+            format!("{path}.windows[{i}].min_tasks"),
+            "must be 0 in mode = \"jobs\": its tasks exit when the queue is idle",
+        ));
+    }
+    if worker.max_step_in.is_some() {
+        return Err(Error::config(
+            format!("{path}.max_step_in"),
+            "applies to mode = \"service\" only: jobs-mode tasks leave by themselves",
+        ));
+    }
+    check_settings(path, &worker.own_settings())?;
+    let settings = worker.resolved(&config.defaults);
+    if settings.may_use_fargate() && settings.subnets.as_ref().is_none_or(|s| s.is_empty()) {
+        return Err(Error::config(
+            format!("{path}.subnets"),
+            "Fargate tasks need at least one subnet: set subnets on the worker or in [defaults]",
+        ));
+    }
+    if settings.is_fargate()
+        && (settings.placement_constraints.is_some() || settings.placement_strategy.is_some())
+    {
+        return Err(Error::config(
+            format!("{path}.placement_strategy"),
+            "placement settings apply to EC2 only, not Fargate",
+        ));
+    }
+    validate_started_by(&worker_started_by(name)).map_err(|reason| Error::config(path, reason))?;
+    if config.jobs.contains_key(WORKER_STARTED_BY_SEGMENT) {
+        return Err(Error::config(
+            format!("jobs.{}", WORKER_STARTED_BY_SEGMENT),
+            format!(
+                "a job named '{}' would share startedBy '{}' with jobs-mode worker '{name}': rename the job",
+                WORKER_STARTED_BY_SEGMENT,
+                worker_started_by(name)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A worker's scheduled-capacity windows: the bounds each leaves in force, and `start != end`.

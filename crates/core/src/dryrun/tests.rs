@@ -344,3 +344,65 @@ fn a_failed_stop_of_a_retried_job_plans_the_ledger_write_and_the_retry_request()
         "a retried failure is not alerted"
     );
 }
+
+#[test]
+fn the_dry_run_plans_the_run_tasks_of_jobs_mode() {
+    let config = Config::parse(
+        r#"
+[defaults]
+subnets = ["subnet-1"]
+[state]
+table = "jobrunner-state"
+[workers.thumbs]
+mode = "jobs"
+cluster = "jobs"
+queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/thumbs"
+task_definition = "thumbs"
+container = "app"
+command = ["thumbs"]
+messages_per_task = 10
+max_tasks = 30
+"#,
+        Format::Toml,
+    )
+    .unwrap();
+    let world = World {
+        visible: 150,
+        running: 2,
+        ..World::for_config(&config)
+    };
+    let payload = json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2024-01-01T12:00:00Z", "detail": {}});
+    let plan = dry_run_now(&config, Function::Scaler, &payload, now(), world).unwrap();
+    let operations: Vec<&str> = plan.actions.iter().map(|a| a.operation).collect();
+    assert_eq!(
+        operations,
+        [
+            "GetItem",
+            "GetQueueAttributes",
+            "ListTasks",
+            "PutItem",
+            "RunTask",
+            "RunTask"
+        ]
+    );
+    let list = &plan.actions[2];
+    assert_eq!(list.input["startedBy"], "jobrunner/worker/thumbs");
+    let runs: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == "RunTask")
+        .collect();
+    // 150 messages need 15 tasks; 2 are running: 13, in calls of 10 and 3.
+    assert_eq!(
+        (
+            runs[0].input["count"].as_i64(),
+            runs[1].input["count"].as_i64()
+        ),
+        (Some(10), Some(3))
+    );
+    assert_eq!(
+        runs[0].input["overrides"]["containerOverrides"][0]["command"][0],
+        "jobrunner-worker"
+    );
+    assert_eq!(runs[0].input["startedBy"], "jobrunner/worker/thumbs");
+}

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::*;
 use crate::config::Format;
-use crate::ports::{CallResult, ManualClock, Record};
-use crate::scaling::{QueueDepth, ServiceCounts};
+use crate::plan::RunTaskInput;
+use crate::ports::{CallResult, DescribedTask, ManualClock, Record, TaskFailure};
+use crate::scaling::{QueueDepth, ServiceCounts, TaskProtection};
 
 type AwsError = CallError;
 
@@ -59,6 +60,10 @@ struct FakeServices {
     counts: Mutex<HashMap<String, ServiceCounts>>,
     updates: Mutex<Vec<(String, u32)>>,
     fail_updates: AtomicBool,
+    /// Per service: how many of its tasks (the first ones listed) hold scale-in protection.
+    protected: Mutex<HashMap<String, usize>>,
+    /// Every GetTaskProtection call's task count.
+    protection_calls: Mutex<Vec<usize>>,
 }
 
 impl FakeServices {
@@ -118,6 +123,122 @@ impl Services for FakeServices {
         );
         Ok(())
     }
+
+    async fn service_tasks(&self, _cluster: &str, service: &str) -> CallResult<Vec<String>> {
+        let running = self.counts.lock().unwrap()[service].running;
+        Ok((0..running).map(|i| format!("arn:{service}/{i}")).collect())
+    }
+
+    async fn task_protection(
+        &self,
+        _cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<TaskProtection>> {
+        assert!(task_arns.len() <= 10, "GetTaskProtection takes 10 tasks");
+        self.protection_calls.lock().unwrap().push(task_arns.len());
+        let protected = self.protected.lock().unwrap();
+        Ok(task_arns
+            .iter()
+            .map(|arn| {
+                let (service, i) = arn[4..].split_once('/').unwrap();
+                let on = i.parse::<usize>().unwrap() < protected.get(service).copied().unwrap_or(0);
+                TaskProtection {
+                    task_arn: arn.clone(),
+                    enabled: on,
+                    expires_at: Some(t0() + secs(3600)),
+                }
+            })
+            .collect())
+    }
+}
+
+/// ECS for jobs mode: the tasks each `startedBy` has running, and RunTask with ECS's token
+/// memory (the same token answers the tasks it started, a different count is a conflict).
+#[derive(Default)]
+struct FakeTasks {
+    live: Mutex<HashMap<String, Vec<String>>>,
+    calls: Mutex<Vec<RunTaskInput>>,
+    tokens: Mutex<HashMap<String, (i32, Vec<String>)>>,
+    /// Capacity providers with no capacity: RunTask answers `failures[]` for them.
+    exhausted: Mutex<Vec<String>>,
+    /// ListTasks answers nothing (a list that has not caught up yet).
+    stale_list: AtomicBool,
+}
+
+impl FakeTasks {
+    fn calls(&self) -> Vec<RunTaskInput> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn stop_all(&self) {
+        self.live.lock().unwrap().clear();
+    }
+}
+
+impl Tasks for FakeTasks {
+    async fn list_tasks(&self, _cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
+        if self.stale_list.load(Ordering::SeqCst) {
+            return Ok(vec![]);
+        }
+        Ok(self
+            .live
+            .lock()
+            .unwrap()
+            .get(started_by)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn describe_tasks(&self, _: &str, _: &[String]) -> CallResult<Vec<DescribedTask>> {
+        unreachable!("the scaler describes no task")
+    }
+
+    async fn run_task(&self, input: &RunTaskInput) -> CallResult<RunTaskAnswer> {
+        self.calls.lock().unwrap().push(input.clone());
+        if let Some((count, arns)) = self.tokens.lock().unwrap().get(&input.client_token) {
+            return Ok(if *count == input.count {
+                RunTaskAnswer::Response {
+                    task_arns: arns.clone(),
+                    failures: vec![],
+                }
+            } else {
+                RunTaskAnswer::Conflict {
+                    task_arns: arns.clone(),
+                }
+            });
+        }
+        let provider = input
+            .capacity_provider_strategy
+            .first()
+            .map(|p| p.capacity_provider.clone());
+        if provider.is_some_and(|p| self.exhausted.lock().unwrap().contains(&p)) {
+            return Ok(RunTaskAnswer::Response {
+                task_arns: vec![],
+                failures: vec![TaskFailure {
+                    reason: "Capacity is unavailable at this time".into(),
+                    detail: None,
+                }],
+            });
+        }
+        let mut live = self.live.lock().unwrap();
+        let tasks = live.entry(input.started_by.clone()).or_default();
+        let arns: Vec<String> = (0..input.count)
+            .map(|i| format!("arn:task/{}-{i}", &input.client_token[..12]))
+            .collect();
+        tasks.extend(arns.clone());
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(input.client_token.clone(), (input.count, arns.clone()));
+        Ok(RunTaskAnswer::Response {
+            task_arns: arns,
+            failures: vec![],
+        })
+    }
+
+    async fn stop_task(&self, _: &str, _: &str, _: &str) -> CallResult<()> {
+        unreachable!("the scaler stops no task")
+    }
 }
 
 /// Versioned items; `interfere` makes "another invocation" write just before the next save.
@@ -174,13 +295,17 @@ struct TestScaler {
     workers: BTreeMap<String, Worker>,
     queues: FakeQueues,
     services: FakeServices,
+    tasks: FakeTasks,
     state: FakeState,
     clock: ManualClock,
+    defaults: LaunchSettings,
 }
 
 impl TestScaler {
     async fn run(&self, deadline: DateTime<Utc>) -> Report {
-        Scaler::new(&self.workers, self).run(deadline).await
+        let mut scaler = Scaler::new(&self.workers, self);
+        scaler.defaults = Some(&self.defaults);
+        scaler.run(deadline).await
     }
 
     async fn handle(&self, payload: Value) -> Report {
@@ -203,6 +328,36 @@ impl Services for TestScaler {
 
     async fn set_desired(&self, cluster: &str, service: &str, desired: u32) -> CallResult<()> {
         self.services.set_desired(cluster, service, desired).await
+    }
+
+    async fn service_tasks(&self, cluster: &str, service: &str) -> CallResult<Vec<String>> {
+        self.services.service_tasks(cluster, service).await
+    }
+
+    async fn task_protection(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> CallResult<Vec<TaskProtection>> {
+        self.services.task_protection(cluster, task_arns).await
+    }
+}
+
+impl Tasks for TestScaler {
+    async fn list_tasks(&self, cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
+        self.tasks.list_tasks(cluster, started_by).await
+    }
+
+    async fn describe_tasks(&self, c: &str, arns: &[String]) -> CallResult<Vec<DescribedTask>> {
+        self.tasks.describe_tasks(c, arns).await
+    }
+
+    async fn run_task(&self, input: &RunTaskInput) -> CallResult<RunTaskAnswer> {
+        self.tasks.run_task(input).await
+    }
+
+    async fn stop_task(&self, cluster: &str, arn: &str, reason: &str) -> CallResult<()> {
+        self.tasks.stop_task(cluster, arn, reason).await
     }
 }
 
@@ -270,8 +425,10 @@ fn scaler(only: &[&str]) -> TestScaler {
         workers,
         queues: FakeQueues::default(),
         services: FakeServices::default(),
+        tasks: FakeTasks::default(),
         state: FakeState::default(),
         clock: ManualClock::new(t0()),
+        defaults: LaunchSettings::default(),
     }
 }
 
@@ -589,4 +746,293 @@ async fn an_invocation_with_some_workers_failed_succeeds() {
     let report = s.handle(json!({})).await.into_result().unwrap();
     assert_eq!(report.failed, vec!["emails".to_string()]);
     assert_eq!(s.services.updates(), vec![("orders".to_string(), 5)]);
+}
+
+const JOBS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/thumbs";
+
+/// A scaler of one jobs-mode worker `thumbs` (10 per task, at most 8 tasks) plus `extra`.
+fn jobs_scaler(extra: &str) -> TestScaler {
+    let max = if extra.contains("max_tasks") {
+        ""
+    } else {
+        "max_tasks = 8"
+    };
+    let text = format!(
+        r#"
+[defaults]
+subnets = ["subnet-1"]
+security_groups = ["sg-1"]
+
+[state]
+table = "jobrunner-state"
+
+[workers.thumbs]
+mode = "jobs"
+cluster = "jobs"
+queue_url = "{JOBS}"
+task_definition = "thumbs:3"
+container = "app"
+command = ["thumbs", "--fast"]
+messages_per_task = 10
+{max}
+{extra}
+"#
+    );
+    let config = Config::parse(&text, Format::Toml).unwrap();
+    TestScaler {
+        workers: config.workers.clone(),
+        queues: FakeQueues::default(),
+        services: FakeServices::default(),
+        tasks: FakeTasks::default(),
+        state: FakeState::default(),
+        clock: ManualClock::new(t0()),
+        defaults: config.defaults.clone(),
+    }
+}
+
+fn launched(report: &Report, worker: &str) -> usize {
+    report.workers[worker]
+        .samples
+        .iter()
+        .map(|s| s.launched.len())
+        .sum()
+}
+
+#[tokio::test]
+async fn jobs_mode_launches_what_the_backlog_needs_and_counts_live_tasks_next_tick() {
+    let s = jobs_scaler("");
+    s.queues.script(JOBS, &[(25, 0)]);
+    let report = tick(&s).await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(launched(&report, "thumbs"), 3);
+    let calls = s.tasks.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(
+        (
+            call.count,
+            call.started_by.as_str(),
+            call.task_definition.as_str()
+        ),
+        (3, "jobrunner/worker/thumbs", "thumbs:3")
+    );
+    assert_eq!(
+        call.overrides.container_overrides[0].command.as_deref(),
+        Some(
+            &[
+                "jobrunner-worker",
+                "--queue-url",
+                JOBS,
+                "--idle-exit",
+                "60s",
+                "--",
+                "thumbs",
+                "--fast"
+            ]
+            .map(String::from)[..]
+        )
+    );
+    let network = call.network_configuration.as_ref().unwrap();
+    assert_eq!(network.awsvpc_configuration.subnets, ["subnet-1"]);
+    let sample = &report.workers["thumbs"].samples[0];
+    assert!(sample.reason.contains("needs 3 tasks"), "{}", sample.reason);
+    assert_eq!((sample.previous, sample.desired), (0, 3));
+    // The EMF line carries the decision.
+    let doc = report.metrics.last().unwrap();
+    assert_eq!(
+        (doc["mode"].as_str(), doc["decision"].as_u64()),
+        (Some("jobs"), Some(3))
+    );
+
+    // A minute later 12 more messages arrived (37 in all): the 3 live tasks count.
+    s.clock.advance(Duration::from_secs(60));
+    s.queues.script(JOBS, &[(30, 7)]);
+    let report = tick(&s).await;
+    assert_eq!(launched(&report, "thumbs"), 1);
+    let sample = &report.workers["thumbs"].samples[0];
+    assert!(
+        sample.reason.contains("3 pending or running"),
+        "{}",
+        sample.reason
+    );
+
+    // The queue is empty: nothing is launched (the tasks leave by themselves).
+    s.clock.advance(Duration::from_secs(60));
+    s.queues.script(JOBS, &[(0, 0)]);
+    s.tasks.stop_all();
+    let report = tick(&s).await;
+    assert_eq!(launched(&report, "thumbs"), 0);
+    assert!(
+        report.workers["thumbs"].samples[0]
+            .reason
+            .contains("queue empty"),
+        "{report:?}"
+    );
+    assert_eq!(s.tasks.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn jobs_mode_never_exceeds_max_tasks_and_batches_ten_per_call() {
+    let s = jobs_scaler("max_step_out = 30\nmax_tasks = 25");
+    s.queues.script(JOBS, &[(1000, 0)]);
+    let report = tick(&s).await;
+    assert_eq!(launched(&report, "thumbs"), 25);
+    let counts: Vec<i32> = s.tasks.calls().iter().map(|c| c.count).collect();
+    assert_eq!(counts, [10, 10, 5]);
+    let tokens: std::collections::BTreeSet<String> = s
+        .tasks
+        .calls()
+        .iter()
+        .map(|c| c.client_token.clone())
+        .collect();
+    assert_eq!(tokens.len(), 3, "one token per call");
+    assert!(
+        report.workers["thumbs"].samples[0]
+            .reason
+            .contains("max_tasks 25")
+    );
+    // Next tick: 25 live, still a big backlog: nothing more.
+    s.clock.advance(Duration::from_secs(60));
+    let report = tick(&s).await;
+    assert_eq!(launched(&report, "thumbs"), 0);
+    assert_eq!(s.tasks.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn jobs_mode_redelivered_tick_starts_nothing_twice() {
+    let s = jobs_scaler("");
+    s.queues.script(JOBS, &[(25, 0)]);
+    tick(&s).await;
+    // The same tick again (a redelivery at the same time) while ListTasks has not caught up:
+    // the same decision sends the same token, and ECS answers with the tasks it started.
+    s.tasks.stale_list.store(true, Ordering::SeqCst);
+    let again = tick(&s).await;
+    let calls = s.tasks.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].client_token, calls[1].client_token);
+    assert_eq!(
+        s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(),
+        3
+    );
+    assert_eq!(
+        launched(&again, "thumbs"),
+        3,
+        "the original tasks are reported"
+    );
+    // A redelivery that sees more messages asks for more with the same token: ECS refuses
+    // (ConflictException naming the tasks) and nothing more starts.
+    s.queues.script(JOBS, &[(45, 0)]);
+    let conflict = tick(&s).await;
+    assert!(conflict.failed.is_empty());
+    assert_eq!(
+        s.tasks.live.lock().unwrap()["jobrunner/worker/thumbs"].len(),
+        3
+    );
+    // The next slot is a new decision with new tokens.
+    s.clock.advance(Duration::from_secs(60));
+    tick(&s).await;
+    assert_ne!(
+        s.tasks.calls().last().unwrap().client_token,
+        calls[0].client_token
+    );
+}
+
+#[tokio::test]
+async fn jobs_mode_falls_back_to_the_next_capacity_provider() {
+    let s = jobs_scaler(r#"capacity = ["FARGATE_SPOT", "FARGATE"]"#);
+    s.tasks
+        .exhausted
+        .lock()
+        .unwrap()
+        .push("FARGATE_SPOT".into());
+    s.queues.script(JOBS, &[(15, 0)]);
+    let report = tick(&s).await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    let calls = s.tasks.calls();
+    let providers: Vec<&str> = calls
+        .iter()
+        .map(|c| c.capacity_provider_strategy[0].capacity_provider.as_str())
+        .collect();
+    assert_eq!(providers, ["FARGATE_SPOT", "FARGATE"]);
+    assert_eq!(calls[1].count, 2);
+    assert_eq!(
+        calls[1].client_token,
+        crate::token::for_attempt(&calls[0].client_token, "FARGATE")
+    );
+    assert_eq!(launched(&report, "thumbs"), 2);
+
+    // With no capacity anywhere the worker's sample fails, naming the reason.
+    let s = jobs_scaler(r#"capacity = ["FARGATE_SPOT"]"#);
+    s.tasks
+        .exhausted
+        .lock()
+        .unwrap()
+        .push("FARGATE_SPOT".into());
+    s.queues.script(JOBS, &[(15, 0)]);
+    let report = tick(&s).await;
+    let error = report.workers["thumbs"].error.as_deref().unwrap();
+    assert!(
+        error.contains("2 of 2 tasks not started") && error.contains("Capacity"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn scale_in_stops_at_the_protected_tasks() {
+    let s = scaler(&["orders"]);
+    s.services.add("orders", 15);
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 4);
+    s.queues.script(ORDERS, &[(0, 0)]);
+    // No scale-in before a whole window of observations: protection is not read.
+    tick(&s).await;
+    assert!(s.services.protection_calls.lock().unwrap().is_empty());
+    s.clock.advance(Duration::from_secs(61));
+    let report = tick(&s).await;
+    assert_eq!(s.services.desired("orders"), 4);
+    // 15 tasks: two GetTaskProtection calls of at most 10.
+    assert_eq!(*s.services.protection_calls.lock().unwrap(), [10, 5]);
+    let sample = &report.workers["orders"].samples[0];
+    assert_eq!(sample.protected, Some(4));
+    assert!(
+        sample.reason.contains("4 tasks hold scale-in protection"),
+        "{}",
+        sample.reason
+    );
+    assert_eq!(report.metrics.last().unwrap()["protected"], 4);
+    // Once the tasks released protection, the next tick goes on to zero.
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 0);
+    s.clock.advance(Duration::from_secs(60));
+    tick(&s).await;
+    assert_eq!(s.services.desired("orders"), 0);
+}
+
+#[tokio::test]
+async fn protection_holds_the_count_when_every_task_is_protected() {
+    let s = scaler(&["orders"]);
+    s.services.add("orders", 3);
+    s.services
+        .protected
+        .lock()
+        .unwrap()
+        .insert("orders".into(), 3);
+    s.queues.script(ORDERS, &[(0, 0)]);
+    tick(&s).await;
+    s.clock.advance(Duration::from_secs(61));
+    let report = tick(&s).await;
+    assert!(s.services.updates().is_empty(), "no UpdateService");
+    let sample = &report.workers["orders"].samples[0];
+    assert_eq!(sample.direction, Direction::Hold);
+    assert!(
+        sample.reason.contains("desiredCount stays 3"),
+        "{}",
+        sample.reason
+    );
 }

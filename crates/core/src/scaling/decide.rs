@@ -145,6 +145,10 @@ pub struct Decision {
     pub reason: String,
     /// The history to pass to the next call.
     pub history: History,
+    /// The service's tasks holding scale-in protection, when the scaler read them (it does
+    /// before scaling in; see [`super::respect_protection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<u32>,
 }
 
 impl Decision {
@@ -314,6 +318,7 @@ pub fn decide(
         stable,
         reason,
         history,
+        protected: None,
     }
 }
 

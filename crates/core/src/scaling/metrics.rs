@@ -4,9 +4,11 @@
 //! Namespace `jobrunner`, dimension `worker`. Metrics: `backlog`, `in_flight`, `desired` and
 //! `decision` (new minus previous desired count: positive out, negative in, zero hold) on every
 //! decision; `errors` (1) when a worker fails. The other observations and the reason ride along
-//! as properties, searchable in CloudWatch Logs Insights.
+//! as properties, searchable in CloudWatch Logs Insights. A jobs-mode decision is the same
+//! document: `desired` is the worker's tasks once the launches are done, `decision` the tasks
+//! launched, with `mode`, `live`, `launch` and `launched` as properties.
 
-use super::{Decision, Observation};
+use super::{Decision, JobsDecision, Observation, QueueDepth};
 use crate::metrics::{self, Unit};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -21,7 +23,7 @@ pub fn decision(
     decision: &Decision,
     at: DateTime<Utc>,
 ) -> Value {
-    json!({
+    let mut document = json!({
         "_aws": envelope(at, &[("backlog", Unit::Count), ("in_flight", Unit::Count), ("desired", Unit::Count), ("decision", Unit::Count)]),
         "worker": worker,
         "backlog": decision.backlog,
@@ -35,6 +37,38 @@ pub fn decision(
         "previous": decision.previous,
         "direction": decision.direction.as_str(),
         "min_tasks": decision.bounds.min,
+        "max_tasks": decision.bounds.max,
+        "reason": decision.reason,
+    });
+    if let Some(protected) = decision.protected {
+        document["protected"] = protected.into();
+    }
+    document
+}
+
+/// The EMF document of one jobs-mode decision; `launched` is how many tasks RunTask started.
+pub fn jobs(
+    worker: &str,
+    queue: &QueueDepth,
+    decision: &JobsDecision,
+    launched: usize,
+    at: DateTime<Utc>,
+) -> Value {
+    json!({
+        "_aws": envelope(at, &[("backlog", Unit::Count), ("in_flight", Unit::Count), ("desired", Unit::Count), ("decision", Unit::Count)]),
+        "worker": worker,
+        "mode": "jobs",
+        "backlog": decision.backlog,
+        "in_flight": queue.in_flight,
+        "desired": decision.target(),
+        "decision": decision.launch,
+        "visible": queue.visible,
+        "delayed": queue.delayed,
+        "live": decision.live,
+        "launch": decision.launch,
+        "launched": launched,
+        "previous": decision.live,
+        "direction": decision.direction.as_str(),
         "max_tasks": decision.bounds.max,
         "reason": decision.reason,
     })

@@ -24,6 +24,7 @@ fn worker(
         sample_every_seconds: None,
         windows: Vec::new(),
         mode: Default::default(),
+        ..Worker::default()
     }
 }
 
@@ -683,4 +684,202 @@ fn windows_in_an_iana_zone_follow_daylight_saving() {
     assert_eq!(bounds_at(&worker, at("2026-01-15T08:00:00Z")).min, 4);
     assert_eq!(bounds_at(&worker, at("2026-07-15T07:00:00Z")).min, 4);
     assert_eq!(bounds_at(&worker, at("2026-07-15T15:00:00Z")).min, 0);
+}
+
+mod jobs_mode {
+    use super::*;
+    use crate::scaling::jobs::{self, decide_jobs};
+    use crate::scaling::{QueueDepth, TaskProtection, protected_count, respect_protection};
+
+    fn jobs_worker(max_tasks: u32) -> Worker {
+        Worker {
+            mode: crate::config::WorkerMode::Jobs,
+            service: String::new(),
+            task_definition: Some("thumbs".into()),
+            container: Some("app".into()),
+            command: Some(vec!["thumbs".into()]),
+            ..worker(10, 0, max_tasks, 300)
+        }
+    }
+
+    fn queue(visible: u64, in_flight: u64) -> QueueDepth {
+        QueueDepth {
+            visible,
+            in_flight,
+            delayed: 0,
+        }
+    }
+
+    #[test]
+    fn launches_what_the_backlog_needs_less_the_live_tasks() {
+        let w = jobs_worker(50);
+        let d = decide_jobs(&w, &queue(20, 5), 0, t0());
+        assert_eq!((d.backlog, d.recommended, d.launch), (25, 3, 3));
+        assert_eq!(d.direction, Direction::Out);
+        // Pending and running tasks count; in-flight messages are counted in the backlog.
+        let d = decide_jobs(&w, &queue(20, 5), 2, t0());
+        assert_eq!((d.launch, d.target()), (1, 3));
+        assert!(
+            d.reason.contains("2 pending or running; launch 1"),
+            "{}",
+            d.reason
+        );
+        let d = decide_jobs(&w, &queue(20, 5), 7, t0());
+        assert_eq!((d.launch, d.direction), (0, Direction::Hold));
+    }
+
+    #[test]
+    fn an_empty_queue_launches_nothing() {
+        let d = decide_jobs(&jobs_worker(50), &queue(0, 0), 0, t0());
+        assert_eq!(d.launch, 0);
+        assert!(d.reason.contains("queue empty"), "{}", d.reason);
+        assert!(jobs::launches("w", &jobs_worker(50), &Default::default(), &d).is_empty());
+    }
+
+    #[test]
+    fn max_tasks_and_max_step_out_cap_the_launches() {
+        let d = decide_jobs(&jobs_worker(4), &queue(1000, 0), 1, t0());
+        assert_eq!((d.recommended, d.launch), (100, 3));
+        assert!(d.reason.contains("max_tasks 4"), "{}", d.reason);
+        let w = Worker {
+            max_step_out: Some(2),
+            ..jobs_worker(50)
+        };
+        let d = decide_jobs(&w, &queue(1000, 0), 0, t0());
+        assert_eq!(d.launch, 2);
+        assert!(d.reason.contains("max_step_out 2"), "{}", d.reason);
+        // A window's max_tasks = 0 pauses the worker.
+        let w = Worker {
+            windows: vec![
+                toml::from_str("start = \"00:00\"\nend = \"24:00\"\nmax_tasks = 0").unwrap(),
+            ],
+            ..jobs_worker(50)
+        };
+        assert_eq!(decide_jobs(&w, &queue(1000, 0), 0, t0()).launch, 0);
+    }
+
+    #[test]
+    fn tokens_are_the_same_within_a_slot_and_new_in_the_next() {
+        let w = jobs_worker(50);
+        let a = decide_jobs(&w, &queue(25, 0), 0, t0() + Duration::seconds(3));
+        let b = decide_jobs(&w, &queue(45, 0), 0, t0() + Duration::seconds(41));
+        let c = decide_jobs(&w, &queue(25, 0), 0, t0() + Duration::seconds(60));
+        let token = |d: &jobs::JobsDecision| {
+            jobs::launches("thumbs", &w, &Default::default(), d)[0]
+                .client_token
+                .clone()
+        };
+        assert_eq!(token(&a), token(&b), "one decision per slot");
+        assert_ne!(token(&a), token(&c));
+        assert_eq!(token(&a).len(), 64);
+        assert!(token(&a).bytes().all(|b| (33..=126).contains(&b)));
+        assert_ne!(
+            jobs::client_token("thumbs", a.slot, 0),
+            jobs::client_token("thumbs", a.slot, 1)
+        );
+        assert_ne!(
+            jobs::client_token("thumbs", a.slot, 0),
+            jobs::client_token("other", a.slot, 0)
+        );
+        // With sub-minute sampling the slot is the sampling period.
+        let fast = Worker {
+            sample_every_seconds: Some(10),
+            ..jobs_worker(50)
+        };
+        assert_eq!(
+            jobs::slot(&fast, t0() + Duration::seconds(19)),
+            t0() + Duration::seconds(10)
+        );
+    }
+
+    #[test]
+    fn the_command_runs_jobrunner_worker_with_the_users_command_after_the_separator() {
+        let w = Worker {
+            idle_exit: Some("2m".parse().unwrap()),
+            ..jobs_worker(5)
+        };
+        assert_eq!(
+            jobs::command(&w),
+            [
+                "jobrunner-worker",
+                "--queue-url",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/orders",
+                "--idle-exit",
+                "120s",
+                "--",
+                "thumbs"
+            ]
+        );
+    }
+
+    #[test]
+    fn protection_floors_a_scale_in_only() {
+        let now = t0();
+        let protections = [
+            TaskProtection {
+                task_arn: "a".into(),
+                enabled: true,
+                expires_at: Some(now + Duration::minutes(5)),
+            },
+            TaskProtection {
+                task_arn: "b".into(),
+                enabled: true,
+                expires_at: Some(now - Duration::minutes(1)),
+            },
+            TaskProtection {
+                task_arn: "c".into(),
+                enabled: false,
+                expires_at: None,
+            },
+            TaskProtection {
+                task_arn: "d".into(),
+                enabled: true,
+                expires_at: None,
+            },
+        ];
+        assert_eq!(
+            protected_count(&protections, now),
+            2,
+            "expired and off don't count"
+        );
+
+        let w = worker(10, 0, 20, 60);
+        let observation = Observation {
+            desired: 6,
+            running: 6,
+            ..Observation::default()
+        };
+        let first = decide(&w, &observation, &History::default(), now);
+        let d = decide(
+            &w,
+            &observation,
+            &first.history,
+            now + Duration::seconds(61),
+        );
+        assert_eq!((d.previous, d.desired), (6, 0));
+        let floored = respect_protection(d.clone(), 2);
+        assert_eq!((floored.desired, floored.direction), (2, Direction::In));
+        assert_eq!(floored.protected, Some(2));
+        assert!(
+            floored.reason.contains("desiredCount 2, not 0"),
+            "{}",
+            floored.reason
+        );
+        // More protected than the count: hold, never scale out for it.
+        let held = respect_protection(d.clone(), 9);
+        assert_eq!((held.desired, held.direction), (6, Direction::Hold));
+        // None protected: the decision stands.
+        assert_eq!(respect_protection(d.clone(), 0).desired, 0);
+        // A scale-out is untouched.
+        let out = decide(
+            &w,
+            &Observation {
+                visible: 100,
+                ..observation
+            },
+            &History::default(),
+            now,
+        );
+        assert_eq!(respect_protection(out.clone(), 3).desired, out.desired);
+    }
 }

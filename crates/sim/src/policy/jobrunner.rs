@@ -17,7 +17,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use jobrunner_core::config::{Worker, WorkerMode};
-use jobrunner_core::scaling::{History, Observation, QueueDepth, ServiceCounts, bounds_at, decide};
+use jobrunner_core::scaling::{
+    History, Observation, QueueDepth, ServiceCounts, bounds_at, decide, decide_jobs,
+};
 
 use crate::engine::{Action, Exit, Policy, View};
 
@@ -130,15 +132,21 @@ impl Policy for Jobrunner {
     }
 }
 
-/// Jobs mode: the standalone tasks to launch now. The backlog (in flight included) needs
-/// ⌈backlog / `messages_per_task`⌉ tasks within the bounds in force; the worker's tasks
+/// Jobs mode: the standalone tasks to launch now, as the scaler decides it
+/// ([`jobrunner_core::scaling::decide_jobs`]): the backlog (in flight included) needs
+/// ⌈backlog / `messages_per_task`⌉ tasks up to the `max_tasks` in force; the worker's tasks
 /// already pending or running count.
 pub fn jobs_to_launch(worker: &Worker, view: &View<'_>, now: DateTime<Utc>) -> u32 {
-    let bounds = bounds_at(worker, now);
-    let backlog = view.visible.saturating_add(view.in_flight);
-    let per_task = u64::from(worker.messages_per_task.max(1));
-    let need = u32::try_from(backlog.div_ceil(per_task))
-        .unwrap_or(u32::MAX)
-        .clamp(bounds.min, bounds.max);
-    need.saturating_sub(view.running.saturating_add(view.pending))
+    let queue = QueueDepth {
+        visible: view.visible,
+        in_flight: view.in_flight,
+        delayed: 0,
+    };
+    decide_jobs(
+        worker,
+        &queue,
+        view.running.saturating_add(view.pending),
+        now,
+    )
+    .launch
 }
