@@ -14,6 +14,7 @@ pub mod error;
 pub mod ledger_reader;
 pub mod s3;
 pub mod sns;
+pub mod sqs_admin;
 pub mod sqs_queue;
 pub mod state_store;
 pub mod task_definitions;
