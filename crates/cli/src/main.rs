@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jobrunner_core::dryrun::{self, Function, World};
 use jobrunner_core::{Config, schedule};
 
+mod backfill;
+mod dlq;
 mod runs;
 mod simulate;
 
@@ -53,6 +55,10 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// The run ledger: list runs, view one with its attempts, cancel one (calls AWS).
     Run(runs::RunArgs),
+    /// Launch the objects already in a bucket as their uploads would have (calls AWS).
+    Backfill(backfill::BackfillArgs),
+    /// Look at a dead-letter queue, and move its messages back to their queue (calls AWS).
+    Dlq(dlq::DlqArgs),
 }
 
 #[derive(clap::Args)]
@@ -157,6 +163,15 @@ enum CliError {
     },
     #[error(transparent)]
     Call(#[from] jobrunner_aws::Error),
+    /// An argument that cannot work, named with why.
+    #[error("{0}")]
+    Usage(String),
+    /// Ctrl-C: where to go on from.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// A backfill that failed part way, and where to go on from.
+    #[error("{error}; {resume}")]
+    Backfill { error: Box<CliError>, resume: String },
     /// Writing the output failed (other than a closed pipe, which ends quietly).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -174,6 +189,8 @@ fn main() -> ExitCode {
         Command::Schema => schema(),
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
         Command::Run(args) => runs::run(args),
+        Command::Backfill(args) => backfill::run(args),
+        Command::Dlq(args) => dlq::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,7 +211,7 @@ pub(crate) fn print(text: &str) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
-fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError> {
+pub(crate) fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|reason| CliError::Time {

@@ -196,7 +196,7 @@ fn parse_since(text: &str, retention_days: u32) -> Result<StdDuration, CliError>
 
 /// The SDK configuration from the default chain, with jobrunner's retries and timeouts and
 /// `--region` when given. `AWS_ENDPOINT_URL` is read by the SDK itself.
-async fn sdk_config(region: Option<&str>) -> Result<SdkConfig, CliError> {
+pub(crate) async fn sdk_config(region: Option<&str>) -> Result<SdkConfig, CliError> {
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(jobrunner_aws::client::retry_config())
         .timeout_config(jobrunner_aws::client::timeout_config());
@@ -500,7 +500,7 @@ fn stop_reason(who: &str) -> String {
 }
 
 /// The caller's ARN (STS GetCallerIdentity): who cancelled.
-async fn caller_arn(sdk: &SdkConfig) -> Result<String, CliError> {
+pub(crate) async fn caller_arn(sdk: &SdkConfig) -> Result<String, CliError> {
     let output = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
         .send()
