@@ -75,6 +75,38 @@ impl S3Objects {
         &self.client
     }
 
+    /// One object's size, ETag (bare) and version (HeadObject), for a run submitted by hand.
+    pub async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ListedObject, Error> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| from_sdk("HeadObject", e))?;
+        Ok(ListedObject {
+            key: key.to_string(),
+            size: output
+                .content_length()
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0),
+            etag: bare_etag(output.e_tag()),
+            version_id: output
+                .version_id()
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_owned),
+            last_modified: output.last_modified().and_then(to_chrono),
+            is_latest: true,
+        })
+    }
+
     /// A listing of `bucket` under `prefix`, starting after key `start_after` (exclusive: a
     /// resume point is the last key fully handled). Pages hold up to `page_size` (1-1000).
     pub fn list(

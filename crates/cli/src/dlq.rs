@@ -280,8 +280,7 @@ fn describe(event: &Event) -> String {
         Event::TaskStateChange(c) => format!("task {}", c.task_arn),
         Event::Retry(r) => format!("retry of run {} attempt {}", r.run_id, r.attempt),
         Event::Ignored(why) => format!("ignored ({why})"),
-        #[allow(unreachable_patterns)]
-        _ => "another event".into(),
+        Event::Submit(s) => format!("submit of {} by {}", s.job, s.submitted_by),
     }
 }
 

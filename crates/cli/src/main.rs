@@ -15,6 +15,7 @@ mod backfill;
 mod dlq;
 mod runs;
 mod simulate;
+mod submit;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +56,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// The run ledger: list runs, view one with its attempts, cancel one (calls AWS).
     Run(runs::RunArgs),
+    /// Start a run of a job by hand, through the launcher's queue (calls AWS).
+    Submit(submit::SubmitArgs),
     /// Launch the objects already in a bucket as their uploads would have (calls AWS).
     Backfill(backfill::BackfillArgs),
     /// Look at a dead-letter queue, and move its messages back to their queue (calls AWS).
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
         Command::Run(args) => runs::run(args),
         Command::Backfill(args) => backfill::run(args),
+        Command::Submit(args) => submit::run(args),
         Command::Dlq(args) => dlq::run(args),
     };
     match result {

@@ -3,7 +3,7 @@
 //! S3 events for some of the same objects arrive, ends with exactly one task per object routed
 //! (counted in moto's ECS by the tasks' `JOB_RUN_ID`, and in the ledger); a dry run sends
 //! nothing; an interrupted backfill goes on from the key it printed; a dead-lettered message's
-//! reason is listed. The launcher is the core's own `launcher::handle` over the AWS adapters,
+//! reason is listed; a manual submit is one run with trigger `manual` and its submitter. The launcher is the core's own `launcher::handle` over the AWS adapters,
 //! fed from the queue as Lambda's SQS event source would.
 //!
 //! moto ignores `clientToken`, so a second task for one run could only be avoided by the
@@ -675,4 +675,71 @@ async fn create_table(sdk: &SdkConfig, name: &str) {
         .send()
         .await
         .expect("create state table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_is_one_manual_run_recorded_with_its_submitter() {
+    let world = World::new("submit").await;
+    let etags = world.put_objects(&[("images/s.jpg".to_string(), 64)]).await;
+    let object = format!("s3://{}/images/s.jpg", world.bucket);
+    let submit = |extra: &[&str]| {
+        let mut args = vec!["submit", "thumbnails", "--config", world.config_path.to_str().unwrap(), "--object", &object, "--json"];
+        args.extend_from_slice(extra);
+        world.account.jobrunner(&args)
+    };
+    let output = submit(&["--env", "MODE=full {key}"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run_id = answer["run_id"].as_str().unwrap().to_string();
+    assert_eq!(answer["submitted_by"], world.account.user_arn.as_str());
+
+    // A redelivery of the same message is the same run.
+    let sqs = aws_sdk_sqs::Client::new(&world.sdk);
+    let received = sqs.receive_message().queue_url(&world.queue_url).visibility_timeout(0).send().await.unwrap();
+    let body = received.messages()[0].body().unwrap().to_string();
+    sqs.send_message().queue_url(&world.queue_url).message_body(&body).send().await.unwrap();
+    assert_eq!(world.drain().await, (1, 1, 0));
+
+    let tasks = world.tasks_by_run().await;
+    assert_eq!(tasks.get(&run_id), Some(&1));
+    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
+    let arns = ecs.list_tasks().cluster("jobs").send().await.unwrap().task_arns.unwrap_or_default();
+    let task = ecs.describe_tasks().cluster("jobs").set_tasks(Some(arns)).send().await.unwrap().tasks.unwrap().remove(0);
+    let env: BTreeMap<String, String> = task.overrides().unwrap().container_overrides()[0]
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap().to_string(), kv.value().unwrap().to_string()))
+        .collect();
+    assert_eq!(env["JOB_TRIGGER"], "manual");
+    assert_eq!(env["JOB_SUBMITTED_BY"], world.account.user_arn);
+    assert_eq!(env["JOB_KEY"], "images/s.jpg");
+    assert_eq!(env["JOB_ETAG"], etags["images/s.jpg"]);
+    assert_eq!(env["MODE"], "full {key}", "a submit's values are data, never templated");
+    let state = world.config.state.clone().unwrap();
+    let (run, _) = Ledger::new(&world.adapters, &state)
+        .load::<Run>(&keys::run_key(&run_id))
+        .await
+        .unwrap()
+        .expect("run recorded");
+    let input = serde_json::to_value(&run.input).unwrap();
+    assert_eq!(input["trigger"], "manual");
+    assert_eq!(input["submitted_by"], world.account.user_arn.as_str());
+
+    // The same command again is a new run.
+    let output = submit(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(world.drain().await, (1, 0, 0));
+    assert_eq!(world.tasks_by_run().await.len(), 2);
+
+    // Bad overrides fail before anything is sent, in one line.
+    for (env, expected) in [("JOB_KEY=x", "reserved"), ("1A=x", "letters, digits")] {
+        let output = submit(&["--env", env]);
+        assert!(!output.status.success());
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+        assert_eq!(stderr(&output).trim().lines().count(), 1);
+    }
+    let big = format!("BIG={}", "x".repeat(9000));
+    let output = submit(&["--env", &big]);
+    assert!(stderr(&output).contains("8192"), "{}", stderr(&output));
+    assert_eq!(world.queue_count(&world.queue_url).await, 0);
 }

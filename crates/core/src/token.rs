@@ -36,6 +36,19 @@ pub fn object_identity(object: &ObjectCreated) -> String {
     }
 }
 
+/// The token of a manual submit: its job, who submitted it and when (to the nanosecond, the
+/// CLI's clock). Every delivery of one submit shares it; submitting again makes another.
+pub fn for_submit(submit: &crate::event::Submit) -> String {
+    digest(&[
+        "submit",
+        &submit.job,
+        &submit.submitted_by,
+        &submit
+            .submitted_at
+            .to_rfc3339_opts(SecondsFormat::Nanos, true),
+    ])
+}
+
 /// The token for one tick of a schedule: the same for every delivery and retry of the tick.
 pub fn for_tick(schedule: &str, scheduled_time: DateTime<Utc>) -> String {
     digest(&[
@@ -219,6 +232,29 @@ mod tests {
             for_object("t", &object(None, Some("0A"))),
             for_object("u", &object(None, Some("0A")))
         );
+    }
+
+    #[test]
+    fn a_submit_is_its_job_caller_and_time() {
+        let submit = crate::event::Submit {
+            job: "report".into(),
+            submitted_by: "arn:aws:iam::1:user/ana".into(),
+            submitted_at: "2026-11-25T10:00:00.000000001Z".parse().unwrap(),
+            object: None,
+            schedule: None,
+            environment: Default::default(),
+        };
+        let token = for_submit(&submit);
+        assert_eq!(token.len(), MAX_LEN);
+        let mut redelivered = submit.clone();
+        redelivered.environment.insert("A".into(), "1".into());
+        assert_eq!(for_submit(&redelivered), token);
+        let mut again = submit.clone();
+        again.submitted_at = "2026-11-25T10:00:00.000000002Z".parse().unwrap();
+        assert_ne!(for_submit(&again), token, "a nanosecond later is another submit");
+        let mut other = submit.clone();
+        other.submitted_by = "arn:aws:iam::1:user/bo".into();
+        assert_ne!(for_submit(&other), token);
     }
 
     #[test]
