@@ -252,7 +252,8 @@ mod tests {
     async fn pages_follow_the_continuation_token_and_start_after_the_resume_key() {
         let first = mock!(Client::list_objects_v2)
             .match_requests(|r| {
-                r.start_after() == Some("a/0") && r.continuation_token().is_none()
+                r.start_after() == Some("a/0")
+                    && r.continuation_token().is_none()
                     && r.prefix() == Some("a/")
             })
             .then_output(|| {
@@ -320,10 +321,16 @@ mod tests {
         let s3 = S3Objects::new(client);
         let mut listing = s3.list("b", "", ListMode::Versions, None, 1000);
         let page = listing.next_page().await.unwrap().unwrap();
-        assert_eq!((page[0].version_id.as_deref(), page[0].is_latest), (Some("v2"), true));
+        assert_eq!(
+            (page[0].version_id.as_deref(), page[0].is_latest),
+            (Some("v2"), true)
+        );
         let page = listing.next_page().await.unwrap().unwrap();
         assert_eq!(page[0].version_id.as_deref(), Some("v1"));
-        assert_eq!(page[1].version_id, None, "S3's \"null\" version is no version");
+        assert_eq!(
+            page[1].version_id, None,
+            "S3's \"null\" version is no version"
+        );
         assert!(listing.next_page().await.unwrap().is_none());
     }
 }

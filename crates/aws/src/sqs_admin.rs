@@ -129,7 +129,9 @@ impl SqsAdmin {
 
     /// The queue at `url`, with its ARN.
     pub async fn queue(&self, url: &str) -> Result<QueueRef, Error> {
-        let attributes = self.attributes(url, &[QueueAttributeName::QueueArn]).await?;
+        let attributes = self
+            .attributes(url, &[QueueAttributeName::QueueArn])
+            .await?;
         let arn = attributes
             .get(&QueueAttributeName::QueueArn)
             .cloned()
@@ -157,7 +159,9 @@ impl SqsAdmin {
             .and_then(|p| p.get("deadLetterTargetArn")?.as_str().map(str::to_owned))
             .ok_or_else(|| Error::Rejected {
                 operation: "GetQueueAttributes",
-                message: format!("{source_url}: redrive policy without deadLetterTargetArn: {policy}"),
+                message: format!(
+                    "{source_url}: redrive policy without deadLetterTargetArn: {policy}"
+                ),
             })?;
         let url = self.url_of(&arn).await?;
         Ok(Some(QueueRef { url, arn }))
@@ -180,10 +184,13 @@ impl SqsAdmin {
             .send()
             .await
             .map_err(|e| from_sdk("GetQueueUrl", e))?;
-        output.queue_url().map(str::to_owned).ok_or(Error::Rejected {
-            operation: "GetQueueUrl",
-            message: format!("{arn}: no URL in the answer"),
-        })
+        output
+            .queue_url()
+            .map(str::to_owned)
+            .ok_or(Error::Rejected {
+                operation: "GetQueueUrl",
+                message: format!("{arn}: no URL in the answer"),
+            })
     }
 
     /// Visible, in-flight and delayed counts.
@@ -237,9 +244,7 @@ impl SqsAdmin {
                 .visibility_timeout(PEEK_VISIBILITY_SECONDS)
                 .wait_time_seconds(0)
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .message_system_attribute_names(
-                    MessageSystemAttributeName::ApproximateReceiveCount,
-                )
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .message_attribute_names("All")
                 .send()
                 .await
@@ -269,7 +274,9 @@ impl SqsAdmin {
                         .message_attributes()
                         .map(|a| {
                             a.iter()
-                                .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
+                                .filter_map(|(k, v)| {
+                                    Some((k.clone(), v.string_value()?.to_owned()))
+                                })
                                 .collect()
                         })
                         .unwrap_or_default(),
@@ -424,8 +431,16 @@ mod tests {
                     .queue_url("https://sqs/123456789012/launcher-dlq")
                     .build()
             });
-        let admin = SqsAdmin::new(mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&attributes, &url]));
-        let dlq = admin.dead_letter_queue("https://sqs/launcher").await.unwrap().unwrap();
+        let admin = SqsAdmin::new(mock_client!(
+            aws_sdk_sqs,
+            RuleMode::Sequential,
+            [&attributes, &url]
+        ));
+        let dlq = admin
+            .dead_letter_queue("https://sqs/launcher")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(dlq.arn, DLQ_ARN);
         assert_eq!(dlq.url, "https://sqs/123456789012/launcher-dlq");
     }
@@ -439,7 +454,11 @@ mod tests {
                     && r.destination_arn() == Some(SOURCE_ARN)
                     && r.max_number_of_messages_per_second() == Some(50)
             })
-            .then_output(|| StartMessageMoveTaskOutput::builder().task_handle("h1").build());
+            .then_output(|| {
+                StartMessageMoveTaskOutput::builder()
+                    .task_handle("h1")
+                    .build()
+            });
         let list = mock!(Client::list_message_move_tasks)
             .match_requests(|r| r.source_arn() == Some(DLQ_ARN))
             .then_output(|| {
@@ -454,8 +473,18 @@ mod tests {
                     )
                     .build()
             });
-        let admin = SqsAdmin::new(mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&start, &list]));
-        assert_eq!(admin.start_move(DLQ_ARN, SOURCE_ARN, Some(50)).await.unwrap(), "h1");
+        let admin = SqsAdmin::new(mock_client!(
+            aws_sdk_sqs,
+            RuleMode::Sequential,
+            [&start, &list]
+        ));
+        assert_eq!(
+            admin
+                .start_move(DLQ_ARN, SOURCE_ARN, Some(50))
+                .await
+                .unwrap(),
+            "h1"
+        );
         let task = admin.latest_move(DLQ_ARN).await.unwrap().unwrap();
         assert_eq!((task.status.as_str(), task.moved), ("COMPLETED", 3));
     }

@@ -97,15 +97,25 @@ pub fn run(args: DlqArgs) -> Result<(), CliError> {
     };
     let config = queues.config.as_deref().map(Config::load).transpose()?;
     let source_url = queues.queue_url.clone().or_else(|| match queues.function {
-        Which::Launcher => config.as_ref()?.launcher.as_ref().map(|l| l.queue_url.clone()),
+        Which::Launcher => config
+            .as_ref()?
+            .launcher
+            .as_ref()
+            .map(|l| l.queue_url.clone()),
         Which::Tracker => None,
     });
-    if let DlqCommand::Redrive { rate: Some(rate), .. } = &args.command
+    if let DlqCommand::Redrive {
+        rate: Some(rate), ..
+    } = &args.command
         && !(1..=500).contains(rate)
     {
-        return Err(CliError::Usage(format!("--rate {rate}: SQS moves 1 to 500 messages a second")));
+        return Err(CliError::Usage(format!(
+            "--rate {rate}: SQS moves 1 to 500 messages a second"
+        )));
     }
-    if source_url.is_none() && (queues.dlq_url.is_none() || matches!(args.command, DlqCommand::Redrive { .. })) {
+    if source_url.is_none()
+        && (queues.dlq_url.is_none() || matches!(args.command, DlqCommand::Redrive { .. }))
+    {
         return Err(CliError::Usage(match queues.function {
             Which::Launcher => "the launcher's queue is unknown: pass --config with [launcher] queue_url, or --queue-url".into(),
             Which::Tracker => "the tracker's queue is not in the config: pass --queue-url (the tracker's SQS buffer)".into(),
@@ -121,7 +131,9 @@ pub fn run(args: DlqArgs) -> Result<(), CliError> {
         let dlq = match (&queues.dlq_url, &source_url) {
             (Some(url), _) => sqs.queue(url).await?,
             (None, Some(source)) => sqs.dead_letter_queue(source).await?.ok_or_else(|| {
-                CliError::Usage(format!("{source}: no redrive policy: the queue has no dead-letter queue"))
+                CliError::Usage(format!(
+                    "{source}: no redrive policy: the queue has no dead-letter queue"
+                ))
             })?,
             (None, None) => unreachable_queue()?,
         };
@@ -185,7 +197,9 @@ async fn list(
             .unwrap_or_default(),
         );
     }
-    let age = oldest.map_or_else(String::new, |t| format!(", oldest sent {} ago", ago(now - t)));
+    let age = oldest.map_or_else(String::new, |t| {
+        format!(", oldest sent {} ago", ago(now - t))
+    });
     print(&format!(
         "{} dead-letter queue {}: {count} messages ({} visible, {} in flight){age}",
         function.name(),
@@ -194,7 +208,10 @@ async fn list(
         counts.in_flight
     ))?;
     for m in &shown {
-        let sent = m.sent_at.map_or_else(|| "?".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let sent = m.sent_at.map_or_else(
+            || "?".into(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
         print(&format!(
             "  {}  sent {sent}  received {}x  {}\n    reason: {}",
             m.message_id, m.receive_count, m.event, m.reason
@@ -207,13 +224,24 @@ async fn list(
 }
 
 /// What `message` is and why it is here, as far as can be known without the function's log.
-fn explain(function: Which, config: Option<&Config>, message: &PeekedMessage, now: DateTime<Utc>) -> Shown {
+fn explain(
+    function: Which,
+    config: Option<&Config>,
+    message: &PeekedMessage,
+    now: DateTime<Utc>,
+) -> Shown {
     let (event, reason) = match event::parse_json(&message.body) {
-        Err(e) => ("not JSON".into(), format!("the function cannot read it: {e}")),
+        Err(e) => (
+            "not JSON".into(),
+            format!("the function cannot read it: {e}"),
+        ),
         Ok(value) => {
             let recorded = destination_reason(&value);
             match event::decode_event(&value) {
-                Err(e) => ("undecodable".into(), recorded.unwrap_or_else(|| format!("the function cannot decode it: {e}"))),
+                Err(e) => (
+                    "undecodable".into(),
+                    recorded.unwrap_or_else(|| format!("the function cannot decode it: {e}")),
+                ),
                 Ok(events) => {
                     let event = events.iter().map(describe).collect::<Vec<_>>().join("; ");
                     let replayed = match (function, config) {
@@ -245,7 +273,10 @@ fn explain(function: Which, config: Option<&Config>, message: &PeekedMessage, no
 /// A Lambda on-failure record's condition and the error the function returned.
 fn destination_reason(value: &Value) -> Option<String> {
     let context = value.get("requestContext")?;
-    let condition = context.get("condition").and_then(Value::as_str).unwrap_or("failed");
+    let condition = context
+        .get("condition")
+        .and_then(Value::as_str)
+        .unwrap_or("failed");
     let payload = value.get("responsePayload");
     let error = payload
         .and_then(|p| p.get("errorMessage").or_else(|| p.get("errorType")))
@@ -258,10 +289,20 @@ fn destination_reason(value: &Value) -> Option<String> {
 
 /// The failure the launcher's own decisions meet on `value` today, if any.
 fn launcher_failure(config: &Config, value: &Value, now: DateTime<Utc>) -> Option<String> {
-    match dryrun::dry_run_now(config, Function::Launcher, value, now, World::for_config(config)) {
+    match dryrun::dry_run_now(
+        config,
+        Function::Launcher,
+        value,
+        now,
+        World::for_config(config),
+    ) {
         Err(e) => Some(e.to_string()),
         Ok(run) => run.failed.first().map(|f| {
-            format!("{}{}", f.reason, if f.retryable { " (retryable)" } else { "" })
+            format!(
+                "{}{}",
+                f.reason,
+                if f.retryable { " (retryable)" } else { "" }
+            )
         }),
     }
 }
@@ -308,7 +349,9 @@ async fn redrive(
     }
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let Some(task) = sqs.latest_move(&dlq.arn).await? else { continue };
+        let Some(task) = sqs.latest_move(&dlq.arn).await? else {
+            continue;
+        };
         if task.status == "RUNNING" {
             continue;
         }
@@ -316,7 +359,9 @@ async fn redrive(
             "move {}: {} messages moved{}",
             task.status.to_lowercase(),
             task.moved,
-            task.failure_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            task.failure_reason
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
         );
         if task.status == "COMPLETED" {
             return print(&line);
@@ -356,8 +401,17 @@ mod tests {
         let now = "2026-11-25T12:00:00Z".parse().unwrap();
         let config = config();
         let shown = explain(Which::Launcher, Some(&config), &message("{nope"), now);
-        assert!(shown.reason.starts_with("the function cannot read it"), "{}", shown.reason);
-        let shown = explain(Which::Launcher, Some(&config), &message(r#"{"hello": 1}"#), now);
+        assert!(
+            shown.reason.starts_with("the function cannot read it"),
+            "{}",
+            shown.reason
+        );
+        let shown = explain(
+            Which::Launcher,
+            Some(&config),
+            &message(r#"{"hello": 1}"#),
+            now,
+        );
         assert_eq!(shown.event, "undecodable");
         let record = json!({
             "version": "1.0",
@@ -365,15 +419,32 @@ mod tests {
             "requestPayload": {"source": "jobrunner.scheduler", "schedule": "nightly", "scheduled_time": "2026-11-25T02:00:00Z"},
             "responsePayload": {"errorMessage": "ThrottlingException: Rate exceeded"}
         });
-        let shown = explain(Which::Launcher, Some(&config), &message(&record.to_string()), now);
-        assert_eq!(shown.reason, "RetriesExhausted: ThrottlingException: Rate exceeded");
+        let shown = explain(
+            Which::Launcher,
+            Some(&config),
+            &message(&record.to_string()),
+            now,
+        );
+        assert_eq!(
+            shown.reason,
+            "RetriesExhausted: ThrottlingException: Rate exceeded"
+        );
         assert_eq!(shown.event, "nightly@2026-11-25T02:00:00Z");
         let object = json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
             "time": "2026-11-25T10:00:00Z", "detail": {"bucket": {"name": "uploads"},
             "object": {"key": "a.txt", "size": 1, "etag": "e"}}});
-        let shown = explain(Which::Launcher, Some(&config), &message(&object.to_string()), now);
+        let shown = explain(
+            Which::Launcher,
+            Some(&config),
+            &message(&object.to_string()),
+            now,
+        );
         assert_eq!(shown.event, "s3://uploads/a.txt");
-        assert!(shown.reason.contains("message id m-1") && shown.reason.contains("5 receives"), "{}", shown.reason);
+        assert!(
+            shown.reason.contains("message id m-1") && shown.reason.contains("5 receives"),
+            "{}",
+            shown.reason
+        );
     }
 
     #[test]

@@ -174,7 +174,10 @@ enum CliError {
     Interrupted(String),
     /// A backfill that failed part way, and where to go on from.
     #[error("{error}; {resume}")]
-    Backfill { error: Box<CliError>, resume: String },
+    Backfill {
+        error: Box<CliError>,
+        resume: String,
+    },
     /// Writing the output failed (other than a closed pipe, which ends quietly).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),

@@ -59,7 +59,10 @@ fn environment(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
         let (name, value) = pair
             .split_once('=')
             .ok_or_else(|| CliError::Usage(format!("--env '{pair}': expected NAME=VALUE")))?;
-        if environment.insert(name.to_string(), value.to_string()).is_some() {
+        if environment
+            .insert(name.to_string(), value.to_string())
+            .is_some()
+        {
             return Err(CliError::Usage(format!("--env {name}: given twice")));
         }
     }
@@ -70,8 +73,12 @@ fn environment(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 /// `s3://bucket/key[?versionId=V]`.
 fn object_ref(text: &str) -> Result<(String, String, Option<String>), CliError> {
     let bad = |reason: &str| CliError::Usage(format!("--object '{text}': {reason}"));
-    let rest = text.strip_prefix("s3://").ok_or_else(|| bad("expected s3://bucket/key"))?;
-    let (bucket, key) = rest.split_once('/').ok_or_else(|| bad("no key after the bucket"))?;
+    let rest = text
+        .strip_prefix("s3://")
+        .ok_or_else(|| bad("expected s3://bucket/key"))?;
+    let (bucket, key) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no key after the bucket"))?;
     let (key, version) = match key.rsplit_once("?versionId=") {
         Some((key, version)) if !version.is_empty() => (key, Some(version.to_string())),
         _ => (key, None),
@@ -86,14 +93,19 @@ fn object_ref(text: &str) -> Result<(String, String, Option<String>), CliError> 
 pub fn run(args: SubmitArgs) -> Result<(), CliError> {
     let config = Config::load(&args.config)?;
     if config.job(&args.job).is_none() {
-        return Err(CliError::Usage(format!("no job '{}' in the config", args.job)));
+        return Err(CliError::Usage(format!(
+            "no job '{}' in the config",
+            args.job
+        )));
     }
     let environment = environment(&args.env)?;
     let object = args.object.as_deref().map(object_ref).transpose()?;
     let schedule = match (&args.schedule, &args.at) {
         (Some(name), Some(at)) => {
             let Some(trigger) = config.triggers.schedule.iter().find(|s| s.name == *name) else {
-                return Err(CliError::Usage(format!("--schedule: no schedule '{name}' in the config")));
+                return Err(CliError::Usage(format!(
+                    "--schedule: no schedule '{name}' in the config"
+                )));
             };
             if trigger.job != args.job {
                 return Err(CliError::Usage(format!(

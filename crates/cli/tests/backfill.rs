@@ -27,8 +27,8 @@ use jobrunner_aws::sqs_queue::SqsQueues;
 use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::ObjectCreated;
-use jobrunner_core::ledger::keys::{self, LIST_INDEX, LIST_PK, LIST_SK};
 use jobrunner_core::ledger::Ledger;
+use jobrunner_core::ledger::keys::{self, LIST_INDEX, LIST_PK, LIST_SK};
 use jobrunner_core::run::Run;
 use jobrunner_core::{Config, token};
 use serde_json::{Value, json};
@@ -36,7 +36,6 @@ use serde_json::{Value, json};
 mod moto;
 
 use moto::Account;
-
 
 /// One test's world: an account with a cluster, a bucket, the launcher's queue (with a DLQ),
 /// the state table, and a config naming them.
@@ -57,7 +56,11 @@ impl World {
         let account = Account::new();
         let sdk = account.sdk();
         let ecs = aws_sdk_ecs::Client::new(&sdk);
-        ecs.create_cluster().cluster_name("jobs").send().await.expect("cluster");
+        ecs.create_cluster()
+            .cluster_name("jobs")
+            .send()
+            .await
+            .expect("cluster");
         for family in ["thumbnails", "index"] {
             ecs.register_task_definition()
                 .family(family)
@@ -79,7 +82,12 @@ impl World {
         let subnet = ec2_first(&account.id, "DescribeSubnets", "subnetId");
         let group = ec2_first(&account.id, "DescribeSecurityGroups", "groupId");
         let bucket = format!("uploads-{name}-{}", std::process::id());
-        s3(&sdk).create_bucket().bucket(&bucket).send().await.expect("bucket");
+        s3(&sdk)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let dlq_url = sqs
             .create_queue()
@@ -257,7 +265,11 @@ queue_url = "{queue_url}"
             )
             .await
             .expect("launcher");
-            assert!(handled.failed.is_empty(), "launcher failures: {:?}", handled.failed);
+            assert!(
+                handled.failed.is_empty(),
+                "launcher failures: {:?}",
+                handled.failed
+            );
             launched += handled.summary.launched;
             already += handled.summary.already_launched;
             skipped += handled.summary.skipped;
@@ -331,7 +343,9 @@ queue_url = "{queue_url}"
             .await
             .expect("attributes");
         out.attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
@@ -367,7 +381,10 @@ fn bucket_contents() -> Vec<(String, usize, Option<&'static str>)> {
         let (key, job) = if i % 5 == 4 {
             (format!("images/{:03}/{i:05}.png", i / 100), None)
         } else {
-            (format!("images/{:03}/{i:05}.jpg", i / 100), Some("thumbnails"))
+            (
+                format!("images/{:03}/{i:05}.jpg", i / 100),
+                Some("thumbnails"),
+            )
         };
         objects.push((key, 10 + (i * 37) % 9000, job));
     }
@@ -400,8 +417,15 @@ async fn a_bucket_backfilled_twice_alongside_live_events_gets_one_run_per_object
     assert_eq!(routed.len(), 1200);
 
     // Live events for 150 routed objects, before and between the backfills.
-    for (n, (key, size, _)) in contents.iter().filter(|(_, _, j)| j.is_some()).take(150).enumerate() {
-        world.send_live(key, *size, &etags[key], &format!("{n:018X}")).await;
+    for (n, (key, size, _)) in contents
+        .iter()
+        .filter(|(_, _, j)| j.is_some())
+        .take(150)
+        .enumerate()
+    {
+        world
+            .send_live(key, *size, &etags[key], &format!("{n:018X}"))
+            .await;
     }
     let (launched_live, ..) = world.drain().await;
     assert_eq!(launched_live, 150);
@@ -424,11 +448,23 @@ async fn a_bucket_backfilled_twice_alongside_live_events_gets_one_run_per_object
     println!("{}", summary.trim());
 
     // More live events (some for objects just backfilled) arrive with the backfill's messages.
-    for (n, (key, size, _)) in contents.iter().filter(|(_, _, j)| j.is_some()).skip(100).take(100).enumerate() {
-        world.send_live(key, *size, &etags[key], &format!("{:018X}", 1000 + n)).await;
+    for (n, (key, size, _)) in contents
+        .iter()
+        .filter(|(_, _, j)| j.is_some())
+        .skip(100)
+        .take(100)
+        .enumerate()
+    {
+        world
+            .send_live(key, *size, &etags[key], &format!("{:018X}", 1000 + n))
+            .await;
     }
     let (launched, already, _) = world.drain().await;
-    assert_eq!((launched, already), (1050, 250), "launched, already launched");
+    assert_eq!(
+        (launched, already),
+        (1050, 250),
+        "launched, already launched"
+    );
 
     // The second backfill launches nothing new.
     let output = world.backfill(&[&format!("s3://{}/", world.bucket), "--rate", "100000"]);
@@ -444,7 +480,11 @@ async fn a_bucket_backfilled_twice_alongside_live_events_gets_one_run_per_object
         .collect();
     assert_eq!(expected.len(), 1200);
     assert_eq!(tasks.keys().cloned().collect::<BTreeSet<_>>(), expected);
-    assert!(tasks.values().all(|&n| n == 1), "a run with two tasks: {:?}", tasks.iter().find(|(_, n)| **n > 1));
+    assert!(
+        tasks.values().all(|&n| n == 1),
+        "a run with two tasks: {:?}",
+        tasks.iter().find(|(_, n)| **n > 1)
+    );
     let state = world.config.state.clone().unwrap();
     let ledger = Ledger::new(&world.adapters, &state);
     for id in expected.iter().step_by(40) {
@@ -470,7 +510,10 @@ async fn a_dry_run_prints_the_launchers_plans_and_sends_nothing() {
     let output = world.backfill(&[&format!("s3://{}/", world.bucket), "--dry-run"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
-    let plans: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let plans: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(plans.len(), 2, "{stdout}");
     // `jobrunner plan`'s document: the launcher's calls, the RunTask with the run's token.
     let run_task = plans[0]["actions"]
@@ -488,12 +531,21 @@ async fn a_dry_run_prints_the_launchers_plans_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_backfill_goes_on_from_the_key_it_printed() {
     let world = World::new("resume").await;
-    let objects: Vec<(String, usize)> = (0..300).map(|i| (format!("images/{i:04}.jpg"), 20)).collect();
+    let objects: Vec<(String, usize)> = (0..300)
+        .map(|i| (format!("images/{i:04}.jpg"), 20))
+        .collect();
     let etags = world.put_objects(&objects).await;
     // 20 messages a second: interrupted after about two seconds.
     let child = world
         .account
-        .command(&["backfill", "--config", world.config_path.to_str().unwrap(), &format!("s3://{}/images/", world.bucket), "--rate", "20"])
+        .command(&[
+            "backfill",
+            "--config",
+            world.config_path.to_str().unwrap(),
+            &format!("s3://{}/images/", world.bucket),
+            "--rate",
+            "20",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start backfill");
@@ -512,12 +564,25 @@ async fn an_interrupted_backfill_goes_on_from_the_key_it_printed() {
         .and_then(|rest| rest.split('\'').next())
         .unwrap_or_else(|| panic!("no resume point in: {text}"))
         .to_string();
-    let done: usize = resume.trim_start_matches("images/").trim_end_matches(".jpg").parse().unwrap();
+    let done: usize = resume
+        .trim_start_matches("images/")
+        .trim_end_matches(".jpg")
+        .parse()
+        .unwrap();
     assert!((10..290).contains(&done), "resume after {resume}: {text}");
     let sent_before = world.queue_count(&world.queue_url).await as usize;
-    assert!(sent_before > done, "everything up to the resume key was sent");
+    assert!(
+        sent_before > done,
+        "everything up to the resume key was sent"
+    );
 
-    let output = world.backfill(&[&format!("s3://{}/images/", world.bucket), "--start-after", &resume, "--rate", "100000"]);
+    let output = world.backfill(&[
+        &format!("s3://{}/images/", world.bucket),
+        "--start-after",
+        &resume,
+        "--rate",
+        "100000",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stderr(&output).contains(&format!("listed {}", 299 - done)),
@@ -543,9 +608,18 @@ async fn bad_arguments_fail_before_any_call_with_one_line() {
         (vec!["uploads/images"], "expected s3://bucket/prefix"),
         (vec!["s3://other/"], "no [[triggers.s3]] for bucket 'other'"),
         (vec![root.as_str(), "--job", "nope"], "--job: no job 'nope'"),
-        (vec![root.as_str(), "--rate", "0"], "--rate: 0 is not a positive number"),
-        (vec![root.as_str(), "--since", "yesterday"], "--since 'yesterday': not an RFC 3339 time"),
-        (vec![images.as_str(), "--start-after", "docs/a"], "--start-after: 'docs/a' is not under the prefix 'images/'"),
+        (
+            vec![root.as_str(), "--rate", "0"],
+            "--rate: 0 is not a positive number",
+        ),
+        (
+            vec![root.as_str(), "--since", "yesterday"],
+            "--since 'yesterday': not an RFC 3339 time",
+        ),
+        (
+            vec![images.as_str(), "--start-after", "docs/a"],
+            "--start-after: 'docs/a' is not under the prefix 'images/'",
+        ),
     ];
     for (args, expected) in cases {
         let output = world.backfill(&args);
@@ -568,32 +642,65 @@ async fn a_dead_lettered_message_is_listed_with_its_reason_and_left_in_place() {
             "object": {"key": "images/x.jpg", "size": 3, "etag": "e1"}}})
         .to_string(),
     ] {
-        sqs.send_message().queue_url(&world.dlq_url).message_body(body).send().await.unwrap();
+        sqs.send_message()
+            .queue_url(&world.dlq_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
     }
     let output = world.account.jobrunner(&[
-        "dlq", "list", "launcher", "--config", world.config_path.to_str().unwrap(), "--json",
+        "dlq",
+        "list",
+        "launcher",
+        "--config",
+        world.config_path.to_str().unwrap(),
+        "--json",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(listed["count"], 2);
     assert!(listed["oldest_age_seconds"].as_i64().unwrap() >= 0);
     let messages = listed["messages"].as_array().unwrap();
-    let reasons: Vec<&str> = messages.iter().map(|m| m["reason"].as_str().unwrap()).collect();
-    assert!(reasons.iter().any(|r| r.contains("cannot decode")), "{reasons:?}");
-    assert!(messages.iter().any(|m| m["event"] == format!("s3://{}/images/x.jpg", world.bucket)), "{messages:?}");
+    let reasons: Vec<&str> = messages
+        .iter()
+        .map(|m| m["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("cannot decode")),
+        "{reasons:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["event"] == format!("s3://{}/images/x.jpg", world.bucket)),
+        "{messages:?}"
+    );
     // Peeking released them: still there, visible.
     assert_eq!(world.queue_count(&world.dlq_url).await, 2);
     let text = world.account.jobrunner(&[
-        "dlq", "list", "launcher", "--config", world.config_path.to_str().unwrap(),
+        "dlq",
+        "list",
+        "launcher",
+        "--config",
+        world.config_path.to_str().unwrap(),
     ]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(text.starts_with("launcher dead-letter queue"), "{text}");
     assert!(text.contains("2 messages"), "{text}");
     // The tracker's queue is not in the config.
     let output = world.account.jobrunner(&[
-        "dlq", "list", "tracker", "--config", world.config_path.to_str().unwrap(),
+        "dlq",
+        "list",
+        "tracker",
+        "--config",
+        world.config_path.to_str().unwrap(),
     ]);
-    assert!(stderr(&output).contains("pass --queue-url"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("pass --queue-url"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,19 +710,30 @@ async fn a_redriven_event_of_a_run_already_launched_starts_nothing_again() {
     // handled by the launcher as after a redrive: its run is recognised by its token.
     let world = World::new("redrive").await;
     let etags = world.put_objects(&[("images/r.jpg".to_string(), 50)]).await;
-    world.send_live("images/r.jpg", 50, &etags["images/r.jpg"], "0A").await;
+    world
+        .send_live("images/r.jpg", 50, &etags["images/r.jpg"], "0A")
+        .await;
     assert_eq!(world.drain().await.0, 1);
     // The same event again, as a redrive delivers it.
-    world.send_live("images/r.jpg", 50, &etags["images/r.jpg"], "0A").await;
+    world
+        .send_live("images/r.jpg", 50, &etags["images/r.jpg"], "0A")
+        .await;
     assert_eq!(world.drain().await, (0, 1, 0));
     assert_eq!(world.tasks_by_run().await.len(), 1);
     // `dlq redrive` reaches SQS with the DLQ and the source queue (moto answers that the
     // action is not implemented, which the command reports in one line).
     let output = world.account.jobrunner(&[
-        "dlq", "redrive", "launcher", "--config", world.config_path.to_str().unwrap(),
+        "dlq",
+        "redrive",
+        "launcher",
+        "--config",
+        world.config_path.to_str().unwrap(),
     ]);
     let text = stderr(&output);
-    assert!(output.status.success() || text.contains("StartMessageMoveTask"), "{text}");
+    assert!(
+        output.status.success() || text.contains("StartMessageMoveTask"),
+        "{text}"
+    );
 }
 
 /// The first `<field>` of an EC2 query action's answer in `account` (moto's default VPC).
@@ -634,7 +752,10 @@ fn ec2_first(account: &str, action: &str, field: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let open = format!("<{field}>");
-    let start = response.find(&open).unwrap_or_else(|| panic!("no {field}: {response}")) + open.len();
+    let start = response
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {field}: {response}"))
+        + open.len();
     let end = start + response[start..].find('<').unwrap();
     response[start..end].to_string()
 }
@@ -667,7 +788,11 @@ async fn create_table(sdk: &SdkConfig, name: &str) {
                 .index_name(LIST_INDEX)
                 .key_schema(key(LIST_PK, KeyType::Hash))
                 .key_schema(key(LIST_SK, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -683,7 +808,15 @@ async fn a_submit_is_one_manual_run_recorded_with_its_submitter() {
     let etags = world.put_objects(&[("images/s.jpg".to_string(), 64)]).await;
     let object = format!("s3://{}/images/s.jpg", world.bucket);
     let submit = |extra: &[&str]| {
-        let mut args = vec!["submit", "thumbnails", "--config", world.config_path.to_str().unwrap(), "--object", &object, "--json"];
+        let mut args = vec![
+            "submit",
+            "thumbnails",
+            "--config",
+            world.config_path.to_str().unwrap(),
+            "--object",
+            &object,
+            "--json",
+        ];
         args.extend_from_slice(extra);
         world.account.jobrunner(&args)
     };
@@ -695,26 +828,61 @@ async fn a_submit_is_one_manual_run_recorded_with_its_submitter() {
 
     // A redelivery of the same message is the same run.
     let sqs = aws_sdk_sqs::Client::new(&world.sdk);
-    let received = sqs.receive_message().queue_url(&world.queue_url).visibility_timeout(0).send().await.unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&world.queue_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     let body = received.messages()[0].body().unwrap().to_string();
-    sqs.send_message().queue_url(&world.queue_url).message_body(&body).send().await.unwrap();
+    sqs.send_message()
+        .queue_url(&world.queue_url)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(world.drain().await, (1, 1, 0));
 
     let tasks = world.tasks_by_run().await;
     assert_eq!(tasks.get(&run_id), Some(&1));
     let ecs = aws_sdk_ecs::Client::new(&world.sdk);
-    let arns = ecs.list_tasks().cluster("jobs").send().await.unwrap().task_arns.unwrap_or_default();
-    let task = ecs.describe_tasks().cluster("jobs").set_tasks(Some(arns)).send().await.unwrap().tasks.unwrap().remove(0);
+    let arns = ecs
+        .list_tasks()
+        .cluster("jobs")
+        .send()
+        .await
+        .unwrap()
+        .task_arns
+        .unwrap_or_default();
+    let task = ecs
+        .describe_tasks()
+        .cluster("jobs")
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0);
     let env: BTreeMap<String, String> = task.overrides().unwrap().container_overrides()[0]
         .environment()
         .iter()
-        .map(|kv| (kv.name().unwrap().to_string(), kv.value().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv.name().unwrap().to_string(),
+                kv.value().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(env["JOB_TRIGGER"], "manual");
     assert_eq!(env["JOB_SUBMITTED_BY"], world.account.user_arn);
     assert_eq!(env["JOB_KEY"], "images/s.jpg");
     assert_eq!(env["JOB_ETAG"], etags["images/s.jpg"]);
-    assert_eq!(env["MODE"], "full {key}", "a submit's values are data, never templated");
+    assert_eq!(
+        env["MODE"], "full {key}",
+        "a submit's values are data, never templated"
+    );
     let state = world.config.state.clone().unwrap();
     let (run, _) = Ledger::new(&world.adapters, &state)
         .load::<Run>(&keys::run_key(&run_id))

@@ -18,7 +18,13 @@ const PREFIX: &str = "jr1-";
 /// token memory and while the ledger keeps the run; `jobrunner run rerun` starts another).
 /// Without either (an event that lacks both), the sequencer and then the event time stand in.
 pub fn for_object(job: &str, object: &ObjectCreated) -> String {
-    digest(&["s3", job, &object.bucket, &object.key, &object_identity(object)])
+    digest(&[
+        "s3",
+        job,
+        &object.bucket,
+        &object.key,
+        &object_identity(object),
+    ])
 }
 
 /// The part of an object's token that tells its states apart (see [`for_object`]).
@@ -251,7 +257,11 @@ mod tests {
         assert_eq!(for_submit(&redelivered), token);
         let mut again = submit.clone();
         again.submitted_at = "2026-11-25T10:00:00.000000002Z".parse().unwrap();
-        assert_ne!(for_submit(&again), token, "a nanosecond later is another submit");
+        assert_ne!(
+            for_submit(&again),
+            token,
+            "a nanosecond later is another submit"
+        );
         let mut other = submit.clone();
         other.submitted_by = "arn:aws:iam::1:user/bo".into();
         assert_ne!(for_submit(&other), token);

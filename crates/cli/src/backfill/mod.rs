@@ -89,27 +89,57 @@ fn check(args: &BackfillArgs) -> Result<Plan, CliError> {
     })?;
     let bad = |flag: &str, reason: String| CliError::Usage(format!("{flag}: {reason}"));
     if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err(bad("--rate", format!("{} is not a positive number of messages a second", args.rate)));
+        return Err(bad(
+            "--rate",
+            format!(
+                "{} is not a positive number of messages a second",
+                args.rate
+            ),
+        ));
     }
     if let Some(job) = &args.job {
         if config.job(job).is_none() {
             return Err(bad("--job", format!("no job '{job}' in the config")));
         }
-        if !config.triggers.s3.iter().any(|t| t.job == *job && t.bucket == location.bucket) {
+        if !config
+            .triggers
+            .s3
+            .iter()
+            .any(|t| t.job == *job && t.bucket == location.bucket)
+        {
             return Err(bad(
                 "--job",
-                format!("no [[triggers.s3]] routes bucket '{}' to job '{job}': a backfill makes the runs live uploads would (for one object by hand, `jobrunner submit {job} --object s3://…`)", location.bucket),
+                format!(
+                    "no [[triggers.s3]] routes bucket '{}' to job '{job}': a backfill makes the runs live uploads would (for one object by hand, `jobrunner submit {job} --object s3://…`)",
+                    location.bucket
+                ),
             ));
         }
     }
-    if !config.triggers.s3.iter().any(|t| t.bucket == location.bucket) {
+    if !config
+        .triggers
+        .s3
+        .iter()
+        .any(|t| t.bucket == location.bucket)
+    {
         return Err(bad(
             &args.location,
-            format!("no [[triggers.s3]] for bucket '{}': nothing would be routed", location.bucket),
+            format!(
+                "no [[triggers.s3]] for bucket '{}': nothing would be routed",
+                location.bucket
+            ),
         ));
     }
-    let since = args.since.as_deref().map(|t| parse_time("--since", t)).transpose()?;
-    let until = args.until.as_deref().map(|t| parse_time("--until", t)).transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_time("--since", t))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| parse_time("--until", t))
+        .transpose()?;
     if let (Some(since), Some(until)) = (since, until)
         && since >= until
     {
@@ -118,7 +148,10 @@ fn check(args: &BackfillArgs) -> Result<Plan, CliError> {
     if let Some(key) = &args.start_after
         && !key.starts_with(&location.prefix)
     {
-        return Err(bad("--start-after", format!("'{key}' is not under the prefix '{}'", location.prefix)));
+        return Err(bad(
+            "--start-after",
+            format!("'{key}' is not under the prefix '{}'", location.prefix),
+        ));
     }
     let queue_url = args
         .queue_url
@@ -138,7 +171,11 @@ fn check(args: &BackfillArgs) -> Result<Plan, CliError> {
             since,
             until,
         },
-        mode: if args.versions { ListMode::Versions } else { ListMode::Current },
+        mode: if args.versions {
+            ListMode::Versions
+        } else {
+            ListMode::Current
+        },
         queue_url,
         rate: args.rate,
         start_after: args.start_after.clone(),
@@ -262,7 +299,9 @@ async fn backfill(
             };
             state.resume.listed(&listed.key, !dry_run);
             let event = Event::ObjectCreated(object);
-            let Some(document) = encode(&event) else { continue };
+            let Some(document) = encode(&event) else {
+                continue;
+            };
             if dry_run {
                 print_plan(&plan.config, &document, now)?;
                 continue;
@@ -285,8 +324,18 @@ async fn backfill(
 }
 
 /// The launcher's plan for one event, as `jobrunner plan` prints it (one line).
-fn print_plan(config: &Config, document: &serde_json::Value, now: DateTime<Utc>) -> Result<(), CliError> {
-    let dry_run = dryrun::dry_run_now(config, Function::Launcher, document, now, World::for_config(config))?;
+fn print_plan(
+    config: &Config,
+    document: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), CliError> {
+    let dry_run = dryrun::dry_run_now(
+        config,
+        Function::Launcher,
+        document,
+        now,
+        World::for_config(config),
+    )?;
     print(&serde_json::to_string(&dry_run).unwrap_or_default())
 }
 
@@ -317,7 +366,10 @@ async fn send(
         // does not matter to the launcher; the resume point counts only what is sent.
         let failed: Vec<usize> = failures.iter().map(|f| f.index).collect();
         state.tally.sent += (pending.len() - failed.len()) as u64;
-        pending = failed.iter().filter_map(|&i| pending.get(i).cloned()).collect();
+        pending = failed
+            .iter()
+            .filter_map(|&i| pending.get(i).cloned())
+            .collect();
         if pending.is_empty() {
             break;
         }

@@ -79,7 +79,10 @@ pub struct Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Choice {
     /// The event the live upload would have sent, and the job it routes to.
-    Launch { job: String, object: ObjectCreated },
+    Launch {
+        job: String,
+        object: ObjectCreated,
+    },
     Skip(SkipReason),
 }
 
@@ -106,9 +109,8 @@ pub fn choose(config: &Config, bucket: &str, filter: &Filter, listed: &ListedObj
         event_time: modified.unwrap_or_default(),
     };
     // Through the launcher's own decoder: what it would refuse is skipped here.
-    let document = jobrunner_core::event::encode(&jobrunner_core::event::Event::ObjectCreated(
-        object.clone(),
-    ));
+    let document =
+        jobrunner_core::event::encode(&jobrunner_core::event::Event::ObjectCreated(object.clone()));
     match document.map(|d| jobrunner_core::event::decode_event(&d)) {
         Some(Ok(events)) if events.len() == 1 => {}
         _ => return Choice::Skip(SkipReason::Refused),
@@ -166,7 +168,12 @@ impl Tally {
             self.routed,
             list(self.jobs.iter().map(|(j, n)| format!("{j} {n}")).collect()),
             skipped,
-            list(self.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect()),
+            list(
+                self.skipped
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect()
+            ),
             self.sent
         )
     }
@@ -275,9 +282,21 @@ max_size = 1000
             }
         );
         assert_eq!(Location::parse("s3://uploads").unwrap().prefix, "");
-        assert!(Location::parse("uploads/images").unwrap_err().contains("s3://"));
-        assert!(Location::parse("s3:///images").unwrap_err().contains("bucket"));
-        assert!(Location::parse("s3://Up Loads/x").unwrap_err().contains("bucket name"));
+        assert!(
+            Location::parse("uploads/images")
+                .unwrap_err()
+                .contains("s3://")
+        );
+        assert!(
+            Location::parse("s3:///images")
+                .unwrap_err()
+                .contains("bucket")
+        );
+        assert!(
+            Location::parse("s3://Up Loads/x")
+                .unwrap_err()
+                .contains("bucket name")
+        );
     }
 
     #[test]
@@ -292,27 +311,50 @@ max_size = 1000
         assert_eq!(job, "thumbnails");
         assert_eq!(object.event_time, at.parse::<DateTime<Utc>>().unwrap());
         assert_eq!(object.sequencer, None);
-        let skip = |filter: &Filter, object: ListedObject| match choose(&config, "uploads", filter, &object) {
+        let skip = |filter: &Filter, object: ListedObject| match choose(
+            &config, "uploads", filter, &object,
+        ) {
             Choice::Skip(reason) => Some(reason),
             Choice::Launch { .. } => None,
         };
-        assert_eq!(skip(&all, listed("images/a.png", 5, at)), Some(SkipReason::NoTrigger));
-        assert_eq!(skip(&all, listed("docs/big.pdf", 5000, at)), Some(SkipReason::NoTrigger));
-        assert_eq!(skip(&all, listed("docs/../x", 5, at)), Some(SkipReason::Refused));
+        assert_eq!(
+            skip(&all, listed("images/a.png", 5, at)),
+            Some(SkipReason::NoTrigger)
+        );
+        assert_eq!(
+            skip(&all, listed("docs/big.pdf", 5000, at)),
+            Some(SkipReason::NoTrigger)
+        );
+        assert_eq!(
+            skip(&all, listed("docs/../x", 5, at)),
+            Some(SkipReason::Refused)
+        );
         let only_index = Filter {
             job: Some("index".into()),
             ..Filter::default()
         };
-        assert_eq!(skip(&only_index, listed("images/a.jpg", 5, at)), Some(SkipReason::OtherJob));
+        assert_eq!(
+            skip(&only_index, listed("images/a.jpg", 5, at)),
+            Some(SkipReason::OtherJob)
+        );
         assert_eq!(skip(&only_index, listed("docs/a.pdf", 5, at)), None);
         let window = Filter {
             since: Some("2026-11-20T00:00:00Z".parse().unwrap()),
             until: Some("2026-11-21T00:00:00Z".parse().unwrap()),
             ..Filter::default()
         };
-        assert_eq!(skip(&window, listed("images/a.jpg", 5, "2026-11-19T23:59:59Z")), Some(SkipReason::BeforeSince));
-        assert_eq!(skip(&window, listed("images/a.jpg", 5, "2026-11-21T00:00:00Z")), Some(SkipReason::AfterUntil));
-        assert_eq!(skip(&window, listed("images/a.jpg", 5, "2026-11-20T00:00:00Z")), None);
+        assert_eq!(
+            skip(&window, listed("images/a.jpg", 5, "2026-11-19T23:59:59Z")),
+            Some(SkipReason::BeforeSince)
+        );
+        assert_eq!(
+            skip(&window, listed("images/a.jpg", 5, "2026-11-21T00:00:00Z")),
+            Some(SkipReason::AfterUntil)
+        );
+        assert_eq!(
+            skip(&window, listed("images/a.jpg", 5, "2026-11-20T00:00:00Z")),
+            None
+        );
     }
 
     #[test]
@@ -327,7 +369,10 @@ max_size = 1000
             sequencer: None,
             event_time: Utc::now(),
         };
-        tally.count(&Choice::Launch { job: "a".into(), object });
+        tally.count(&Choice::Launch {
+            job: "a".into(),
+            object,
+        });
         tally.count(&Choice::Skip(SkipReason::NoTrigger));
         tally.count(&Choice::Skip(SkipReason::NoTrigger));
         tally.sent = 1;

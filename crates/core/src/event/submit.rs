@@ -224,7 +224,13 @@ mod tests {
         let mut doc = submit().to_document();
         doc["priority"] = json!(1);
         assert!(error(doc).contains("priority"));
-        let many: BTreeMap<String, String> = (0..=MAX_ENVIRONMENT).map(|i| (format!("V{i}"), String::new())).collect();
-        assert!(check_environment(&many).unwrap_err().contains("at most 100"));
+        let many: BTreeMap<String, String> = (0..=MAX_ENVIRONMENT)
+            .map(|i| (format!("V{i}"), String::new()))
+            .collect();
+        assert!(
+            check_environment(&many)
+                .unwrap_err()
+                .contains("at most 100")
+        );
     }
 }

@@ -19,7 +19,8 @@ pub const SUBMITTED_BY: &str = "JOB_SUBMITTED_BY";
 /// Plans the launch of a manual submit.
 pub fn plan_submit(config: &Config, submit: &Submit) -> Result<LaunchPlan, Error> {
     let job = lookup(config, &submit.job)?;
-    let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let time =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut environment = vec![(SUBMITTED_BY, submit.submitted_by.clone())];
     let mut vars = Vars::from([("job", submit.job.clone())]);
     let mut command = job.command.as_deref();
@@ -61,7 +62,10 @@ pub fn plan_submit(config: &Config, submit: &Submit) -> Result<LaunchPlan, Error
             (job_env::SCHEDULE, name.clone()),
             (job_env::SCHEDULED_TIME, scheduled_time.clone()),
         ]);
-        vars.extend([("schedule", name.clone()), ("scheduled_time", scheduled_time)]);
+        vars.extend([
+            ("schedule", name.clone()),
+            ("scheduled_time", scheduled_time),
+        ]);
         command = schedule.command.as_deref().or(command);
         started_by = StartedBy::schedule(&submit.job, name).to_string();
         extra.extend(schedule.environment.clone());
