@@ -1,6 +1,8 @@
 //! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
 //! decision path, list schedule fire times, simulate scaling policies (none of these calls an
-//! AWS API), and list, view and cancel runs in the run ledger (`run`, which does).
+//! AWS API); list, view and cancel runs in the run ledger (`run`), launch a bucket's existing
+//! objects (`backfill`), start a run by hand (`submit`) and redrive dead-letter queues (`dlq`),
+//! which do.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
