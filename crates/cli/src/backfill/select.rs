@@ -194,10 +194,10 @@ pub struct Resume {
 impl Resume {
     /// Notes a listed object (whether it is sent or skipped).
     pub fn listed(&mut self, key: &str, queued: bool) {
-        if self.current.as_deref() != Some(key) {
-            if let Some(previous) = self.current.replace(key.to_string()) {
-                self.pending.push_back((previous, self.queued));
-            }
+        if self.current.as_deref() != Some(key)
+            && let Some(previous) = self.current.replace(key.to_string())
+        {
+            self.pending.push_back((previous, self.queued));
         }
         if queued {
             self.queued += 1;
