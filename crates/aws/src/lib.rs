@@ -16,6 +16,7 @@ pub mod ledger_reader;
 pub mod s3;
 pub mod s3_head;
 pub mod sns;
+pub mod sqs_admin;
 pub mod sqs_queue;
 pub mod state_store;
 pub mod status_reader;

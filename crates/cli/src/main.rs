@@ -1,7 +1,8 @@
 //! `jobrunner`: validate a config, print its schema, dry-run an event through a function's own
 //! decision path, list schedule fire times, simulate scaling policies (none of these calls an
-//! AWS API), list, view and cancel runs in the run ledger (`run`, which does), and show the
-//! deployment's state on one screen (`status`, which reads).
+//! AWS API); list, view and cancel runs in the run ledger (`run`), launch a bucket's existing
+//! objects (`backfill`), start a run by hand (`submit`) and redrive dead-letter queues (`dlq`),
+//! which do; and show the deployment's state on one screen (`status`, which reads).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jobrunner_core::dryrun::{self, Function, World};
 use jobrunner_core::{Config, schedule};
 
+mod backfill;
+mod dlq;
 mod runs;
 mod simulate;
 mod status;
+mod submit;
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +62,12 @@ enum Command {
     /// One screen of the deployment now: jobs' slots, last failures, workers, dead letters
     /// (calls AWS; reads only).
     Status(status::StatusArgs),
+    /// Start a run of a job by hand, through the launcher's queue (calls AWS).
+    Submit(submit::SubmitArgs),
+    /// Launch the objects already in a bucket as their uploads would have (calls AWS).
+    Backfill(backfill::BackfillArgs),
+    /// Look at a dead-letter queue, and move its messages back to their queue (calls AWS).
+    Dlq(dlq::DlqArgs),
 }
 
 #[derive(clap::Args)]
@@ -164,6 +174,18 @@ enum CliError {
     },
     #[error(transparent)]
     Call(#[from] jobrunner_aws::Error),
+    /// An argument that cannot work, named with why.
+    #[error("{0}")]
+    Usage(String),
+    /// Ctrl-C: where to go on from.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// A backfill that failed part way, and where to go on from.
+    #[error("{error}; {resume}")]
+    Backfill {
+        error: Box<CliError>,
+        resume: String,
+    },
     /// Writing the output failed (other than a closed pipe, which ends quietly).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -182,6 +204,9 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args).map_err(CliError::Simulate),
         Command::Run(args) => runs::run(args),
         Command::Status(args) => status::run(args),
+        Command::Backfill(args) => backfill::run(args),
+        Command::Submit(args) => submit::run(args),
+        Command::Dlq(args) => dlq::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,7 +227,7 @@ pub(crate) fn print(text: &str) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
-fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError> {
+pub(crate) fn parse_time(flag: &'static str, value: &str) -> Result<DateTime<Utc>, CliError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|reason| CliError::Time {

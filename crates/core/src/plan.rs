@@ -13,6 +13,9 @@ use crate::template::{self, Vars};
 use crate::{job_env, token};
 
 pub use crate::ecs_limits::MAX_OVERRIDES_CHARS;
+pub use submit::plan_submit;
+
+mod submit;
 
 /// Everything the launcher needs to start one task for one event.
 #[derive(Debug, Clone, PartialEq)]

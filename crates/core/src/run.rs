@@ -88,6 +88,27 @@ pub enum RunInput {
         schedule: String,
         scheduled_time: DateTime<Utc>,
     },
+    /// Submitted by hand (`jobrunner submit`): who and when, and what it names.
+    Manual {
+        submitted_by: String,
+        submitted_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bucket: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etag: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        environment: BTreeMap<String, String>,
+    },
 }
 
 impl RunInput {
@@ -110,7 +131,64 @@ impl RunInput {
                 "{schedule}@{}",
                 scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
+            RunInput::Manual { submitted_by, .. } => format!("manual by {submitted_by}"),
         }
+    }
+
+    /// The input of a manual submit's run.
+    pub fn manual(submit: &crate::event::Submit) -> RunInput {
+        let object = submit.object.as_ref();
+        RunInput::Manual {
+            submitted_by: submit.submitted_by.clone(),
+            submitted_at: submit.submitted_at,
+            bucket: object.map(|o| o.bucket.clone()),
+            key: object.map(|o| o.key.clone()),
+            version_id: object.and_then(|o| o.version_id.clone()),
+            etag: object.and_then(|o| o.etag.clone()),
+            size: object.map(|o| o.size),
+            schedule: submit.schedule.as_ref().map(|(name, _)| name.clone()),
+            scheduled_time: submit.schedule.as_ref().map(|(_, at)| *at),
+            environment: submit.environment.clone(),
+        }
+    }
+
+    /// The submit a manual run came from (to plan its retries); `None` for other runs.
+    pub fn to_submit(&self, job: &str) -> Option<crate::event::Submit> {
+        let RunInput::Manual {
+            submitted_by,
+            submitted_at,
+            bucket,
+            key,
+            version_id,
+            etag,
+            size,
+            schedule,
+            scheduled_time,
+            environment,
+        } = self
+        else {
+            return None;
+        };
+        let object = match (bucket, key) {
+            (Some(bucket), Some(key)) => Some(crate::event::ObjectCreated {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size: size.unwrap_or_default(),
+                etag: etag.clone(),
+                version_id: version_id.clone(),
+                sequencer: None,
+                event_time: *submitted_at,
+            }),
+            _ => None,
+        };
+        Some(crate::event::Submit {
+            job: job.to_string(),
+            submitted_by: submitted_by.clone(),
+            submitted_at: *submitted_at,
+            object,
+            schedule: schedule.clone().zip(*scheduled_time),
+            environment: environment.clone(),
+        })
     }
 
     /// The input as a task's `JOB_*` variables show it (how the tracker rebuilds a run it has

@@ -10,19 +10,49 @@ use crate::event::ObjectCreated;
 pub const MAX_LEN: usize = 64;
 const PREFIX: &str = "jr1-";
 
-/// The token for launching `job` for one object event. Identity is the object version when the
-/// bucket is versioned, else the event's sequencer (shared by redeliveries, new for each write).
+/// The token for launching `job` for one object event. Identity is what both a live S3 event
+/// and a bucket listing (`jobrunner backfill`) know of one object state: the version when the
+/// bucket is versioned, else the ETag (quotes trimmed, as listings quote it and events do not).
+/// So a backfill racing live uploads, or run twice, starts nothing twice; the price is that
+/// identical bytes uploaded again under the same key are the same run (within ECS's 24-hour
+/// token memory and while the ledger keeps the run; `jobrunner run rerun` starts another).
+/// Without either (an event that lacks both), the sequencer and then the event time stand in.
 pub fn for_object(job: &str, object: &ObjectCreated) -> String {
-    let identity = match (&object.version_id, &object.sequencer) {
-        (Some(version), _) => format!("v:{version}"),
-        (None, Some(sequencer)) => format!("s:{sequencer}"),
-        (None, None) => format!(
-            "e:{}:{}",
-            object.etag.as_deref().unwrap_or(""),
-            object.event_time.to_rfc3339()
-        ),
-    };
-    digest(&["s3", job, &object.bucket, &object.key, &identity])
+    digest(&[
+        "s3",
+        job,
+        &object.bucket,
+        &object.key,
+        &object_identity(object),
+    ])
+}
+
+/// The part of an object's token that tells its states apart (see [`for_object`]).
+pub fn object_identity(object: &ObjectCreated) -> String {
+    let etag = object
+        .etag
+        .as_deref()
+        .map(|e| e.trim_matches('"'))
+        .filter(|e| !e.is_empty());
+    match (&object.version_id, etag, &object.sequencer) {
+        (Some(version), _, _) => format!("v:{version}"),
+        (None, Some(etag), _) => format!("e:{etag}"),
+        (None, None, Some(sequencer)) => format!("s:{sequencer}"),
+        (None, None, None) => format!("t:{}", object.event_time.to_rfc3339()),
+    }
+}
+
+/// The token of a manual submit: its job, who submitted it and when (to the nanosecond, the
+/// CLI's clock). Every delivery of one submit shares it; submitting again makes another.
+pub fn for_submit(submit: &crate::event::Submit) -> String {
+    digest(&[
+        "submit",
+        &submit.job,
+        &submit.submitted_by,
+        &submit
+            .submitted_at
+            .to_rfc3339_opts(SecondsFormat::Nanos, true),
+    ])
 }
 
 /// The token for one tick of a schedule: the same for every delivery and retry of the tick.
@@ -113,24 +143,43 @@ mod tests {
 
     #[test]
     fn redelivery_gives_the_same_token() {
-        // A redelivery of one write carries the same sequencer (and version); what else can
-        // differ between deliveries (the event's time as stamped by each delivery path, the
-        // ETag's quoting, the size as reported) must not change the token.
+        // What can differ between deliveries of one write (the event's time as stamped by each
+        // delivery path, the ETag's quoting, the sequencer, the size as reported) must not
+        // change the token.
         let first = object(None, Some("0A1B"));
-        let mut again = object(None, Some("0A1B"));
+        let mut again = object(None, Some("0A1C"));
         again.event_time = "2026-11-22T05:00:07Z".parse().unwrap();
         again.etag = Some("\"abc\"".into());
         again.size = 11;
         assert_eq!(for_object("t", &first), for_object("t", &again));
         let (mut versioned, mut versioned_again) = (
             object(Some("v1"), Some("0A")),
-            object(Some("v1"), Some("0A")),
+            object(Some("v1"), Some("0B")),
         );
         versioned.event_time = "2026-11-22T05:00:01Z".parse().unwrap();
         versioned_again.etag = None;
         assert_eq!(
             for_object("t", &versioned),
             for_object("t", &versioned_again)
+        );
+    }
+
+    #[test]
+    fn a_listing_and_a_live_event_of_one_object_state_share_the_token() {
+        // A live EventBridge event: unquoted ETag, a sequencer, the upload's time.
+        let live = object(None, Some("00617F08299329D189"));
+        // The same object as ListObjectsV2 shows it: quoted ETag, no sequencer, LastModified.
+        let mut listed = object(None, None);
+        listed.etag = Some("\"abc\"".into());
+        listed.event_time = "2026-11-22T05:00:00.731Z".parse().unwrap();
+        assert_eq!(for_object("t", &live), for_object("t", &listed));
+        assert_eq!(object_identity(&listed), "e:abc");
+        // Versioned: the version alone, whatever the ETag.
+        let mut listed_version = object(Some("v1"), None);
+        listed_version.etag = Some("\"other\"".into());
+        assert_eq!(
+            for_object("t", &object(Some("v1"), Some("0A"))),
+            for_object("t", &listed_version)
         );
     }
 
@@ -144,6 +193,9 @@ mod tests {
         let mut other_key = base.clone();
         other_key.key = "images/dog.jpg".into();
         assert_ne!(for_object("t", &other_key), token, "key");
+        let mut other_etag = base.clone();
+        other_etag.etag = Some("def".into());
+        assert_ne!(for_object("t", &other_etag), token, "etag");
         // Parts are length-prefixed: moving a character across a boundary changes the token.
         let (mut a, mut b) = (base.clone(), base.clone());
         (a.bucket, a.key) = ("ab".into(), "c".into());
@@ -153,31 +205,32 @@ mod tests {
     }
 
     #[test]
-    fn without_version_or_sequencer_the_etag_and_time_identify_the_write() {
-        let base = object(None, None);
-        let token = for_object("t", &base);
-        assert_eq!(for_object("t", &object(None, None)), token);
-        let mut other_etag = base.clone();
-        other_etag.etag = Some("def".into());
-        assert_ne!(for_object("t", &other_etag), token, "etag");
-        let mut later = base.clone();
+    fn without_version_or_etag_the_sequencer_then_the_time_identify_the_write() {
+        let mut no_etag = object(None, Some("0A"));
+        no_etag.etag = None;
+        let mut other_sequencer = no_etag.clone();
+        other_sequencer.sequencer = Some("0B".into());
+        assert_ne!(for_object("t", &no_etag), for_object("t", &other_sequencer));
+        assert_eq!(object_identity(&no_etag), "s:0A");
+        let mut bare = no_etag.clone();
+        bare.sequencer = None;
+        let mut later = bare.clone();
         later.event_time = "2026-11-22T05:00:01Z".parse().unwrap();
-        assert_ne!(for_object("t", &later), token, "time");
-        // A version wins over the sequencer, the sequencer over etag and time.
-        assert_ne!(for_object("t", &object(None, Some("0A"))), token);
-        assert_ne!(
-            for_object("t", &object(Some("0A"), None)),
-            for_object("t", &object(None, Some("0A")))
-        );
+        assert_ne!(for_object("t", &bare), for_object("t", &later), "time");
+        // An empty ETag (or a pair of quotes) is no ETag.
+        let mut empty = no_etag.clone();
+        empty.etag = Some("\"\"".into());
+        assert_eq!(for_object("t", &empty), for_object("t", &no_etag));
     }
 
     #[test]
-    fn other_version_or_write_gives_another_token() {
+    fn other_version_or_content_gives_another_token() {
         assert_ne!(
             for_object("t", &object(Some("v1"), Some("0A"))),
             for_object("t", &object(Some("v2"), Some("0A")))
         );
-        assert_ne!(
+        // The same bytes written again (same ETag) are the same run: the documented trade-off.
+        assert_eq!(
             for_object("t", &object(None, Some("0A"))),
             for_object("t", &object(None, Some("0B")))
         );
@@ -185,6 +238,33 @@ mod tests {
             for_object("t", &object(None, Some("0A"))),
             for_object("u", &object(None, Some("0A")))
         );
+    }
+
+    #[test]
+    fn a_submit_is_its_job_caller_and_time() {
+        let submit = crate::event::Submit {
+            job: "report".into(),
+            submitted_by: "arn:aws:iam::1:user/ana".into(),
+            submitted_at: "2026-11-25T10:00:00.000000001Z".parse().unwrap(),
+            object: None,
+            schedule: None,
+            environment: Default::default(),
+        };
+        let token = for_submit(&submit);
+        assert_eq!(token.len(), MAX_LEN);
+        let mut redelivered = submit.clone();
+        redelivered.environment.insert("A".into(), "1".into());
+        assert_eq!(for_submit(&redelivered), token);
+        let mut again = submit.clone();
+        again.submitted_at = "2026-11-25T10:00:00.000000002Z".parse().unwrap();
+        assert_ne!(
+            for_submit(&again),
+            token,
+            "a nanosecond later is another submit"
+        );
+        let mut other = submit.clone();
+        other.submitted_by = "arn:aws:iam::1:user/bo".into();
+        assert_ne!(for_submit(&other), token);
     }
 
     #[test]

@@ -234,6 +234,10 @@ fn accept(
             function: "tracker",
             what: "retry requests (that is the launcher's job)",
         }),
+        Event::Submit(_) => Err(Error::WrongFunction {
+            function: "tracker",
+            what: "manual submits (that is the launcher's job)",
+        }),
         Event::ObjectCreated(_) => Err(Error::WrongFunction {
             function: "tracker",
             what: "S3 Object Created events (that is the launcher's job)",

@@ -500,7 +500,7 @@ fn stop_reason(who: &str) -> String {
 }
 
 /// The caller's ARN (STS GetCallerIdentity): who cancelled.
-async fn caller_arn(sdk: &SdkConfig) -> Result<String, CliError> {
+pub(crate) async fn caller_arn(sdk: &SdkConfig) -> Result<String, CliError> {
     let output = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
         .send()

@@ -15,6 +15,7 @@ pub fn encode(event: &Event) -> Option<Value> {
         Event::ObjectCreated(object) => Some(object_created(object)),
         Event::ScheduleTick(tick) => Some(schedule_tick(tick)),
         Event::Retry(request) => Some(request.to_document()),
+        Event::Submit(submit) => Some(submit.to_document()),
         Event::TaskStateChange(_) | Event::Ignored(_) => None,
     }
 }

@@ -14,12 +14,14 @@ pub mod retry;
 pub mod s3;
 pub mod s3_batch;
 mod sns;
+pub mod submit;
 mod task_state;
 mod tick;
 
 pub use encode::encode;
 pub use retry::RetryRequest;
 pub use s3::ObjectCreated;
+pub use submit::Submit;
 pub use task_state::{
     ContainerOverride, ContainerState, KeyValue, STOPPED, TaskOverrides, TaskStateChange,
 };
@@ -42,6 +44,8 @@ pub enum Event {
     TaskStateChange(Box<TaskStateChange>),
     /// The tracker's decision that a run's next attempt is due (to the launcher).
     Retry(RetryRequest),
+    /// A run submitted by hand (`jobrunner submit`, to the launcher).
+    Submit(Submit),
     /// A well-formed event that needs no action (e.g. S3's test notification), with why.
     Ignored(String),
 }
@@ -122,6 +126,9 @@ fn decode_wrapped(value: &Value, wrapping: usize) -> Result<Vec<Event>, Error> {
     }
     if object.get("source").and_then(Value::as_str) == Some(retry::SOURCE) {
         return retry::decode(value).map(|request| vec![Event::Retry(request)]);
+    }
+    if object.get("source").and_then(Value::as_str) == Some(submit::SOURCE) {
+        return submit::decode(value).map(|submit| vec![Event::Submit(submit)]);
     }
     if object.get("source").and_then(Value::as_str) == Some(tick::SCHEDULER_SOURCE) {
         return tick::decode_scheduler_input(value).map(|tick| vec![Event::ScheduleTick(tick)]);

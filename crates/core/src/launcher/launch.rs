@@ -51,6 +51,11 @@ impl Identity {
                     tick.scheduled_time,
                 )
             }
+            Event::Submit(submit) => (
+                token::for_submit(submit),
+                RunInput::manual(submit),
+                submit.submitted_at,
+            ),
             Event::TaskStateChange(_) | Event::Ignored(_) | Event::Retry(_) => return None,
         };
         Some(Identity {

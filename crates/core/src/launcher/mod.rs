@@ -159,6 +159,7 @@ pub async fn process(
                 )));
             }
         },
+        Event::Submit(submit) => plan::plan_submit(config, submit),
         Event::Ignored(reason) => return Ok(skipped(reason.clone())),
         Event::Retry(request) => {
             return relaunch::relaunch(config, ports, event, request, now).await;

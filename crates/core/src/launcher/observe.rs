@@ -12,12 +12,13 @@ use crate::metrics::scope;
 use crate::plan::RunTaskInput;
 
 /// The event's own time: when the object was written, when the tick was due, when the retry
-/// was due.
+/// was due, when the run was submitted.
 pub(super) fn event_time(event: &Event) -> Option<DateTime<Utc>> {
     match event {
         Event::ObjectCreated(object) => Some(object.event_time),
         Event::ScheduleTick(tick) => Some(tick.scheduled_time),
         Event::Retry(request) => Some(request.not_before),
+        Event::Submit(submit) => Some(submit.submitted_at),
         Event::TaskStateChange(_) | Event::Ignored(_) => None,
     }
 }

@@ -121,6 +121,13 @@ fn first_plan(config: &Config, run: &Run) -> Result<LaunchPlan, Error> {
                 event_time: run.queued_at,
             },
         ),
+        RunInput::Manual { .. } => match run.input.to_submit(&run.job) {
+            Some(submit) => plan::plan_submit(config, &submit),
+            None => Err(Error::Plan {
+                job: run.job.clone(),
+                reason: "the manual run's record lacks its input".into(),
+            }),
+        },
         RunInput::Schedule {
             schedule,
             scheduled_time,

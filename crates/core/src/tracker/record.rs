@@ -258,6 +258,7 @@ async fn request_retry(
 fn queued_at(input: &RunInput, change: &TaskStateChange) -> Option<DateTime<Utc>> {
     match input {
         RunInput::Schedule { scheduled_time, .. } => Some(*scheduled_time),
+        RunInput::Manual { submitted_at, .. } => Some(*submitted_at),
         RunInput::S3 { .. } => change
             .override_env(job_env::EVENT_TIME)
             .and_then(|t| t.parse().ok())
