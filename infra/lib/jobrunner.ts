@@ -1,7 +1,8 @@
 // JobRunner: wires the launcher, scaler and tracker to the user's clusters, task definitions,
 // buckets, queues and services, and to the state table that holds the run ledger. It renders the
 // jobrunner config from its props and gives every function the same document inline in
-// JOBRUNNER_CONFIG. `grantOperator` gives people what `jobrunner run list|view|cancel` calls.
+// JOBRUNNER_CONFIG. `grantOperator` gives people what the `jobrunner` commands that call AWS
+// call: `run`, `status`, `dlq`, `backfill` and `submit`.
 //
 // Lambda limits a function's environment variables to 4 KB in total. The config is written
 // compactly (no whitespace, unset fields left out); deploy-time values such as ARNs take 60-100
@@ -10,6 +11,7 @@
 
 import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -25,6 +27,7 @@ import {
   jobNeeds,
   jobCluster,
   type StateSettings,
+  type WorkerProps,
   estimateConfigBytes,
   LAMBDA_ENV_LIMIT_BYTES,
   renderConfig,
@@ -76,6 +79,8 @@ export class JobRunner extends Construct {
   readonly configJson: string;
   /** The clusters the jobs run in (where runs' tasks are). */
   private readonly jobClusters: ecs.ICluster[];
+  /** What `grantOperator` needs of the props: trigger buckets and workers. */
+  private readonly operatorScope: { buckets: s3.IBucket[]; workers: WorkerProps[] };
 
   constructor(scope: Construct, id: string, props: JobRunnerProps) {
     super(scope, id);
@@ -85,6 +90,10 @@ export class JobRunner extends Construct {
     const workers = props.workers ?? {};
     const hasWorkers = Object.keys(workers).length > 0;
     this.jobClusters = [...new Set<ecs.ICluster>(Object.values(jobs).map((job) => jobCluster(props, job)))];
+    this.operatorScope = {
+      buckets: [...new Set((props.s3Triggers ?? []).map((t) => t.bucket))],
+      workers: Object.values(workers),
+    };
 
     // Functions read the document lazily: it names the topic and table created below.
     let document: ConfigDocument | undefined;
@@ -222,6 +231,7 @@ export class JobRunner extends Construct {
       .combine(
         iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage'], resourceArns: [this.launcher.buffer.queue.queueArn] }),
       );
+    grant = grant.combine(this.grantOperatorReads(grantee));
     if (this.jobClusters.length) {
       const stack = Stack.of(this);
       const tasks = this.jobClusters.map((c) =>
@@ -241,6 +251,82 @@ export class JobRunner extends Construct {
             grantee.grantPrincipal,
             arn,
             "jobrunner run cancel stops a run's task: task IDs are unknown in advance; the statement is limited to the jobs' clusters (ecs:cluster condition).",
+          );
+        }
+      }
+    }
+    return grant;
+  }
+
+  /**
+   * What `jobrunner status`, `dlq list|redrive`, `backfill` and `submit --object` read or move:
+   * the jobs' slot records (GetItem only), the depth of every queue jobrunner owns or scales
+   * on, the two dead-letter queues' messages (peeked, then moved back to their source queue),
+   * the worker services, and the trigger buckets' listings and object heads.
+   */
+  private grantOperatorReads(grantee: iam.IGrantable): iam.Grant {
+    const buffers = [this.launcher.buffer, this.tracker.buffer];
+    const { buckets, workers } = this.operatorScope;
+    let grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['dynamodb:GetItem'],
+      resourceArns: [this.state.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['slots/*'] } },
+    })
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ['sqs:GetQueueAttributes'],
+          resourceArns: [
+            ...buffers.flatMap((b) => [b.queue.queueArn, b.deadLetterQueue.queueArn]),
+            ...workers.map((w) => w.queue.queueArn),
+          ],
+        }),
+      )
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: [
+            'sqs:ReceiveMessage',
+            'sqs:ChangeMessageVisibility',
+            'sqs:DeleteMessage',
+            'sqs:StartMessageMoveTask',
+            'sqs:ListMessageMoveTasks',
+          ],
+          resourceArns: buffers.map((b) => b.deadLetterQueue.queueArn),
+        }),
+      )
+      .combine(
+        // A redrive sends the tracker's dead letters back to its buffer (the launcher's queue
+        // is granted above for reruns and submits).
+        iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage'], resourceArns: [this.tracker.buffer.queue.queueArn] }),
+      );
+    const services = workers.flatMap((w) => ('service' in w && w.service ? [w.service.serviceArn] : []));
+    if (services.length) {
+      grant = grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['ecs:DescribeServices'], resourceArns: services }));
+    }
+    if (buckets.length) {
+      grant = grant
+        .combine(
+          iam.Grant.addToPrincipal({
+            grantee,
+            actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+            resourceArns: buckets.map((b) => b.bucketArn),
+          }),
+        )
+        .combine(
+          iam.Grant.addToPrincipal({
+            grantee,
+            actions: ['s3:GetObject', 's3:GetObjectVersion'],
+            resourceArns: buckets.map((b) => b.arnForObjects('*')),
+          }),
+        );
+      if (Construct.isConstruct(grantee.grantPrincipal)) {
+        for (const bucket of buckets) {
+          acknowledgeWildcardResource(
+            grantee.grantPrincipal,
+            bucket.arnForObjects('*'),
+            'jobrunner submit --object reads the size and ETag (HeadObject) of an object the operator names: keys are unknown in advance; only the trigger buckets.',
           );
         }
       }

@@ -79,7 +79,7 @@ describe('cdk-nag AwsSolutions', () => {
     assert.deepEqual(ours, []);
   });
 
-  test('grantOperator acknowledges its one wildcard (the tasks of the jobs\' clusters) on the grantee, and nothing stale', () => {
+  test('grantOperator acknowledges its wildcards (the tasks of the jobs\' clusters, the trigger buckets\' objects) on the grantee, and nothing stale', () => {
     const { stack } = existingResources(undefined, (jobRunner, s) =>
       jobRunner.grantOperator(new iam.Role(s, 'Operator', { assumedBy: new iam.AccountRootPrincipal() })),
     );
@@ -88,8 +88,9 @@ describe('cdk-nag AwsSolutions', () => {
     const expected = [
       'AwsSolutions-IAM5[Resource::arn:aws:ecs:eu-central-1:123456789012:task/batch/*]',
       'AwsSolutions-IAM5[Resource::arn:aws:ecs:eu-central-1:123456789012:task/jobs/*]',
+      'AwsSolutions-IAM5[Resource::arn:aws:s3:::uploads/*]',
     ];
-    assert.deepEqual([...new Set(raw.map((v) => v.ruleName))].sort(), expected, 'without acknowledgements: only the task wildcards');
+    assert.deepEqual([...new Set(raw.map((v) => v.ruleName))].sort(), expected, 'without acknowledgements: only the task and object wildcards');
     const acks = acknowledgements(stack).filter(([at]) => at === 'Existing/Operator');
     assert.deepEqual(acks.map(([, id]) => id).sort(), expected);
   });

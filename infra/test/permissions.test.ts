@@ -340,13 +340,47 @@ describe('operator permissions (grantOperator)', () => {
 
   const table = Object.keys(e.json.Resources).find((k) => /^JobRunnerStateTable[0-9A-F]{8}$/.test(k))!;
 
-  test('exactly what run list, view, cancel and rerun call', () => {
+  test('exactly what run, status, dlq, backfill and submit call', () => {
+    assert.deepEqual([...new Set(statements.flatMap((s) => asArray<string>(s.Action)))].sort(), [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'ecs:DescribeServices',
+      'ecs:DescribeTasks',
+      'ecs:StopTask',
+      's3:GetObject',
+      's3:GetObjectVersion',
+      's3:ListBucket',
+      's3:ListBucketVersions',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:ListMessageMoveTasks',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'sqs:StartMessageMoveTask',
+    ]);
+    const sends = statements.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
     assert.deepEqual(
-      statements.flatMap((s) => asArray<string>(s.Action)).sort(),
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'ecs:DescribeTasks', 'ecs:StopTask', 'sqs:SendMessage'],
+      sends.flatMap((s) => asArray<any>(s.Resource)).map((r) => r['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')).sort(),
+      ['JobRunnerLaunchBufferQueue', 'JobRunnerTrackBufferQueue'],
+      'only the launcher\'s queue (reruns, submits, redrives) and the tracker\'s (redrives)',
     );
-    const [send] = statements.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
-    assert.match(send.Resource['Fn::GetAtt'][0], /^JobRunnerLaunchBufferQueue/, 'only the launcher\'s queue');
+  });
+
+  test('dead letters are read, deleted and moved only in the two dead-letter queues', () => {
+    const [consume, ...more] = statements.filter((s) => asArray(s.Action).includes('sqs:ReceiveMessage'));
+    assert.deepEqual(more, []);
+    assert.deepEqual(
+      asArray<any>(consume.Resource).map((r) => r['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')).sort(),
+      ['JobRunnerLaunchBufferDeadLetterQueue', 'JobRunnerTrackBufferDeadLetterQueue'],
+    );
+  });
+
+  test('slot records are only read', () => {
+    const slots = statements.filter((s) => JSON.stringify(s.Condition ?? {}).includes('slots/*'));
+    assert.equal(slots.length, 1);
+    assert.deepEqual(asArray(slots[0].Action), ['dynamodb:GetItem']);
   });
 
   test('Query only on the runs-by-day index', () => {
@@ -357,7 +391,7 @@ describe('operator permissions (grantOperator)', () => {
   });
 
   test('GetItem and PutItem only on runs and the latest run of a key', () => {
-    const [items, ...more] = statements.filter((s) => asArray(s.Action).includes('dynamodb:GetItem'));
+    const [items, ...more] = statements.filter((s) => asArray(s.Action).includes('dynamodb:PutItem'));
     assert.deepEqual(more, []);
     assert.deepEqual(asArray(items.Action).sort(), ['dynamodb:GetItem', 'dynamodb:PutItem']);
     assert.deepEqual(items.Resource, { 'Fn::GetAtt': [table, 'Arn'] });
@@ -379,14 +413,26 @@ describe('operator permissions (grantOperator)', () => {
     });
   });
 
-  test('without jobs there is no task to stop: only the ledger and the rerun request', () => {
+  test('without jobs there is no task to stop and no bucket to list: the ledger, the queues and the services', () => {
     const bare = existingResources(
       (p) => ({ defaults: p.defaults, workers: p.workers }),
       (jobRunner, stack) => jobRunner.grantOperator(new iam.User(stack, 'Person')),
     );
     const userId = Object.keys(bare.json.Resources).find((k) => /^Person[0-9A-F]{8}$/.test(k))!;
     const actions = resourcesOfPolicy(bare.json, userId);
-    assert.deepEqual(actions.sort(), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'sqs:SendMessage']);
+    assert.deepEqual([...new Set(actions)].sort(), [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'ecs:DescribeServices',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:ListMessageMoveTasks',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'sqs:StartMessageMoveTask',
+    ]);
   });
 });
 
