@@ -276,7 +276,7 @@ export class JobRunner extends Construct {
       .combine(
         iam.Grant.addToPrincipal({
           grantee,
-          actions: ['sqs:GetQueueAttributes'],
+          actions: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
           resourceArns: [
             ...buffers.flatMap((b) => [b.queue.queueArn, b.deadLetterQueue.queueArn]),
             ...workers.map((w) => w.queue.queueArn),
