@@ -1,7 +1,8 @@
 //! Stop events through the tracker's whole decision (ledger, time limits, retry planning,
 //! alerts) in the dry run, with a config that retries: exit codes, stop codes, reasons,
 //! capacity, sizes and the task's own `JOB_*` variables come from the fuzzer. At most one
-//! retry per stop, each within its budget and ECS's limits; alerts fit SNS.
+//! retry per stop, its attempt number within what a run can reach (attempts plus
+//! interruptions), its RunTask within ECS's limits; alerts fit SNS.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -9,7 +10,7 @@ use std::sync::LazyLock;
 use jobrunner_core::Config;
 use jobrunner_core::config::Format;
 use jobrunner_core::dryrun::{Function, World, dry_run_now};
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
@@ -96,6 +97,9 @@ const ENV: [&str; 5] = ["JOB_RUN_ID", "JOB_ATTEMPT", "JOB_INTERRUPTIONS", "JOB_S
 
 fn event(stop: &Stop) -> Value {
     let mut event = BASE.clone();
+    let stopped = 1_790_000_000 + i64::from(stop.running_for_seconds);
+    let at = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default().to_rfc3339();
+    event["time"] = json!(at(stopped));
     let detail = &mut event["detail"];
     detail["stopCode"] = json!(STOP_CODES[usize::from(stop.stop_code) % STOP_CODES.len()]);
     detail["stoppedReason"] = json!(stop.stopped_reason);
@@ -104,11 +108,8 @@ fn event(stop: &Stop) -> Value {
     detail["cpu"] = json!(stop.cpu.to_string());
     detail["memory"] = json!(stop.memory.to_string());
     detail["version"] = json!(stop.version);
-    let stopped = 1_790_000_000 + i64::from(stop.running_for_seconds);
-    let at = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default().to_rfc3339();
     detail["startedAt"] = json!(at(1_790_000_000));
     detail["stoppedAt"] = json!(at(stopped));
-    event["time"] = json!(at(stopped));
     let container = &mut detail["containers"][0];
     container["exitCode"] = json!(stop.exit_code);
     container["reason"] = json!(stop.container_reason);
@@ -142,7 +143,8 @@ fuzz_target!(|stop: Stop| {
                 .and_then(|env| env.iter().find(|v| v["name"] == "JOB_ATTEMPT"))
                 .and_then(|v| v["value"].as_str())
                 .and_then(|v| v.parse::<u32>().ok());
-            assert!(attempt.is_some_and(|n| (2..=5).contains(&n)), "a retry's attempt {attempt:?}");
+            // The most any run here can reach: tiered's 5 attempts plus 5 interruptions.
+            assert!(attempt.is_some_and(|n| (2..=10).contains(&n)), "a retry's attempt {attempt:?}");
         }
     }
 });

@@ -68,6 +68,16 @@ pub fn decide(job: &Job, settings: &LaunchSettings, failed: &Failed, run_id: &st
     let Some(retry) = &settings.retry else {
         return Decision::Final("no retry configured".into());
     };
+    // No run gets further than its budget plus its interruptions. A run the ledger has no
+    // record of is rebuilt from the task's own `JOB_ATTEMPT`: a number past that (or near
+    // u32::MAX) is never retried.
+    let most = retry.attempts.saturating_add(MAX_INTERRUPTIONS);
+    if failed.attempt >= most {
+        return Decision::Final(format!(
+            "attempt {} is the most a run can reach ({most}: retry.attempts plus {MAX_INTERRUPTIONS} interruptions)",
+            failed.attempt
+        ));
+    }
     match failed.class {
         Class::SpotInterruption => interruption(retry, settings, failed, run_id),
         class if retry.on.contains(&class) => {

@@ -251,3 +251,19 @@ fn the_next_attempt_has_its_own_token_size_capacity_and_variables() {
         "deterministic"
     );
 }
+
+#[test]
+fn an_attempt_number_past_any_budget_is_never_retried() {
+    // Found by the `track_stop` fuzz target: a task claiming `JOB_ATTEMPT=33` (a run the ledger
+    // has no record of) was planned an attempt 34 on a Spot interruption; near u32::MAX the
+    // next number overflowed.
+    for attempt in [3 + MAX_INTERRUPTIONS, 33, u32::MAX] {
+        let why = final_reason(decision(
+            "thumbnails",
+            failed(Class::SpotInterruption, attempt),
+        ));
+        assert!(why.contains("the most a run can reach (8"), "{why}");
+    }
+    let last = failed(Class::SpotInterruption, 3 + MAX_INTERRUPTIONS - 1);
+    assert_eq!(next(decision("thumbnails", last)).attempt, 8);
+}
