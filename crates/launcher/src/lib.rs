@@ -39,11 +39,9 @@ pub async fn handle_to(
             jobrunner_core::launcher::handle(config, ports, payload, invocation.now).await?;
         jobrunner_lambda::respond(handled)
     };
-    let (answer, documents): (Result<Value, Error>, _) = jobrunner_core::metrics::scope::collect(
-        jobrunner_lambda::metric_scope(invocation),
-        decide,
-    )
-    .await;
+    let (answer, documents): (Result<Value, Error>, _) =
+        jobrunner_core::metrics::scope::collect(jobrunner_lambda::metric_scope(invocation), decide)
+            .await;
     jobrunner_core::metrics::print_to(&documents, out);
     answer
 }

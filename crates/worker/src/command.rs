@@ -243,7 +243,10 @@ mod tests {
             ("nul".to_string(), "x\0y".to_string()),
         ]);
         let env = message_env(&message);
-        let named: Vec<_> = env.iter().filter(|(n, _)| n.starts_with("JOB_ATTR_")).collect();
+        let named: Vec<_> = env
+            .iter()
+            .filter(|(n, _)| n.starts_with("JOB_ATTR_"))
+            .collect();
         assert_eq!(
             named,
             [&("JOB_ATTR_a_b".to_string(), "dot".to_string())],

@@ -108,7 +108,10 @@ fn client(rules: &[&Rule]) -> EcsTasks {
 
 /// Whether `request` is exactly one of `plan`'s attempts as ECS receives it: cluster, task
 /// definition, count, deterministic token, `startedBy`, capacity provider and subnets.
-fn is_attempt_of(plan: &LaunchPlan, request: &aws_sdk_ecs::operation::run_task::RunTaskInput) -> bool {
+fn is_attempt_of(
+    plan: &LaunchPlan,
+    request: &aws_sdk_ecs::operation::run_task::RunTaskInput,
+) -> bool {
     plan.attempts.iter().any(|attempt| {
         request.cluster() == Some(attempt.cluster.as_str())
             && request.task_definition() == Some(attempt.task_definition.as_str())
