@@ -128,6 +128,7 @@ async fn demo(path: &str) -> Result<(), Error> {
 [defaults]
 subnets = [{}]
 security_groups = [{}]
+capacity = ["FARGATE"]
 
 [state]
 table = "{table}"
