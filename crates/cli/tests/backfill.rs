@@ -16,10 +16,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use aws_sdk_ecs::types::{ContainerDefinition, DesiredStatus, NetworkMode};
 use jobrunner_aws::Adapters;
 use jobrunner_aws::ecs::EcsTasks;
@@ -28,7 +24,7 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::config::Format;
 use jobrunner_core::event::ObjectCreated;
 use jobrunner_core::ledger::Ledger;
-use jobrunner_core::ledger::keys::{self, LIST_INDEX, LIST_PK, LIST_SK};
+use jobrunner_core::ledger::keys;
 use jobrunner_core::run::Run;
 use jobrunner_core::{Config, token};
 use serde_json::{Value, json};
@@ -111,7 +107,7 @@ impl World {
             .queue_url
             .unwrap();
         let table = format!("jobrunner-state-{name}");
-        create_table(&sdk, &table).await;
+        moto::create_state_table(&sdk, &table).await;
         let text = format!(
             r#"
 [defaults]
@@ -758,48 +754,6 @@ fn ec2_first(account: &str, action: &str, field: &str) -> String {
         + open.len();
     let end = start + response[start..].find('<').unwrap();
     response[start..end].to_string()
-}
-
-/// The state table as the CDK creates it.
-async fn create_table(sdk: &SdkConfig, name: &str) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute(LIST_PK))
-        .attribute_definitions(attribute(LIST_SK))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(LIST_INDEX)
-                .key_schema(key(LIST_PK, KeyType::Hash))
-                .key_schema(key(LIST_SK, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create state table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

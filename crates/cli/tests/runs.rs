@@ -5,10 +5,6 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use jobrunner_aws::Adapters;
 use jobrunner_aws::state_store::StateStore;
@@ -16,7 +12,7 @@ use jobrunner_core::class::Class;
 use jobrunner_core::config::{Format, State};
 use jobrunner_core::cost::Estimate;
 use jobrunner_core::event::ObjectCreated;
-use jobrunner_core::ledger::keys::{self, LIST_INDEX, LIST_PK, LIST_SK};
+use jobrunner_core::ledger::keys;
 use jobrunner_core::ledger::{Ledger, ObjectPointer, Stored};
 use jobrunner_core::run::{Attempt, Run, RunInput, RunState};
 use jobrunner_core::{Config, token};
@@ -80,7 +76,7 @@ impl World {
     async fn new(name: &str) -> World {
         let account = Account::new();
         let table = format!("jobrunner-state-{name}");
-        create_table(&account, &table).await;
+        moto::create_state_table(&account.sdk(), &table).await;
         let text = config_text(&table);
         let config = std::env::temp_dir().join(format!(
             "jobrunner-cli-runs-{}-{name}.toml",
@@ -135,48 +131,6 @@ impl World {
         all.extend_from_slice(&["--config", self.config.to_str().unwrap()]);
         self.account.jobrunner(&all)
     }
-}
-
-/// The state table as the CDK creates it: partition key `pk`, and the `runs-by-day` index.
-async fn create_table(account: &Account, name: &str) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(&account.sdk())
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute(LIST_PK))
-        .attribute_definitions(attribute(LIST_SK))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(LIST_INDEX)
-                .key_schema(key(LIST_PK, KeyType::Hash))
-                .key_schema(key(LIST_SK, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create state table");
 }
 
 fn id(n: u32) -> String {

@@ -10,10 +10,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{Duration, Utc};
 use jobrunner_aws::Adapters;
@@ -21,7 +17,7 @@ use jobrunner_aws::state_store::StateStore;
 use jobrunner_core::Config;
 use jobrunner_core::class::Class;
 use jobrunner_core::config::Format;
-use jobrunner_core::ledger::keys::{self, LIST_INDEX, LIST_PK, LIST_SK};
+use jobrunner_core::ledger::keys;
 use jobrunner_core::ledger::slots::{Holder, Waiter};
 use jobrunner_core::ledger::{Ledger, Slots, Stored};
 use jobrunner_core::run::{Attempt, Run, RunInput, RunState};
@@ -50,7 +46,7 @@ impl Deployment {
         let account = Account::new();
         let sdk = account.sdk();
         let table = format!("jobrunner-state-{name}");
-        create_table(&account, &table).await;
+        moto::create_state_table(&account.sdk(), &table).await;
 
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = |name: &'static str, attributes: Option<(QueueAttributeName, String)>| {
@@ -278,48 +274,6 @@ async fn put<T: Stored + Clone>(ledger: &Ledger<'_, Adapters>, key: &str, value:
         })
         .await
         .expect("ledger write");
-}
-
-/// The state table as the CDK creates it: partition key `pk`, and the `runs-by-day` index.
-async fn create_table(account: &Account, name: &str) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(&account.sdk())
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute(LIST_PK))
-        .attribute_definitions(attribute(LIST_SK))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(LIST_INDEX)
-                .key_schema(key(LIST_PK, KeyType::Hash))
-                .key_schema(key(LIST_SK, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create state table");
 }
 
 fn succeeded(output: &Output) -> String {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types;
 
 pub const REGION: &str = "us-east-1";
 
@@ -158,4 +159,53 @@ fn xml_field(response: &str, field: &str) -> String {
         + open.len();
     let end = start + response[start..].find('<').expect("closing tag");
     response[start..end].to_string()
+}
+
+/// The state table as the CDK creates it (as `tests/support`'s `create_state_table` does for the
+/// functions' tests): partition key `pk`, and the `runs-by-day` index.
+pub async fn create_state_table(sdk: &SdkConfig, name: &str) {
+    let attribute = |name: &str| {
+        types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute(jobrunner_core::ledger::keys::LIST_PK))
+        .attribute_definitions(attribute(jobrunner_core::ledger::keys::LIST_SK))
+        .key_schema(key("pk", types::KeyType::Hash))
+        .global_secondary_indexes(
+            types::GlobalSecondaryIndex::builder()
+                .index_name(jobrunner_core::ledger::keys::LIST_INDEX)
+                .key_schema(key(
+                    jobrunner_core::ledger::keys::LIST_PK,
+                    types::KeyType::Hash,
+                ))
+                .key_schema(key(
+                    jobrunner_core::ledger::keys::LIST_SK,
+                    types::KeyType::Range,
+                ))
+                .projection(
+                    types::Projection::builder()
+                        .projection_type(types::ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create state table");
 }
