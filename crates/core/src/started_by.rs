@@ -1,7 +1,9 @@
 //! `startedBy`: how jobrunner marks the tasks it starts, built and parsed in one place.
 //!
-//! A job's tasks from S3 events carry `jobrunner/<job>`, a schedule's `jobrunner/<job>/<schedule>`.
-//! The launcher counts a job's running tasks by them; the tracker tells whose task stopped.
+//! A job's tasks from S3 events carry `jobrunner/<job>`, a schedule's `jobrunner/<job>/<schedule>`,
+//! a jobs-mode worker's `jobrunner/worker/<worker>` (validation keeps `worker` from naming a job).
+//! The launcher and the scaler count their running tasks by them; the tracker tells whose task
+//! stopped.
 
 use std::fmt;
 
@@ -17,7 +19,12 @@ pub enum StartedBy {
     Job { job: String },
     /// A job launched by one of its schedules.
     Schedule { job: String, schedule: String },
+    /// A task the scaler launched for a jobs-mode worker.
+    Worker { worker: String },
 }
+
+/// The segment after `jobrunner/` in a jobs-mode worker's `startedBy`.
+pub const WORKER_SEGMENT: &str = "worker";
 
 impl StartedBy {
     pub fn job(job: &str) -> StartedBy {
@@ -31,22 +38,22 @@ impl StartedBy {
         }
     }
 
+    pub fn worker(worker: &str) -> StartedBy {
+        StartedBy::Worker {
+            worker: worker.into(),
+        }
+    }
+
     /// Reads a task's `startedBy`; `None` for tasks jobrunner did not start.
     pub fn parse(text: &str) -> Option<StartedBy> {
         let rest = text.strip_prefix(PREFIX)?;
         let mut parts = rest.splitn(2, '/');
-        let job = parts.next().filter(|j| !j.is_empty())?;
+        let first = parts.next().filter(|j| !j.is_empty())?;
         Some(match parts.next().filter(|s| !s.is_empty()) {
-            Some(schedule) => StartedBy::schedule(job, schedule),
-            None => StartedBy::job(job),
+            Some(worker) if first == WORKER_SEGMENT => StartedBy::worker(worker),
+            Some(schedule) => StartedBy::schedule(first, schedule),
+            None => StartedBy::job(first),
         })
-    }
-
-    /// The job either way.
-    pub fn job_name(&self) -> &str {
-        match self {
-            StartedBy::Job { job } | StartedBy::Schedule { job, .. } => job,
-        }
     }
 }
 
@@ -55,6 +62,7 @@ impl fmt::Display for StartedBy {
         match self {
             StartedBy::Job { job } => write!(f, "{PREFIX}{job}"),
             StartedBy::Schedule { job, schedule } => write!(f, "{PREFIX}{job}/{schedule}"),
+            StartedBy::Worker { worker } => write!(f, "{PREFIX}{WORKER_SEGMENT}/{worker}"),
         }
     }
 }
@@ -86,6 +94,7 @@ mod tests {
         for started_by in [
             StartedBy::job("thumbnails"),
             StartedBy::schedule("report", "hourly"),
+            StartedBy::worker("orders"),
         ] {
             assert_eq!(StartedBy::parse(&started_by.to_string()), Some(started_by));
         }
@@ -96,8 +105,16 @@ mod tests {
         assert_eq!(StartedBy::parse("ecs-svc/123"), None);
         assert_eq!(StartedBy::parse("jobrunner/"), None);
         assert_eq!(
-            StartedBy::parse("jobrunner/report/").map(|s| s.job_name().to_string()),
-            Some("report".into())
+            StartedBy::parse("jobrunner/report/"),
+            Some(StartedBy::job("report"))
+        );
+        assert_eq!(
+            StartedBy::worker("orders").to_string(),
+            "jobrunner/worker/orders"
+        );
+        assert_eq!(
+            StartedBy::parse("jobrunner/worker/orders"),
+            Some(StartedBy::worker("orders"))
         );
     }
 

@@ -84,6 +84,8 @@ pub enum Origin {
         service: String,
         worker: Option<String>,
     },
+    /// A task the scaler launched for a jobs-mode worker (`startedBy` = `jobrunner/worker/<name>`).
+    Worker { worker: String },
     /// Anything else: named by its task definition family.
     Task { family: Option<String> },
 }
@@ -104,6 +106,7 @@ impl Origin {
                     schedule: Some(schedule),
                 };
             }
+            Some(StartedBy::Worker { worker }) => return Origin::Worker { worker },
             None => {}
         }
         if let Some(service) = change
@@ -156,6 +159,7 @@ impl Origin {
                 ..
             } => worker,
             Origin::Service { service, .. } => service,
+            Origin::Worker { worker } => worker,
             Origin::Task {
                 family: Some(family),
             } => family,
@@ -163,11 +167,12 @@ impl Origin {
         }
     }
 
-    /// `job`, `service` or `task`.
+    /// `job`, `service`, `worker` or `task`.
     pub fn kind(&self) -> &'static str {
         match self {
             Origin::Job { .. } => "job",
             Origin::Service { .. } => "service",
+            Origin::Worker { .. } => "worker",
             Origin::Task { .. } => "task",
         }
     }
@@ -191,6 +196,7 @@ impl Origin {
                 service,
                 worker: None,
             } => format!("service {service}"),
+            Origin::Worker { worker } => format!("worker {worker} (jobs mode)"),
             Origin::Task {
                 family: Some(family),
             } => format!("task definition {family}"),

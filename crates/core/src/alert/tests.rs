@@ -346,6 +346,20 @@ fn origin_from_started_by_group_or_family() {
             worker: None
         }
     );
+    // A jobs-mode worker's task is the worker's, not a job named `worker`.
+    c.started_by = Some("jobrunner/worker/orders".into());
+    c.group = Some("family:order-worker".into());
+    let origin = Origin::of(&config(), &c);
+    assert_eq!(
+        origin,
+        Origin::Worker {
+            worker: "orders".into()
+        }
+    );
+    assert_eq!(
+        (origin.name(), origin.kind(), origin.describe().as_str()),
+        ("orders", "worker", "worker orders (jobs mode)")
+    );
 }
 
 #[test]

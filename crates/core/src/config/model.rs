@@ -458,15 +458,11 @@ pub struct Worker {
     pub propagate_tags: Option<bool>,
 }
 
-/// The segment after `jobrunner/` in a jobs-mode worker's `startedBy`.
-pub const WORKER_STARTED_BY_SEGMENT: &str = "worker";
+pub use crate::started_by::WORKER_SEGMENT as WORKER_STARTED_BY_SEGMENT;
 
 /// `startedBy` of a jobs-mode worker's tasks: `jobrunner/worker/<name>`.
 pub fn worker_started_by(worker: &str) -> String {
-    format!(
-        "{}{WORKER_STARTED_BY_SEGMENT}/{worker}",
-        crate::started_by::PREFIX
-    )
+    crate::started_by::StartedBy::worker(worker).to_string()
 }
 
 /// A jobs-mode task exits after this long without a message unless `idle_exit` says otherwise.
