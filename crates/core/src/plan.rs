@@ -345,8 +345,9 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
         cpu: cpu.map(|c| c.to_string()),
         memory: memory.map(|m| m.to_string()),
     };
+    // With room for the `TRACEPARENT` the launcher adds to the request (`trace::apply`).
     let overrides_chars = serde_json::to_string(&overrides)
-        .map(|s| s.chars().count())
+        .map(|s| s.chars().count() + crate::trace::ENTRY_CHARS)
         .unwrap_or(usize::MAX);
     if overrides_chars > MAX_OVERRIDES_CHARS {
         return Err(fail(format!(

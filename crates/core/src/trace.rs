@@ -131,6 +131,13 @@ pub fn for_launch(invocation: Option<&TraceParent>, run_id: &str, attempt: u32) 
     }
 }
 
+/// Characters of a `TRACEPARENT` value: `00-`, 32 hex digits, `-`, 16 hex digits, `-01`.
+pub const TRACEPARENT_CHARS: usize = 55;
+
+/// What [`apply`] adds to a container override's JSON, the comma included: planning keeps this
+/// much room under ECS's 8,192 characters.
+pub const ENTRY_CHARS: usize = r#",{"name":"TRACEPARENT","value":""}"#.len() + TRACEPARENT_CHARS;
+
 /// Sets `TRACEPARENT` in every request of `plan` (the container override that carries the
 /// `JOB_*` variables), replacing one already there.
 pub fn apply(plan: &mut LaunchPlan, trace: &TraceParent) {

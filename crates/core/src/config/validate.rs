@@ -681,9 +681,20 @@ fn check_schedule(config: &Config, path: &str, schedule: &ScheduleTrigger) -> Ch
 /// The shortest RFC 3339 time jobrunner passes (`JOB_SCHEDULED_TIME`, `JOB_EVENT_TIME`).
 const MIN_TIME: &str = "2026-01-01T00:00:00Z";
 
+/// Variables every launch sets, at their shortest: the run id (20 hex digits), the first
+/// attempt, and the trace context the launcher adds.
+const EVERY_LAUNCH: [(&str, &str); 3] = [
+    (job_env::RUN_ID, "00000000000000000000"),
+    (job_env::ATTEMPT, "1"),
+    (
+        job_env::TRACEPARENT,
+        "00-00000000000000000000000000000000-0000000000000000-00",
+    ),
+];
+
 /// Fails when the container overrides RunTask would get can never fit ECS's 8,192 characters:
 /// the fixed part (container name, command, environment with every placeholder empty, the
-/// `JOB_*` variables at their shortest) is already too long.
+/// `JOB_*` variables and `TRACEPARENT` at their shortest) is already too long.
 fn check_overrides_fit(
     path: &str,
     container: &str,
@@ -702,6 +713,7 @@ fn check_overrides_fit(
     };
     let variables: Vec<serde_json::Value> = job_variables
         .iter()
+        .chain(&EVERY_LAUNCH)
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .chain(environment.iter().map(|(k, v)| (k.to_string(), empty(v))))
         .map(|(name, value)| serde_json::json!({"name": name, "value": value}))

@@ -265,7 +265,6 @@ fn nesting_depth(text: &str) -> usize {
             (true, _) if escaped => escaped = false,
             (true, b'\\') => escaped = true,
             (true, b'"') => in_string = false,
-            (true, _) => {}
             (false, b'"') => in_string = true,
             (false, b'{' | b'[') => {
                 depth += 1;

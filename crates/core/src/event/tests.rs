@@ -186,6 +186,44 @@ fn deep_nesting_is_rejected_before_decoding() {
         parse_json("\"[[[[\"").is_ok(),
         "brackets in strings do not count"
     );
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    assert!(
+        parse_json(&nested(MAX_DEPTH)).is_ok(),
+        "the limit itself is allowed"
+    );
+    assert!(parse_json(&nested(MAX_DEPTH + 1)).is_err());
+}
+
+#[test]
+fn nesting_is_counted_outside_strings_only() {
+    let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let brackets = "[".repeat(MAX_DEPTH + 10);
+    // Brackets inside a string, after an escaped quote too, are text.
+    assert!(parse_json(&format!(r#"["{brackets}"]"#)).is_ok());
+    assert!(parse_json(&format!(r#"["a\"{brackets}"]"#)).is_ok());
+    assert!(parse_json(&format!(r#"["a\\", "{brackets}"]"#)).is_ok());
+    // A string ends at its closing quote: nesting after it counts.
+    assert!(parse_json(&format!(r#"["x", {}]"#, deep(MAX_DEPTH))).is_err());
+    // Depth is the deepest point, not the number of brackets: siblings do not add up.
+    let siblings = format!("[{}, {}]", deep(MAX_DEPTH - 1), deep(MAX_DEPTH - 1));
+    assert!(parse_json(&siblings).is_ok());
+}
+
+#[test]
+fn a_payload_that_is_not_an_object_is_named() {
+    for (payload, kind) in [
+        ("null", "null"),
+        ("true", "a boolean"),
+        ("3", "a number"),
+        (r#""s3""#, "a string"),
+        ("[]", "an array"),
+    ] {
+        let value = parse_json(payload).unwrap();
+        assert_eq!(
+            decode_event(&value).unwrap_err().to_string(),
+            format!("unsupported event: expected a JSON object, got {kind}")
+        );
+    }
 }
 
 fn batch(value: &Value) -> Vec<SqsMessage> {
@@ -240,6 +278,51 @@ fn bad_destination_records_say_what_is_wrong() {
     let err =
         error_of(&serde_json::json!({"requestContext": {}, "requestPayload": {"hello": "world"}}));
     assert!(err.contains("not an EventBridge event"), "{err}");
+}
+
+#[test]
+fn only_both_fields_make_a_destination_record() {
+    // An API Gateway event has a requestContext too; neither field alone is a record.
+    for value in [
+        serde_json::json!({"requestContext": {"condition": "RetriesExhausted"}, "body": "{}"}),
+        serde_json::json!({"requestPayload": {}, "version": "1.0"}),
+    ] {
+        let err = error_of(&value);
+        assert!(
+            !err.contains("destination record:") && err.contains("not an EventBridge event"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn retry_requests_need_a_plain_run_id_and_a_second_attempt_or_later() {
+    let request = |run_id: &str, attempt: u32| {
+        serde_json::json!({"source": "jobrunner.retry", "run_id": run_id, "attempt": attempt,
+            "not_before": "2026-11-26T01:00:00Z"})
+    };
+    let ok = |run_id: &str, attempt: u32| match &direct(&request(run_id, attempt)) {
+        Ok(events) => {
+            matches!(&events[..], [Event::Retry(r)] if r.run_id == run_id && r.attempt == attempt)
+        }
+        Err(_) => false,
+    };
+    assert!(ok("a1b2c3", 2));
+    assert!(ok(&"f".repeat(64), 10), "64 characters is the limit");
+    for (run_id, attempt) in [
+        ("a1b2c3", 1),
+        ("a1b2c3", 0),
+        ("", 2),
+        (&"f".repeat(65) as &str, 2),
+        ("a1b2/c3", 2),
+        ("a1b2 c3", 2),
+    ] {
+        let err = error_of(&request(run_id, attempt));
+        assert!(
+            err.contains("jobrunner retry request: run_id"),
+            "{run_id:?} {attempt}: {err}"
+        );
+    }
 }
 
 #[test]
