@@ -155,6 +155,17 @@ fn object_event(key: &str) -> Value {
 }
 
 #[test]
+fn unversioned_objects_have_no_version() {
+    // S3 reports "null" for objects of unversioned buckets; neither it nor "" is a version.
+    for (reported, kept) in [("null", None), ("", None), ("v1", Some("v1"))] {
+        let mut event = object_event("images/cat.jpg");
+        event["detail"]["object"]["version-id"] = reported.into();
+        let object = objects(direct(&event).unwrap()).remove(0);
+        assert_eq!(object.version_id.as_deref(), kept, "{reported:?}");
+    }
+}
+
+#[test]
 fn hostile_keys_are_rejected() {
     for key in [
         "",
