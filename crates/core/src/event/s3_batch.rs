@@ -266,6 +266,32 @@ mod tests {
         })
     }
 
+    #[test]
+    fn an_invocation_names_both_its_schema_and_its_tasks() {
+        assert!(is_invocation(&v1("k")));
+        let mut no_tasks = v1("k");
+        no_tasks.as_object_mut().unwrap().remove("tasks");
+        assert!(!is_invocation(&no_tasks));
+        let mut no_schema = v1("k");
+        no_schema
+            .as_object_mut()
+            .unwrap()
+            .remove("invocationSchemaVersion");
+        assert!(!is_invocation(&no_schema));
+    }
+
+    #[test]
+    fn result_strings_are_clipped_on_a_character_boundary() {
+        let invocation = decode(&v1("k")).unwrap();
+        let mut response = BatchResponse::new(&invocation);
+        // "a" then two-byte characters: byte 1,024 falls inside one, so 1,023 bytes are kept.
+        let text = format!("a{}", "é".repeat(MAX_RESULT_STRING));
+        response.push("t1", ResultCode::PermanentFailure, &text);
+        response.push("t2", ResultCode::Succeeded, "short");
+        assert_eq!(response.results[0].result_string, text[..1023]);
+        assert_eq!(response.results[1].result_string, "short");
+    }
+
     fn v2(key: &str) -> Value {
         json!({
             "invocationSchemaVersion": "2.0",

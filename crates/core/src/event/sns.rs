@@ -67,3 +67,23 @@ pub(super) fn record_envelope(record: &Value) -> Result<Value, Error> {
     let record: LambdaRecord = typed(record, "SNS record")?;
     Ok(record.sns)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_envelope_has_a_string_type_and_a_topic() {
+        let envelope = |value: Value| is_envelope(value.as_object().unwrap());
+        assert!(envelope(
+            json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"})
+        ));
+        assert!(!envelope(json!({"Type": "Notification"})));
+        assert!(!envelope(json!({"TopicArn": "arn:aws:sns:us-east-1:1:t"})));
+        assert!(!envelope(
+            json!({"Type": 1, "TopicArn": "arn:aws:sns:us-east-1:1:t"})
+        ));
+    }
+}

@@ -232,5 +232,17 @@ mod tests {
                 .unwrap_err()
                 .contains("at most 100")
         );
+        let most: BTreeMap<String, String> = many.into_iter().take(MAX_ENVIRONMENT).collect();
+        assert_eq!(
+            check_environment(&most),
+            Ok(()),
+            "the limit itself is allowed"
+        );
+        // Either name missing is enough to refuse.
+        for field in ["job", "submitted_by"] {
+            let mut doc = submit().to_document();
+            doc[field] = json!("");
+            assert!(error(doc).contains("must not be empty"), "{field}");
+        }
     }
 }
