@@ -77,6 +77,7 @@ fn decodes_the_fields_alerts_use() {
     assert_eq!(c.version, Some(5));
     assert_eq!(c.task_id(), "cd2452db7d582ea2d51b17816a6c9167");
     assert_eq!(c.cluster_name(), Some("jobs"));
+    assert_eq!(c.partition(), Some("aws"));
     assert_eq!(c.region(), Some("us-east-1"));
     assert_eq!(c.account(), Some("123456789012"));
     assert_eq!(c.task_definition(), Some("thumbnails:7"));
@@ -110,6 +111,30 @@ fn tolerates_unknown_fields_nulls_and_quoted_numbers() {
         "old-format task ARNs have no cluster"
     );
     assert_eq!(c.task_id(), "abc");
+}
+
+#[test]
+fn console_links_follow_the_partition() {
+    for (partition, region, host) in [
+        (
+            "aws",
+            "eu-west-1",
+            "https://eu-west-1.console.aws.amazon.com/",
+        ),
+        ("aws-cn", "cn-north-1", "https://console.amazonaws.cn/"),
+        (
+            "aws-us-gov",
+            "us-gov-west-1",
+            "https://console.amazonaws-us-gov.com/",
+        ),
+    ] {
+        let mut c = change("oom");
+        c.task_arn = format!("arn:{partition}:ecs:{region}:111122223333:task/jobs/abc");
+        c.cluster_arn = None;
+        assert_eq!(c.partition(), Some(partition));
+        let url = crate::alert::context::console_url(&c).unwrap();
+        assert!(url.starts_with(host), "{url}");
+    }
 }
 
 #[test]
