@@ -231,7 +231,9 @@ def cold_section(w, cold, fns, machine):
       "credentials; resources from `bench/moto_setup.py`) through a forwarding proxy of the harness that times the calls; "
       "**calls** = the time during the first invocation when at least one AWS call was under way (its request's first byte "
       "to its response's last byte), so first response − calls is the function's own time. The floor is `bench/hello`, a "
-      "`lambda_runtime` hello world built with the same release profile and cargo lambda.\n\n")
+      "`lambda_runtime` hello world built with the same release profile, the same build script (a position-dependent "
+      "executable, `crates/lambda/build/link.rs`) and cargo lambda; it keeps `#[tokio::main]`'s multi-threaded runtime, "
+      "where the functions run on one thread (`flavor = \"current_thread\"`).\n\n")
     w("| function | init median | init p95 | init vs floor (median) | first response median | first response p95 | calls median | first response − calls (median) | first invocations OK | event |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     events = {"hello": "events/s3-object-created.json", "launcher": "events/s3-object-created.json (RunTask on moto)",

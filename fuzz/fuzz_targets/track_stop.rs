@@ -75,7 +75,13 @@ const STOP_CODES: [&str; 7] = [
     "TerminationNotice",
     "",
 ];
-const STARTED_BY: [&str; 4] = ["jobrunner/thumbnails", "jobrunner/tiered", "jobrunner/retry/tiered", "other"];
+const STARTED_BY: [&str; 5] = [
+    "jobrunner/thumbnails",
+    "jobrunner/tiered",
+    "jobrunner/retry/tiered",
+    "jobrunner/worker/orders",
+    "other",
+];
 
 #[derive(Debug, Arbitrary)]
 struct Stop {

@@ -155,6 +155,25 @@ fn object_event(key: &str) -> Value {
 }
 
 #[test]
+fn rule_ticks_need_a_rule_name_of_at_most_64_characters() {
+    let tick = |name: &str| {
+        serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events",
+            "time": "2026-11-22T05:00:00Z", "detail": {},
+            "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/{name}")]})
+    };
+    let longest = "r".repeat(64);
+    assert!(
+        matches!(&direct(&tick(&longest)).unwrap()[..], [Event::ScheduleTick(t)] if t.name == longest)
+    );
+    for name in ["", &"r".repeat(65), "bad name"] {
+        assert!(
+            error_of(&tick(name)).contains("does not end in a rule name"),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
 fn unversioned_objects_have_no_version() {
     // S3 reports "null" for objects of unversioned buckets; neither it nor "" is a version.
     for (reported, kept) in [("null", None), ("", None), ("v1", Some("v1"))] {

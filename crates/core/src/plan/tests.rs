@@ -328,3 +328,29 @@ fn a_schedule_environment_replaces_the_jobs_entry_of_the_same_name() {
         .collect();
     assert_eq!(modes, [("MODE".to_string(), "hourly".to_string())]);
 }
+
+#[test]
+fn a_submit_runs_as_a_schedule_only_of_its_own_job() {
+    let config = example();
+    let submit = |job: &str, schedule: &str| crate::event::Submit {
+        job: job.into(),
+        submitted_by: "arn:aws:iam::123456789012:user/ana".into(),
+        submitted_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+        object: None,
+        schedule: Some((schedule.into(), "2026-11-25T02:00:00Z".parse().unwrap())),
+        environment: Default::default(),
+    };
+    let plan = plan_submit(&config, &submit("report", "hourly-report")).unwrap();
+    assert_eq!(
+        env_value(&plan.attempts[0], crate::job_env::SCHEDULE).as_deref(),
+        Some("hourly-report")
+    );
+    for (job, schedule) in [("thumbnails", "hourly-report"), ("report", "nightly")] {
+        let err = plan_submit(&config, &submit(job, schedule)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("no schedule '{schedule}' of this job")),
+            "{job} {schedule}: {err}"
+        );
+    }
+}
