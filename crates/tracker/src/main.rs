@@ -9,7 +9,9 @@ use jobrunner_aws::task_definitions::TaskDefinitions;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: Lambda sends one invocation at a time and the handler's calls run as futures of
+// one task, so worker threads would only add to the cold start (bench/RESULTS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = jobrunner_lambda::init::load_config().await?;
