@@ -91,9 +91,10 @@ fuzz: $(VENV)/bin/cargo-fuzz
 	    | grep -E '^(stat::|==|INFO: (Running|Loaded|seed corpus)|Done|.*(panicked|ERROR|SUMMARY))' || exit 1; \
 	done
 
-# Mutation testing (cargo-mutants) of core's decision code: tokens, event decoding, routing and
-# the stop classifier. Every mutant must be caught; results land in mutants.out/.
-MUTANTS_FILES := crates/core/src/token.rs crates/core/src/event/**/*.rs crates/core/src/routing.rs crates/core/src/alert/classify.rs
+# Mutation testing (cargo-mutants) of core's decision code: tokens, event decoding, routing,
+# planning and the stop classifier. Every mutant must be caught; results land in
+# target/mutants/mutants.out/.
+MUTANTS_FILES := crates/core/src/token.rs crates/core/src/event/**/*.rs crates/core/src/routing.rs crates/core/src/plan.rs crates/core/src/plan/submit.rs crates/core/src/alert/classify.rs
 $(VENV)/bin/cargo-mutants:
 	$(CARGO) install --locked --root $(VENV) cargo-mutants@27.1.0
 mutants: $(VENV)/bin/cargo-mutants

@@ -12,9 +12,10 @@ use std::sync::LazyLock;
 use jobrunner_core::Config;
 use jobrunner_core::alert::{
     Alert, AwsLogs, ContainerDefinitionInfo, MAX_PUBLISH_BYTES, MAX_SUBJECT_CHARS, StoppedTask,
-    TaskDefinitionInfo, TaskDefinitionLookup, TaskStateChange, render,
+    TaskDefinitionInfo, TaskDefinitionLookup, render,
 };
 use jobrunner_core::config::Format;
+use jobrunner_core::event::TaskStateChange;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -277,12 +277,31 @@ fn nesting_depth(text: &str) -> usize {
     max
 }
 
-/// Deserializes `value` into `T`, naming the path of the offending field on failure.
+/// Deserializes `value` into `T`, naming the path of the offending field on failure. The
+/// message quotes the event's own keys and values, so their control characters and line
+/// separators are escaped: the error stays one line in logs and DLQ reasons.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        Error::MalformedEvent(format!("{what}: {path}: {}", e.into_inner()))
+        Error::MalformedEvent(escape_controls(&format!(
+            "{what}: {path}: {}",
+            e.into_inner()
+        )))
     })
+}
+
+/// `text` with control characters and line or paragraph separators written as escapes (`\r`,
+/// `\u{2028}`).
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn kind_of(value: &Value) -> &'static str {

@@ -311,6 +311,27 @@ fn bad_destination_records_say_what_is_wrong() {
 }
 
 #[test]
+fn errors_quoting_the_event_stay_on_one_line() {
+    // Found by the decode_destination and decode_sns fuzz targets: an unknown field whose
+    // name holds a line break was quoted verbatim in the error.
+    let request = serde_json::json!({"source": "jobrunner.retry", "run_id": "a1", "attempt": 2,
+        "not_before": "2026-11-26T01:00:00Z", "at\r\ntempt\u{2028}\u{1b}[31m": 1});
+    let err = error_of(&request);
+    assert!(
+        err.contains(r"unknown field `at\r\ntempt\u{2028}\u{1b}[31m`"),
+        "{err}"
+    );
+    // A value quoted by serde (an invalid time) too.
+    let mut request = request;
+    request
+        .as_object_mut()
+        .unwrap()
+        .remove("at\r\ntempt\u{2028}\u{1b}[31m");
+    request["not_before"] = "2026\n-11-26".into();
+    assert!(error_of(&request).contains("not_before"));
+}
+
+#[test]
 fn only_both_fields_make_a_destination_record() {
     // An API Gateway event has a requestContext too; neither field alone is a record.
     for value in [
