@@ -51,7 +51,7 @@ test-infra: $(VENV_STAMP) $(NODE_STAMP)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
-	# The fuzz targets are their own crate (libFuzzer), outside the workspace: keep them compiling.
+	@# The fuzz targets are their own crate (libFuzzer), outside the workspace: keep them compiling.
 	$(CARGO) check -q -j$(JOBS) --manifest-path fuzz/Cargo.toml --bins
 
 build: $(VENV_STAMP)
