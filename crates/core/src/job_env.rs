@@ -27,3 +27,9 @@ pub const RESERVED_PREFIX: &str = "JOB_";
 /// invocation's sampled X-Ray trace, or one derived from the run (see `crate::trace`). Not
 /// under the `JOB_` prefix: it is the name OpenTelemetry SDKs read.
 pub const TRACEPARENT: &str = "TRACEPARENT";
+/// Characters of a `TRACEPARENT` value: `00-`, 32 hex digits, `-`, 16 hex digits, `-01`.
+pub const TRACEPARENT_CHARS: usize = 55;
+/// What the `TRACEPARENT` entry (`trace::apply`) adds to a container override's JSON, the comma
+/// included: planning keeps this much room under ECS's 8,192 characters.
+pub const TRACEPARENT_ENTRY_CHARS: usize =
+    r#",{"name":"TRACEPARENT","value":""}"#.len() + TRACEPARENT_CHARS;

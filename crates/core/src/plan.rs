@@ -347,7 +347,7 @@ fn build(config: &Config, job_name: &str, job: &Job, launch: Launch) -> Result<L
     };
     // With room for the `TRACEPARENT` the launcher adds to the request (`trace::apply`).
     let overrides_chars = serde_json::to_string(&overrides)
-        .map(|s| s.chars().count() + crate::trace::ENTRY_CHARS)
+        .map(|s| s.chars().count() + job_env::TRACEPARENT_ENTRY_CHARS)
         .unwrap_or(usize::MAX);
     if overrides_chars > MAX_OVERRIDES_CHARS {
         return Err(fail(format!(

@@ -131,13 +131,6 @@ pub fn for_launch(invocation: Option<&TraceParent>, run_id: &str, attempt: u32) 
     }
 }
 
-/// Characters of a `TRACEPARENT` value: `00-`, 32 hex digits, `-`, 16 hex digits, `-01`.
-pub const TRACEPARENT_CHARS: usize = 55;
-
-/// What [`apply`] adds to a container override's JSON, the comma included: planning keeps this
-/// much room under ECS's 8,192 characters.
-pub const ENTRY_CHARS: usize = r#",{"name":"TRACEPARENT","value":""}"#.len() + TRACEPARENT_CHARS;
-
 /// Sets `TRACEPARENT` in every request of `plan` (the container override that carries the
 /// `JOB_*` variables), replacing one already there.
 pub fn apply(plan: &mut LaunchPlan, trace: &TraceParent) {
@@ -163,6 +156,44 @@ pub fn apply(plan: &mut LaunchPlan, trace: &TraceParent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_of_exactly_8192_characters_with_the_traceparent_are_allowed() {
+        use crate::plan::{MAX_OVERRIDES_CHARS, plan_object};
+        let with_padding = |chars: usize| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/jobrunner.toml");
+            let mut config = crate::Config::load(std::path::Path::new(path)).unwrap();
+            let job = config.jobs.get_mut("thumbnails").unwrap();
+            job.environment.insert("PADDING".into(), "p".repeat(chars));
+            let object = crate::event::ObjectCreated {
+                bucket: "uploads".into(),
+                key: "images/cat.jpg".into(),
+                size: 1,
+                etag: Some("etag1".into()),
+                version_id: None,
+                sequencer: None,
+                event_time: "2026-11-22T05:00:00Z".parse().unwrap(),
+            };
+            plan_object(&config, "thumbnails", &object)
+        };
+        // What ECS receives, the launcher's TRACEPARENT included, is what counts.
+        let chars = |plan: &LaunchPlan| {
+            let mut plan = plan.clone();
+            let trace = TraceParent::for_run(&plan.run_id, 1);
+            apply(&mut plan, &trace);
+            serde_json::to_string(&plan.attempts[0].overrides)
+                .unwrap()
+                .chars()
+                .count()
+        };
+        let fill = MAX_OVERRIDES_CHARS - chars(&with_padding(0).unwrap());
+        assert_eq!(chars(&with_padding(fill).unwrap()), MAX_OVERRIDES_CHARS);
+        let err = with_padding(fill + 1).unwrap_err();
+        assert!(
+            err.to_string().contains("would be 8193 characters"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn an_xray_header_becomes_a_traceparent() {

@@ -183,31 +183,6 @@ fn overrides_over_8192_characters_are_refused() {
 }
 
 #[test]
-fn overrides_of_exactly_8192_characters_are_allowed() {
-    let with_padding = |chars: usize| {
-        let mut config = example();
-        let job = config.jobs.get_mut("thumbnails").unwrap();
-        job.environment.insert("PADDING".into(), "p".repeat(chars));
-        plan_object(&config, "thumbnails", &object("images/cat.jpg", 1, None))
-    };
-    let chars = |plan: &LaunchPlan| {
-        let mut plan = plan.clone();
-        let trace = crate::trace::TraceParent::for_run(&plan.run_id, 1);
-        crate::trace::apply(&mut plan, &trace);
-        let overrides = &plan.attempts[0].overrides;
-        serde_json::to_string(overrides).unwrap().chars().count()
-    };
-    // What ECS receives, the launcher's TRACEPARENT included, is counted.
-    let fill = MAX_OVERRIDES_CHARS - chars(&with_padding(0).unwrap());
-    assert_eq!(chars(&with_padding(fill).unwrap()), MAX_OVERRIDES_CHARS);
-    let err = with_padding(fill + 1).unwrap_err();
-    assert!(
-        err.to_string().contains("would be 8193 characters"),
-        "{err}"
-    );
-}
-
-#[test]
 fn tick_plan_uses_schedule_identity() {
     let config = example();
     let schedule = &config.triggers.schedule[0];
