@@ -541,9 +541,10 @@ def explain_first():
             "signer, opening the connection). What is left over init grows with the operations a function calls: the "
             "launcher (one RunTask) stays within the goal, the tracker (DescribeTaskDefinition, Publish and the ledger's "
             "DynamoDB calls) and the scaler (SQS, ECS and DynamoDB) spend about a millisecond more per service whose code "
-            "runs for the first time; on this VM each first touch of a code or heap page is a page fault of several "
-            "microseconds (`perf stat -e page-faults`). Not yet reduced: warming those paths during init would only move "
-            "the time there.")
+            "runs for the first time. Page faults are not it (about 40 during the first invocation, `perf stat -e "
+            "page-faults`, against about 250 for the whole init); telling which SDK step it is needs a profile of a build "
+            "with symbols, which the deployed profile strips. Warming those paths during init would only move the time "
+            "there.")
 
 
 if __name__ == "__main__":
