@@ -16,7 +16,8 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, Connector};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The environment variable that chooses the trust store: `aws` or `system`.
 pub const ROOTS_ENV: &str = "JOBRUNNER_TLS_ROOTS";
@@ -144,17 +145,37 @@ pub fn http_client(roots: TrustRoots) -> Result<SharedHttpClient, TlsError> {
     // with our TLS context: `build_with_connector_fn` caches a connector per timeout setting.
     Ok(
         Builder::new().build_with_connector_fn(move |settings, components| {
-            let mut connector = Connector::builder()
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(context.clone());
-            connector.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                connector.set_sleep_impl(components.sleep_impl());
-            }
-            connector.set_proxy_config(Some(ProxyConfig::from_env()));
-            connector.build()
+            connector(&context, settings, components)
         }),
     )
+}
+
+/// The connector for one timeout setting: HTTPS with `context`.
+///
+/// Every SDK client's construction also calls this once without settings or components, only
+/// to load a system store early, and drops the result (aws-smithy-http-client's
+/// `HyperClient::validate_base_client_config`). That call gets a plain-HTTP connector: building
+/// TLS there would parse the roots and set up rustls once per client for nothing (the tracker
+/// built four at init, counting the STS client `aws-config` makes for web identity). The
+/// connectors that carry calls always come with settings; should one ever come from this
+/// branch, it refuses `https://` instead of calling without TLS.
+fn connector(
+    context: &TlsContext,
+    settings: Option<&HttpConnectorSettings>,
+    components: Option<&RuntimeComponents>,
+) -> Connector {
+    if settings.is_none() && components.is_none() {
+        return Connector::builder().build_http();
+    }
+    let mut connector = Connector::builder()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context.clone());
+    connector.set_connector_settings(settings.cloned());
+    if let Some(components) = components {
+        connector.set_sleep_impl(components.sleep_impl());
+    }
+    connector.set_proxy_config(Some(ProxyConfig::from_env()));
+    connector.build()
 }
 
 #[cfg(test)]
@@ -283,6 +304,58 @@ mod tests {
         assert_eq!(
             jobrunner_core::Error::from(err).to_string(),
             "invalid config: JOBRUNNER_TLS_ROOTS: \"webpki\" is not a trust store: use \"aws\" or \"system\""
+        );
+    }
+
+    /// The error and its sources, one line.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
+    /// What `connector` answers for an `https://` call to a closed loopback port.
+    async fn https_call(
+        settings: Option<&HttpConnectorSettings>,
+    ) -> aws_smithy_runtime_api::client::result::ConnectorError {
+        use aws_smithy_runtime_api::client::http::HttpConnector;
+        let context = TlsContext::builder()
+            .with_trust_store(TrustRoots::Aws.trust_store())
+            .build()
+            .expect("TLS context");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let request = aws_smithy_runtime_api::http::Request::get(format!("https://{closed}/"))
+            .expect("request");
+        connector(&context, settings, None)
+            .call(request)
+            .await
+            .expect_err("nothing listens there")
+    }
+
+    #[tokio::test]
+    async fn the_construction_check_gets_a_connector_that_never_calls_https_without_tls() {
+        let err = https_call(None).await;
+        assert!(
+            chain(&err).contains("scheme is not http"),
+            "{}",
+            chain(&err)
+        );
+        // With settings (every connector that carries calls) it is the TLS one: it tries to
+        // connect, and only the closed port stops it.
+        let settings = HttpConnectorSettings::builder().build();
+        let err = https_call(Some(&settings)).await;
+        assert!(err.is_io(), "{}", chain(&err));
+        assert!(
+            !chain(&err).contains("scheme is not http"),
+            "{}",
+            chain(&err)
         );
     }
 }
