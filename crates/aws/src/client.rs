@@ -11,8 +11,8 @@
 //! Lambda puts the function's region and credentials in its environment. When they are there,
 //! they are given to the loader directly ([`FromEnvironment`]): the default chains would pick
 //! the same values first, but building them creates an STS client (web identity) and IMDS
-//! clients that a function never calls, which was the largest part of the SDK's share of init
-//! (bench/RESULTS.md).
+//! clients that a function never calls: most of what loading the SDK config cost at init, in
+//! a profile of the tracker (bench/README.md).
 
 use std::time::Duration;
 

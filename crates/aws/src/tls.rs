@@ -155,8 +155,7 @@ pub fn http_client(roots: TrustRoots) -> Result<SharedHttpClient, TlsError> {
 /// Every SDK client's construction also calls this once without settings or components, only
 /// to load a system store early, and drops the result (aws-smithy-http-client's
 /// `HyperClient::validate_base_client_config`). That call gets a plain-HTTP connector: building
-/// TLS there would parse the roots and set up rustls once per client for nothing (the tracker
-/// built four at init, counting the STS client `aws-config` makes for web identity). The
+/// TLS there would parse the roots and set up rustls once per client, at init, for nothing. The
 /// connectors that carry calls always come with settings; should one ever come from this
 /// branch, it refuses `https://` instead of calling without TLS.
 fn connector(
@@ -309,14 +308,11 @@ mod tests {
 
     /// The error and its sources, one line.
     fn chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(e) = source {
-            text.push_str(": ");
-            text.push_str(&e.to_string());
-            source = e.source();
-        }
-        text
+        let sources = std::iter::successors(Some(err), |e| e.source());
+        sources
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
     }
 
     /// What `connector` answers for an `https://` call to a closed loopback port.
