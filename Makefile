@@ -75,6 +75,9 @@ clean:
 # Each target runs FUZZ_SECONDS, or FUZZ_RUNS executions when set (docs/reliability.md).
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
+# Extra `cargo fuzz run` flags, e.g. "--no-trace-compares --target-dir target/notc" for about
+# twice the executions per second of the slow targets (docs/reliability.md).
+FUZZ_FLAGS ?=
 FUZZ_TARGETS := decode_event decode_sns decode_destination decode_s3_batch parse_config plan_event render_stop track_stop worker_message
 .PHONY: fuzz mutants
 $(VENV)/bin/cargo-fuzz:
@@ -89,7 +92,7 @@ fuzz: $(VENV)/bin/cargo-fuzz
 	    *) cp events/*.json fuzz/corpus/$$target/ ;; \
 	  esac; \
 	  echo "== fuzzing $$target for $(FUZZ_SECONDS)s (runs: $(FUZZ_RUNS))"; \
-	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target -j1 -- -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $(FUZZ_FLAGS) $$target -j1 -- -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 \
 	    | grep -E '^(stat::|==|INFO: (Running|Loaded|seed corpus)|Done|.*(panicked|ERROR|SUMMARY))' || exit 1; \
 	done
 
