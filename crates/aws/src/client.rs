@@ -9,7 +9,7 @@
 //! chooses: by default only those AWS endpoints chain to, so a cold start reads no CA files.
 //!
 //! Lambda puts the function's region and credentials in its environment. When they are there,
-//! they are given to the loader directly ([`FromEnvironment`]): the default chains would pick
+//! they are given to the loader directly (`FromEnvironment`): the default chains would pick
 //! the same values first, but building them creates an STS client (web identity) and IMDS
 //! clients that a function never calls: most of what loading the SDK config cost at init, in
 //! a profile of the tracker (bench/README.md).
@@ -51,17 +51,17 @@ pub async fn load_with(roots: TrustRoots) -> Result<SdkConfig, TlsError> {
 /// What the environment settings of the SDK's default chains hold, when they hold it: the
 /// chains look there first, so taking it here gives the same region and credentials.
 #[derive(Debug, PartialEq, Eq)]
-pub struct FromEnvironment {
+struct FromEnvironment {
     /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (the region chain's order).
-    pub region: Option<Region>,
+    region: Option<Region>,
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set, so the credentials chain
     /// would stop at its first provider, the environment's.
-    pub credentials: bool,
+    credentials: bool,
 }
 
 impl FromEnvironment {
     /// Reads the variables through `var` (empty counts as unset, as in the chains).
-    pub fn read(var: impl Fn(&str) -> Option<String>) -> Self {
+    fn read(var: impl Fn(&str) -> Option<String>) -> Self {
         let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
         Self {
             region: set("AWS_REGION")

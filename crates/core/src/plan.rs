@@ -466,4 +466,4 @@ pub(crate) fn network(settings: &LaunchSettings) -> Option<NetworkConfiguration>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -159,22 +159,13 @@ mod tests {
 
     #[test]
     fn overrides_of_exactly_8192_characters_with_the_traceparent_are_allowed() {
+        use crate::plan::tests::{example, object};
         use crate::plan::{MAX_OVERRIDES_CHARS, plan_object};
         let with_padding = |chars: usize| {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/jobrunner.toml");
-            let mut config = crate::Config::load(std::path::Path::new(path)).unwrap();
+            let mut config = example();
             let job = config.jobs.get_mut("thumbnails").unwrap();
             job.environment.insert("PADDING".into(), "p".repeat(chars));
-            let object = crate::event::ObjectCreated {
-                bucket: "uploads".into(),
-                key: "images/cat.jpg".into(),
-                size: 1,
-                etag: Some("etag1".into()),
-                version_id: None,
-                sequencer: None,
-                event_time: "2026-11-22T05:00:00Z".parse().unwrap(),
-            };
-            plan_object(&config, "thumbnails", &object)
+            plan_object(&config, "thumbnails", &object("images/cat.jpg", 1, None))
         };
         // What ECS receives, the launcher's TRACEPARENT included, is what counts.
         let chars = |plan: &LaunchPlan| {

@@ -2,7 +2,8 @@ use super::*;
 use crate::config::Format;
 use crate::event::{Event, TickSource, decode_event};
 
-fn example() -> Config {
+/// The example config (`examples/jobrunner.toml`); other modules' tests plan with it too.
+pub(crate) fn example() -> Config {
     Config::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/jobrunner.toml"
@@ -10,7 +11,8 @@ fn example() -> Config {
     .unwrap()
 }
 
-fn object(key: &str, size: u64, version: Option<&str>) -> ObjectCreated {
+/// An upload to the example's `uploads` bucket.
+pub(crate) fn object(key: &str, size: u64, version: Option<&str>) -> ObjectCreated {
     ObjectCreated {
         bucket: "uploads".into(),
         key: key.into(),
