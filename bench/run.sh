@@ -26,7 +26,9 @@
 #
 # Environment: RUNS (cold starts per function, default 30), WARMUP (discarded, default 2),
 # JOBS (cargo jobs, default 2), SEED (processing times, default 1), MEASUREMENT_SECONDS
-# (criterion, default 3), MOTO_PORT (default 5077). Raw outputs go to bench/out/ (not committed).
+# (criterion, default 3), MOTO_PORT (default 5077), CALL_LATENCY_MS (each AWS call held this long in
+# the cold-start run that models an endpoint's round trip, default 10). Raw outputs go to bench/out/
+# (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,6 +40,7 @@ JOBS=${JOBS:-2}
 SEED=${SEED:-1}
 MEASUREMENT_SECONDS=${MEASUREMENT_SECONDS:-3}
 MOTO_PORT=${MOTO_PORT:-5077}
+CALL_LATENCY_MS=${CALL_LATENCY_MS:-10}
 SIMULATIONS_ONLY=${SIMULATIONS_ONLY:-}
 COLDSTART_ONLY=${COLDSTART_ONLY:-}
 BASELINE=${BASELINE:-}
@@ -157,6 +160,13 @@ run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoi
   --env JOBRUNNER_TLS_ROOTS=system \
   --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - "${AFTER[@]}" \
   >"$OUT/coldstart-system-roots.json"
+# Calls as slow as an AWS endpoint's round trip, where moto on loopback answers in a millisecond:
+# what sending independent reads together saves.
+run "$TARGET/tools/release/coldstart" --runs "$RUNS" --warmup "$WARMUP" --endpoint "$AWS_ENDPOINT_URL" \
+  --call-latency "$CALL_LATENCY_MS" \
+  --function hello "$OUT/cold/hello/bootstrap" events/s3-object-created.json - "${AFTER[@]}" "${BEFORE[@]}" \
+  >"$OUT/coldstart-latency.json"
+echo "call_latency_ms=$CALL_LATENCY_MS" >>"$OUT/machine.txt"
 phase_done coldstart
 fi
 

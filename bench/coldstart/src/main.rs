@@ -1,8 +1,8 @@
 //! Cold start of Lambda bootstrap binaries, measured locally under a fake Lambda Runtime API.
 //!
 //! ```text
-//! coldstart [--runs 30] [--warmup 2] [--endpoint http://127.0.0.1:PORT] [--env KEY=VALUE ...]
-//!           --function NAME BOOTSTRAP EVENT_FILE CONFIG_FILE|- [--function ...]
+//! coldstart [--runs 30] [--warmup 2] [--endpoint http://127.0.0.1:PORT] [--call-latency MS]
+//!           [--env KEY=VALUE ...] --function NAME BOOTSTRAP EVENT_FILE CONFIG_FILE|- [--function ...]
 //! ```
 //!
 //! Each run starts the bootstrap with the environment Lambda gives a function
@@ -16,7 +16,9 @@
 //!   harness (the function's `AWS_ENDPOINT_URL` is the proxy), which times each call from its
 //!   request's first byte to its response's last byte; calls is the time during the first
 //!   invocation when at least one call was under way (overlapping calls count once), so
-//!   first response − calls is the function's own time, init included.
+//!   first response − calls is the function's own time, init included. `--call-latency MS`
+//!   holds each call's request that long before forwarding it: a model of an AWS endpoint's
+//!   round trip, which moto on loopback answers in about a millisecond.
 //!
 //! Functions take turns run by run (so a noisy neighbour hits them all alike); `--warmup` runs
 //! of each are discarded first. Prints JSON: per function the median, p95 and min of both, in
@@ -66,6 +68,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let (mut runs, mut warmup, mut endpoint) = (30usize, 2usize, None::<String>);
+    let mut latency = Duration::ZERO;
     let mut extra_env: Vec<(String, String)> = Vec::new();
     let mut functions = Vec::new();
     while let Some(arg) = args.next() {
@@ -74,6 +77,12 @@ fn run() -> Result<(), String> {
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--endpoint" => endpoint = Some(value()?),
+            "--call-latency" => {
+                let ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--call-latency: {e}"))?;
+                latency = Duration::from_millis(ms);
+            }
             "--env" => {
                 let pair = value()?;
                 let (key, val) = pair
@@ -113,7 +122,7 @@ fn run() -> Result<(), String> {
     let mut results: Vec<Vec<Measurement>> = functions.iter().map(|_| Vec::new()).collect();
     for round in 0..warmup + runs {
         for (i, function) in functions.iter().enumerate() {
-            let m = measure(function, endpoint.as_deref(), &extra_env)
+            let m = measure(function, endpoint.as_deref(), latency, &extra_env)
                 .map_err(|e| format!("{} (run {round}): {e}", function.name))?;
             if round >= warmup {
                 results[i].push(m);
@@ -155,6 +164,7 @@ fn run() -> Result<(), String> {
 fn measure(
     function: &Function,
     endpoint: Option<&str>,
+    latency: Duration,
     extra_env: &[(String, String)],
 ) -> Result<Measurement, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -196,7 +206,9 @@ fn measure(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let proxy = endpoint.map(CallsProxy::start).transpose()?;
+    let proxy = endpoint
+        .map(|endpoint| CallsProxy::start(endpoint, latency))
+        .transpose()?;
     if let Some(proxy) = &proxy {
         command.env("AWS_ENDPOINT_URL", format!("http://{}", proxy.address));
     }
@@ -269,14 +281,19 @@ struct ConnectionState {
 
 impl ConnectionState {
     /// A request byte at `t`: after a response, the previous call is over and a new one starts.
-    fn request(&mut self, t: Instant, intervals: &Mutex<Vec<(Instant, Instant)>>) {
+    /// True when this byte starts a call.
+    fn request(&mut self, t: Instant, intervals: &Mutex<Vec<(Instant, Instant)>>) -> bool {
         match (self.open, self.last_response) {
             (Some(start), Some(end)) => {
                 lock(intervals).push((start, end));
                 (self.open, self.last_response) = (Some(t), None);
+                true
             }
-            (None, _) => self.open = Some(t),
-            (Some(_), None) => {}
+            (None, _) => {
+                self.open = Some(t);
+                true
+            }
+            (Some(_), None) => false,
         }
     }
 
@@ -294,8 +311,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl CallsProxy {
-    /// Listens on a loopback port and forwards each connection to `endpoint` (`http://host:port`).
-    fn start(endpoint: &str) -> Result<Self, String> {
+    /// Listens on a loopback port and forwards each connection to `endpoint` (`http://host:port`),
+    /// each call's request `latency` late.
+    fn start(endpoint: &str, latency: Duration) -> Result<Self, String> {
         let upstream = endpoint
             .strip_prefix("http://")
             .ok_or_else(|| format!("--endpoint {endpoint}: only http:// endpoints"))?
@@ -329,7 +347,12 @@ impl CallsProxy {
                         let (state, intervals) = (state.clone(), intervals.clone());
                         let (mut from, mut to) = (client_read, server);
                         thread::spawn(move || {
-                            copy(&mut from, &mut to, |t| lock(&state).request(t, &intervals));
+                            copy(&mut from, &mut to, |t| {
+                                let starts = lock(&state).request(t, &intervals);
+                                if starts && !latency.is_zero() {
+                                    thread::sleep(latency);
+                                }
+                            });
                             let _ = to.shutdown(std::net::Shutdown::Both);
                             lock(&state).close(&intervals);
                         })

@@ -41,6 +41,10 @@ pub struct Action {
     /// For reads in a dry run: the answer the dry run assumed (see `jobrunner plan --help`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assumed: Option<Value>,
+    /// Sent while an earlier call was still under way: reads that do not depend on each other
+    /// go out together (the scaler's observation), in the order listed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub concurrent: bool,
 }
 
 impl Action {
@@ -51,6 +55,7 @@ impl Action {
             kind,
             input,
             assumed: None,
+            concurrent: false,
         }
     }
 

@@ -4,7 +4,10 @@
 //! plan --function scaler` drives the very same code with the dry run's recorded world.
 //!
 //! Every invocation (an EventBridge schedule, once a minute) handles every configured worker:
-//! it reads the queue (GetQueueAttributes), reads the service (DescribeServices), decides with
+//! it reads the queue (GetQueueAttributes) and the service (DescribeServices) together (with
+//! the worker's stored state on its first sample: the reads do not depend on each other, so
+//! one round trip observes all, and the queue and the service are seen at the same moment),
+//! decides with
 //! [`jobrunner_core::scaling::decide`], saves the decision's history to the state table with a
 //! conditional write, and calls UpdateService only when the count changes. Workers with
 //! `sample_every_seconds` are sampled again within the invocation until just before the next
@@ -14,8 +17,8 @@
 //! protection (ListTasks by serviceName, GetTaskProtection per 10 tasks) and never goes below
 //! them ([`crate::scaling::respect_protection`]).
 //!
-//! A jobs-mode worker is sampled the same way: it reads the queue, lists the worker's tasks
-//! (ListTasks by `startedBy jobrunner/worker/<name>`), decides with
+//! A jobs-mode worker is sampled the same way: it reads the queue and lists the worker's tasks
+//! (ListTasks by `startedBy jobrunner/worker/<name>`) together, decides with
 //! [`crate::scaling::decide_jobs`], saves its state with the same conditional write (so two
 //! invocations never both launch), then starts the tasks with RunTask (deterministic client
 //! tokens per decision; a capacity failure falls back to the next provider of `capacity`).
@@ -33,7 +36,8 @@ use serde_json::Value;
 
 use crate::config::{Config, LaunchSettings, Worker, WorkerMode};
 use crate::ports::{
-    CallError, Clock, Put, Queues, RunTaskAnswer, Saved, Services, StateTable, Tasks,
+    CallError, CallResult, Clock, Put, Queues, Record, RunTaskAnswer, Saved, Services, StateTable,
+    Tasks,
 };
 use crate::scaling::jobs::{self, JobsDecision};
 use crate::scaling::metrics;
@@ -55,6 +59,33 @@ pub const TICK: Duration = Duration::from_secs(60);
 
 /// State items live at least this long after their last write (DynamoDB TTL on `expires_at`).
 pub const STATE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What a worker's GetItem, when one is under way, found ([`from_record`]): `get` is created
+/// by the caller, so it is sent (and recorded) before the reads it goes out with.
+async fn stored(
+    name: &str,
+    get: Option<impl Future<Output = CallResult<Option<Record>>>>,
+) -> CallResult<Option<(WorkerState, Option<u64>)>> {
+    Ok(match get {
+        Some(get) => Some(from_record(name, get.await?)),
+        None => None,
+    })
+}
+
+/// The stored state and its version; a missing or unreadable item starts afresh (which only
+/// delays scale-in by one window).
+fn from_record(name: &str, record: Option<Record>) -> (WorkerState, Option<u64>) {
+    match record {
+        None => (WorkerState::default(), None),
+        Some(record) => match serde_json::from_str(&record.data) {
+            Ok(state) => (state, Some(record.version)),
+            Err(e) => {
+                tracing::warn!(worker = name, error = %e, "unreadable scaler state; starting afresh");
+                (WorkerState::default(), Some(record.version))
+            }
+        },
+    }
+}
 
 /// The state table key of a worker.
 pub fn state_key(worker: &str) -> String {
@@ -296,15 +327,19 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         documents: &mut Vec<Value>,
     ) -> Result<(), CallError> {
         let (name, worker) = (slot.name, slot.worker);
-        let key = state_key(name);
-        if slot.loaded.is_none() {
-            slot.loaded = Some(self.load(name, &key).await?);
-        }
         if worker.mode == WorkerMode::Jobs {
             return self.sample_jobs(slot, documents).await;
         }
-        let queue = self.ports.depth(&worker.queue_url).await?;
-        let service = self.ports.counts(&worker.cluster, &worker.service).await?;
+        let key = state_key(name);
+        let get = slot.loaded.is_none().then(|| self.ports.get(&key));
+        let (stored, queue, service) = futures::try_join!(
+            stored(name, get),
+            self.ports.depth(&worker.queue_url),
+            self.ports.counts(&worker.cluster, &worker.service),
+        )?;
+        if stored.is_some() {
+            slot.loaded = stored;
+        }
         let observation = Observation::new(queue, service);
         let now = self.ports.now();
         let Some((state, version)) = slot.loaded.as_ref() else {
@@ -403,12 +438,16 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         documents: &mut Vec<Value>,
     ) -> Result<(), CallError> {
         let (name, worker) = (slot.name, slot.worker);
-        let key = state_key(name);
-        let queue = self.ports.depth(&worker.queue_url).await?;
-        let live = self
-            .ports
-            .list_tasks(&worker.cluster, &jobs::started_by(name))
-            .await?;
+        let (key, started_by) = (state_key(name), jobs::started_by(name));
+        let get = slot.loaded.is_none().then(|| self.ports.get(&key));
+        let (stored, queue, live) = futures::try_join!(
+            stored(name, get),
+            self.ports.depth(&worker.queue_url),
+            self.ports.list_tasks(&worker.cluster, &started_by),
+        )?;
+        if stored.is_some() {
+            slot.loaded = stored;
+        }
         let live = u32::try_from(live.len()).unwrap_or(u32::MAX);
         let now = self.ports.now();
         let Some((state, version)) = slot.loaded.as_ref() else {
@@ -518,19 +557,9 @@ impl<'a, P: ScalerPorts> Scaler<'a, P> {
         Ok(())
     }
 
-    /// The stored state and its version; a missing or unreadable item starts afresh (which
-    /// only delays scale-in by one window).
+    /// The stored state and its version ([`from_record`]).
     async fn load(&self, name: &str, key: &str) -> Result<(WorkerState, Option<u64>), CallError> {
-        Ok(match self.ports.get(key).await? {
-            None => (WorkerState::default(), None),
-            Some(record) => match serde_json::from_str(&record.data) {
-                Ok(state) => (state, Some(record.version)),
-                Err(e) => {
-                    tracing::warn!(worker = name, error = %e, "unreadable scaler state; starting afresh");
-                    (WorkerState::default(), Some(record.version))
-                }
-            },
-        })
+        Ok(from_record(name, self.ports.get(key).await?))
     }
 
     /// One scheduled invocation: samples until the deadline [`sampling_deadline`] gives

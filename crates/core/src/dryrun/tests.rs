@@ -281,6 +281,12 @@ fn the_scaler_tick_reads_decides_saves_and_acts() {
         ]
     );
     assert_eq!(plan.actions[4].input["desiredCount"], 3);
+    // The three reads go out together; the writes wait for the decision.
+    let concurrent: Vec<bool> = plan.actions.iter().map(|a| a.concurrent).collect();
+    assert_eq!(concurrent, [false, true, true, false, false]);
+    let printed = serde_json::to_value(&plan.actions).unwrap();
+    assert_eq!(printed[1]["concurrent"], true);
+    assert!(printed[3].get("concurrent").is_none());
 }
 
 #[test]

@@ -208,7 +208,7 @@ fn reason_of(error: Error) -> String {
     }
 }
 
-/// The EventBridge envelope (fields every event has).
+/// The EventBridge envelope (fields every event has); its `detail` is read in place.
 #[derive(Debug, Deserialize)]
 struct EventBridgeEnvelope {
     #[serde(rename = "detail-type")]
@@ -217,21 +217,20 @@ struct EventBridgeEnvelope {
     time: DateTime<Utc>,
     #[serde(default)]
     resources: Vec<String>,
-    #[serde(default)]
-    detail: Value,
 }
 
 fn decode_eventbridge(value: &Value) -> Result<Event, Error> {
     let envelope: EventBridgeEnvelope = typed(value, "EventBridge event")?;
+    let detail = value.get("detail").unwrap_or(&Value::Null);
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.s3", "Object Created") => {
-            s3::decode_eventbridge_detail(&envelope.detail, envelope.time).map(Event::ObjectCreated)
+            s3::decode_eventbridge_detail(detail, envelope.time).map(Event::ObjectCreated)
         }
         ("aws.s3", other) => Ok(Event::Ignored(format!("S3 {other:?} events start no job"))),
         ("aws.events", "Scheduled Event") => {
             tick::decode_rule_event(&envelope.resources, envelope.time).map(Event::ScheduleTick)
         }
-        ("aws.ecs", "ECS Task State Change") => TaskStateChange::from_detail(&envelope.detail)
+        ("aws.ecs", "ECS Task State Change") => TaskStateChange::from_detail(detail)
             .map(|change| Event::TaskStateChange(Box::new(change))),
         (source, detail_type) => Err(Error::UnsupportedEvent(format!(
             "EventBridge {detail_type:?} from {source:?}"

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::TimeZone;
 use serde_json::json;
@@ -299,9 +299,36 @@ struct TestScaler {
     state: FakeState,
     clock: ManualClock,
     defaults: LaunchSettings,
+    /// When set, the observation's reads each wait for the others ([`TestScaler::meet`]).
+    meeting: Option<Meeting>,
+}
+
+/// Reads that must all be under way before any answers.
+struct Meeting {
+    expected: usize,
+    arrived: AtomicUsize,
 }
 
 impl TestScaler {
+    /// Arrives at the meeting and waits, a bounded number of turns, for the other reads: a
+    /// read sent after the previous one answered waits in vain and fails.
+    async fn meet(&self, operation: &'static str) -> CallResult<()> {
+        let Some(meeting) = &self.meeting else {
+            return Ok(());
+        };
+        meeting.arrived.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..100 {
+            if meeting.arrived.load(Ordering::SeqCst) >= meeting.expected {
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(CallError::Rejected {
+            operation,
+            message: "sent alone: the other reads were not under way".into(),
+        })
+    }
+
     async fn run(&self, deadline: DateTime<Utc>) -> Report {
         let mut scaler = Scaler::new(&self.workers, self);
         scaler.defaults = Some(&self.defaults);
@@ -317,12 +344,14 @@ impl TestScaler {
 
 impl Queues for TestScaler {
     async fn depth(&self, queue_url: &str) -> CallResult<QueueDepth> {
+        self.meet("GetQueueAttributes").await?;
         self.queues.depth(queue_url).await
     }
 }
 
 impl Services for TestScaler {
     async fn counts(&self, cluster: &str, service: &str) -> CallResult<ServiceCounts> {
+        self.meet("DescribeServices").await?;
         self.services.counts(cluster, service).await
     }
 
@@ -345,6 +374,7 @@ impl Services for TestScaler {
 
 impl Tasks for TestScaler {
     async fn list_tasks(&self, cluster: &str, started_by: &str) -> CallResult<Vec<String>> {
+        self.meet("ListTasks").await?;
         self.tasks.list_tasks(cluster, started_by).await
     }
 
@@ -367,6 +397,7 @@ impl StateTable for TestScaler {
     }
 
     async fn get(&self, key: &str) -> CallResult<Option<Record>> {
+        self.meet("GetItem").await?;
         self.state.get(key).await
     }
 
@@ -429,6 +460,7 @@ fn scaler(only: &[&str]) -> TestScaler {
         state: FakeState::default(),
         clock: ManualClock::new(t0()),
         defaults: LaunchSettings::default(),
+        meeting: None,
     }
 }
 
@@ -468,6 +500,42 @@ async fn scales_out_from_zero_and_saves_the_history() {
     assert_eq!(state.history.since, Some(t0()));
     let action = state.last_action.unwrap();
     assert_eq!((action.at, action.from, action.to), (t0(), 0, 3));
+}
+
+#[tokio::test]
+async fn the_observation_reads_go_out_together() {
+    // The stored state, the queue and the service: each read waits for the other two.
+    let meeting = || Meeting {
+        expected: 3,
+        arrived: AtomicUsize::new(0),
+    };
+    let mut s = scaler(&["orders"]);
+    s.meeting = Some(meeting());
+    s.queues.script(ORDERS, &[(25, 0)]);
+    s.services.add("orders", 0);
+    let report = tick(&s).await;
+    assert_eq!(report.workers["orders"].error, None);
+    assert_eq!(s.services.updates(), vec![("orders".to_string(), 3)]);
+
+    // Jobs mode: the stored state, the queue and the worker's tasks.
+    let mut s = jobs_scaler("");
+    s.meeting = Some(meeting());
+    s.queues.script(JOBS, &[(25, 0)]);
+    let report = tick(&s).await;
+    assert_eq!(report.workers["thumbs"].error, None);
+    assert_eq!(launched(&report, "thumbs"), 3);
+
+    // A read the others wait for in vain fails them: a fourth that never comes, as a read
+    // sent only after the previous one answered would never come.
+    let mut s = scaler(&["orders"]);
+    s.meeting = Some(Meeting {
+        expected: 4,
+        arrived: AtomicUsize::new(0),
+    });
+    s.queues.script(ORDERS, &[(25, 0)]);
+    s.services.add("orders", 0);
+    let error = tick(&s).await.workers["orders"].error.clone().unwrap();
+    assert!(error.contains("sent alone"), "{error}");
 }
 
 #[tokio::test]
@@ -787,6 +855,7 @@ messages_per_task = 10
         state: FakeState::default(),
         clock: ManualClock::new(t0()),
         defaults: config.defaults.clone(),
+        meeting: None,
     }
 }
 

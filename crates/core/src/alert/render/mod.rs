@@ -164,7 +164,7 @@ fn render_with(alert: &Alert, limits: Limits) -> Publish {
     }
     Publish {
         subject: subject(alert),
-        message: safe::json(Value::Object(structure).to_string()),
+        message: safe::json(serde_json::to_string(&structure).unwrap_or_default()),
         attributes: attributes(alert, limits.field_chars),
     }
 }

@@ -71,7 +71,7 @@ pub fn render_unstarted(run: &UnstartedRun<'_>) -> Publish {
             run.class.label(),
             run.job
         )),
-        message: safe::json(Value::Object(structure).to_string()),
+        message: safe::json(serde_json::to_string(&structure).unwrap_or_default()),
         attributes,
     }
 }
