@@ -280,13 +280,16 @@ fn nesting_depth(text: &str) -> usize {
 /// message quotes the event's own keys and values, so their control characters and line
 /// separators are escaped: the error stays one line in logs and DLQ reasons.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, Error> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        Error::MalformedEvent(escape_controls(&format!(
-            "{what}: {path}: {}",
-            e.into_inner()
-        )))
-    })
+    // Most events decode: only a failure is decoded again, tracking the path it failed at.
+    T::deserialize(value)
+        .or_else(|_| serde_path_to_error::deserialize(value))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            Error::MalformedEvent(escape_controls(&format!(
+                "{what}: {path}: {}",
+                e.into_inner()
+            )))
+        })
 }
 
 /// `text` with control characters and line or paragraph separators written as escapes (`\r`,

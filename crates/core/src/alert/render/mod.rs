@@ -154,19 +154,32 @@ impl Limits {
 }
 
 fn render_with(alert: &Alert, limits: Limits) -> Publish {
-    let text = text_body(alert, limits);
-    let document = json_document(alert, limits);
-    let mut structure = serde_json::Map::new();
-    structure.insert("default".into(), Value::String(text.clone()));
-    structure.insert("email".into(), Value::String(text));
-    for protocol in JSON_PROTOCOLS {
-        structure.insert((*protocol).into(), Value::String(document.clone()));
-    }
     Publish {
         subject: subject(alert),
-        message: safe::json(serde_json::to_string(&structure).unwrap_or_default()),
+        message: message(&text_body(alert, limits), &json_document(alert, limits)),
         attributes: attributes(alert, limits.field_chars),
     }
+}
+
+/// The `MessageStructure=json` message: `text` for `default` and `email`, `document` for
+/// [`JSON_PROTOCOLS`], keys in order. Each body is escaped once and written where it goes.
+fn message(text: &str, document: &str) -> String {
+    let quoted = |body: &str| safe::json(serde_json::to_string(body).unwrap_or_default());
+    let (text, document) = (quoted(text), quoted(document));
+    let mut bodies: Vec<(&str, &str)> = vec![("default", &text), ("email", &text)];
+    bodies.extend(
+        JSON_PROTOCOLS
+            .iter()
+            .map(|protocol| (*protocol, document.as_str())),
+    );
+    bodies.sort_unstable_by_key(|(protocol, _)| *protocol);
+    let mut out = String::with_capacity(2 * text.len() + 3 * document.len() + 64);
+    for (protocol, body) in bodies {
+        out.push(if out.is_empty() { '{' } else { ',' });
+        let _ = write!(out, "\"{protocol}\":{body}");
+    }
+    out.push('}');
+    out
 }
 
 /// Message attributes for SNS subscription filter policies. `job` and `cluster` come from the

@@ -54,12 +54,6 @@ pub fn render_unstarted(run: &UnstartedRun<'_>) -> Publish {
         "time": run.time.to_rfc3339_opts(SecondsFormat::Secs, true),
     })
     .to_string();
-    let mut structure = serde_json::Map::new();
-    structure.insert("default".into(), Value::String(text.clone()));
-    structure.insert("email".into(), Value::String(text));
-    for protocol in JSON_PROTOCOLS {
-        structure.insert((*protocol).into(), Value::String(document.clone()));
-    }
     let mut attributes = BTreeMap::new();
     attributes.insert("class".into(), run.class.as_str().into());
     attributes.insert("severity".into(), run.class.severity().as_str().into());
@@ -71,7 +65,7 @@ pub fn render_unstarted(run: &UnstartedRun<'_>) -> Publish {
             run.class.label(),
             run.job
         )),
-        message: safe::json(serde_json::to_string(&structure).unwrap_or_default()),
+        message: message(&text, &document),
         attributes,
     }
 }
