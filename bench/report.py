@@ -293,13 +293,14 @@ def latency_table(w, machine, ms):
         return
     lfns = {f["name"]: f for f in load("coldstart-latency.json")["functions"]}
     held = machine.get("call_latency_ms", "?")
+    paired = any(f"{fn}-before" in lfns for fn in FUNCTIONS)
     w(f"\nWith every AWS call held {held} ms by the harness's proxy, a model of an endpoint's round trip (an assumption, "
       "not a measurement: AWS describes DynamoDB's latency as single-digit milliseconds, and moto on loopback answers in "
       "about one), in runs of their own. The scaler sends its three reads (stored state, queue, service) together, so "
       "they cost one round trip instead of three:\n\n"
       "| function | first response median | first response p95 | calls median | first response − calls (median) |"
-      + (" first response before → after |" if any(f"{fn}-before" in lfns for fn in FUNCTIONS) else "")
-      + "\n|---|---:|---:|---:|---:|" + ("---:|" if any(f"{fn}-before" in lfns for fn in FUNCTIONS) else "") + "\n")
+      + (" first response before → after |" if paired else "")
+      + "\n|---|---:|---:|---:|---:|" + ("---:|" if paired else "") + "\n")
     for fn in ["hello"] + FUNCTIONS:
         f = lfns[fn]
         row = (f"| {fn} | {ms(f['first_response_ms'])} | {ms(f['first_response_ms'], 'p95')} | {ms(f.get('calls_ms'))} | "
@@ -307,7 +308,7 @@ def latency_table(w, machine, ms):
         b = lfns.get(f"{fn}-before")
         if b:
             row += f" {ms(b['first_response_ms'])} → {ms(f['first_response_ms'])} |"
-        elif any(f"{x}-before" in lfns for x in FUNCTIONS):
+        elif paired:
             row += " – |"
         w(row + "\n")
 

@@ -1,15 +1,16 @@
 //! The scaler function's decision path: keeps each worker's tasks matched to its SQS backlog,
 //! through the ports: a service's `desiredCount` (`mode = "service"`), or standalone tasks
-//! launched per backlog (`mode = "jobs"`, see [`crate::scaling::jobs`]). The scaler Lambda drives it with the AWS adapters; `jobrunner
-//! plan --function scaler` drives the very same code with the dry run's recorded world.
+//! launched per backlog (`mode = "jobs"`, see [`crate::scaling::jobs`]). The scaler Lambda
+//! drives it with the AWS adapters; `jobrunner plan --function scaler` drives the very same code
+//! with the dry run's recorded world.
 //!
 //! Every invocation (an EventBridge schedule, once a minute) handles every configured worker:
-//! it reads the queue (GetQueueAttributes) and the service (DescribeServices) together (with
-//! the worker's stored state on its first sample: the reads do not depend on each other, so
-//! one round trip observes all, and the queue and the service are seen at the same moment),
-//! decides with
-//! [`jobrunner_core::scaling::decide`], saves the decision's history to the state table with a
-//! conditional write, and calls UpdateService only when the count changes. Workers with
+//! it reads the queue (GetQueueAttributes) and the service (DescribeServices), with the
+//! worker's stored state on its first sample (GetItem). The reads do not depend on each other,
+//! so they go out together: one round trip observes all, and the queue and the service are
+//! seen at the same moment. It decides with [`jobrunner_core::scaling::decide`], saves the
+//! decision's history to the state table with a conditional write, and calls UpdateService
+//! only when the count changes. Workers with
 //! `sample_every_seconds` are sampled again within the invocation until just before the next
 //! minute, so reaction time is not bound to the one-minute schedule.
 //!
