@@ -46,6 +46,38 @@ def main(out_dir):
             memory="512",
             containerDefinitions=[{"name": "app", "image": f"example.com/{family}:1", "memory": 512}],
         )
+    # The tracker's event stops thumbnails:7 (app essential, otel-collector a sidecar): register
+    # up to that revision, so its DescribeTaskDefinition finds the definition as in production.
+    for _ in range(2, 8):
+        ecs.register_task_definition(
+            family="thumbnails",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": "example.com/thumbnails:1",
+                    "memory": 384,
+                    "essential": True,
+                    "logConfiguration": {
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": "/ecs/thumbnails",
+                            "awslogs-region": REGION,
+                            "awslogs-stream-prefix": "ecs",
+                        },
+                    },
+                },
+                {
+                    "name": "otel-collector",
+                    "image": "example.com/otel-collector:1",
+                    "memory": 128,
+                    "essential": False,
+                },
+            ],
+        )
     ecs.create_service(
         cluster="jobs",
         serviceName="order-workers",

@@ -228,7 +228,8 @@ def cold_section(w, cold, fns, machine):
       f"after {cold['warmup']} discarded warm-up runs, under a fake Lambda Runtime API on loopback (`bench/coldstart`). "
       "**Init** = process start → first `GET /2018-06-01/runtime/invocation/next`; **first response** = process start → the "
       "`POST …/response` for one event, with the SDK clients pointed at moto server on loopback (`AWS_ENDPOINT_URL`, dummy "
-      "credentials; resources from `bench/moto_setup.py`) through a forwarding proxy of the harness that times the calls; "
+      "credentials; resources from `bench/moto_setup.py`, which registers the task definition revision the tracker's event "
+      "stopped, so its DescribeTaskDefinition finds it as in production) through a forwarding proxy of the harness that times the calls; "
       "**calls** = the time during the first invocation when at least one AWS call was under way (its request's first byte "
       "to its response's last byte), so first response − calls is the function's own time. The floor is `bench/hello`, a "
       "`lambda_runtime` hello world built with the same release profile, the same build script (a position-dependent "
@@ -262,6 +263,7 @@ def cold_section(w, cold, fns, machine):
             w(f"| {fn} | {ms(b['init_ms'])} | {ms(a['init_ms'])} | {b['init_ms']['median'] / floor:.2f}× → "
               f"{a['init_ms']['median'] / floor:.2f}× | {ms(b['first_response_ms'])} | {ms(a['first_response_ms'])} | "
               f"{ms(bo)} → {ms(ao)} |\n")
+    split_table(w, fns, ms)
     system = load("coldstart-system-roots.json")
     sfns = {f["name"]: f for f in system["functions"]}
     sfloor = sfns["hello"]["init_ms"]["median"]
@@ -285,6 +287,24 @@ def cold_section(w, cold, fns, machine):
     w("\nFirst responses (first run of each):\n\n")
     for fn in ["hello"] + FUNCTIONS:
         w(f"- {fn}: `{fns[fn]['first_body'][:200]}`\n")
+
+
+def split_table(w, fns, ms):
+    """Where each function's own time falls around its calls (medians over the runs, so the parts need not add up)."""
+    if not any(fns[fn].get("before_calls_ms") for fn in FUNCTIONS):
+        return
+    floor = fns["hello"]
+    w("\nWhere the own time falls (medians of each part; `coldstart --timeline` prints every run): init; from init to the "
+      "first call's request (the event decoded, the first requests built, the HTTPS connector and the first connections "
+      "opened); the time between the first call's request and the last call's response when no call was under way (answers "
+      "decoded, the next request built and its connection opened); and from the last response to the function's own. The "
+      f"floor answers {floor['first_response_ms']['median'] - floor['init_ms']['median']:.1f} ms after its init.\n\n"
+      "| function | init | init → first call | between calls | last call → response | first response − calls |\n"
+      "|---|---:|---:|---:|---:|---:|\n")
+    for fn in FUNCTIONS:
+        f = fns[fn]
+        w(f"| {fn} | {ms(f['init_ms'])} | {ms(f.get('before_calls_ms'))} | {ms(f.get('between_calls_ms'))} | "
+          f"{ms(f.get('after_calls_ms'))} | {ms(f.get('first_response_less_calls_ms'))} |\n")
 
 
 def latency_table(w, machine, ms):
@@ -565,20 +585,23 @@ def explain_init():
 
 
 def explain_first():
-    return ("First response − calls is init plus the first invocation's own work. A profile of the first invocation "
-            "(`perf record` of a release build with symbols, 8 cold starts of each function, bench/README.md) finds no "
-            "single cause: each AWS operation's path through the SDK runs for the first time. Of the samples whose stack "
-            "reaches the handler (tracker; scaler), the operations' configuration and interceptors take 17 %; 22 % (the "
-            "user-agent header 2.5 %; 0.7 % of it), page faults on code and heap touched for the first time 17 %; 11 %, "
-            "the HTTPS connector built at the first call 10 % (tracker), SigV4 signing 5 %; 5 %, request and response "
-            "(de)serialization 4 %; 7 %, dropping each operation's configuration 2 %; 10 %, endpoint resolution 2 %; 3 %; "
-            "the tracker's own event decoding and alert rendering, microseconds when warm (see the hot path), take 26 % of "
-            "its first invocation cold. So the time grows with the operations a function makes one after another: the "
-            "launcher (one RunTask) meets the goal. The scaler now sends its three independent reads (GetItem, "
-            "GetQueueAttributes, DescribeServices) together, so the SDK work of one overlaps the others' waits (its own "
-            "time before and after: the table above); its PutItem still follows them. The tracker's two calls depend on each other: "
-            "the alert it publishes needs the task definition it describes. Warming those paths during init would only "
-            "move the time there.")
+    return ("First response − calls is init plus the first invocation's own work, and the table above splits it around "
+            "the calls. The floor answers about half a millisecond after its init. Each function spends more than that "
+            "before its first call's request leaves (the event decoded, the first requests built, the HTTPS connector "
+            "built and the first connections opened), and again between calls (an answer decoded, the next request built, "
+            "a connection to the next service opened). A profile of the first invocation (`perf record` of a release build "
+            "with symbols, 8 cold starts of each function, bench/README.md; each sample whose stack reaches the handler "
+            "counted once, under the innermost frame that names a part) finds no single cause. For the tracker; the "
+            "scaler: the SDK's orchestration of each operation (its configuration, runtime plugins and interceptors) "
+            "28 %; 29 %, page faults on code and heap touched for the first time 20 %; 15 %, dropping each operation's "
+            "configuration 7 %; 13 %, SigV4 signing 4 %; 4 %, the HTTP exchange 4 %; 6 %, the user-agent header 4 %; 1 %, "
+            "request and response (de)serialization 2 %; 3 %, the connector and connections 3 % (tracker), endpoint "
+            "resolution 1 %; 3 %, log lines 4 %; 2 %, and jobrunner's own decoding, deciding and rendering 14 % (the "
+            "tracker's alert, cold; microseconds warm, see the hot path); 0.3 %. So the own time grows with the calls a "
+            "function makes one after another. The launcher (one RunTask) meets the goal. The scaler sends its three "
+            "independent reads (GetItem, GetQueueAttributes, DescribeServices) together, then its conditional PutItem. "
+            "The tracker's Publish needs the task definition it describes. Warming these paths during init would only "
+            "move the time there, and init counts in the first response.")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@
 # the cold-start run that models an endpoint's round trip, default 10). Raw outputs go to bench/out/
 # (not committed).
 set -euo pipefail
+# BASELINE may be relative to where run.sh was started.
+if [ -n "${BASELINE:-}" ]; then BASELINE=$(cd "$BASELINE" && pwd); fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! coldstart [--runs 30] [--warmup 2] [--endpoint http://127.0.0.1:PORT] [--call-latency MS]
-//!           [--env KEY=VALUE ...] --function NAME BOOTSTRAP EVENT_FILE CONFIG_FILE|- [--function ...]
+//!           [--env KEY=VALUE ...] [--timeline] --function NAME BOOTSTRAP EVENT_FILE CONFIG_FILE|- [--function ...]
 //! ```
 //!
 //! Each run starts the bootstrap with the environment Lambda gives a function
@@ -19,6 +19,15 @@
 //!   first response − calls is the function's own time, init included. `--call-latency MS`
 //!   holds each call's request that long before forwarding it: a model of an AWS endpoint's
 //!   round trip, which moto on loopback answers in about a millisecond.
+//!
+//! `--timeline` also prints each measured run to stderr: init, every call's interval and the
+//! response, in milliseconds from process start, to see where a function's own time falls
+//! (before its first call, between calls, after the last).
+//!
+//! The JSON also splits the own time of functions that make calls: `before_calls_ms` (init → the
+//! first call's request), `between_calls_ms` (from the first call's request to the last call's
+//! response, the time when no call was under way: decoding answers, deciding, building the next
+//! request) and `after_calls_ms` (the last response → the function's response).
 //!
 //! Functions take turns run by run (so a noisy neighbour hits them all alike); `--warmup` runs
 //! of each are discarded first. Prints JSON: per function the median, p95 and min of both, in
@@ -54,6 +63,8 @@ struct Measurement {
     init_ms: f64,
     first_response_ms: Option<f64>,
     calls_ms: Option<f64>,
+    /// Each call's request-first-byte and response-last-byte, in ms from process start.
+    calls: Vec<(f64, f64)>,
     ok: bool,
     body: String,
 }
@@ -70,6 +81,7 @@ fn run() -> Result<(), String> {
     let (mut runs, mut warmup, mut endpoint) = (30usize, 2usize, None::<String>);
     let mut latency = Duration::ZERO;
     let mut extra_env: Vec<(String, String)> = Vec::new();
+    let mut timeline = false;
     let mut functions = Vec::new();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -77,6 +89,7 @@ fn run() -> Result<(), String> {
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--endpoint" => endpoint = Some(value()?),
+            "--timeline" => timeline = true,
             "--call-latency" => {
                 let ms = value()?
                     .parse()
@@ -125,6 +138,9 @@ fn run() -> Result<(), String> {
             let m = measure(function, endpoint.as_deref(), latency, &extra_env)
                 .map_err(|e| format!("{} (run {round}): {e}", function.name))?;
             if round >= warmup {
+                if timeline {
+                    eprintln!("{}", m.timeline(&function.name));
+                }
                 results[i].push(m);
             }
         }
@@ -141,16 +157,21 @@ fn run() -> Result<(), String> {
             .iter()
             .filter_map(|m| Some(m.first_response_ms? - m.calls_ms?))
             .collect();
+        let splits: Vec<[f64; 3]> = ms.iter().filter_map(Measurement::own_split).collect();
+        let split = |i: usize| stats(&splits.iter().map(|s| s[i]).collect::<Vec<_>>());
         let ok = ms.iter().filter(|m| m.ok).count();
         let body = ms.first().map(|m| m.body.clone()).unwrap_or_default();
         out.push_str(&format!(
-            "    {{\"name\": {}, \"bootstrap\": {}, \"init_ms\": {}, \"first_response_ms\": {}, \"calls_ms\": {}, \"first_response_less_calls_ms\": {}, \"ok\": {ok}, \"first_body\": {}}}{}\n",
+            "    {{\"name\": {}, \"bootstrap\": {}, \"init_ms\": {}, \"first_response_ms\": {}, \"calls_ms\": {}, \"first_response_less_calls_ms\": {}, \"before_calls_ms\": {}, \"between_calls_ms\": {}, \"after_calls_ms\": {}, \"ok\": {ok}, \"first_body\": {}}}{}\n",
             quote(&function.name),
             quote(&function.bootstrap.display().to_string()),
             stats(&init),
             stats(&first),
             stats(&calls),
             stats(&own),
+            split(0),
+            split(1),
+            split(2),
             quote(&body.chars().take(300).collect::<String>()),
             if i + 1 < functions.len() { "," } else { "" }
         ));
@@ -253,14 +274,64 @@ fn measure(
     }
     let ms = |t: Instant| (t - start).as_secs_f64() * 1000.0;
     let init = init.ok_or("responded before asking for an event")?;
-    let calls_ms = intervals.map(|intervals| busy(&intervals, init, at).as_secs_f64() * 1000.0);
+    let mut calls: Vec<(f64, f64)> = intervals
+        .iter()
+        .flatten()
+        .map(|&(from, to)| (ms(from), ms(to)))
+        .collect();
+    calls.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let calls_ms = intervals.map(|_| busy(&calls, ms(init), ms(at)));
     Ok(Measurement {
         init_ms: ms(init),
         first_response_ms: Some(ms(at)),
         calls_ms,
+        calls,
         ok: call == Call::Response,
         body,
     })
+}
+
+impl Measurement {
+    /// The own time of the first invocation around its calls: init → first request, the idle
+    /// time from the first request to the last response, the last response → the function's
+    /// response. None for a run without calls.
+    fn own_split(&self) -> Option<[f64; 3]> {
+        let response = self.first_response_ms?;
+        let within = |&&(from, to): &&(f64, f64)| from < response && to > self.init_ms;
+        let first = self
+            .calls
+            .iter()
+            .filter(within)
+            .map(|c| c.0)
+            .min_by(f64::total_cmp)?;
+        let first = first.max(self.init_ms);
+        let last = self
+            .calls
+            .iter()
+            .filter(within)
+            .map(|c| c.1)
+            .max_by(f64::total_cmp)?;
+        let last = last.min(response);
+        let idle = last - first - busy(&self.calls, first, last);
+        Some([first - self.init_ms, idle, response - last])
+    }
+
+    /// One line: `NAME init 3.10 calls 4.20-9.80 11.05-16.40 response 17.02`.
+    fn timeline(&self, name: &str) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|(from, to)| format!("{from:.2}-{to:.2}"))
+            .collect();
+        let response = self
+            .first_response_ms
+            .map_or_else(|| "none".to_string(), |ms| format!("{ms:.2}"));
+        format!(
+            "{name} init {:.2} calls {} response {response}",
+            self.init_ms,
+            calls.join(" ")
+        )
+    }
 }
 
 /// A forwarding proxy in front of the AWS endpoint that records when each call was under way.
@@ -405,16 +476,16 @@ fn copy(from: &mut TcpStream, to: &mut TcpStream, mut seen: impl FnMut(Instant))
     }
 }
 
-/// How long within `from..to` at least one interval was under way.
-fn busy(intervals: &[(Instant, Instant)], from: Instant, to: Instant) -> Duration {
-    let mut clipped: Vec<(Instant, Instant)> = intervals
+/// How long (ms) within `from..to` at least one interval was under way.
+fn busy(intervals: &[(f64, f64)], from: f64, to: f64) -> f64 {
+    let mut clipped: Vec<(f64, f64)> = intervals
         .iter()
         .map(|&(a, b)| (a.max(from), b.min(to)))
         .filter(|(a, b)| a < b)
         .collect();
-    clipped.sort();
-    let mut total = Duration::ZERO;
-    let mut current: Option<(Instant, Instant)> = None;
+    clipped.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
     for (a, b) in clipped {
         current = match current {
             Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
