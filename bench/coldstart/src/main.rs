@@ -297,21 +297,18 @@ impl Measurement {
     /// response. None for a run without calls.
     fn own_split(&self) -> Option<[f64; 3]> {
         let response = self.first_response_ms?;
-        let within = |&&(from, to): &&(f64, f64)| from < response && to > self.init_ms;
-        let first = self
+        let within: Vec<(f64, f64)> = self
             .calls
             .iter()
-            .filter(within)
+            .copied()
+            .filter(|&(from, to)| from < response && to > self.init_ms)
+            .collect();
+        let first = within
+            .iter()
             .map(|c| c.0)
-            .min_by(f64::total_cmp)?;
-        let first = first.max(self.init_ms);
-        let last = self
-            .calls
-            .iter()
-            .filter(within)
-            .map(|c| c.1)
-            .max_by(f64::total_cmp)?;
-        let last = last.min(response);
+            .reduce(f64::min)?
+            .max(self.init_ms);
+        let last = within.iter().map(|c| c.1).reduce(f64::max)?.min(response);
         let idle = last - first - busy(&self.calls, first, last);
         Some([first - self.init_ms, idle, response - last])
     }
