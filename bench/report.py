@@ -279,8 +279,10 @@ def cold_section(w, cold, fns, machine):
     latency_table(w, machine, ms)
     w("\nWhat this harness cannot say about Lambda: it starts the process on a shared 2-core VM, not in a Firecracker "
       "microVM with Lambda's CPU share for the memory size; it does not see Lambda's own init phases (download and unpack of "
-      "the zip, sandbox start); moto on loopback answers in about a millisecond where AWS endpoints take tens; and "
-      "`/etc/ssl/certs` here is not the Lambda runtime image's. The ratios to the floor, measured in the same runs, are what "
+      "the zip, sandbox start); moto on loopback answers in about a millisecond where AWS endpoints take tens; moto closes "
+      "every connection after its answer (`Connection: close`), so each call here opens and closes one, where AWS endpoints "
+      "keep them open for the next call to the same service; the calls are plain HTTP, without the TLS handshake of each "
+      "first call to an AWS endpoint; and `/etc/ssl/certs` here is not the Lambda runtime image's. The ratios to the floor, measured in the same runs, are what "
       "it can compare.\n")
     CONTEXT["init"] = {fn: fns[fn]["init_ms"]["median"] for fn in fns}
     CONTEXT["init_system"] = {fn: sfns[fn]["init_ms"]["median"] for fn in sfns}
