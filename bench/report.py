@@ -588,7 +588,7 @@ def explain_init():
 
 def explain_first():
     return ("First response − calls is init plus the first invocation's own work, and the table above splits it around "
-            "the calls. The floor answers about half a millisecond after its init. Each function spends more than that "
+            "the calls. The floor answers a few tenths of a millisecond after its init. Each function spends more than that "
             "before its first call's request leaves (the event decoded, the first requests built, the HTTPS connector "
             "built and the first connections opened), and again between calls (an answer decoded, the next request built, "
             "a connection to the next service opened). A profile of the first invocation (`perf record` of a release build "
