@@ -599,7 +599,7 @@ def explain_first():
             "configuration 7 %; 13 %, SigV4 signing 4 %; 4 %, the HTTP exchange 4 %; 6 %, the user-agent header 4 %; 1 %, "
             "request and response (de)serialization 2 %; 3 %, the connector and connections 3 % (tracker), endpoint "
             "resolution 1 %; 3 %, log lines 4 %; 2 %, and jobrunner's own decoding, deciding and rendering 14 % (the "
-            "tracker's alert, cold; microseconds warm, see the hot path); 0.3 %. So the own time grows with the calls a "
+            "tracker's event and alert, cold; microseconds warm, see the hot path); 0.3 %. So the own time grows with the calls a "
             "function makes one after another. The launcher (one RunTask) meets the goal. The scaler sends its three "
             "independent reads (GetItem, GetQueueAttributes, DescribeServices) together, then its conditional PutItem. "
             "The tracker's Publish needs the task definition it describes. Warming these paths during init would only "

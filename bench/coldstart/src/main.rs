@@ -30,8 +30,8 @@
 //! request) and `after_calls_ms` (the last response → the function's response).
 //!
 //! Functions take turns run by run (so a noisy neighbour hits them all alike); `--warmup` runs
-//! of each are discarded first. Prints JSON: per function the median, p95 and min of both, in
-//! milliseconds, how many first invocations succeeded, and the first response body.
+//! of each are discarded first. Prints JSON: per function the median, p95, min and max of each
+//! figure, in milliseconds, how many first invocations succeeded, and the first response body.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

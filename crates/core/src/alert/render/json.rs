@@ -87,7 +87,7 @@ pub(super) fn json_document(alert: &Alert, limits: Limits) -> String {
     if clip_strings(&mut value, limits.field_chars) || hidden {
         value["truncated"] = Value::Bool(true);
     }
-    safe::json(serde_json::to_string(&value).unwrap_or_default())
+    safe::json(value.to_string())
 }
 
 /// Clips every string in `value`, however deep: no field, present or future, escapes the limit.
